@@ -1,0 +1,56 @@
+# sipgw-lab: `make lab` runs the emulated lab through the suites, `make test` runs the tests.
+# Both work as the very first command on a fresh machine: they create .venv/ and install
+# the Debian packages they need when missing (apt-get; CI runs as root).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEB_PACKAGES := sip-tester kamailio chromium postgresql
+PYTEST_WORKERS ?= auto
+
+.PHONY: lab test lint check-imports pytest debs clean help
+
+help:
+	@echo "make lab    run the embedded gateway and the emulated lab through all suites (reports/)"
+	@echo "make test   run ruff, the import-layer check and the test suite"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.venv: $(STAMP)
+
+# Debian packages the lab and the tests use: SIPp, Kamailio (benchmark peer), Chromium (page
+# tests), PostgreSQL (shared results database). Installed only when missing.
+debs:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = "0" ]; then \
+	        echo "installing Debian packages:$$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else \
+	        echo "missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; \
+	    fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+check-imports: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP) debs
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
+
+test: lint check-imports pytest
+
+lab: $(STAMP) debs
+	$(BIN)/sipgw-lab run --inventory lab_inventory.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
