@@ -377,3 +377,44 @@ def test_ack_has_no_transaction_kind() -> None:
         TransactionKind.for_method("ACK", client=True)
     assert TransactionKind.for_method("INVITE", client=False) is K.INVITE_SERVER
     assert TransactionKind.for_method("BYE", client=True) is K.NON_INVITE_CLIENT
+
+
+# --- the diagrams are drawn from the same tables ---
+
+
+def _load_diagram_tool():  # type: ignore[no-untyped-def]
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "tools" / "draw_state_diagrams.py"
+    spec = importlib.util.spec_from_file_location("draw_state_diagrams", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("kind", list(TransactionKind), ids=lambda k: k.name)
+def test_diagram_has_one_edge_label_per_row(kind: TransactionKind) -> None:
+    import re
+
+    dot = _load_diagram_tool().render(kind)
+    drawn = set()
+    for source, target, label in re.findall(r"^\s+(\w+) -> (\w+) \[label=\"(.*)\"\];$", dot, re.MULTILINE):
+        events, _, action = label.partition("\\n")
+        for event in events.split(" | "):
+            drawn.add((S[source], TxEvent(event), S[target], action))
+    expected = {
+        (state, event, row.next_state, ", ".join(str(e) for e in row.effects) or "-")
+        for state, events in TRANSITIONS[kind].items()
+        for event, row in events.items()
+    }
+    assert drawn == expected
+
+
+def test_diagram_tool_writes_one_file_per_machine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    tool = _load_diagram_tool()
+    assert tool.main([str(tmp_path / "fsm")]) == 0
+    files = sorted(p.name for p in (tmp_path / "fsm").iterdir())
+    assert files == sorted(f"{kind.name.lower()}.dot" for kind in TransactionKind)
+    assert (tmp_path / "fsm" / "invite_server.dot").read_text().startswith("digraph invite_server {")
