@@ -155,7 +155,7 @@ def iter_pcap(entries: Iterable[TraceEntry]) -> Iterator[bytes]:
     for e in entries:
         pkt = _packet(e)
         sec = int(e.time)
-        usec = int(round((e.time - sec) * 1_000_000))
+        usec = round((e.time - sec) * 1_000_000)
         if usec >= 1_000_000:
             sec, usec = sec + 1, usec - 1_000_000
         yield struct.pack("<IIII", sec, usec, len(pkt), len(pkt)) + pkt

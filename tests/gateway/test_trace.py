@@ -41,7 +41,7 @@ def test_ring_is_bounded():
 
 def test_pcap_structure():
     data = to_pcap(make().entries())
-    magic, major, minor, _, _, snap, link = struct.unpack("<IHHiIII", data[:24])
+    magic, major, minor, _, _, _snap, link = struct.unpack("<IHHiIII", data[:24])
     assert (magic, major, minor, link) == (0xA1B2C3D4, 2, 4, 101)
     sec, usec, incl, orig = struct.unpack("<IIII", data[24:40])
     assert (sec, usec) == (10, 0) and incl == orig == 20 + 8 + len(INVITE)
