@@ -5,14 +5,20 @@ Bytes go in (``parse_message``, ``StreamFramer.feed``), messages come out; messa
 """
 
 from gateway.sip.errors import SipParseError
+from gateway.sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, StreamFramer, is_keepalive
 from gateway.sip.headers import Headers, canonical_name
 from gateway.sip.message import REASON_PHRASES, Request, Response, reason_phrase
+from gateway.sip.multipart import BodyPart, build_multipart, find_part, parse_multipart, part_by_content_id
 from gateway.sip.parser import MAX_MESSAGE_SIZE, parse_message
 from gateway.sip.uri import CSeq, NameAddr, SipURI, Via
+from gateway.sip.validate import accepts, check_request, response_for_error
 
 __all__ = [
+    "KEEPALIVE_PING",
+    "KEEPALIVE_PONG",
     "MAX_MESSAGE_SIZE",
     "REASON_PHRASES",
+    "BodyPart",
     "CSeq",
     "Headers",
     "NameAddr",
@@ -20,8 +26,17 @@ __all__ = [
     "Response",
     "SipParseError",
     "SipURI",
+    "StreamFramer",
     "Via",
+    "accepts",
+    "build_multipart",
     "canonical_name",
+    "check_request",
+    "find_part",
+    "is_keepalive",
     "parse_message",
+    "parse_multipart",
+    "part_by_content_id",
     "reason_phrase",
+    "response_for_error",
 ]

@@ -55,49 +55,56 @@ def _escape(text: str, safe: str) -> str:
     return quote(text, safe=safe, errors="surrogateescape")
 
 
-def _parse_host(text: str, what: str) -> tuple[str, int | None]:
-    """Split ``host[:port]`` (host may be an IPv6 reference); return (host without brackets, port)."""
+def _where(what: str, whole: str) -> str:
+    return f"{what} {printable(whole)}"
+
+
+def _parse_host(text: str, what: str, whole: str) -> tuple[str, int | None]:
+    """Split ``host[:port]`` (host may be an IPv6 reference); return (host without brackets, port).
+
+    ``what`` and ``whole`` (the kind of value and its full text) are only used in error messages.
+    """
     port: int | None = None
     if text.startswith("["):
         close = text.find("]")
         if close == -1:
-            raise SipParseError(f"unterminated IPv6 reference in {what} {printable(text)}")
+            raise SipParseError(f"unterminated IPv6 reference in {_where(what, whole)}")
         host = text[1:close]
         rest = text[close + 1 :]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise SipParseError(f"invalid IPv6 address in {what} {printable(text)}") from None
+            raise SipParseError(f"invalid IPv6 address in {_where(what, whole)}") from None
         if rest:
             if rest[0] != ":":
-                raise SipParseError(f"unexpected text after IPv6 reference in {what} {printable(text)}")
-            port = _parse_port(rest[1:], what)
+                raise SipParseError(f"unexpected text after IPv6 reference in {_where(what, whole)}")
+            port = _parse_port(rest[1:], what, whole)
         return host, port
     host, sep, port_text = text.partition(":")
     if sep:
-        port = _parse_port(port_text, what)
-    _check_hostname(host, what)
+        port = _parse_port(port_text, what, whole)
+    _check_hostname(host, what, whole)
     return host, port
 
 
-def _check_hostname(host: str, what: str) -> None:
+def _check_hostname(host: str, what: str, whole: str) -> None:
     if not host or len(host) > 255:
-        raise SipParseError(f"missing or oversized host in {what}")
+        raise SipParseError(f"missing or oversized host in {_where(what, whole)}")
     m = IPV4_RE.fullmatch(host)
     if m is not None:
         if any(int(octet) > 255 for octet in m.groups()):
-            raise SipParseError(f"invalid IPv4 address in {what} {printable(host)}")
+            raise SipParseError(f"invalid IPv4 address {printable(host)} in {_where(what, whole)}")
         return
     if HOSTNAME_RE.fullmatch(host) is None:
-        raise SipParseError(f"invalid host in {what} {printable(host)}")
+        raise SipParseError(f"invalid host {printable(host)} in {_where(what, whole)}")
 
 
-def _parse_port(text: str, what: str) -> int:
+def _parse_port(text: str, what: str, whole: str) -> int:
     if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
-        raise SipParseError(f"invalid port in {what} {printable(text)}")
+        raise SipParseError(f"invalid port {printable(text)} in {_where(what, whole)}")
     port = int(text)
     if port > 65535:
-        raise SipParseError(f"port {port} out of range in {what}")
+        raise SipParseError(f"port {port} out of range in {_where(what, whole)}")
     return port
 
 
@@ -105,7 +112,7 @@ def _host_text(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def parse_params(text: str, pos: int, what: str) -> tuple[Params, int]:
+def parse_params(text: str, pos: int) -> tuple[Params, int]:
     """Read ``*( SEMI generic-param )`` from ``text[pos:]``.
 
     Names are lower-cased (parameter names are case-insensitive); values are kept as written,
@@ -130,8 +137,8 @@ def format_params(params: Params) -> str:
 def _rest_error(text: str, pos: int, what: str) -> SipParseError:
     rest = text[pos:].lstrip(" \t")
     if rest.startswith(";"):
-        return SipParseError(f"empty or malformed parameter in {what} at {printable(rest)}")
-    return SipParseError(f"unexpected text in {what} at {printable(rest)}")
+        return SipParseError(f"empty or malformed parameter at {printable(rest)} in {_where(what, text)}")
+    return SipParseError(f"unexpected text {printable(rest)} in {_where(what, text)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,7 +246,7 @@ class SipURI:
             rest = rest[:q]
         semi = rest.find(";")
         hostport = rest if semi == -1 else rest[:semi]
-        host, port = _parse_host(hostport, f"URI {printable(text)}")
+        host, port = _parse_host(hostport, "URI", text)
         params: Params = {}
         if semi != -1:
             for item in rest[semi + 1 :].split(";"):
@@ -487,9 +494,9 @@ class NameAddr:
                     )
             uri = SipURI.parse(uri_text)
             pos = end
-        params, pos = parse_params(text, pos, "address")
+        params, pos = parse_params(text, pos)
         if text[pos:].strip(" \t"):
-            raise _rest_error(text, pos, f"address {printable(text)}")
+            raise _rest_error(text, pos, "address")
         return cls(uri, display, params)
 
     def __str__(self) -> str:
@@ -566,15 +573,14 @@ class Via:
         name, version, transport, host, port_text = m.groups()
         if name.upper() != "SIP" or version != "2.0":
             raise SipParseError(f"Via protocol {name}/{version} is not SIP/2.0")
-        what = f"Via {printable(text)}"
         if host.startswith("["):
-            host, _ = _parse_host(host, what)
+            host, _ = _parse_host(host, "Via", text)
         else:
-            _check_hostname(host, what)
-        port = _parse_port(port_text, what) if port_text is not None else None
-        params, pos = parse_params(text, m.end(), what)
+            _check_hostname(host, "Via", text)
+        port = _parse_port(port_text, "Via", text) if port_text is not None else None
+        params, pos = parse_params(text, m.end())
         if pos != len(text) and text[pos:].strip(" \t"):
-            raise _rest_error(text, pos, what)
+            raise _rest_error(text, pos, "Via")
         return cls(transport, host, port, params, f"{name.upper()}/{version}")
 
     def __str__(self) -> str:
