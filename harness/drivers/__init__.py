@@ -1,0 +1,1 @@
+"""Device drivers: emulated and physical devices behind the same capability protocols."""
