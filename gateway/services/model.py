@@ -81,3 +81,17 @@ class PstnRange:
         if not digits.startswith(pre):
             return False
         return self.length is None or len(digits) == self.length
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Where a message came from (and where replies and requests to that device go): RFC 5626 flow."""
+
+    transport: str  # "UDP", "TCP" or "TLS"
+    host: str
+    port: int
+    conn_id: int | None = None  # the stream connection for TCP/TLS
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport.lower()}:{host}:{self.port}"

@@ -1,0 +1,421 @@
+"""The registrar (RFC 3261 §10.3) with digest authentication and firmware gating.
+
+A REGISTER is authenticated against the user's credentials (unknown users and wrong passwords get the
+same answer, so names cannot be enumerated), its ``User-Agent`` is checked against the device catalogue
+(below the minimum or on the wrong firmware family: ``403`` with a ``Warning: 399`` naming model, found and
+required firmware, unless the policy is ``warn``), and its contacts are stored as bindings with the flow the
+request arrived on, so requests to the device go back the same way (NAT, TCP/TLS connection reuse).
+
+Pure logic: the caller passes the request, its flow and the time, and sends the returned response.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from device_profiles.verdict import FirmwareVerdict, Verdict, check_user_agent
+from gateway.services.diagnostics import warning_header
+from gateway.services.directory import Directory, number_key
+from gateway.services.model import Device, Flow, PairState, User
+from gateway.sip import NameAddr, Request, Response, SipParseError
+from gateway.sip.auth import DigestServer
+
+FirmwarePolicy = Literal["enforce", "warn"]
+
+_VERDICT_CODES = {
+    Verdict.BELOW_MINIMUM: "SGW-FW-BELOW-MINIMUM",
+    Verdict.WRONG_FAMILY: "SGW-FW-WRONG-FAMILY",
+    Verdict.UNKNOWN_MODEL: "SGW-FW-UNKNOWN-MODEL",
+    Verdict.UNPARSEABLE: "SGW-FW-UNPARSEABLE",
+}
+
+
+@dataclass
+class RegistrarConfig:
+    default_expires: int = 3600
+    min_expires: int = 60
+    max_expires: int = 7200
+    firmware_policy: FirmwarePolicy = "enforce"
+    #: Failed authentications from one address within ``throttle_window`` seconds before it is refused.
+    throttle_failures: int = 10
+    throttle_window: float = 60.0
+    agent: str = "sipgw-lab"
+
+
+@dataclass
+class Binding:
+    """One contact of an address of record (RFC 3261 §10.3)."""
+
+    username: str
+    contact: NameAddr
+    uri: str
+    expires_at: float  # monotonic
+    call_id: str
+    cseq: int
+    flow: Flow
+    user_agent: str | None
+    device_key: str
+    registered_at: float  # wall clock
+    instance: str | None = None
+    q: float = 1.0
+
+    def expires_in(self, now: float) -> int:
+        return max(0, int(self.expires_at - now + 0.5))
+
+
+@dataclass
+class RegistrarStats:
+    registered: int = 0
+    unregistered: int = 0
+    challenged: int = 0
+    auth_failed: int = 0
+    throttled: int = 0
+    firmware_rejected: int = 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_verdict(user_agent: str) -> FirmwareVerdict:
+    return check_user_agent(user_agent, source="sip")
+
+
+@dataclass
+class _Throttle:
+    failures: dict[str, deque] = field(default_factory=dict)
+
+    def failed(self, host: str, now: float, window: float) -> None:
+        q = self.failures.setdefault(host, deque())
+        q.append(now)
+        while q and q[0] < now - window:
+            q.popleft()
+
+    def count(self, host: str, now: float, window: float) -> int:
+        q = self.failures.get(host)
+        if not q:
+            return 0
+        while q and q[0] < now - window:
+            q.popleft()
+        if not q:
+            del self.failures[host]
+            return 0
+        return len(q)
+
+
+class Registrar:
+    def __init__(
+        self,
+        directory: Directory,
+        auth: DigestServer,
+        devices: DeviceRegistry,
+        config: RegistrarConfig | None = None,
+        *,
+        verdict_for: Callable[[str], FirmwareVerdict] = _cached_verdict,
+    ):
+        self.directory = directory
+        self.auth = auth
+        self.devices = devices
+        self.config = config or RegistrarConfig()
+        self.stats = RegistrarStats()
+        self._verdict_for = verdict_for
+        self._bindings: dict[str, list[Binding]] = {}
+        self._throttle = _Throttle()
+        self._lock = threading.Lock()
+        #: Called with (username, bindings) after every change; the MWI and presence services listen.
+        self.listeners: list[Callable[[str, list[Binding]], None]] = []
+
+    # --- queries -----------------------------------------------------------------------------------------
+    def bindings(self, username: str, now: float) -> list[Binding]:
+        """Live bindings of a user, best q first."""
+        with self._lock:
+            live = [b for b in self._bindings.get(username, ()) if b.expires_at > now]
+            return sorted(live, key=lambda b: -b.q)
+
+    def all_bindings(self, now: float) -> dict[str, list[Binding]]:
+        with self._lock:
+            return {u: [b for b in bs if b.expires_at > now] for u, bs in self._bindings.items()}
+
+    def binding_for_flow(self, flow: Flow, now: float) -> Binding | None:
+        with self._lock:
+            for bs in self._bindings.values():
+                for b in bs:
+                    if b.flow == flow and b.expires_at > now:
+                        return b
+        return None
+
+    def expire(self, now: float) -> list[str]:
+        """Drop expired bindings; returns the users whose bindings changed."""
+        changed = []
+        with self._lock:
+            for username, bs in list(self._bindings.items()):
+                live = [b for b in bs if b.expires_at > now]
+                if len(live) != len(bs):
+                    changed.append(username)
+                    if live:
+                        self._bindings[username] = live
+                    else:
+                        del self._bindings[username]
+        for username in changed:
+            self._notify(username, now)
+        return changed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bindings.clear()
+            self._throttle = _Throttle()
+
+    # --- REGISTER ------------------------------------------------------------------------------------------
+    def handle(self, req: Request, flow: Flow, now: float, wall: float) -> Response:
+        """Process a REGISTER and return the response to send."""
+        cfg = self.config
+        if self._throttle.count(flow.host, now, cfg.throttle_window) >= cfg.throttle_failures:
+            self.stats.throttled += 1
+            return self._reject(req, 503, "SGW-AUTH-THROTTLED",
+                                f"too many failed authentications from {flow.host}; retry later",
+                                extra=[("Retry-After", str(int(cfg.throttle_window)))])
+        authz = req.headers.get("Authorization")
+        if authz is None:
+            self.stats.challenged += 1
+            return self._challenge(req, now=wall)
+        username = _digest_username(authz)
+        user = self.directory.user(username) if username else None
+        if user is None or not user.ha1:
+            # Same treatment as a wrong password: verify against a throwaway HA1 so timing matches too.
+            self.auth.verify(authz, method="REGISTER", now=wall, ha1={"MD5": "0" * 32, "SHA-256": "0" * 64})
+            return self._auth_failed(req, flow, now)
+        result = self.auth.verify(authz, method="REGISTER", now=wall, ha1=user.ha1)
+        if not result.ok:
+            if result.stale:
+                self.stats.challenged += 1
+                return self._challenge(req, now=wall, stale=True)
+            return self._auth_failed(req, flow, now)
+        if not _to_matches(req, user):
+            return self._reject(req, 403, "SGW-REG-FOREIGN-AOR",
+                                f"credentials of {user.username} cannot register {req.to.uri}")
+
+        user_agent = req.headers.get("User-Agent")
+        verdict = self._verdict_for(user_agent or "")
+        device_key = self.devices.key_for(req, user_agent, verdict, user.username)
+        device = self.devices.get(device_key)
+        if device is not None and device.pair_state is PairState.OFFBOARDED:
+            return self._reject(req, 403, "SGW-DEVICE-OFFBOARDED",
+                                f"device {device_key} was offboarded; factory-reset it to onboard again")
+        warn_text = None
+        if not verdict.acceptable:
+            code = _VERDICT_CODES[verdict.verdict]
+            self.devices.record(device_key, user, user_agent, verdict, wall)
+            if cfg.firmware_policy == "enforce":
+                self.stats.firmware_rejected += 1
+                return self._reject(req, 403, code, verdict.reason)
+            warn_text = warning_header(code, verdict.reason, cfg.agent)
+
+        try:
+            response = self._update_bindings(req, user, flow, now, wall, device_key, user_agent)
+        except _RegisterError as exc:
+            return self._reject(req, exc.status, exc.code, exc.text, extra=exc.extra)
+        self.devices.record(device_key, user, user_agent, verdict, wall)
+        if warn_text:
+            response.headers.add("Warning", warn_text)
+        return response
+
+    # --- internals ---------------------------------------------------------------------------------------
+    def _challenge(self, req: Request, *, now: float, stale: bool = False) -> Response:
+        resp = Response.for_request(req, 401, to_tag=_tag(req))
+        for ch in self.auth.challenges(now, stale=stale):
+            resp.headers.add("WWW-Authenticate", str(ch))
+        return resp
+
+    def _auth_failed(self, req: Request, flow: Flow, now: float) -> Response:
+        self.stats.auth_failed += 1
+        self._throttle.failed(flow.host, now, self.config.throttle_window)
+        return self._reject(req, 403, "SGW-AUTH-FAILED", "authentication failed")
+
+    def _reject(self, req: Request, status: int, code: str, text: str,
+                extra: list[tuple[str, str]] | None = None) -> Response:
+        resp = Response.for_request(req, status, to_tag=_tag(req))
+        resp.headers.add("Warning", warning_header(code, text, self.config.agent))
+        for name, value in extra or ():
+            resp.headers.add(name, value)
+        return resp
+
+    def _update_bindings(self, req: Request, user: User, flow: Flow, now: float, wall: float,
+                         device_key: str, user_agent: str | None) -> Response:
+        cfg = self.config
+        try:
+            contacts = req.contact
+            header_expires = req.expires
+        except SipParseError as exc:
+            raise _RegisterError(400, "SGW-REG-BAD-CONTACT", exc.reason) from None
+        raw_contacts = req.headers.get_all("Contact")
+        wildcard = any(c.strip() == "*" for c in raw_contacts)
+        call_id = req.call_id
+        cseq = req.cseq.seq
+        with self._lock:
+            current = [b for b in self._bindings.get(user.username, ()) if b.expires_at > now]
+            if wildcard:
+                # RFC 3261 §10.3 step 6: "*" only alone and only with Expires: 0.
+                if len(raw_contacts) != 1 or header_expires != 0:
+                    raise _RegisterError(400, "SGW-REG-BAD-CONTACT",
+                                         "Contact: * must be the only contact and needs Expires: 0")
+                for b in current:
+                    if b.call_id == call_id and cseq <= b.cseq:
+                        raise _RegisterError(500, "SGW-REG-OUT-OF-ORDER",
+                                             f"CSeq {cseq} is not higher than {b.cseq}")
+                removed = len(current)
+                current = []
+                self.stats.unregistered += removed
+            else:
+                for contact in contacts:
+                    expires = _contact_expires(contact, header_expires, cfg.default_expires)
+                    if expires is None:
+                        raise _RegisterError(400, "SGW-REG-BAD-CONTACT",
+                                             f"expires of {contact.uri} is not a number of seconds")
+                    if 0 < expires < cfg.min_expires:
+                        raise _RegisterError(423, "SGW-REG-INTERVAL",
+                                             f"expiry {expires} s is shorter than {cfg.min_expires} s",
+                                             extra=[("Min-Expires", str(cfg.min_expires))])
+                    expires = min(expires, cfg.max_expires)
+                    uri = str(contact.uri)
+                    instance = contact.params.get("+sip.instance")
+                    existing = next((b for b in current if _same_contact(b, contact, uri, instance)), None)
+                    if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                        # §10.3 step 7: an out-of-order or retransmitted REGISTER must not win.
+                        raise _RegisterError(500, "SGW-REG-OUT-OF-ORDER",
+                                             f"CSeq {cseq} is not higher than {existing.cseq}")
+                    if existing is not None:
+                        current.remove(existing)
+                    if expires == 0:
+                        self.stats.unregistered += 1
+                        continue
+                    q = _q_value(contact)
+                    current.append(Binding(user.username, contact, uri, now + expires, call_id, cseq, flow,
+                                           user_agent, device_key, wall, instance, q))
+                    self.stats.registered += 1
+            if current:
+                self._bindings[user.username] = current
+            else:
+                self._bindings.pop(user.username, None)
+            live = list(current)
+        resp = Response.for_request(req, 200, to_tag=_tag(req))
+        for b in live:
+            resp.headers.add("Contact", f"<{b.uri}>;expires={b.expires_in(now)}")
+        self._notify(user.username, now)
+        return resp
+
+    def _notify(self, username: str, now: float) -> None:
+        if not self.listeners:
+            return
+        live = self.bindings(username, now)
+        for listener in self.listeners:
+            listener(username, live)
+
+
+class _RegisterError(Exception):
+    def __init__(self, status: int, code: str, text: str, extra: list[tuple[str, str]] | None = None):
+        self.status, self.code, self.text, self.extra = status, code, text, extra
+        super().__init__(text)
+
+
+def _tag(req: Request) -> str:
+    # A deterministic tag per transaction, so a retransmitted REGISTER gets the same answer.
+    return f"r{abs(hash((req.call_id, req.cseq.seq))) % 10**10:010d}"
+
+
+def _digest_username(value: str) -> str | None:
+    from gateway.sip.auth import DigestParseError, parse_credentials
+
+    try:
+        return parse_credentials(value).username
+    except DigestParseError:
+        return None
+
+
+def _to_matches(req: Request, user: User) -> bool:
+    """The address of record (To) names the authenticated user, by user name or by number."""
+    try:
+        uri = req.to.uri
+    except SipParseError:
+        return False
+    name = uri.user or ""
+    return name == user.username or (user.number is not None and number_key(name) == number_key(user.number))
+
+
+def _contact_expires(contact: NameAddr, header_expires: int | None, default: int) -> int | None:
+    raw = contact.params.get("expires")
+    if raw is not None:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return None
+    return header_expires if header_expires is not None else default
+
+
+def _q_value(contact: NameAddr) -> float:
+    try:
+        return float(contact.params.get("q") or 1.0)
+    except ValueError:
+        return 1.0
+
+
+def _same_contact(b: Binding, contact: NameAddr, uri: str, instance: str | None) -> bool:
+    if instance is not None and b.instance == instance:
+        return True
+    return b.contact.uri == contact.uri
+
+
+class DeviceRegistry:
+    """Devices as the registrar sees them, cached in memory; writes only what changed to the store."""
+
+    def __init__(self, store):
+        self._store = store
+        self._cache: dict[str, Device] = {d.key: d for d in store.devices()}
+        self._lock = threading.Lock()
+
+    def key_for(self, req: Request, user_agent: str | None, verdict: FirmwareVerdict, username: str) -> str:
+        if verdict.mac:
+            return verdict.mac
+        for contact in _safe_contacts(req):
+            instance = contact.params.get("+sip.instance")
+            if instance:
+                return instance.strip('"<>').removeprefix("urn:uuid:")
+        return f"{username}/{(verdict.model or user_agent or 'unknown').replace(' ', '_')}"
+
+    def get(self, key: str) -> Device | None:
+        return self._cache.get(key)
+
+    def all(self) -> list[Device]:
+        return sorted(self._cache.values(), key=lambda d: d.key)
+
+    def record(self, key: str, user: User, user_agent: str | None, verdict: FirmwareVerdict, wall: float) -> Device:
+        with self._lock:
+            old = self._cache.get(key)
+            new = Device(
+                key=key, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
+                user_agent=user_agent, verdict=verdict.verdict.value, verdict_reason=verdict.reason,
+                pair_state=old.pair_state if old is not None else PairState.PAIRED,
+                username=old.username if old is not None and old.username else user.username,
+                mac=verdict.mac, last_connected=wall, created=old.created if old is not None else wall,
+                id=old.id if old is not None else None,
+            )
+            if old is None or replace(old, last_connected=wall) != new:
+                new = self._store.upsert_device(new)
+            else:
+                self._store.touch_device(key, wall)
+            self._cache[key] = new
+            return new
+
+    def put(self, device: Device) -> Device:
+        with self._lock:
+            saved = self._store.upsert_device(device)
+            self._cache[saved.key] = saved
+            return saved
+
+
+def _safe_contacts(req: Request) -> list[NameAddr]:
+    try:
+        return req.contact
+    except SipParseError:
+        return []
