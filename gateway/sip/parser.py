@@ -70,17 +70,20 @@ def _parse(data: bytes, max_size: int, stream: bool) -> Request | Response:
 
     end = data.find(b"\r\n\r\n", start)
     sep = 4
-    if end == -1:
-        end = data.find(b"\n\n", start)
-        sep = 2
+    # Bare-LF line ends are tolerated; the earliest blank line ends the header section.
+    lf_end = data.find(b"\n\n", start, n if end == -1 else end)
+    if lf_end != -1:
+        end, sep = lf_end, 2
     if end == -1:
         if data.endswith(b"\n"):
             # The blank line after the last header is missing: tolerated as an empty body.
             end, sep = n, 0
             while end > start and data[end - 1] in (13, 10):
                 end -= 1
+        elif n - start > max_size:
+            raise SipParseError(f"header section of more than {max_size} bytes", 513, None)
         else:
-            partial = _partial_only(data[start:], n - start > max_size)
+            partial = _partial_only(data[start:])
             raise SipParseError("truncated message: no empty line after the header section", 400, partial)
 
     if end - start > max_size:
@@ -142,9 +145,7 @@ def _parse_head(head: str) -> tuple[Request | Response, dict[str, str], SipParse
     header, and the first error met after the start line (the message is still built, as partial).
     """
     lines = _split_lines(head)
-    msg = _parse_start_line(lines[0])
-
-    error: SipParseError | None = None
+    msg, error = _parse_start_line(lines[0])
     if len(lines) > 1 and ("\n " in head or "\n\t" in head):
         # Unfold continuation lines (RFC 3261 §7.3.1: folding is equivalent to one SP).
         logical: list[str] = []
@@ -183,31 +184,29 @@ def _parse_head(head: str) -> tuple[Request | Response, dict[str, str], SipParse
     return msg, first, error
 
 
-def _parse_start_line(line: str) -> Request | Response:
+def _parse_start_line(line: str) -> tuple[Request | Response, SipParseError | None]:
+    """The message the start line begins, and an error to raise once the headers are read.
+
+    A Request-Line that is wrong but recognisable (it ends in a SIP version) still yields a request,
+    so that the error can carry it as ``partial`` and be answered (RFC 4475 §3.1.2.7-10).
+    Anything else raises at once.
+    """
     if line[:4].upper() == "SIP/":
-        return _parse_status_line(line)
+        return _parse_status_line(line), None
     parts = line.split(" ")
     if len(parts) == 3 and all(parts):
         method, uri, version = parts
+        if SIP_VERSION_RE.fullmatch(version) is None:
+            raise SipParseError(f"start line {printable(line)} is neither a Request-Line nor a Status-Line")
+        req = Request(method, uri, None, b"", version.upper())
         if TOKEN_RE.fullmatch(method) is None:
-            raise SipParseError(f"invalid method {printable(method)} in the Request-Line")
-        return Request(method, uri, None, b"", _request_version(version, line))
+            return req, SipParseError(f"invalid method {printable(method)} in the Request-Line")
+        return req, None
     words = line.split()
-    if len(words) >= 3 and TOKEN_RE.fullmatch(words[0]) and SIP_VERSION_RE.fullmatch(words[-1]):
-        # A request line with extra whitespace (RFC 4475 §3.1.2.8-10): rejected, but readable
-        # enough that the sender can be told why.
-        partial = Request(words[0], " ".join(words[1:-1]))
-        raise SipParseError(
-            "malformed Request-Line: elements must be separated by exactly one SP", 400, partial
-        )
+    if len(words) >= 3 and SIP_VERSION_RE.fullmatch(words[-1]):
+        req = Request(words[0], " ".join(words[1:-1]), None, b"", words[-1].upper())
+        return req, SipParseError("malformed Request-Line: elements must be separated by exactly one SP")
     raise SipParseError(f"start line {printable(line)} is neither a Request-Line nor a Status-Line")
-
-
-def _request_version(version: str, line: str) -> str:
-    m = SIP_VERSION_RE.fullmatch(version)
-    if m is None:
-        raise SipParseError(f"malformed SIP version {printable(version)} in the Request-Line")
-    return version.upper()
 
 
 def _parse_status_line(line: str) -> Response:
@@ -271,10 +270,8 @@ def _check_request_line(request: Request) -> None:
                 raise SipParseError(f"character {ch!r} not allowed in Request-URI {printable(uri)}")
 
 
-def _partial_only(data: bytes, oversize: bool) -> Request | None:
+def _partial_only(data: bytes) -> Request | None:
     """Best-effort request from a message whose framing failed (for the error's ``partial``)."""
-    if oversize:
-        return None
     try:
         msg, _, _ = _parse_head(data.rstrip(b"\r\n").decode("utf-8", "surrogateescape"))
     except SipParseError as err:
