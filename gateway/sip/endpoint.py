@@ -1,0 +1,805 @@
+"""The SIP transaction layer, sans-IO: messages and time in, actions out (RFC 3261 §17, §18).
+
+``SipEndpoint`` owns the client and server transactions of one SIP element. Every input is a method call
+that takes the current time ``now`` and returns a list of actions for the caller (the asyncio transport
+in ``gateway/transport/`` or a test) to carry out, in order:
+
+* ``Send(data, dest, ...)`` — put bytes on the wire;
+* ``Deliver(event)`` — hand an event to the transaction user (TU): a new request, a response for a client
+  transaction, an ACK for a 2xx, a CANCEL that matched an INVITE, a stray response, a discarded input;
+* ``ArmTimer(timer_id, deadline)`` / ``CancelTimer(timer_id)`` — (re)schedule or drop a timer; when it
+  expires, call ``timer_fired(timer_id, now)``. Arming an id that is already scheduled replaces it;
+* ``TransactionTimeout``, ``TransportError``, ``AckTimeout`` — a transaction failed; the TU is told.
+
+Behaviour worth knowing:
+
+* Retransmitted requests are absorbed by their server transaction and answered with its last response;
+  response retransmissions are absorbed by the client transaction (the tables in ``transaction.py``).
+* The ACK for a 300-699 response is built and sent by the INVITE client transaction (§17.1.1.3) and
+  absorbed by the INVITE server transaction. The ACK for a 2xx is end to end: the TU sends it with
+  ``send_ack`` and receives it as ``AckReceived``.
+* For a 2xx it sent, the endpoint also does the UAS core's job of §13.3.1.4: it retransmits the 2xx on
+  unreliable transports (T1 doubling up to T2) until the ACK arrives, and reports ``AckTimeout`` if none
+  came within 64*T1 (the TU should then send BYE).
+* Server transactions are matched with the rules of §17.2.3 (branch with the ``z9hG4bK`` cookie, sent-by,
+  method, ACK matching INVITE) and, for requests without the cookie, the RFC 2543 rules (Request-URI,
+  tags, Call-ID, CSeq, top Via; the ACK by the To tag of the response). Client transactions are matched by
+  branch and CSeq method (§17.1.3).
+* CANCEL (§9.2) gets its own server transaction, answered by the endpoint: 200 when it matches an INVITE
+  server transaction, 481 when it does not. If that INVITE has no final response yet the TU receives
+  ``CancelReceived`` and should answer the INVITE (normally 487).
+* Received requests get ``received`` and ``rport`` in their top Via (§18.2.1, RFC 3581); responses go
+  back where §18.2.2 and RFC 3581 say: the same connection on TCP/TLS, else the source address and port
+  when rport was asked for, else the received address and the sent-by port.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .errors import SipParseError
+from .headers import Headers
+from .message import Request, Response
+from .parser import parse_message
+from .timers import Timer, TimerConfig, TimerPolicy, is_reliable_transport
+from .transaction import (
+    START_EVENTS,
+    Effect,
+    StartTimer,
+    State,
+    StopTimer,
+    TransactionKind,
+    TransactionMachine,
+    TransactionStateError,
+    TxEvent,
+    received_response_event,
+    sent_response_event,
+)
+from .uri import Via
+
+__all__ = [
+    "MAGIC_COOKIE",
+    "AckReceived",
+    "AckTimeout",
+    "Action",
+    "Address",
+    "ArmTimer",
+    "CancelReceived",
+    "CancelTimer",
+    "Deliver",
+    "Discarded",
+    "Event",
+    "RequestReceived",
+    "ResponseReceived",
+    "Send",
+    "SipEndpoint",
+    "StrayResponse",
+    "TimerId",
+    "TransactionId",
+    "TransactionTimeout",
+    "TransportError",
+]
+
+#: RFC 3261 §8.1.1.7: a branch starting with this was built by an RFC 3261 element and is unique.
+MAGIC_COOKIE = "z9hG4bK"
+
+#: The UAS core's 2xx retransmission timer (§13.3.1.4); not an RFC transaction timer letter.
+TIMER_2XX = "2xx"
+
+_DEFAULT_PORTS = {"TLS": 5061, "WSS": 443, "WS": 80}
+
+
+def _default_port(transport: str) -> int:
+    return _DEFAULT_PORTS.get(transport.upper(), 5060)
+
+
+class Address(NamedTuple):
+    """Where a message came from or goes to: transport token (UDP, TCP, TLS, WS, WSS), host, port.
+
+    On connection-oriented transports the address also names the connection: a response to a request
+    received over TCP is sent to the request's source address, i.e. back on that connection.
+    """
+
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return is_reliable_transport(self.transport)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport.upper()}:{host}:{self.port}"
+
+
+class TransactionId(NamedTuple):
+    """Names one transaction. ``method`` is the request method (INVITE for an INVITE transaction, also
+    when its ACK is being matched); ``key`` holds the matching values (see the module docstring)."""
+
+    side: str  # "client" or "server"
+    method: str
+    key: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.side}:{self.method}:{'/'.join(self.key)}"
+
+
+class TimerId(NamedTuple):
+    """A timer of one transaction: an RFC letter ("A".."M") or "2xx"."""
+
+    transaction: TransactionId
+    timer: str
+
+
+# -- events delivered to the TU -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A new request (not a retransmission); answer it with ``send_response(transaction, ...)``."""
+
+    request: Request
+    transaction: TransactionId
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response for a client transaction, passed up as the transaction's table says."""
+
+    response: Response
+    transaction: TransactionId
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """An ACK for a 2xx (end to end, §17): ``transaction`` is the INVITE server transaction if the ACK
+    matched one (RFC 6026 Accepted state), else None."""
+
+    request: Request
+    source: Address
+    transaction: TransactionId | None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """A CANCEL matched ``invite_transaction``, which has no final response yet (§9.2). The endpoint has
+    answered the CANCEL with 200; the TU should end the INVITE, normally with 487."""
+
+    cancel: Request
+    invite_transaction: TransactionId
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
+class StrayResponse:
+    """A response that matches no client transaction, or that its transaction refused."""
+
+    response: Response
+    source: Address
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Discarded:
+    """Input that was dropped (unparseable, or an ACK the transaction could not take); for counters."""
+
+    message: Request | Response | bytes
+    source: Address
+    reason: str
+
+
+Event = RequestReceived | ResponseReceived | AckReceived | CancelReceived | StrayResponse | Discarded
+
+
+# -- actions --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: bytes
+    dest: Address
+    message: Request | Response
+    transaction: TransactionId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ArmTimer:
+    timer_id: TimerId
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    timer_id: TimerId
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimeout:
+    """The transaction timed out (Timer B, F or H). For a client transaction ``response`` is the 408 the TU
+    should act on as if it had been received (§8.1.3.1); for a server one it is None (no ACK came)."""
+
+    transaction: TransactionId
+    request: Request
+    timer: str
+    response: Response | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportError:
+    """Sending failed (§17.1.4, §17.2.4). For a client transaction ``response`` is a 503 to act on
+    (§8.1.3.1)."""
+
+    transaction: TransactionId
+    request: Request
+    dest: Address
+    response: Response | None
+
+
+@dataclass(frozen=True, slots=True)
+class AckTimeout:
+    """A 2xx to an INVITE was never acknowledged within 64*T1 (§13.3.1.4): the TU should send BYE."""
+
+    transaction: TransactionId
+    response: Response
+
+
+Action = Send | Deliver | ArmTimer | CancelTimer | TransactionTimeout | TransportError | AckTimeout
+
+
+# -- transactions ---------------------------------------------------------------------------------------
+
+
+class _ClientTransaction:
+    __slots__ = ("ack", "cancel_headers", "cancel_state", "data", "dest", "id", "machine", "request")
+
+    def __init__(self, tid: TransactionId, machine: TransactionMachine, request: Request, dest: Address):
+        self.id = tid
+        self.machine = machine
+        self.request = request
+        self.data = request.to_bytes()
+        self.dest = dest
+        self.ack: tuple[str | None, Request, bytes] | None = None  # (To tag, ACK, bytes) for 300-699
+        self.cancel_state = ""  # "", "pending" (wait for a 1xx), "sent"
+        self.cancel_headers: tuple[tuple[str, str], ...] = ()
+
+
+class _ServerTransaction:
+    __slots__ = (
+        "acked", "aliases", "id", "last", "last_data", "machine", "reply_to", "request", "retransmit_interval",
+        "source",
+    )  # fmt: skip
+
+    def __init__(self, tid: TransactionId, machine: TransactionMachine, request: Request, source: Address):
+        self.id = tid
+        self.machine = machine
+        self.request = request
+        self.source = source
+        self.reply_to = _reply_address(request.top_via, source)
+        self.last: Response | None = None
+        self.last_data = b""
+        self.aliases: list[TransactionId] = []
+        self.acked = False
+        self.retransmit_interval = 0.0
+
+
+def _reply_address(via: Via, source: Address) -> Address:
+    """Where responses to a request with top Via ``via`` from ``source`` go (§18.2.2, RFC 3581 §4)."""
+    if source.reliable:
+        return source
+    maddr = via.params.get("maddr")
+    if maddr:
+        return Address(source.transport, maddr, via.port or _default_port(via.transport))
+    rport = via.rport
+    port = rport if type(rport) is int else (via.port or _default_port(via.transport))
+    return Address(source.transport, via.received or via.host, port)
+
+
+def _server_key(request: Request) -> tuple[str, ...]:
+    """The matching values of §17.2.3 for a received request (without the method)."""
+    via = request.top_via
+    branch = via.branch or ""
+    if branch.startswith(MAGIC_COOKIE):
+        return (branch, via.sent_by.lower())
+    # RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID, CSeq number and top Via.
+    return (
+        "rfc2543", request.uri, request.to.tag or "", request.from_.tag or "", request.call_id,
+        str(request.cseq.seq), str(via),
+    )  # fmt: skip
+
+
+def _new_branch() -> str:
+    return MAGIC_COOKIE + secrets.token_hex(10)
+
+
+class SipEndpoint:
+    """The transaction layer of one SIP element (UA, B2BUA leg or proxy core), sans-IO.
+
+    ``sent_by`` is the host[:port] this element puts in its Via headers, one string for every transport
+    or a mapping from transport token to sent-by. ``branch_factory`` makes branch parameters (it must
+    return strings starting with ``z9hG4bK`` that are unique in time and space; tests pass a counter).
+    """
+
+    __slots__ = (
+        "_awaiting_ack",
+        "_branch_factory",
+        "_client",
+        "_policies",
+        "_sent_by",
+        "_server",
+        "retransmit_2xx",
+        "timers",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        sent_by: str | Mapping[str, str],
+        timers: TimerConfig | None = None,
+        branch_factory: Callable[[], str] = _new_branch,
+        retransmit_2xx: bool = True,
+    ) -> None:
+        self._sent_by = {k.upper(): v for k, v in sent_by.items()} if isinstance(sent_by, Mapping) else sent_by
+        self.timers = timers or TimerConfig()
+        self._policies = {False: self.timers.policy(reliable=False), True: self.timers.policy(reliable=True)}
+        self._branch_factory = branch_factory
+        self.retransmit_2xx = retransmit_2xx
+        self._client: dict[TransactionId, _ClientTransaction] = {}
+        self._server: dict[TransactionId, _ServerTransaction] = {}
+        self._awaiting_ack: dict[tuple[str, int, str], _ServerTransaction] = {}
+
+    def __repr__(self) -> str:
+        return f"<SipEndpoint {len(self._client)} client, {len(self._server)} server transactions>"
+
+    # -- inspection -----------------------------------------------------------------------------------
+
+    def state(self, transaction: TransactionId) -> State | None:
+        """The state of a live transaction; None once it has terminated and been forgotten."""
+        tx = self._lookup(transaction)
+        return tx.machine.state if tx is not None else None
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._client) + len({id(tx) for tx in self._server.values()})
+
+    def _policy(self, address: Address) -> TimerPolicy:
+        return self._policies[address.reliable]
+
+    def _lookup(self, tid: TransactionId) -> _ClientTransaction | _ServerTransaction | None:
+        return self._client.get(tid) if tid.side == "client" else self._server.get(tid)
+
+    def _via_sent_by(self, transport: str) -> str:
+        if isinstance(self._sent_by, str):
+            return self._sent_by
+        try:
+            return self._sent_by[transport.upper()]
+        except KeyError:
+            raise ValueError(f"no sent-by configured for transport {transport}") from None
+
+    # -- sending requests -----------------------------------------------------------------------------
+
+    def send_request(self, request: Request, dest: Address, now: float) -> tuple[TransactionId, list[Action]]:
+        """Start a client transaction for ``request`` towards ``dest``.
+
+        The endpoint adds its own top Via (with a new branch and ``rport``) and checks the result as
+        ``Request.build`` does, so ``request`` may be built without a Via. Raises ValueError for ACK and
+        CANCEL (use ``send_ack`` / ``send_cancel``) and for a request that fails the checks.
+        """
+        if request.method == "ACK":
+            raise ValueError("an ACK for a 2xx has no transaction: use send_ack (§17.1.1.3 builds the others)")
+        if request.method == "CANCEL":
+            raise ValueError("use send_cancel(invite_transaction, ...) to cancel an INVITE (§9.1)")
+        branch = self._branch_factory()
+        if not branch.startswith(MAGIC_COOKIE):
+            raise ValueError(f"branch {branch!r} does not start with the RFC 3261 magic cookie {MAGIC_COOKIE}")
+        request = self._with_via(request, dest.transport, branch)
+        tid = TransactionId("client", request.method, (branch,))
+        kind = TransactionKind.for_method(request.method, client=True)
+        tx = _ClientTransaction(tid, TransactionMachine(kind, self._policy(dest), branch=branch), request, dest)
+        self._client[tid] = tx
+        return tid, self._run_client(tx, START_EVENTS[kind], now)
+
+    def send_ack(self, ack: Request, dest: Address, now: float) -> list[Action]:
+        """Send the ACK for a 2xx (§13.2.2.4): a new top Via and branch, no transaction."""
+        if ack.method != "ACK":
+            raise ValueError(f"send_ack needs an ACK, got {ack.method}")
+        ack = self._with_via(ack, dest.transport, self._branch_factory())
+        return [Send(ack.to_bytes(), dest, ack, None)]
+
+    def send_cancel(
+        self, invite: TransactionId, now: float, *, headers: Iterable[tuple[str, str]] = ()
+    ) -> list[Action]:
+        """Cancel the INVITE client transaction ``invite`` (§9.1); ``headers`` may add e.g. a Reason.
+
+        The CANCEL waits for the first provisional response if none has arrived yet, and is not sent at
+        all once a final response has arrived or the transaction has ended.
+        """
+        if invite.side != "client" or invite.method != "INVITE":
+            raise ValueError(f"only an INVITE client transaction can be cancelled, not {invite}")
+        tx = self._client.get(invite)
+        if tx is None or tx.cancel_state:
+            return []
+        tx.cancel_headers = tuple(headers)
+        if tx.machine.state is State.CALLING:
+            tx.cancel_state = "pending"
+            return []
+        if tx.machine.state is State.PROCEEDING:
+            return self._start_cancel(tx, now)
+        return []
+
+    def _start_cancel(self, invite_tx: _ClientTransaction, now: float) -> list[Action]:
+        invite = invite_tx.request
+        invite_tx.cancel_state = "sent"
+        fields: list[tuple[str, str]] = [
+            ("Via", str(invite.top_via)),
+            ("Max-Forwards", "70"),
+            ("From", invite.headers.get("From") or ""),
+            ("To", invite.headers.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.seq} CANCEL"),
+        ]
+        fields.extend(("Route", value) for value in invite.headers.get_all("Route"))
+        fields.extend(invite_tx.cancel_headers)
+        cancel = Request.build("CANCEL", invite.uri, headers=fields)
+        branch = invite_tx.id.key[0]
+        tid = TransactionId("client", "CANCEL", (branch,))
+        machine = TransactionMachine(TransactionKind.NON_INVITE_CLIENT, self._policy(invite_tx.dest), branch=branch)
+        tx = _ClientTransaction(tid, machine, cancel, invite_tx.dest)
+        self._client[tid] = tx
+        return self._run_client(tx, TxEvent.SEND_REQUEST, now)
+
+    def _with_via(self, request: Request, transport: str, branch: str) -> Request:
+        via = f"SIP/2.0/{transport.upper()} {self._via_sent_by(transport)};branch={branch};rport"
+        headers = request.headers.copy()
+        headers.prepend("Via", via)
+        return Request.build(request.method, request.uri, headers=headers, body=request.body)
+
+    # -- sending responses ----------------------------------------------------------------------------
+
+    def send_response(self, transaction: TransactionId, response: Response, now: float) -> list[Action]:
+        """Send the TU's ``response`` in server transaction ``transaction``.
+
+        Raises KeyError if the transaction has ended, ValueError if the response is for another request,
+        and ``TransactionStateError`` if the transaction's table does not allow it (e.g. a provisional
+        after the final response).
+        """
+        tx = self._server.get(transaction) if transaction.side == "server" else None
+        if tx is None:
+            raise KeyError(f"no server transaction {transaction} (it has terminated or never existed)")
+        if response.cseq.method != tx.request.method or response.cseq.seq != tx.request.cseq.seq:
+            raise ValueError(
+                f"response CSeq {response.cseq} does not answer {tx.request.method} CSeq {tx.request.cseq}"
+            )
+        return self._run_server(tx, sent_response_event(response.status), now, message=response)
+
+    # -- input ----------------------------------------------------------------------------------------
+
+    def receive(self, data: bytes | Request | Response, source: Address, now: float) -> list[Action]:
+        """Handle one message from the network (bytes of one datagram / framed message, or parsed)."""
+        if isinstance(data, bytes | bytearray | memoryview):
+            try:
+                message = parse_message(bytes(data), stream=source.reliable)
+            except SipParseError as exc:
+                return self._parse_failed(bytes(data), exc, source)
+        else:
+            message = data
+        try:
+            if isinstance(message, Response):
+                return self._receive_response(message, source, now)
+            return self._receive_request(message, source, now)
+        except SipParseError as exc:
+            # A header the transaction layer needs (Via, CSeq, From/To tags) is unreadable.
+            return [Deliver(Discarded(message, source, f"{exc.status_hint} {exc.reason}"))]
+
+    def _parse_failed(self, data: bytes, exc: SipParseError, source: Address) -> list[Action]:
+        actions: list[Action] = []
+        partial = exc.partial
+        if partial is not None and partial.method != "ACK":
+            # §8.2 / §18.2: answer what could be read, statelessly; garbage and responses are only dropped.
+            try:
+                response = Response.for_request(partial, exc.status_hint, exc.reason)
+                dest = _reply_address(partial.top_via, source)
+                actions.append(Send(response.to_bytes(), dest, response, None))
+            except (SipParseError, ValueError):
+                pass
+        actions.append(Deliver(Discarded(data, source, str(exc))))
+        return actions
+
+    def _receive_response(self, response: Response, source: Address, now: float) -> list[Action]:
+        tid = TransactionId("client", response.cseq.method, (response.top_via.branch or "",))
+        tx = self._client.get(tid)
+        if tx is None:
+            return [Deliver(StrayResponse(response, source, "no matching client transaction"))]
+        try:
+            actions = self._run_client(tx, received_response_event(response.status), now, response, source)
+        except TransactionStateError as exc:
+            return [Deliver(StrayResponse(response, source, str(exc)))]
+        if response.status < 200 and tx.cancel_state == "pending" and tx.machine.state is State.PROCEEDING:
+            actions.extend(self._start_cancel(tx, now))
+        return actions
+
+    def _receive_request(self, request: Request, source: Address, now: float) -> list[Action]:
+        request = _stamp_via(request, source)
+        key = _server_key(request)
+        if request.method == "ACK":
+            return self._receive_ack(request, key, source, now)
+        tid = TransactionId("server", request.method, key)
+        tx = self._server.get(tid)
+        if tx is not None:
+            return self._run_server(tx, TxEvent.RECV_REQUEST, now, message=request)
+        kind = TransactionKind.for_method(request.method, client=False)
+        machine = TransactionMachine(kind, self._policy(source), branch=request.top_via.branch or "")
+        tx = _ServerTransaction(tid, machine, request, source)
+        self._server[tid] = tx
+        if request.method == "CANCEL":
+            return self._receive_cancel(tx, now)
+        return self._run_server(tx, START_EVENTS[kind], now, message=request)
+
+    def _receive_ack(self, ack: Request, key: tuple[str, ...], source: Address, now: float) -> list[Action]:
+        tx = self._server.get(TransactionId("server", "INVITE", key))
+        if tx is None:
+            # The ACK for a 2xx: a transaction of its own, passed straight to the TU (§17).
+            actions: list[Action] = self._ack_matches_2xx(ack)
+            actions.append(Deliver(AckReceived(ack, source, None)))
+            return actions
+        try:
+            return self._run_server(tx, TxEvent.RECV_ACK, now, message=ack)
+        except TransactionStateError as exc:
+            return [Deliver(Discarded(ack, source, str(exc)))]
+
+    def _receive_cancel(self, tx: _ServerTransaction, now: float) -> list[Action]:
+        """§9.2: a CANCEL matches the INVITE server transaction with the same matching values."""
+        cancel = tx.request
+        actions = self._run_server(tx, TxEvent.RECV_REQUEST, now, message=cancel, deliver=False)
+        invite_tx = self._server.get(TransactionId("server", "INVITE", tx.id.key))
+        if invite_tx is None:
+            response = Response.for_request(cancel, 481, "Call/Transaction Does Not Exist")
+            return actions + self._run_server(tx, TxEvent.SEND_3XX_6XX, now, message=response)
+        # §9.2: the 200 to the CANCEL carries the To tag of the INVITE's response, when there is one.
+        to_tag = invite_tx.last.to.tag if invite_tx.last is not None else None
+        ok = Response.for_request(cancel, 200, to_tag=to_tag)
+        actions += self._run_server(tx, TxEvent.SEND_2XX, now, message=ok)
+        if invite_tx.machine.state is State.PROCEEDING:
+            actions.append(Deliver(CancelReceived(cancel, invite_tx.id, tx.source)))
+        return actions
+
+    # -- timers and transport failures ----------------------------------------------------------------
+
+    def timer_fired(self, timer_id: TimerId, now: float) -> list[Action]:
+        """A timer armed by an ``ArmTimer`` action expired. Timers of ended transactions are ignored."""
+        tx = self._lookup(timer_id.transaction)
+        if tx is None:
+            return []
+        if timer_id.timer == TIMER_2XX:
+            assert isinstance(tx, _ServerTransaction)
+            return self._retransmit_2xx(tx, now)
+        try:
+            timer = Timer(timer_id.timer)
+        except ValueError:
+            raise ValueError(f"unknown timer {timer_id.timer!r} in {timer_id}") from None
+        outputs = tx.machine.timer_fired(timer, now)
+        if isinstance(tx, _ClientTransaction):
+            return self._interpret_client(tx, outputs, None, tx.dest, timer.value)
+        return self._interpret_server(tx, outputs, None, timer.value, now=now)
+
+    def transport_error(self, transaction: TransactionId, now: float) -> list[Action]:
+        """Sending a message of ``transaction`` failed (ICMP error, connection refused or reset...)."""
+        tx = self._lookup(transaction)
+        if tx is None:
+            return []
+        try:
+            if isinstance(tx, _ClientTransaction):
+                return self._run_client(tx, TxEvent.TRANSPORT_ERROR, now)
+            return self._run_server(tx, TxEvent.TRANSPORT_ERROR, now)
+        except TransactionStateError:
+            return []  # nothing is being sent in this state; the error is not the transaction's
+
+    # -- running the tables ---------------------------------------------------------------------------
+
+    def _run_client(
+        self,
+        tx: _ClientTransaction,
+        event: TxEvent,
+        now: float,
+        response: Response | None = None,
+        source: Address | None = None,
+    ) -> list[Action]:
+        outputs = tx.machine.handle(event, now)
+        return self._interpret_client(tx, outputs, response, source or tx.dest, None)
+
+    def _interpret_client(
+        self,
+        tx: _ClientTransaction,
+        outputs: list[Effect | StartTimer | StopTimer],
+        response: Response | None,
+        source: Address,
+        timer: str | None,
+    ) -> list[Action]:
+        actions: list[Action] = []
+        for out in outputs:
+            if isinstance(out, StartTimer):
+                actions.append(ArmTimer(TimerId(tx.id, out.timer.value), out.deadline))
+            elif isinstance(out, StopTimer):
+                actions.append(CancelTimer(TimerId(tx.id, out.timer.value)))
+            elif out is Effect.SEND_REQUEST or out is Effect.RETRANSMIT_REQUEST:
+                actions.append(Send(tx.data, tx.dest, tx.request, tx.id))
+            elif out is Effect.SEND_ACK:
+                assert response is not None
+                ack, data = self._ack_for(tx, response)
+                actions.append(Send(data, tx.dest, ack, tx.id))
+            elif out is Effect.PASS_TO_TU:
+                assert response is not None
+                actions.append(Deliver(ResponseReceived(response, tx.id, source)))
+            elif out is Effect.REPORT_TIMEOUT:
+                timeout = Response.for_request(tx.request, 408, "Request Timeout")
+                actions.append(TransactionTimeout(tx.id, tx.request, timer or "", timeout))
+            elif out is Effect.REPORT_TRANSPORT_ERROR:
+                failure = Response.for_request(tx.request, 503, "Service Unavailable (transport error)")
+                actions.append(TransportError(tx.id, tx.request, tx.dest, failure))
+            else:  # pragma: no cover - the client tables use no other effect
+                raise AssertionError(f"unexpected effect {out} for a client transaction")
+        if tx.machine.terminated:
+            self._client.pop(tx.id, None)
+        return actions
+
+    def _ack_for(self, tx: _ClientTransaction, response: Response) -> tuple[Request, bytes]:
+        """The ACK for a 300-699 response (§17.1.1.3), built once per To tag and reused."""
+        to_tag = response.to.tag
+        if tx.ack is not None and tx.ack[0] == to_tag:
+            return tx.ack[1], tx.ack[2]
+        invite = tx.request
+        fields: list[tuple[str, str]] = [
+            ("Via", str(invite.top_via)),
+            ("Max-Forwards", "70"),
+            ("From", invite.headers.get("From") or ""),
+            ("To", response.headers.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.seq} ACK"),
+        ]
+        fields.extend(("Route", value) for value in invite.headers.get_all("Route"))
+        ack = Request.build("ACK", invite.uri, headers=fields)
+        data = ack.to_bytes()
+        tx.ack = (to_tag, ack, data)
+        return ack, data
+
+    def _run_server(
+        self,
+        tx: _ServerTransaction,
+        event: TxEvent,
+        now: float,
+        *,
+        message: Request | Response | None = None,
+        deliver: bool = True,
+    ) -> list[Action]:
+        outputs = tx.machine.handle(event, now)
+        return self._interpret_server(tx, outputs, message, None, deliver=deliver, now=now)
+
+    def _interpret_server(
+        self,
+        tx: _ServerTransaction,
+        outputs: list[Effect | StartTimer | StopTimer],
+        message: Request | Response | None,
+        timer: str | None,
+        *,
+        deliver: bool = True,
+        now: float = 0.0,
+    ) -> list[Action]:
+        actions: list[Action] = []
+        for out in outputs:
+            if isinstance(out, StartTimer):
+                actions.append(ArmTimer(TimerId(tx.id, out.timer.value), out.deadline))
+            elif isinstance(out, StopTimer):
+                actions.append(CancelTimer(TimerId(tx.id, out.timer.value)))
+            elif out is Effect.PASS_TO_TU:
+                assert isinstance(message, Request)
+                if not deliver:
+                    continue
+                if message.method == "ACK":
+                    actions.extend(self._ack_matches_2xx(message))
+                    actions.append(Deliver(AckReceived(message, tx.source, tx.id)))
+                else:
+                    actions.append(Deliver(RequestReceived(message, tx.id, tx.source)))
+            elif out is Effect.SEND_TRYING:
+                trying = Response.for_request(tx.request, 100)
+                actions.append(self._send_response(tx, trying))
+            elif out is Effect.SEND_RESPONSE:
+                assert isinstance(message, Response)
+                actions.append(self._send_response(tx, message))
+                actions.extend(self._after_final(tx, message, now))
+            elif out is Effect.RESEND_RESPONSE:
+                if tx.last is not None:
+                    actions.append(Send(tx.last_data, tx.reply_to, tx.last, tx.id))
+            elif out is Effect.REPORT_TIMEOUT:
+                actions.append(TransactionTimeout(tx.id, tx.request, timer or "", None))
+            elif out is Effect.REPORT_TRANSPORT_ERROR:
+                actions.append(TransportError(tx.id, tx.request, tx.reply_to, None))
+            else:  # pragma: no cover - the server tables use no other effect
+                raise AssertionError(f"unexpected effect {out} for a server transaction")
+        if tx.machine.terminated:
+            actions.extend(self._forget_server(tx))
+        return actions
+
+    def _send_response(self, tx: _ServerTransaction, response: Response) -> Send:
+        if response is not tx.last:
+            tx.last = response
+            tx.last_data = response.to_bytes()
+        return Send(tx.last_data, tx.reply_to, response, tx.id)
+
+    def _after_final(self, tx: _ServerTransaction, response: Response, now: float) -> list[Action]:
+        """Bookkeeping after a final response to an INVITE: ACK matching and 2xx retransmission."""
+        if response.status < 200 or tx.request.method != "INVITE":
+            return []
+        to_tag = response.to.tag or ""
+        if tx.id.key[0] == "rfc2543" and to_tag != (tx.request.to.tag or ""):
+            # RFC 2543 ACK matching uses the To tag of the response (§17.2.3).
+            key = tx.id.key
+            alias = TransactionId("server", "INVITE", (*key[:2], to_tag, *key[3:]))
+            if alias not in self._server:
+                self._server[alias] = tx
+                tx.aliases.append(alias)
+        if response.status >= 300 or tx.acked:
+            return []
+        ack_key = (tx.request.call_id, tx.request.cseq.seq, to_tag)
+        if ack_key in self._awaiting_ack:
+            return []  # a retransmission of the 2xx by the TU
+        self._awaiting_ack[ack_key] = tx
+        if not self.retransmit_2xx or tx.source.reliable:
+            return []
+        tx.retransmit_interval = self.timers.t1
+        return [ArmTimer(TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval)]
+
+    def _retransmit_2xx(self, tx: _ServerTransaction, now: float) -> list[Action]:
+        """§13.3.1.4: resend the 2xx at T1, 2*T1 ... capped at T2, until the ACK (or Timer L)."""
+        if tx.acked or tx.last is None or tx.machine.state is not State.ACCEPTED:
+            return []
+        actions = self._run_server(tx, TxEvent.SEND_2XX, now, message=tx.last)
+        tx.retransmit_interval = min(2 * tx.retransmit_interval, self.timers.t2)
+        actions.append(ArmTimer(TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval))
+        return actions
+
+    def _ack_matches_2xx(self, ack: Request) -> list[Action]:
+        tx = self._awaiting_ack.pop((ack.call_id, ack.cseq.seq, ack.to.tag or ""), None)
+        if tx is None:
+            return []
+        tx.acked = True
+        return [CancelTimer(TimerId(tx.id, TIMER_2XX))] if tx.retransmit_interval else []
+
+    def _forget_server(self, tx: _ServerTransaction) -> list[Action]:
+        self._server.pop(tx.id, None)
+        for alias in tx.aliases:
+            self._server.pop(alias, None)
+        actions: list[Action] = []
+        last = tx.last
+        if last is not None and 200 <= last.status < 300 and tx.request.method == "INVITE" and not tx.acked:
+            self._awaiting_ack.pop((tx.request.call_id, tx.request.cseq.seq, last.to.tag or ""), None)
+            if tx.retransmit_interval:
+                actions.append(CancelTimer(TimerId(tx.id, TIMER_2XX)))
+            actions.append(AckTimeout(tx.id, last))
+        return actions
+
+
+def _stamp_via(request: Request, source: Address) -> Request:
+    """Add ``received`` and fill ``rport`` in the top Via as §18.2.1 and RFC 3581 §4 require."""
+    via = request.top_via
+    wants_rport = via.rport is True
+    if not wants_rport and via.host.lower() == source.host.lower():
+        return request
+    params = dict(via.params)
+    params["received"] = source.host
+    if wants_rport:
+        params["rport"] = str(source.port)
+    stamped = Via(via.transport, via.host, via.port, params, via.protocol)
+    headers: Headers = request.headers.copy()
+    headers.remove_first("Via")
+    headers.prepend("Via", str(stamped))
+    return request.replace(headers=headers)
