@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from gateway.sip.transaction import START_EVENTS, TRANSITIONS, State, TransactionKind
+from gateway.sip.transaction import START_EVENTS, TRANSITIONS, TransactionKind, TransactionState
 
 _SECTIONS = {
     TransactionKind.INVITE_CLIENT: "RFC 3261 §17.1.1, RFC 6026 §8.4",
@@ -44,13 +44,13 @@ def render(kind: TransactionKind) -> str:
         "    rankdir=TB;",
         '    node [shape=box, style=rounded, fontname="Helvetica"];',
         '    edge [fontname="Helvetica", fontsize=10];',
-        f"    {State.IDLE.name} [shape=point, width=0.15, xlabel={_dot_string(START_EVENTS[kind].value)}];",
-        f"    {State.TERMINATED.name} [peripheries=2];",
+        f"    {TransactionState.IDLE.name} [shape=point, width=0.15, xlabel={_dot_string(START_EVENTS[kind].value)}];",
+        f"    {TransactionState.TERMINATED.name} [peripheries=2];",
     ]
     for state in table:
-        if state not in (State.IDLE, State.TERMINATED):
+        if state not in (TransactionState.IDLE, TransactionState.TERMINATED):
             lines.append(f"    {state.name} [label={_dot_string(state.value)}];")
-    edges: dict[tuple[State, State, str], list[str]] = defaultdict(list)
+    edges: dict[tuple[TransactionState, TransactionState, str], list[str]] = defaultdict(list)
     for state, events in table.items():
         for event, (next_state, effects) in events.items():
             action = ", ".join(str(effect) for effect in effects) or "-"

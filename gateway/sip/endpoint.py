@@ -49,10 +49,10 @@ from .transaction import (
     START_EVENTS,
     Effect,
     StartTimer,
-    State,
     StopTimer,
     TransactionKind,
     TransactionMachine,
+    TransactionState,
     TransactionStateError,
     TxEvent,
     received_response_event,
@@ -363,7 +363,7 @@ class SipEndpoint:
 
     # -- inspection -----------------------------------------------------------------------------------
 
-    def state(self, transaction: TransactionId) -> State | None:
+    def state(self, transaction: TransactionId) -> TransactionState | None:
         """The state of a live transaction; None once it has terminated and been forgotten."""
         tx = self._lookup(transaction)
         return tx.machine.state if tx is not None else None
@@ -430,10 +430,10 @@ class SipEndpoint:
         if tx is None or tx.cancel_state:
             return []
         tx.cancel_headers = tuple(headers)
-        if tx.machine.state is State.CALLING:
+        if tx.machine.state is TransactionState.CALLING:
             tx.cancel_state = "pending"
             return []
-        if tx.machine.state is State.PROCEEDING:
+        if tx.machine.state is TransactionState.PROCEEDING:
             return self._start_cancel(tx, now)
         return []
 
@@ -524,7 +524,7 @@ class SipEndpoint:
             actions = self._run_client(tx, received_response_event(response.status), now, response, source)
         except TransactionStateError as exc:
             return [Deliver(StrayResponse(response, source, str(exc)))]
-        if response.status < 200 and tx.cancel_state == "pending" and tx.machine.state is State.PROCEEDING:
+        if response.status < 200 and tx.cancel_state == "pending" and tx.machine.state is TransactionState.PROCEEDING:
             actions.extend(self._start_cancel(tx, now))
         return actions
 
@@ -569,7 +569,7 @@ class SipEndpoint:
         to_tag = invite_tx.last.to.tag if invite_tx.last is not None else None
         ok = Response.for_request(cancel, 200, to_tag=to_tag)
         actions += self._run_server(tx, TxEvent.SEND_2XX, now, message=ok)
-        if invite_tx.machine.state is State.PROCEEDING:
+        if invite_tx.machine.state is TransactionState.PROCEEDING:
             actions.append(Deliver(CancelReceived(cancel, invite_tx.id, tx.source)))
         return actions
 
@@ -760,7 +760,7 @@ class SipEndpoint:
 
     def _retransmit_2xx(self, tx: _ServerTransaction, now: float) -> list[Action]:
         """§13.3.1.4: resend the 2xx at T1, 2*T1 ... capped at T2, until the ACK (or Timer L)."""
-        if tx.acked or tx.last is None or tx.machine.state is not State.ACCEPTED:
+        if tx.acked or tx.last is None or tx.machine.state is not TransactionState.ACCEPTED:
             return []
         actions = self._run_server(tx, TxEvent.SEND_2XX, now, message=tx.last)
         tx.retransmit_interval = min(2 * tx.retransmit_interval, self.timers.t2)

@@ -40,10 +40,10 @@ __all__ = [
     "Cancel",
     "Effect",
     "StartTimer",
-    "State",
     "StopTimer",
     "TransactionKind",
     "TransactionMachine",
+    "TransactionState",
     "TransactionStateError",
     "Transition",
     "TxEvent",
@@ -82,7 +82,7 @@ class TransactionKind(enum.Enum):
         return cls.NON_INVITE_CLIENT if client else cls.NON_INVITE_SERVER
 
 
-class State(enum.StrEnum):
+class TransactionState(enum.StrEnum):
     """Transaction states; IDLE is the state before the first message, the others are the RFC's."""
 
     IDLE = "Idle"
@@ -170,12 +170,12 @@ TableEffect = Effect | Arm | Cancel
 
 
 class Transition(NamedTuple):
-    next_state: State
+    next_state: TransactionState
     effects: tuple[TableEffect, ...] = ()
 
 
 _T = Transition
-_S = State
+_S = TransactionState
 _E = TxEvent
 _X = Effect
 _K = TransactionKind
@@ -186,7 +186,7 @@ _A, _B, _D, _EE, _F, _G, _H, _I, _J, _KK, _L, _M = (
 
 # The tables. A missing (state, event) pair is an illegal event. "Absorb" rows (no effects, same state)
 # are written out so that every tolerated event is visible here and tested.
-TRANSITIONS: Mapping[TransactionKind, Mapping[State, Mapping[TxEvent, Transition]]] = {
+TRANSITIONS: Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent, Transition]]] = {
     # RFC 3261 §17.1.1 (figure 5), with Accepted from RFC 6026 §8.4 (figure 5 there).
     _K.INVITE_CLIENT: {
         _S.IDLE: {
@@ -357,7 +357,7 @@ def sent_response_event(status: int) -> TxEvent:
 class TransactionStateError(Exception):
     """An event arrived that the transaction's table does not allow in its current state."""
 
-    def __init__(self, kind: TransactionKind, state: State, event: TxEvent, branch: str = "") -> None:
+    def __init__(self, kind: TransactionKind, state: TransactionState, event: TxEvent, branch: str = "") -> None:
         self.kind = kind
         self.state = state
         self.event = event
@@ -401,7 +401,7 @@ class TransactionMachine:
         self.kind = kind
         self.policy = policy
         self.branch = branch
-        self.state = State.IDLE
+        self.state = TransactionState.IDLE
         self._armed: dict[Timer, float] = {}
         self._intervals: dict[Timer, float] = {}
 
@@ -410,7 +410,7 @@ class TransactionMachine:
 
     @property
     def terminated(self) -> bool:
-        return self.state is State.TERMINATED
+        return self.state is TransactionState.TERMINATED
 
     @property
     def armed_timers(self) -> dict[Timer, float]:
@@ -454,7 +454,7 @@ class TransactionMachine:
                     fire_now = self._arm(effect, now, outputs)
                     if fire_now:
                         pending.append(TxEvent.for_timer(effect.timer))
-            if self.state is State.TERMINATED:
+            if self.state is TransactionState.TERMINATED:
                 # Rule: entering TERMINATED cancels every timer still running.
                 for timer in list(self._armed):
                     del self._armed[timer]

@@ -17,10 +17,10 @@ from gateway.sip.transaction import (
     TRANSITIONS,
     Effect,
     StartTimer,
-    State,
     StopTimer,
     TransactionKind,
     TransactionMachine,
+    TransactionState,
     TransactionStateError,
     TxEvent,
     received_response_event,
@@ -28,7 +28,7 @@ from gateway.sip.transaction import (
 )
 
 K = TransactionKind
-S = State
+S = TransactionState
 E = TxEvent
 X = Effect
 CONFIG = TimerConfig()  # T1 = 0.5 s, T2 = 4 s, T4 = 5 s, D = 32 s
@@ -45,14 +45,14 @@ def stop(timer: Timer) -> tuple[str, Timer]:
 
 class Row(NamedTuple):
     kind: TransactionKind
-    state: State
+    state: TransactionState
     event: TxEvent
-    next_state: State
+    next_state: TransactionState
     outputs: tuple[object, ...]
 
 
 # Events that bring a fresh machine to each state (after ``start``).
-PATHS: dict[TransactionKind, dict[State, tuple[TxEvent, ...]]] = {
+PATHS: dict[TransactionKind, dict[TransactionState, tuple[TxEvent, ...]]] = {
     K.INVITE_CLIENT: {
         S.CALLING: (),
         S.PROCEEDING: (E.RECV_1XX,),
@@ -178,7 +178,7 @@ ROWS: list[Row] = [
 _TIMER_OF_EVENT = {TxEvent.for_timer(timer): timer for timer in Timer}
 
 
-def machine_in(kind: TransactionKind, state: State, *, reliable: bool = False) -> TransactionMachine:
+def machine_in(kind: TransactionKind, state: TransactionState, *, reliable: bool = False) -> TransactionMachine:
     """A fresh machine driven to ``state`` at time 0 along ``PATHS``."""
     machine = TransactionMachine(kind, CONFIG.policy(reliable=reliable), branch="z9hG4bKtable")
     if state is S.IDLE:
@@ -243,7 +243,7 @@ ILLEGAL = [
 
 @pytest.mark.parametrize("kind,state,event", ILLEGAL, ids=lambda v: getattr(v, "name", str(v)))
 def test_illegal_event_names_event_role_and_state(
-    kind: TransactionKind, state: State, event: TxEvent
+    kind: TransactionKind, state: TransactionState, event: TxEvent
 ) -> None:
     if state is S.TERMINATED:
         machine = machine_in(kind, next(iter(PATHS[kind])))

@@ -22,7 +22,7 @@ from gateway.sip.endpoint import (
 )
 from gateway.sip.message import Request, Response
 from gateway.sip.parser import parse_message
-from gateway.sip.transaction import State, TransactionStateError
+from gateway.sip.transaction import TransactionState, TransactionStateError
 
 from .helpers import LossPattern, TransactionPair, drop_matching, make_request
 
@@ -49,12 +49,12 @@ def test_invite_180_200_passes_2xx_up_and_terminates() -> None:
     server_tid = only_request(pair).transaction
     # The INVITE server transaction answered 100 Trying by itself; the client stopped Timer A.
     assert statuses(pair.client.events) == [100]
-    assert pair.client.endpoint.state(tid) is State.PROCEEDING
+    assert pair.client.endpoint.state(tid) is TransactionState.PROCEEDING
     pair.respond(server_tid, 180)
     ok = pair.respond(server_tid, 200, headers=[("Contact", "<sip:1001@192.0.2.20>")])
     assert statuses(pair.client.events) == [100, 180, 200]
-    assert pair.client.endpoint.state(tid) is State.ACCEPTED  # RFC 6026: waits for Timer M
-    assert pair.server.endpoint.state(server_tid) is State.ACCEPTED
+    assert pair.client.endpoint.state(tid) is TransactionState.ACCEPTED  # RFC 6026: waits for Timer M
+    assert pair.server.endpoint.state(server_tid) is TransactionState.ACCEPTED
 
     # The UAC core ACKs the 2xx end to end (new branch); the server passes it up.
     ack = make_request("ACK", to_tag=ok.to.tag)
@@ -124,8 +124,8 @@ def test_invite_486_ack_generated_by_client_and_absorbed_by_server() -> None:
     assert ack.to.tag == "srv-tag"
     assert (ack.cseq.seq, ack.cseq.method) == (1, "ACK")
     assert pair.server.events_of(AckReceived) == []  # absorbed by the INVITE server transaction
-    assert pair.server.endpoint.state(server_tid) is State.CONFIRMED
-    assert pair.client.endpoint.state(tid) is State.COMPLETED
+    assert pair.server.endpoint.state(server_tid) is TransactionState.CONFIRMED
+    assert pair.client.endpoint.state(tid) is TransactionState.COMPLETED
     pair.advance(5.0)  # Timer I = T4
     assert pair.server.endpoint.state(server_tid) is None
     pair.advance(27.0)  # Timer D = 32 s
@@ -138,12 +138,12 @@ def test_lost_ack_makes_timer_g_resend_486_which_is_acked_again_not_passed_up() 
     pair.send_request(make_request("INVITE"))
     server_tid = only_request(pair).transaction
     pair.respond(server_tid, 486)
-    assert pair.server.endpoint.state(server_tid) is State.COMPLETED
+    assert pair.server.endpoint.state(server_tid) is TransactionState.COMPLETED
     pair.advance(0.5)  # Timer G
     assert pair.send_times("486") == [0.0, 0.5]
     assert pair.send_times("ACK") == [0.0, 0.5]
     assert statuses(pair.client.events) == [100, 486]  # the retransmission is not passed up
-    assert pair.server.endpoint.state(server_tid) is State.CONFIRMED
+    assert pair.server.endpoint.state(server_tid) is TransactionState.CONFIRMED
 
 
 def test_no_ack_at_all_ends_with_timer_h() -> None:
@@ -238,7 +238,7 @@ def test_server_absorbs_retransmitted_invite_and_resends_the_provisional() -> No
     assert len(pair.server.events_of(RequestReceived)) == 1  # the retransmission is not a new request
     assert pair.send_times("180") == [0.0, 0.5]  # answered with the last response
     assert statuses(pair.client.events) == [180]
-    assert pair.client.endpoint.state(tid) is State.PROCEEDING
+    assert pair.client.endpoint.state(tid) is TransactionState.PROCEEDING
     pair.advance(10)
     assert pair.send_times("INVITE") == [0.0, 0.5]  # Proceeding: no more retransmissions
 
@@ -254,7 +254,7 @@ def test_non_invite_server_absorbs_in_trying_and_answers_in_completed() -> None:
     pair.advance(1.0)  # next retransmission is answered from the Completed state
     assert pair.send_times("200") == [0.5, 1.5]
     assert statuses(pair.client.events) == [200]
-    assert pair.client.endpoint.state(tid) is State.COMPLETED
+    assert pair.client.endpoint.state(tid) is TransactionState.COMPLETED
     pair.advance(5.0)  # Timer K
     assert pair.client.endpoint.state(tid) is None
     pair.advance(32.0)  # Timer J
@@ -298,7 +298,7 @@ def test_cancel_matches_the_invite_and_the_tu_answers_487() -> None:
     cancel_tid = TransactionId("client", "CANCEL", invite_tid.key)
     assert statuses(pair.client.events, transaction=cancel_tid) == [200]
     assert len(pair.sent("ACK")) == 1
-    assert pair.server.endpoint.state(server_tid) is State.CONFIRMED
+    assert pair.server.endpoint.state(server_tid) is TransactionState.CONFIRMED
 
 
 def test_cancel_waits_for_a_provisional_response() -> None:
@@ -380,7 +380,7 @@ def test_rfc2543_requests_without_magic_cookie_are_matched() -> None:
     # The ACK carries the To tag of the response; RFC 2543 matching uses it (§17.2.3).
     ack_actions = endpoint.receive(rfc2543_request("ACK", to_tag="uas-1"), phone, 1.1)
     assert not any(hasattr(a, "event") for a in ack_actions)  # absorbed, not passed up
-    assert endpoint.state(received.transaction) is State.CONFIRMED
+    assert endpoint.state(received.transaction) is TransactionState.CONFIRMED
 
 
 def test_via_gets_received_and_rport_and_the_response_goes_back_through_the_nat() -> None:
@@ -435,7 +435,7 @@ def test_response_the_table_refuses_is_stray() -> None:
     pair = TransactionPair()
     tid = pair.send_request(make_request("INVITE"))
     pair.respond(only_request(pair).transaction, 486)
-    assert pair.client.endpoint.state(tid) is State.COMPLETED
+    assert pair.client.endpoint.state(tid) is TransactionState.COMPLETED
     late_ok = Response.for_request(only_request(pair).request, 200, to_tag="other")
     actions = pair.client.endpoint.receive(late_ok.to_bytes(), pair.server.address, pair.now)
     [deliver] = actions
