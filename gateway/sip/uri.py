@@ -501,10 +501,7 @@ class NameAddr:
 
     def __str__(self) -> str:
         uri = str(self.uri)
-        if self.display is not None:
-            head = f"{_quote_display(self.display)} <{uri}>" if self.display else f"<{uri}>"
-        else:
-            head = f"<{uri}>"
+        head = f"<{uri}>" if self.display is None else f"{_quote_display(self.display)} <{uri}>"
         return head + format_params(self.params)
 
     def __repr__(self) -> str:
