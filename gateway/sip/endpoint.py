@@ -25,6 +25,9 @@ Behaviour worth knowing:
   method, ACK matching INVITE) and, for requests without the cookie, the RFC 2543 rules (Request-URI,
   tags, Call-ID, CSeq, top Via; the ACK by the To tag of the response). Client transactions are matched by
   branch and CSeq method (§17.1.3).
+* ``send_cancel`` follows §9.1: the CANCEL waits for a provisional response, is never sent after a final
+  one, and if the INVITE still has no final response 64*T1 after the CANCEL, the INVITE client
+  transaction is given up and reported as a ``TransactionTimeout`` (timer "CANCEL").
 * CANCEL (§9.2) gets its own server transaction, answered by the endpoint: 200 when it matches an INVITE
   server transaction, 481 when it does not. If that INVITE has no final response yet the TU receives
   ``CancelReceived`` and should answer the INVITE (normally 487).
@@ -88,6 +91,8 @@ MAGIC_COOKIE = "z9hG4bK"
 
 #: The UAS core's 2xx retransmission timer (§13.3.1.4); not an RFC transaction timer letter.
 TIMER_2XX = "2xx"
+#: Started on an INVITE client transaction when its CANCEL is sent: give up 64*T1 later (§9.1).
+TIMER_CANCEL = "CANCEL"
 
 _DEFAULT_PORTS = {"TLS": 5061, "WSS": 443, "WS": 80}
 
@@ -129,7 +134,7 @@ class TransactionId(NamedTuple):
 
 
 class TimerId(NamedTuple):
-    """A timer of one transaction: an RFC letter ("A".."M") or "2xx"."""
+    """A timer of one transaction: an RFC letter ("A".."M"), "2xx" or "CANCEL"."""
 
     transaction: TransactionId
     timer: str
@@ -270,7 +275,7 @@ class _ClientTransaction:
         self.data = request.to_bytes()
         self.dest = dest
         self.ack: tuple[str | None, Request, bytes] | None = None  # (To tag, ACK, bytes) for 300-699
-        self.cancel_state = ""  # "", "pending" (wait for a 1xx), "sent"
+        self.cancel_state = ""  # "", "pending" (wait for a 1xx), "sent" (TIMER_CANCEL runs), "done"
         self.cancel_headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -440,6 +445,7 @@ class SipEndpoint:
     def _start_cancel(self, invite_tx: _ClientTransaction, now: float) -> list[Action]:
         invite = invite_tx.request
         invite_tx.cancel_state = "sent"
+        give_up = ArmTimer(TimerId(invite_tx.id, TIMER_CANCEL), now + 64 * self.timers.t1)
         fields: list[tuple[str, str]] = [
             ("Via", str(invite.top_via)),
             ("Max-Forwards", "70"),
@@ -456,7 +462,7 @@ class SipEndpoint:
         machine = TransactionMachine(TransactionKind.NON_INVITE_CLIENT, self._policy(invite_tx.dest), branch=branch)
         tx = _ClientTransaction(tid, machine, cancel, invite_tx.dest)
         self._client[tid] = tx
-        return self._run_client(tx, TxEvent.SEND_REQUEST, now)
+        return [give_up, *self._run_client(tx, TxEvent.SEND_REQUEST, now)]
 
     def _with_via(self, request: Request, transport: str, branch: str) -> Request:
         via = f"SIP/2.0/{transport.upper()} {self._via_sent_by(transport)};branch={branch};rport"
@@ -583,6 +589,13 @@ class SipEndpoint:
         if timer_id.timer == TIMER_2XX:
             assert isinstance(tx, _ServerTransaction)
             return self._retransmit_2xx(tx, now)
+        if timer_id.timer == TIMER_CANCEL:
+            assert isinstance(tx, _ClientTransaction)
+            if tx.machine.state is not TransactionState.PROCEEDING:
+                return []
+            tx.cancel_state = "done"
+            outputs = tx.machine.handle(TxEvent.CANCEL_EXPIRED, now)
+            return self._interpret_client(tx, outputs, None, tx.dest, TIMER_CANCEL)
         try:
             timer = Timer(timer_id.timer)
         except ValueError:
@@ -648,6 +661,9 @@ class SipEndpoint:
                 actions.append(TransportError(tx.id, tx.request, tx.dest, failure))
             else:  # pragma: no cover - the client tables use no other effect
                 raise AssertionError(f"unexpected effect {out} for a client transaction")
+        if tx.cancel_state == "sent" and tx.machine.state is not TransactionState.PROCEEDING:
+            tx.cancel_state = "done"  # the final response (or the end) came: stop the §9.1 timer
+            actions.append(CancelTimer(TimerId(tx.id, TIMER_CANCEL)))
         if tx.machine.terminated:
             self._client.pop(tx.id, None)
         return actions

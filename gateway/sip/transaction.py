@@ -120,6 +120,8 @@ class TxEvent(enum.StrEnum):
     TIMER_L = "Timer L fires"
     TIMER_M = "Timer M fires"
     TRANSPORT_ERROR = "transport error"
+    # RFC 3261 §9.1: no final response 64*T1 after the CANCEL was sent; the TU destroys the transaction.
+    CANCEL_EXPIRED = "64*T1 after CANCEL"
 
     @classmethod
     def for_timer(cls, timer: Timer) -> TxEvent:
@@ -208,6 +210,9 @@ TRANSITIONS: Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent,
             _E.RECV_2XX: _T(_S.ACCEPTED, (_X.PASS_TO_TU, Arm(_M))),
             _E.RECV_3XX_6XX: _T(_S.COMPLETED, (_X.SEND_ACK, _X.PASS_TO_TU, Arm(_D))),
             _E.TRANSPORT_ERROR: _T(_S.TERMINATED, (_X.REPORT_TRANSPORT_ERROR,)),
+            # Proceeding has no timer of its own (§17.1.1.2); a CANCELled INVITE that never gets its final
+            # response is given up 64*T1 after the CANCEL (§9.1), and the TU hears of it as a timeout.
+            _E.CANCEL_EXPIRED: _T(_S.TERMINATED, (_X.REPORT_TIMEOUT,)),
         },
         _S.ACCEPTED: {
             # RFC 6026 §8.4: retransmitted and forked 2xx responses go to the TU, which ACKs each.

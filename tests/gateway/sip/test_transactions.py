@@ -509,3 +509,83 @@ def test_each_request_gets_its_own_branch_and_via() -> None:
     vias = [r.message.top_via for r in pair.sent("OPTIONS")]
     assert [v.branch for v in vias] == [first.key[0], second.key[0]]
     assert all(v.sent_by == "192.0.2.10:5060" and v.rport is True for v in vias)
+
+
+# --- properties over arbitrary datagram loss ----------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    transport=st.sampled_from(["UDP", "TCP"]),
+    method=st.sampled_from(["OPTIONS", "INVITE"]),
+    status=st.sampled_from([200, 404, 486, 603]),
+    loss=st.lists(st.booleans(), max_size=40),
+)
+def test_any_loss_pattern_keeps_the_transaction_guarantees(
+    transport: str, method: str, status: int, loss: list[bool]
+) -> None:
+    if method == "INVITE" and status == 200:
+        status = 486  # the 2xx ACK is end to end: covered by the scenarios above
+    if transport == "TCP":
+        loss = []  # a reliable transport does not lose messages; its failures are transport errors
+    pair = TransactionPair(transport, loss=LossPattern(loss))
+    tid = pair.send_request(make_request(method))
+    answered = False
+    while pair.now < 110:
+        requests = pair.server.events_of(RequestReceived)
+        if requests and not answered:
+            pair.respond(requests[0].transaction, status)
+            answered = True
+        if pair.now == 40 and pair.client.endpoint.state(tid) is TransactionState.PROCEEDING:
+            # The UAC core gives up on an INVITE whose final response never arrives (§9.1).
+            pair.process(pair.client, pair.client.endpoint.send_cancel(tid, pair.now))
+        pair.advance(0.25)
+    # The server's TU sees the request at most once, however often it was retransmitted.
+    assert len(pair.server.events_of(RequestReceived)) <= 1
+    finals = [s for s in statuses(pair.client.events, transaction=tid) if s >= 200]
+    timeouts = [f for f in pair.client.failures if isinstance(f, TransactionTimeout) and f.transaction == tid]
+    # The client's TU gets exactly one outcome: the final response once, or a timeout.
+    assert (len(finals), len(timeouts)) in ((1, 0), (0, 1))
+    assert finals in ([], [status])
+    if not answered:
+        assert timeouts, "no request arrived, so the client must have timed out"
+    # An INVITE server never passes the ACK of a non-2xx up.
+    assert pair.server.events_of(AckReceived) == []
+    # Everything is cleaned up once the longest timer has run.
+    assert pair.client.endpoint.transaction_count == 0 and pair.server.endpoint.transaction_count == 0
+    assert pair.client.timers == {} and pair.server.timers == {}
+    if transport == "TCP":
+        assert len(pair.sent(method)) == 1
+        assert finals == [status]
+
+
+def test_cancelled_invite_without_final_response_is_given_up_after_64_t1() -> None:
+    pair = TransactionPair(loss=LossPattern(drop_if=drop_matching("487")))
+    tid = pair.send_request(make_request("INVITE"))
+    server_tid = only_request(pair).transaction
+    pair.respond(server_tid, 180)
+    pair.process(pair.client, pair.client.endpoint.send_cancel(tid, pair.now))
+    pair.respond(server_tid, 487)  # every copy of it is lost
+    pair.advance(31.9)
+    assert pair.client.endpoint.state(tid) is TransactionState.PROCEEDING
+    pair.advance(0.1)
+    timeouts = [f for f in pair.client.failures if isinstance(f, TransactionTimeout) and f.transaction == tid]
+    assert len(timeouts) == 1 and timeouts[0].timer == "CANCEL"
+    assert timeouts[0].response is not None and timeouts[0].response.status == 408
+    assert pair.client.endpoint.state(tid) is None
+
+
+def test_final_response_after_cancel_stops_the_give_up_timer() -> None:
+    pair = TransactionPair()
+    tid = pair.send_request(make_request("INVITE"))
+    server_tid = only_request(pair).transaction
+    pair.respond(server_tid, 180)
+    pair.process(pair.client, pair.client.endpoint.send_cancel(tid, pair.now))
+    assert TimerId(tid, "CANCEL") in pair.client.timers
+    pair.respond(server_tid, 487)
+    assert TimerId(tid, "CANCEL") not in pair.client.timers
+    pair.advance(40)
+    assert pair.client.failures == []
