@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ALGORITHMS",
+    "CHALLENGE_HEADERS",
     "AuthOutcome",
     "AuthResult",
     "DigestChallenge",
@@ -64,6 +65,13 @@ ALGORITHMS: tuple[str, ...] = (
     "MD5", "MD5-sess", "SHA-256", "SHA-256-sess", "SHA-512-256", "SHA-512-256-sess",
 )  # fmt: skip
 _CANONICAL_ALGORITHM = {name.lower(): name for name in ALGORITHMS}
+
+#: The header that carries the challenge and the one that carries the answer, per status (RFC 3261 §22.2
+#: for a UAS or registrar, §22.3 for a proxy).
+CHALLENGE_HEADERS: dict[int, tuple[str, str]] = {
+    401: ("WWW-Authenticate", "Authorization"),
+    407: ("Proxy-Authenticate", "Proxy-Authorization"),
+}
 
 
 def _canonical_algorithm(name: str) -> str | None:

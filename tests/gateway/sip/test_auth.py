@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from gateway.sip.auth import (
     ALGORITHMS,
+    CHALLENGE_HEADERS,
     AuthOutcome,
     DigestChallenge,
     DigestClient,
@@ -442,3 +443,34 @@ def test_tracker_window_edges() -> None:
     assert tracker.check_and_record("n", 10, issued=0) is AuthOutcome.REPLAY
     assert tracker.check_and_record("n", 99, issued=0) is AuthOutcome.OK
     assert tracker.check_and_record("n", 99, issued=0) is AuthOutcome.REPLAY
+
+
+def test_challenge_headers_per_status() -> None:
+    assert CHALLENGE_HEADERS[401] == ("WWW-Authenticate", "Authorization")
+    assert CHALLENGE_HEADERS[407] == ("Proxy-Authenticate", "Proxy-Authorization")
+
+
+def test_challenge_and_answer_travel_in_sip_messages() -> None:
+    from gateway.sip.message import Request, Response
+    from gateway.sip.parser import parse_message
+
+    register = Request.build("REGISTER", "sip:sip.example.com", headers=[
+        ("Via", "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKreg"), ("From", "<sip:1001@sip.example.com>;tag=r"),
+        ("To", "<sip:1001@sip.example.com>"), ("Call-ID", "reg-1"), ("CSeq", "1 REGISTER"),
+    ])
+    server = make_server(algorithms=("SHA-256", "MD5"))
+    challenge_name, answer_name = CHALLENGE_HEADERS[401]
+    unauthorized = Response.for_request(register, 401, headers=[(challenge_name, str(c))
+                                                              for c in server.challenges(T0)])
+    received = parse_message(unauthorized.to_bytes())
+    offered = received.headers.get_all(challenge_name)
+    assert len(offered) == 2  # never split on the commas inside a challenge
+    creds = DigestClient("1001", "s3cret").authorize(offered, method="REGISTER", uri=register.uri)
+    retry = parse_message(Request.build("REGISTER", register.uri, headers=[
+        *[(n, v) for n, v in register.headers.items() if n != "CSeq"], ("CSeq", "2 REGISTER"),
+        (answer_name, str(creds)),
+    ]).to_bytes())
+    assert isinstance(retry, Request)
+    result = server.verify(retry.headers.get(answer_name) or "", method=retry.method, now=T0 + 1,
+                           password="s3cret", request_uri=retry.uri)
+    assert result.ok and result.username == "1001"
