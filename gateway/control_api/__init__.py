@@ -1,0 +1,1 @@
+"""HTTP + JSON control API of the embedded gateway (loopback; OpenAPI at /openapi.json)."""

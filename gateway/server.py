@@ -1,0 +1,225 @@
+"""The embedded reference gateway: the composition root that wires store, services, transports and APIs.
+
+``EmbeddedGateway`` runs on an asyncio loop: ``await gw.start()`` / ``await gw.stop()``, or in a thread of
+its own with ``gw.start_in_thread()`` / ``gw.stop_thread()`` for the harness and plain scripts. The command
+``sipgw-lab gateway serve`` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.clock import Clock
+from gateway.config import GatewayConfig
+from gateway.services.directory import Directory
+from gateway.services.model import Flow, User
+from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig
+from gateway.services.routing import Router
+from gateway.sip.auth import DigestServer
+from gateway.sipcore import SipCore
+from gateway.store.sqlite import Store
+from gateway.tenant import Tenant, load_tenant
+from gateway.trace import TraceRecorder
+from gateway.transport.certs import LabPki, ensure_lab_pki
+from gateway.transport.manager import client_tls_context, server_tls_context
+
+log = logging.getLogger("sipgw.server")
+
+try:  # uvloop when installed (README: optional speed-up)
+    import uvloop  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the machine
+    uvloop = None
+
+BUILD = "sipgw-lab-gateway/0.1"
+
+
+class NoMedia:
+    """A media directory with no endpoints: Teams clients and the PSTN are unreachable (480)."""
+
+    def teams_client(self, user: User) -> Flow | None:
+        return None
+
+    def pstn_party(self, number: str) -> Flow | None:
+        return None
+
+
+@dataclass
+class Endpoints:
+    """Where the running gateway listens (ports resolved when 0 was asked for)."""
+
+    udp: tuple[str, int]
+    tcp: tuple[str, int]
+    tls: tuple[str, int]
+    http: tuple[str, int] | None
+    udp6: tuple[str, int] | None = None
+    tcp6: tuple[str, int] | None = None
+    tls6: tuple[str, int] | None = None
+
+    @property
+    def control_url(self) -> str | None:
+        return f"http://{self.http[0]}:{self.http[1]}" if self.http else None
+
+
+class EmbeddedGateway:
+    def __init__(self, data_dir: str | Path, config: GatewayConfig | None = None, *,
+                 tenant: Tenant | str | Path | None = None, media=None, control_api: bool = True):
+        self.config = config or GatewayConfig()
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = Clock()
+        self.store = Store(self.data_dir / "gateway.db")
+        self.trace = TraceRecorder(max_entries=max(self.config.trace_entries, 1),
+                                   enabled=self.config.trace_entries > 0)
+        realm = self.config.domain
+        self.directory = Directory(self.store, realm)
+        secret = self.store.setting("nonce_secret")
+        if secret is None:
+            secret = secrets.token_hex(32)
+            self.store.set_setting("nonce_secret", secret)
+        self.auth = DigestServer(realm, bytes.fromhex(secret), algorithms=tuple(self.config.digest_algorithms))
+        self.devices = DeviceRegistry(self.store)
+        reg = self.config.registration
+        self.registrar = Registrar(self.directory, self.auth, self.devices, RegistrarConfig(
+            default_expires=reg.default_expires, min_expires=reg.min_expires, max_expires=reg.max_expires,
+            firmware_policy=self.config.firmware_policy, throttle_failures=self.config.auth_throttle_failures))
+        self.media = media or NoMedia()
+        self.router = Router(self.directory, self.registrar, self.media, self.config.domain)
+        self.core = SipCore(directory=self.directory, registrar=self.registrar, router=self.router,
+                            auth=self.auth, domain=self.config.domain, wall_clock=self.clock.now)
+        self.core.transports.trace = self.trace
+        self.core.transports.max_message_size = self.config.max_message_size
+        self.pki: LabPki | None = None
+        self.endpoints: Endpoints | None = None
+        self._control_enabled = control_api
+        self._control = None
+        self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.started_at: float | None = None
+        if tenant is not None:
+            self.load_tenant(tenant)
+
+    # --- tenant -------------------------------------------------------------------------------------------
+    def load_tenant(self, tenant: Tenant | str | Path) -> Tenant:
+        """Add a tenant file's users and PSTN ranges (validated as a whole before anything is written)."""
+        if not isinstance(tenant, Tenant):
+            tenant = load_tenant(tenant)
+        for user, password in tenant.users:
+            self.directory.put_user(user, password=password)
+        if tenant.pstn:
+            self.directory.set_pstn_ranges(list(tenant.pstn))
+        return tenant
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+    async def start(self) -> Endpoints:
+        self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        host, port = cfg.sip_address
+        tls_host, tls_port = cfg.tls_address
+        names = sorted({host, tls_host, "localhost", "127.0.0.1"} | ({"::1"} if cfg.ipv6 else set()))
+        self.pki = ensure_lab_pki(self.data_dir, names)
+        t = self.core.transports
+        t._tls_client = client_tls_context(str(self.pki.ca_cert), verify=False)
+        udp = await t.listen_udp(host, port)
+        tcp = await t.listen_stream(host, udp.port)
+        ssl_ctx = server_tls_context(str(self.pki.server_cert), str(self.pki.server_key))
+        tls = await t.listen_stream(tls_host, tls_port if tls_port else 0, ssl_ctx)
+        eps = Endpoints((host, udp.port), (host, tcp.port), (tls_host, tls.port), None)
+        if cfg.ipv6:
+            eps.udp6 = ("::1", (await t.listen_udp("::1", udp.port)).port)
+            eps.tcp6 = ("::1", (await t.listen_stream("::1", tcp.port)).port)
+            eps.tls6 = ("::1", (await t.listen_stream("::1", tls.port, ssl_ctx)).port)
+
+        def hp(h: str, p: int) -> str:
+            return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
+
+        self.core.bind({"UDP": hp(host, udp.port), "TCP": hp(host, tcp.port), "TLS": hp(tls_host, tls.port)})
+        if self._control_enabled:
+            from gateway.control_api.app import ControlApi
+
+            self._control = ControlApi(self)
+            eps.http = await self._control.start(*cfg.http_address)
+        self.endpoints = eps
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self.started_at = time.time()
+        log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)
+        return eps
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.store.flush()
+                self.registrar.expire(self.core.now())
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._control is not None:
+            await self._control.stop()
+        await self.core.transports.close()
+        if hasattr(self.media, "close"):
+            await asyncio.get_running_loop().run_in_executor(None, self.media.close)
+        self.store.close()
+        log.info("gateway stopped")
+
+    # --- running in a thread of its own ----------------------------------------------------------------------
+    def start_in_thread(self, timeout: float = 30.0) -> Endpoints:
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the starting thread
+                errors.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="sipgw-gateway", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the embedded gateway did not start within {timeout} s")
+        if errors:
+            raise errors[0]
+        assert self.endpoints is not None
+        return self.endpoints
+
+    def stop_thread(self, timeout: float = 30.0) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def call_soon(self, fn, *args):
+        """Run ``fn`` on the gateway's loop and wait for its result (from another thread)."""
+        assert self._loop is not None
+
+        async def wrapper():
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(30)

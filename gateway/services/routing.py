@@ -1,0 +1,101 @@
+"""Where a call goes: a tenant user's devices and Teams client (forking), the emulated PSTN, or nowhere.
+
+SIP Gateway rules (seed): SIP device users can only call users who have phone numbers; inbound calls fork
+to the user's SIP devices alongside the Teams clients. Every refusal carries a diagnostic code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.services.directory import Directory, number_key
+from gateway.services.model import Flow, User
+from gateway.services.registrar import Binding, Registrar
+
+
+class MediaDirectory(Protocol):
+    """Where the gateway-side endpoints (Teams clients, PSTN parties) are reached."""
+
+    def teams_client(self, user: User) -> Flow | None: ...
+    def pstn_party(self, number: str) -> Flow | None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """One branch of a call: a registered device contact, a Teams client, or a PSTN party."""
+
+    kind: str  # "device", "teams", "pstn"
+    uri: str  # Request-URI of the branch
+    flow: Flow
+    label: str
+    binding: Binding | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    targets: tuple[Target, ...] = ()
+    callee: User | None = None
+    reject_status: int | None = None
+    reject_code: str | None = None
+    reject_text: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.reject_status is not None
+
+
+_DIALLABLE = re.compile(r"^\+?[0-9]{2,15}$")
+
+
+def dialled_number(uri_user: str | None) -> str:
+    """The number a device dialled, from the Request-URI user part (visual separators removed)."""
+    raw = (uri_user or "").split(";", 1)[0]
+    return re.sub(r"[\s().-]", "", raw)
+
+
+class Router:
+    def __init__(self, directory: Directory, registrar: Registrar, media: MediaDirectory, domain: str):
+        self.directory = directory
+        self.registrar = registrar
+        self.media = media
+        self.domain = domain
+
+    def route(self, uri_user: str | None, now: float) -> RouteDecision:
+        dialled = dialled_number(uri_user)
+        user = self.directory.by_number(dialled) if _DIALLABLE.match(dialled) else None
+        if user is None and uri_user:
+            named = self.directory.user(uri_user)
+            if named is not None and not named.number:
+                return RouteDecision(callee=named, reject_status=404, reject_code="SGW-ROUTE-NO-NUMBER",
+                                     reject_text=f"{named.name} has no phone number; SIP devices can only call "
+                                                 "users who have phone numbers")
+            if named is not None:
+                user = named
+        if user is not None:
+            return self._user_targets(user, now)
+        if _DIALLABLE.match(dialled) and self.directory.is_pstn(dialled):
+            flow = self.media.pstn_party(dialled)
+            if flow is None:
+                return RouteDecision(reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE",
+                                     reject_text=f"the PSTN is not reachable for {dialled}")
+            number = dialled if dialled.startswith("+") else "+" + dialled
+            return RouteDecision(targets=(Target("pstn", f"sip:{number}@{flow.host}:{flow.port}", flow,
+                                                 f"PSTN {number}"),))
+        return RouteDecision(reject_status=404, reject_code="SGW-ROUTE-NOT-FOUND",
+                             reject_text=f"no tenant user or PSTN route for {dialled or uri_user!r}")
+
+    def _user_targets(self, user: User, now: float) -> RouteDecision:
+        targets: list[Target] = []
+        for b in self.registrar.bindings(user.username, now):
+            targets.append(Target("device", b.uri, b.flow, f"device {b.device_key}", b))
+        if user.teams_client:
+            flow = self.media.teams_client(user)
+            if flow is not None:
+                uri = f"sip:{number_key(user.number or user.username)}@{flow.host}:{flow.port}"
+                targets.append(Target("teams", uri, flow, f"Teams client of {user.username}"))
+        if not targets:
+            return RouteDecision(callee=user, reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE",
+                                 reject_text=f"{user.name} has no registered device and no Teams client online")
+        return RouteDecision(targets=tuple(targets), callee=user)

@@ -1,0 +1,291 @@
+"""The gateway's SIP element: the sans-IO transaction layer driven by the asyncio transports.
+
+Bytes from a transport go into ``SipEndpoint.receive``; the actions that come out are carried out here:
+sending on a flow, arming and cancelling timers on the event loop, and dispatching events to the
+services (registrar, B2BUA, OPTIONS). Nothing here knows a call's logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.services.b2bua import ALLOW, B2BUA, SUPPORTED
+from gateway.services.diagnostics import warning_header
+from gateway.services.directory import Directory
+from gateway.services.model import Flow, User
+from gateway.services.registrar import Registrar
+from gateway.services.routing import Router
+from gateway.sip import NameAddr, Request, Response, SipParseError, SipURI
+from gateway.sip.auth import DigestServer, parse_credentials
+from gateway.sip.endpoint import (
+    AckReceived,
+    AckTimeout,
+    Address,
+    ArmTimer,
+    CancelReceived,
+    CancelTimer,
+    Deliver,
+    Discarded,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    SipEndpoint,
+    StrayResponse,
+    TimerId,
+    TransactionId,
+    TransactionTimeout,
+    TransportError,
+)
+from gateway.sip.validate import check_request
+from gateway.transport.manager import TransportManager
+
+log = logging.getLogger("sipgw.core")
+
+METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "UPDATE", "INFO", "PRACK",
+                     "REFER", "NOTIFY", "MESSAGE", "SUBSCRIBE", "PUBLISH"})
+SUPPORTED_TAGS = frozenset({"100rel", "timer", "replaces", "path", "outbound", "gruu"})
+
+
+@dataclass
+class CoreStats:
+    requests: int = 0
+    responses: int = 0
+    discarded: int = 0
+    stray_responses: int = 0
+    rejected: int = 0
+    timeouts: int = 0
+
+
+class SipCore:
+    def __init__(self, *, directory: Directory, registrar: Registrar, router: Router, auth: DigestServer,
+                 domain: str, agent: str = "sipgw-lab", wall_clock: Callable[[], float] = time.time):
+        self.directory = directory
+        self.registrar = registrar
+        self.router = router
+        self.auth = auth
+        self.domain = domain
+        self.agent = agent
+        self.wall = wall_clock
+        self.stats = CoreStats()
+        self.transports = TransportManager(self._on_data)
+        self.endpoint: SipEndpoint | None = None
+        self.b2bua = B2BUA(self, domain=domain, agent=agent)
+        self.trusted: set[tuple[str, int]] = set()  # (host, port) of media-node endpoints
+        self.trusted_hosts: set[str] = set()
+        self._timers: dict[TimerId, asyncio.TimerHandle] = {}
+        self._contacts: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Extra handlers by method for out-of-dialog requests (MWI, presence … in later services).
+        self.handlers: dict[str, Callable[[Request, TransactionId, Address], bool]] = {}
+
+    # --- set-up ------------------------------------------------------------------------------------------
+    def bind(self, sent_by: dict[str, str]) -> None:
+        """Create the endpoint once the listening addresses are known (they go into Via and Contact)."""
+        self._loop = asyncio.get_running_loop()
+        self.endpoint = SipEndpoint(sent_by=sent_by)
+        for transport, hostport in sent_by.items():
+            suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
+            self._contacts[transport] = f"sip:gw@{hostport}{suffix}"
+
+    # --- the Stack protocol of the B2BUA --------------------------------------------------------------------
+    def now(self) -> float:
+        return self._loop.time() if self._loop else time.monotonic()
+
+    def contact_uri(self, transport: str) -> str:
+        return self._contacts.get(transport.upper()) or next(iter(self._contacts.values()))
+
+    def send_request(self, request: Request, dest: Address) -> TransactionId:
+        assert self.endpoint is not None
+        tid, actions = self.endpoint.send_request(request, dest, self.now())
+        self._execute(actions)
+        return tid
+
+    def send_response(self, transaction: TransactionId, response: Response) -> None:
+        assert self.endpoint is not None
+        if not response.headers.get("Server"):
+            response.headers.add("Server", self.agent)
+        self._execute(self.endpoint.send_response(transaction, response, self.now()))
+
+    def send_ack(self, ack: Request, dest: Address) -> None:
+        assert self.endpoint is not None
+        self._execute(self.endpoint.send_ack(ack, dest, self.now()))
+
+    def send_cancel(self, transaction: TransactionId, headers: list[tuple[str, str]]) -> None:
+        assert self.endpoint is not None
+        self._execute(self.endpoint.send_cancel(transaction, self.now(), headers=headers))
+
+    # --- input -------------------------------------------------------------------------------------------
+    def _on_data(self, data: bytes, flow: Flow, now: float) -> None:
+        if self.endpoint is None:
+            return
+        try:
+            actions = self.endpoint.receive(data, Address(flow.transport, flow.host, flow.port), now)
+            self._execute(actions)
+        except Exception:  # nothing a peer sends may stop the gateway
+            log.exception("error handling a message from %s", flow)
+
+    def _execute(self, actions: list) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                flow = Flow(action.dest.transport, action.dest.host, action.dest.port)
+                if not self.transports.send(action.data, flow) and action.transaction is not None:
+                    assert self.endpoint is not None
+                    self._execute(self.endpoint.transport_error(action.transaction, self.now()))
+            elif kind is Deliver:
+                self._dispatch(action.event)
+            elif kind is ArmTimer:
+                self._arm(action.timer_id, action.deadline)
+            elif kind is CancelTimer:
+                handle = self._timers.pop(action.timer_id, None)
+                if handle is not None:
+                    handle.cancel()
+            elif kind is TransactionTimeout or kind is TransportError:
+                self.stats.timeouts += 1
+                self.b2bua.on_transaction_failed(action.transaction, action.response)
+            elif kind is AckTimeout:
+                self.b2bua.on_ack_timeout(action.transaction)
+
+    def _arm(self, timer_id: TimerId, deadline: float) -> None:
+        old = self._timers.pop(timer_id, None)
+        if old is not None:
+            old.cancel()
+        assert self._loop is not None
+        self._timers[timer_id] = self._loop.call_at(deadline, self._fire, timer_id)
+
+    def _fire(self, timer_id: TimerId) -> None:
+        self._timers.pop(timer_id, None)
+        if self.endpoint is None:
+            return
+        try:
+            self._execute(self.endpoint.timer_fired(timer_id, self.now()))
+        except Exception:
+            log.exception("error in timer %s", timer_id)
+
+    def _dispatch(self, event) -> None:
+        kind = type(event)
+        if kind is RequestReceived:
+            self.stats.requests += 1
+            self._on_request(event.request, event.transaction, event.source)
+        elif kind is ResponseReceived:
+            self.stats.responses += 1
+            self.b2bua.on_response(event.response, event.transaction)
+        elif kind is AckReceived:
+            self.b2bua.on_ack(event.request)
+        elif kind is CancelReceived:
+            self.b2bua.on_cancel(event.invite_transaction)
+        elif kind is StrayResponse:
+            self.stats.stray_responses += 1
+        elif kind is Discarded:
+            self.stats.discarded += 1
+
+    # --- requests ----------------------------------------------------------------------------------------
+    def _reply(self, tx: TransactionId, req: Request, status: int, code: str | None = None, text: str = "",
+               headers: list[tuple[str, str]] | None = None) -> None:
+        extra = list(headers or [])
+        if code:
+            extra.append(("Warning", warning_header(code, text, self.agent)))
+            self.stats.rejected += 1
+        to_tag = None if status == 100 or req.to.tag else f"g{abs(hash((req.call_id, req.cseq.seq))) % 10**8}"
+        self.send_response(tx, Response.for_request(req, status, headers=extra, to_tag=to_tag))
+
+    def _on_request(self, req: Request, tx: TransactionId, source: Address) -> None:
+        problem = check_request(req, supported=SUPPORTED_TAGS, methods=METHODS)
+        if problem is not None:
+            self.stats.rejected += 1
+            self.send_response(tx, problem)
+            return
+        method = req.method
+        try:
+            has_to_tag = bool(req.to.tag)
+        except SipParseError as exc:
+            self.send_response(tx, Response.for_request(req, 400, exc.reason))
+            return
+        if has_to_tag:
+            if not self.b2bua.on_in_dialog_request(req, tx, source):
+                self._reply(tx, req, 481)
+            return
+        handler = self.handlers.get(method)
+        if handler is not None and handler(req, tx, source):
+            return
+        if method == "REGISTER":
+            flow = Flow(source.transport, source.host, source.port)
+            self.send_response(tx, self.registrar.handle(req, flow, self.now(), self.wall()))
+        elif method == "OPTIONS":
+            self._reply(tx, req, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp"),
+                                               ("Supported", SUPPORTED)])
+        elif method == "INVITE":
+            self._on_invite(req, tx, source)
+        elif method in ("BYE", "PRACK", "UPDATE", "INFO", "REFER"):
+            self._reply(tx, req, 481)
+        elif method in ("SUBSCRIBE", "PUBLISH"):
+            self._reply(tx, req, 489, headers=[("Allow-Events", "")])
+        else:
+            self._reply(tx, req, 405, headers=[("Allow", ALLOW)])
+
+    def _on_invite(self, req: Request, tx: TransactionId, source: Address) -> None:
+        now = self.now()
+        if self._is_trusted(source):
+            caller = _from_identity(req)
+        else:
+            user = self._authenticate_invite(req, tx, source)
+            if user is None:
+                return
+            if not user.policy.allow_sip_devices_calling:
+                self._reply(tx, req, 403, "SGW-POLICY-SIP-DEVICES",
+                            f"the calling policy of {user.username} does not allow SIP devices")
+                return
+            if not self.registrar.bindings(user.username, now):
+                self._reply(tx, req, 403, "SGW-AUTH-NOT-REGISTERED",
+                            f"{user.username} has no registered device; register before calling")
+                return
+            identity = user.number or user.username
+            caller = NameAddr(SipURI.parse(f"sip:{identity}@{self.domain}"), user.name)
+        try:
+            uri_user = req.request_uri.user
+        except SipParseError as exc:
+            self.send_response(tx, Response.for_request(req, 416, exc.reason))
+            return
+        decision = self.router.route(uri_user, now)
+        self.b2bua.new_call(req, tx, source, decision, caller)
+
+    def _is_trusted(self, source: Address) -> bool:
+        return source.host in self.trusted_hosts or (source.host, source.port) in self.trusted
+
+    def _authenticate_invite(self, req: Request, tx: TransactionId, source: Address) -> User | None:
+        # A TCP/TLS connection that carried an authenticated REGISTER is trusted for that user's calls.
+        if source.transport in ("TCP", "TLS"):
+            b = self.registrar.binding_for_flow(Flow(source.transport, source.host, source.port), self.now())
+            if b is not None:
+                return self.directory.user(b.username)
+        authz = req.headers.get("Proxy-Authorization")
+        if authz is None:
+            challenges = [("Proxy-Authenticate", str(c)) for c in self.auth.challenges(self.wall())]
+            self._reply(tx, req, 407, headers=challenges)
+            return None
+        try:
+            username = parse_credentials(authz).username
+        except Exception:
+            username = None
+        user = self.directory.user(username) if username else None
+        if user is None or not user.ha1:
+            self._reply(tx, req, 403, "SGW-AUTH-FAILED", "authentication failed")
+            return None
+        result = self.auth.verify(authz, method="INVITE", now=self.wall(), ha1=user.ha1)
+        if not result.ok:
+            if result.stale:
+                challenges = [("Proxy-Authenticate", str(c)) for c in self.auth.challenges(self.wall(), stale=True)]
+                self._reply(tx, req, 407, headers=challenges)
+            else:
+                self._reply(tx, req, 403, "SGW-AUTH-FAILED", "authentication failed")
+            return None
+        return user
+
+
+def _from_identity(req: Request) -> NameAddr:
+    f = req.from_
+    return NameAddr(f.uri, f.display)
