@@ -653,6 +653,11 @@ class UserAgent:
                 self._ended.pop(next(iter(self._ended)))
             self._tones.pop(handle, None)
             self._players.pop(handle, None)
+            recording = self._recordings.get(handle)
+            if recording is not None and recording.recorder is not None:
+                # The call is gone, so is its audio: finish the WAV now (header sizes written on close)
+                # and report it with record_complete, as a recording with a duration would be.
+                self._auto_stop_recording(recording)
             rec.call = None  # the last reference: the Call destructor runs here, on this thread
 
     # ---------------------------------------------------------------- calls: commands
