@@ -92,6 +92,7 @@ class GatewayConfig(BaseModel):
     max_message_size: int = Field(default=65535, ge=1024, le=1 << 20)
     auth_throttle_failures: int = Field(default=20, ge=1)
     media_workers_max: int = Field(default=16, ge=1, le=256)
+    media: Literal["none", "node"] = "none"  # "node": Teams clients and PSTN parties on pjsua2 workers
 
     @field_validator("sip", "http", "tls")
     @classmethod

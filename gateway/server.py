@@ -89,6 +89,13 @@ class EmbeddedGateway:
         self.registrar = Registrar(self.directory, self.auth, self.devices, RegistrarConfig(
             default_expires=reg.default_expires, min_expires=reg.min_expires, max_expires=reg.max_expires,
             firmware_policy=self.config.firmware_policy, throttle_failures=self.config.auth_throttle_failures))
+        if media is None and self.config.media == "node":
+            media = "node"
+        if media == "node":  # Teams clients and PSTN parties on pjsua2 worker processes
+            from gateway.media_node import MediaNode
+
+            media = MediaNode(self.data_dir / "media", max_processes=self.config.media_workers_max,
+                              host=self.config.sip_address[0])
         self.media = media or NoMedia()
         self.router = Router(self.directory, self.registrar, self.media, self.config.domain)
         self.core = SipCore(directory=self.directory, registrar=self.registrar, router=self.router,
@@ -147,6 +154,8 @@ class EmbeddedGateway:
             self._control = ControlApi(self)
             eps.http = await self._control.start(*cfg.http_address)
         self.endpoints = eps
+        if hasattr(self.media, "start"):
+            await self.media.start(self)
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)
@@ -170,9 +179,9 @@ class EmbeddedGateway:
         self._tasks.clear()
         if self._control is not None:
             await self._control.stop()
-        await self.core.transports.close()
-        if hasattr(self.media, "close"):
+        if hasattr(self.media, "close"):  # before the transports, so its BYEs still get answers
             await asyncio.get_running_loop().run_in_executor(None, self.media.close)
+        await self.core.transports.close()
         self.store.close()
         log.info("gateway stopped")
 
