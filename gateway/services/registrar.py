@@ -413,6 +413,12 @@ class DeviceRegistry:
             self._cache[saved.key] = saved
             return saved
 
+    def remove(self, key: str) -> bool:
+        """Forget a device (control API); it is recorded again if it registers again."""
+        with self._lock:
+            found = self._store.delete_device(key)
+            return self._cache.pop(key, None) is not None or found
+
 
 def _safe_contacts(req: Request) -> list[NameAddr]:
     try:

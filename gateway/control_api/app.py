@@ -1,0 +1,191 @@
+"""The gateway's control API: aiohttp on the gateway's own event loop, JSON under ``/api/v1/``.
+
+Each area is a module ``gateway/control_api/routes_<area>.py`` exposing ``routes(gw) -> list[RouteDef]`` and
+``OPENAPI_PATHS`` (OpenAPI path items), optionally ``SCHEMAS`` (named component schemas) and ``MODELS`` (the
+pydantic request models, published as component schemas). :class:`ControlApi` mounts every module named in
+:data:`ROUTE_MODULES` and serves the assembled OpenAPI 3 document at ``GET /api/v1/openapi.json``.
+
+Handlers run on the loop that runs the SIP core, so a write through the API never races a REGISTER or an
+INVITE, and every request is validated before anything is written. The API listens on loopback unless the
+configuration says otherwise; it has no authentication, so binding it elsewhere logs a warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import logging
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from gateway.control_api.base import MAX_BODY, PREFIX, ApiError, check_query, json_response, op
+
+log = logging.getLogger("sipgw.control")
+access_log = logging.getLogger("sipgw.http")
+
+#: Route modules mounted by :class:`ControlApi`, as ``gateway.control_api.routes_<name>``.
+ROUTE_MODULES: tuple[str, ...] = ("system", "users", "devices", "registrations", "calls", "trace", "clock", "media")
+#: Modules another part of the gateway provides; the API starts without them (logged) while they are missing.
+OPTIONAL_MODULES = frozenset({"media"})
+
+ACCESS_FORMAT = 'event=http request="%r" status=%s bytes=%b time_s=%Tf peer=%a'
+
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+                 415: "unsupported_media_type"}
+
+
+def load_route_modules(names: tuple[str, ...] = ROUTE_MODULES) -> list[ModuleType]:
+    modules = []
+    for name in names:
+        full = f"gateway.control_api.routes_{name}"
+        try:
+            modules.append(importlib.import_module(full))
+        except ModuleNotFoundError as exc:
+            if exc.name == full and name in OPTIONAL_MODULES:
+                log.warning("event=control_module_missing module=%s", full)
+                continue
+            raise
+    return modules
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.document(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _STATUS_CODES.get(exc.status, "http_error")
+        if exc.status == 404:
+            message, where = f"no route {request.method} {request.path}; see {PREFIX}/openapi.json", "path"
+        elif exc.status == 405:
+            allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+            message, where = f"{request.method} is not allowed on {request.path} (allowed: {allowed})", "method"
+        elif exc.status == 413:
+            message, where = f"the body is larger than {MAX_BODY} bytes", "body"
+        else:
+            message, where = exc.reason or exc.text or "bad request", None
+        return json_response({"error": {"code": code, "message": message, "where": where}}, status=exc.status)
+    except Exception:
+        log.exception("event=control_error method=%s path=%s", request.method, request.path)
+        return json_response({"error": {"code": "internal", "message": "the gateway failed on this request; "
+                                        "see its log", "where": None}}, status=500)
+
+
+def _model_schemas(modules: list[ModuleType]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for module in modules:
+        for model in getattr(module, "MODELS", ()):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in schema.pop("$defs", {}).items():
+                out.setdefault(name, sub)
+            out[model.__name__] = schema
+    return out
+
+
+def build_openapi(modules: list[ModuleType], build: str = "") -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        f"{PREFIX}/openapi.json": {"get": op("this document", schema={"type": "object"}, errors=())},
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message", "where"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "where": {"type": ["string", "null"],
+                          "description": "the part of the request that is wrong: body, body.<field>, "
+                                         "path.<param>, query.<param>"},
+                "details": {"type": "array", "items": {"type": "object"}}}}},
+        },
+    }
+    for module in modules:
+        for path, item in module.OPENAPI_PATHS.items():
+            paths.setdefault(path, {}).update(item)
+        schemas.update(getattr(module, "SCHEMAS", {}))
+    schemas.update(_model_schemas(modules))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sipgw-lab gateway control API", "version": "1", "description":
+                 "Users, devices, registrations, calls, SIP trace, clock and reset of the embedded reference "
+                 f"gateway. {build}".strip()},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ControlApi:
+    """The control API of one :class:`gateway.server.EmbeddedGateway`."""
+
+    def __init__(self, gw, modules: tuple[str, ...] = ROUTE_MODULES):
+        self.gw = gw
+        self.modules = load_route_modules(modules)
+        self.app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+        for module in self.modules:
+            self.app.add_routes(module.routes(gw))
+        from gateway.server import BUILD
+
+        self.openapi = build_openapi(self.modules, BUILD)
+
+        async def openapi(request: web.Request) -> web.Response:
+            check_query(request, ())
+            return json_response(self.openapi)
+
+        self.app.add_routes([web.get(f"{PREFIX}/openapi.json", openapi)])
+        self._runner: web.AppRunner | None = None
+        self.address: tuple[str, int] | None = None
+
+    def route_table(self) -> list[tuple[str, str]]:
+        """(method, path template) of every mounted route, HEAD excepted."""
+        out = []
+        for route in self.app.router.routes():
+            if route.method == "HEAD":
+                continue
+            info = route.resource.get_info() if route.resource is not None else {}
+            out.append((route.method, info.get("path") or info.get("formatter") or ""))
+        return out
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        from gateway.control_api.routes_users import ensure_baselines
+
+        ensure_baselines(self.gw)
+        if not is_loopback(host):
+            log.warning("event=control_not_loopback host=%s note=\"the control API has no authentication\"", host)
+        self._runner = web.AppRunner(self.app, access_log=access_log, access_log_format=ACCESS_FORMAT,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        server = site._server  # the asyncio server: the real port when 0 was asked for
+        sockets = getattr(server, "sockets", None) or ()
+        bound = sockets[0].getsockname() if sockets else (host, port)
+        self.address = (host, int(bound[1]))
+        log.info("event=control_listening url=http://%s:%d%s", *self._url_host(), PREFIX)
+        return self.address
+
+    def _url_host(self) -> tuple[str, int]:
+        assert self.address is not None
+        host, port = self.address
+        return (f"[{host}]" if ":" in host else host), port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
