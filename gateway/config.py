@@ -11,6 +11,7 @@ registration: {min_expires: 60, default_expires: 3600, max_expires: 7200}
 digest_algorithms: [SHA-256, MD5]
 trace_entries: 200000
 max_message_size: 65535
+sip_t1: 0.5                  # RFC 3261 T1 in seconds; a closed lab network may lower it (§17.1.1.1)
 ```
 """
 
@@ -92,6 +93,9 @@ class GatewayConfig(BaseModel):
     max_message_size: int = Field(default=65535, ge=1024, le=1 << 20)
     auth_throttle_failures: int = Field(default=20, ge=1)
     media_workers_max: int = Field(default=16, ge=1, le=256)
+    #: RFC 3261 T1 (round-trip estimate). Timers B, F and H are 64*T1: a smaller T1 on a closed lab
+    #: network makes an unreachable device fail in 64*T1 instead of 32 s (§17.1.1.1 allows it).
+    sip_t1: float = Field(default=0.5, ge=0.01, le=5.0)
     media: Literal["none", "node"] = "none"  # "node": Teams clients and PSTN parties on pjsua2 workers
 
     @field_validator("sip", "http", "tls")

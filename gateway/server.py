@@ -23,6 +23,7 @@ from gateway.services.model import Flow, User
 from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig
 from gateway.services.routing import Router
 from gateway.sip.auth import DigestServer
+from gateway.sip.timers import TimerConfig
 from gateway.sipcore import SipCore
 from gateway.store.sqlite import Store
 from gateway.tenant import Tenant, load_tenant
@@ -99,7 +100,8 @@ class EmbeddedGateway:
         self.media = media or NoMedia()
         self.router = Router(self.directory, self.registrar, self.media, self.config.domain)
         self.core = SipCore(directory=self.directory, registrar=self.registrar, router=self.router,
-                            auth=self.auth, domain=self.config.domain, wall_clock=self.clock.now)
+                            auth=self.auth, domain=self.config.domain, wall_clock=self.clock.now,
+                            timers=TimerConfig(t1=self.config.sip_t1, t2=max(4.0, self.config.sip_t1)))
         self.core.transports.trace = self.trace
         self.core.transports.max_message_size = self.config.max_message_size
         self.pki: LabPki | None = None

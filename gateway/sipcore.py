@@ -40,6 +40,7 @@ from gateway.sip.endpoint import (
     TransactionTimeout,
     TransportError,
 )
+from gateway.sip.timers import TimerConfig
 from gateway.sip.validate import check_request
 from gateway.transport.manager import TransportManager
 
@@ -62,7 +63,8 @@ class CoreStats:
 
 class SipCore:
     def __init__(self, *, directory: Directory, registrar: Registrar, router: Router, auth: DigestServer,
-                 domain: str, agent: str = "sipgw-lab", wall_clock: Callable[[], float] = time.time):
+                 domain: str, agent: str = "sipgw-lab", wall_clock: Callable[[], float] = time.time,
+                 timers: TimerConfig | None = None):
         self.directory = directory
         self.registrar = registrar
         self.router = router
@@ -71,6 +73,7 @@ class SipCore:
         self.agent = agent
         self.wall = wall_clock
         self.stats = CoreStats()
+        self.timers = timers
         self.transports = TransportManager(self._on_data)
         self.endpoint: SipEndpoint | None = None
         self.b2bua = B2BUA(self, domain=domain, agent=agent)
@@ -86,7 +89,7 @@ class SipCore:
     def bind(self, sent_by: dict[str, str]) -> None:
         """Create the endpoint once the listening addresses are known (they go into Via and Contact)."""
         self._loop = asyncio.get_running_loop()
-        self.endpoint = SipEndpoint(sent_by=sent_by)
+        self.endpoint = SipEndpoint(sent_by=sent_by, timers=self.timers)
         for transport, hostport in sent_by.items():
             suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
             self._contacts[transport] = f"sip:gw@{hostport}{suffix}"

@@ -173,7 +173,7 @@ class B2BUA:
             return None
         self.calls[call.id] = call
         self._by_server_tx[tx] = call
-        self._respond(a, invite, tx, 100)
+        # No 100 here: the transaction layer sent it before the INVITE reached us (RFC 3261 §17.2.1).
         for target in decision.targets:
             self._fork(call, target)
         if not call.b_legs:

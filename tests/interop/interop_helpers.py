@@ -56,7 +56,7 @@ class Ports:
 # --- SIPp -----------------------------------------------------------------------------------------------------
 
 _LOG_SPLIT = re.compile(r"^-{20,} [0-9-]+ [0-9:.]+\n", re.M)
-_LOG_HEAD = re.compile(r"^(UDP|TCP|TLS) message (received|sent) [\[(](\d+)[\])] bytes ?:?\n\n", re.I)
+_LOG_HEAD = re.compile(r"^(UDP|TCP|TLS) message (received|sent) (?:\[\d+\] bytes ?:|\(\d+ bytes\):)\n\n", re.I)
 
 
 @dataclass
@@ -208,10 +208,13 @@ class SippRunner:
             p.stop()
 
 
-def wait_listening_udp(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+def wait_listening_udp(port: int, host: str = "127.0.0.1", timeout: float = 5.0, proc=None) -> None:
     """Wait until something is bound to a UDP port (SIPp UAS up), polling the bind with a deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+            raise RuntimeError(f"SIPp exited with {proc.returncode} before listening on {port}: {err[-1000:]}")
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             s.bind((host, port))
