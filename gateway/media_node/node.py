@@ -282,18 +282,15 @@ class MediaNode:
                     c.state, c.ended = "disconnected", now
 
     def reset(self) -> None:
-        """Hang up every call, forget ended calls and restore default party settings."""
-        def work() -> None:
-            for c in list(self._calls.values()):
-                if c.state != "disconnected":
-                    with contextlib.suppress(Exception):
-                        c.worker.hangup(c.handle)
-            with self._lock:
-                self._settings.clear()
-                self.tones.reset()
-                for cid in [cid for cid, c in self._calls.items() if c.state == "disconnected"]:
-                    del self._calls[cid]
-        self._ctl.submit(work).result(30)
+        """Restore default party settings and forget every call; live calls are hung up in the background
+        (safe to call on the gateway's loop: nothing here waits for a worker)."""
+        with self._lock:
+            self._settings.clear()
+            self.tones.reset()
+            live = [c for c in self._calls.values() if c.state != "disconnected"]
+            self._calls.clear()
+        for c in live:
+            self._ctl.submit(lambda c=c: _quietly(c.worker.hangup, c.handle))
 
     # ------------------------------------------------------------------ helpers for the loop
 
@@ -584,7 +581,12 @@ class MediaNode:
     def _on_event(self, worker: Any, ev: Any) -> None:
         try:
             if ev.type == "incoming_call":
-                self._on_incoming(worker, ev)
+                try:
+                    self._on_incoming(worker, ev)
+                except Exception:
+                    # never leave the caller ringing on a party that cannot take the call
+                    _quietly(worker.reject, int(ev.data["call"]), 500)
+                    raise
                 return
             c = self._by_handle.get((id(worker), ev.data.get("call"))) if ev.data.get("call") is not None else None
             if c is None:
@@ -628,7 +630,7 @@ class MediaNode:
             self._by_handle[(id(worker), handle)] = c
         self._notify(c)
         if settings.answer == "busy":
-            worker.answer(handle, 486, reason="Busy Here")
+            worker.reject(handle, 486, reason="Busy Here")
             return
         worker.play_tone(settings.tone_hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
         worker.answer(handle, 180)
