@@ -193,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the lab: every device through the feature suites")
     p.add_argument("--inventory", default="lab_inventory.yaml", metavar="FILE")
     p.set_defaults(func=cmd_run)
+
+    from harness.cli_report import add_parser as add_report_parser
+
+    add_report_parser(sub)
+
+    from harness.cli_gateway import add_parser as add_gateway_parser
+
+    add_gateway_parser(sub)
     return parser
 
 
