@@ -47,6 +47,7 @@ __all__ = [
     "MessageWaiting",
     "MwiState",
     "NotApplicable",
+    "OperationFailed",
     "OperationTimeout",
     "Power",
     "PowerState",
@@ -114,6 +115,10 @@ class InfrastructureError(HarnessError):
         self.log_tail = log_tail
         self.log_path = log_path
         super().__init__(message)
+
+
+class OperationFailed(HarnessError):
+    """The device refused or failed an operation (e.g. hold on a call that is not established)."""
 
 
 class StateError(HarnessError):
