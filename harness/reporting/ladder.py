@@ -14,12 +14,10 @@ caller gives (device ids, "Teams client", "PSTN"), else with the User-Agent or S
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -158,24 +156,6 @@ def build_ladder(entries: Iterable[Any], labels: Mapping[str, str] | None = None
         messages.append(Message(i, int(r["seq"]), float(r["time"]), r["direction"], str(r.get("transport", "")),
                                 r["source"], r["destination"], call_id, first, text))
     return Ladder(tuple(participants), tuple(messages), tuple(call_ids))
-
-
-def load_trace(path: str | Path) -> list[dict]:
-    """Trace entries saved as a JSON list (what ``GET /api/v1/trace`` returns, or its ``entries``)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LadderError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LadderError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise LadderError(f"{path}:{exc.lineno}:{exc.colno}: JSON syntax: {exc.msg}") from None
-    if isinstance(data, dict) and isinstance(data.get("entries"), list):
-        data = data["entries"]
-    if not isinstance(data, list):
-        raise LadderError(f"{path}: expected a JSON list of trace entries")
-    return data
 
 
 # --- plain text ----------------------------------------------------------------------------------------------
