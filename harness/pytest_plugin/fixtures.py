@@ -1,0 +1,243 @@
+"""The plugin's fixtures: the session's lab, a cheap reset per test, devices, helper parties, evidence.
+
+``lab`` is session-scoped (one per xdist worker: its own embedded gateway on ephemeral loopback ports);
+``sipgw_lab_factory`` builds it and is the one fixture a physical lab or a test overrides in its conftest.
+Every deadline a suite waits on goes through ``sipgw_settings.deadline(seconds)`` (the ``--slowness`` factor).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from harness.pytest_plugin.evidence import EvidenceCollector
+from harness.pytest_plugin.options import Settings
+from harness.pytest_plugin.outcomes import Blocked
+from harness.pytest_plugin.state import STATE
+
+
+@pytest.fixture(scope="session")
+def sipgw_settings(pytestconfig: pytest.Config) -> Settings:
+    return pytestconfig.stash[STATE].settings
+
+
+@pytest.fixture(scope="session")
+def sipgw_inventory(pytestconfig: pytest.Config):
+    return pytestconfig.stash[STATE].inventory()
+
+
+@pytest.fixture(scope="session")
+def sipgw_lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Settings], Any]:
+    """Builds the (not yet started) lab for the session. Override it to bring your own lab."""
+
+    def make(settings: Settings):
+        from harness.lab import Lab
+
+        return Lab.from_inventory(str(settings.inventory), gateway=settings.gateway,
+                                  data_dir=tmp_path_factory.mktemp("sipgw-gateway"))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def lab(sipgw_lab_factory, sipgw_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The lab of this session (or xdist worker): gateway started on loopback, stopped at the end."""
+    the_lab = sipgw_lab_factory(sipgw_settings)
+    the_lab.start()
+    state = pytestconfig.stash[STATE]
+    try:
+        from harness.pytest_plugin.hooks import gateway_build_of
+
+        state.gateway_build = state.gateway_build or gateway_build_of(the_lab)
+        yield the_lab
+    finally:
+        the_lab.stop()
+
+
+@pytest.fixture
+def sipgw_reset(lab) -> None:
+    """The cheap per-test reset: ``POST /api/v1/reset`` ends calls, clears traces, restores default policies."""
+    control = getattr(lab, "control", None)
+    if control is None:
+        return
+    reset = getattr(control, "reset", None)
+    if callable(reset):
+        reset()
+    else:
+        http = getattr(control, "_http", None)
+        if http is not None:
+            http.post("/api/v1/reset", json={}).raise_for_status()
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Iterator[EvidenceCollector]:
+    """Steps, SIP Call-IDs, media figures and files of this test; finalised by the plugin after the call phase."""
+    spec = getattr(getattr(request.node, "callspec", None), "params", {}).get("device")
+    collector = EvidenceCollector(request.node.nodeid, device_id=getattr(spec, "id", None))
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
+def device_handle(lab, device_id: str):
+    """The lab's handle of a device, started on first use when the lab supports that."""
+    getter = getattr(lab, "device", None)
+    if callable(getter):
+        return getter(device_id)
+    try:
+        return lab.devices[device_id]
+    except KeyError:
+        raise Blocked(f"device {device_id} is not part of this lab ({', '.join(lab.devices)})",
+                      device_id=device_id) from None
+
+
+@pytest.fixture
+def sipgw_repeat(request: pytest.FixtureRequest) -> int:
+    """Which repetition of ``--repeat N`` this is (1-based); 1 without the option."""
+    return getattr(request, "param", 1)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest, lab, sipgw_reset, evidence: EvidenceCollector):
+    """The device under test (parametrized over the inventory; test ids ``vendor-model-id``)."""
+    spec = getattr(request, "param", None)
+    if spec is None:
+        raise pytest.UsageError("the device fixture is parametrized by the sipgw-lab plugin over the inventory")
+    return device_handle(lab, spec.id)
+
+
+@pytest.fixture
+def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
+    """Another device of the inventory to call or be called by: usable firmware, calls apply, not the DUT."""
+    from device_profiles.capabilities import applicability
+
+    me = request.node.callspec.params["device"]
+    for spec in sipgw_inventory.devices:
+        if spec.id == me.id or not spec.verdict.acceptable:
+            continue
+        if not (applicability(spec.profile, "make_calls") and applicability(spec.profile, "receive_calls")):
+            continue
+        return device_handle(lab, spec.id)
+    raise Blocked("the inventory has no second device with usable firmware that makes and receives calls",
+                  device_id=me.id)
+
+
+@dataclass
+class MediaParty:
+    """A gateway-side party hosted by the media node: a Teams user's Teams client or a PSTN number.
+
+    Wraps ``ControlClient.media``; calls are the media API's dicts (``id``, ``state``, ``sip_call_id``, ...).
+    """
+
+    media: Any
+    kind: str  # "teams" | "pstn"
+    identity: str  # user name for Teams, E.164 number for PSTN
+    tone_hz: float
+    number: str | None = None
+    settings: Settings | None = None
+    calls: list[dict] = field(default_factory=list)
+
+    def _t(self, seconds: float) -> float:
+        return self.settings.deadline(seconds) if self.settings else seconds
+
+    def configure(self, answer: str = "auto", *, answer_delay_ms: int = 0) -> dict:
+        return self.media.set_party(self.kind, self.identity, answer=answer, answer_delay_ms=answer_delay_ms,
+                                    tone_hz=self.tone_hz)
+
+    def call(self, number: str) -> dict:
+        """Originate a call from this party to ``number``."""
+        origin = {"kind": "teams", "user": self.identity} if self.kind == "teams" else \
+            {"kind": "pstn", "number": self.identity}
+        c = self.media.originate(origin, number, tone_hz=self.tone_hz)
+        self.calls.append(c)
+        return c
+
+    def wait_incoming(self, *, state: str = "confirmed", timeout: float = 10.0) -> dict:
+        c = self.media.wait_call(self.identity, state=state, timeout=self._t(timeout))
+        self.calls.append(c)
+        return c
+
+    def wait_state(self, call: dict, state: str, *, timeout: float = 10.0) -> dict:
+        return self.media.wait_state(call["id"], state, timeout=self._t(timeout))
+
+    def refresh(self, call: dict) -> dict:
+        return self.media.call(call["id"])
+
+    def hangup(self, call: dict) -> dict:
+        return self.media.hangup(call["id"])
+
+    def recording(self, call: dict) -> bytes:
+        return self.media.recording(call["id"])
+
+
+def _media_of(lab) -> Any:
+    control = getattr(lab, "control", None)
+    media = getattr(control, "media", None)
+    if media is None:
+        raise Blocked("this lab has no media node (ControlClient.media): Teams and PSTN parties are unavailable")
+    return media
+
+
+# Tones of the helper parties: distinct from each other and from the devices' default plan.
+TEAMS_TONE_HZ = 1990.0
+PSTN_TONE_HZ = 530.0
+
+
+def _party_from_lab(lab, getter_name: str) -> Any:
+    parties = getattr(lab, "parties", None)
+    getter = getattr(parties, getter_name, None)
+    return getter() if callable(getter) else None
+
+
+@pytest.fixture
+def teams_user(lab, sipgw_settings: Settings, sipgw_reset) -> MediaParty:
+    """A Teams user with a phone number, whose Teams client is hosted by the media node."""
+    media = _media_of(lab)
+    found = _party_from_lab(lab, "teams_user")
+    if found is None:
+        raise Blocked("the lab has no Teams user without a SIP device (lab.parties.teams_user())")
+    username = _field(found, "username", "user", "identity")
+    number = _field(found, "number")
+    party = MediaParty(media, "teams", username, TEAMS_TONE_HZ, number=number, settings=sipgw_settings)
+    party.configure("auto")
+    return party
+
+
+@pytest.fixture
+def pstn_party(lab, sipgw_settings: Settings, sipgw_reset) -> MediaParty:
+    """A PSTN number outside the tenant, hosted by the media node."""
+    media = _media_of(lab)
+    found = _party_from_lab(lab, "pstn_party")
+    number = _field(found, "number", "identity") if found is not None else "+12065550199"
+    party = MediaParty(media, "pstn", number, PSTN_TONE_HZ, number=number, settings=sipgw_settings)
+    party.configure("auto")
+    return party
+
+
+def _field(obj: Any, *names: str) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and obj.get(n):
+            return obj[n]
+        if getattr(obj, n, None):
+            return getattr(obj, n)
+    if isinstance(obj, str):
+        return obj
+    raise Blocked(f"lab party {obj!r} has none of {', '.join(names)}")
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, poll_s: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; ``TimeoutError`` naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not observed within {timeout:.1f} s")
+        time.sleep(poll_s)
