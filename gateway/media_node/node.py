@@ -629,16 +629,25 @@ class MediaNode:
             self._calls[c.id] = c
             self._by_handle[(id(worker), handle)] = c
         self._notify(c)
-        if settings.answer == "busy":
-            worker.reject(handle, 486, reason="Busy Here")
-            return
-        worker.play_tone(settings.tone_hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
-        worker.answer(handle, 180)
-        if settings.answer == "auto":
-            if settings.answer_delay_ms:
-                self._ctl.submit(lambda: self._delayed_answer(c), delay_s=settings.answer_delay_ms / 1000)
-            else:
-                worker.answer(handle, 200)
+        from sipua import CommandError
+
+        try:
+            if settings.answer == "busy":
+                worker.reject(handle, 486, reason="Busy Here")
+                return
+            worker.play_tone(settings.tone_hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
+            worker.answer(handle, 180)
+            if settings.answer == "auto":
+                if settings.answer_delay_ms:
+                    self._ctl.submit(lambda: self._delayed_answer(c), delay_s=settings.answer_delay_ms / 1000)
+                else:
+                    worker.answer(handle, 200)
+        except CommandError as exc:
+            if exc.code not in ("no_such_call", "invalid_state"):
+                raise
+            # CANCELled before we got to it (another branch of a fork answered first, RFC 3261 §16.7
+            # step 10 / §9.2): its call_state DISCONNECTED event records the end.
+            log.info("media node: %s ended before it was answered: %s", c.id, exc)
 
     def _delayed_answer(self, c: MediaCall) -> None:
         if c.state == "early":
