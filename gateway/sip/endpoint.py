@@ -482,7 +482,9 @@ class SipEndpoint:
         tx = self._server.get(transaction) if transaction.side == "server" else None
         if tx is None:
             raise KeyError(f"no server transaction {transaction} (it has terminated or never existed)")
-        if response.cseq.method != tx.request.method or response.cseq.seq != tx.request.cseq.seq:
+        # Compared with the request's CSeq, which the response copies (§8.2.6.2): a request whose CSeq
+        # method differs from its method (§8.1.1.5 forbids it) must still be answerable with 400.
+        if response.cseq.method != tx.request.cseq.method or response.cseq.seq != tx.request.cseq.seq:
             raise ValueError(
                 f"response CSeq {response.cseq} does not answer {tx.request.method} CSeq {tx.request.cseq}"
             )

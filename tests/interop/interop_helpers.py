@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.sip import Request, Response, parse_message
+from gateway.sip import Headers, Request, Response, SipParseError, parse_message
 from gateway.sip.auth import DigestClient
 from gateway.sip.framing import StreamFramer
 from sipua.ports import default_allocator
@@ -272,7 +272,11 @@ class RawClient:
         deadline = time.monotonic() + timeout
         while True:
             if self._queue:
-                return parse_message(self._queue.pop(0), stream=self.transport != "UDP")
+                data = self._queue.pop(0)
+                try:
+                    return parse_message(data, stream=self.transport != "UDP")
+                except SipParseError:
+                    return LooseResponse.parse(data)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -297,7 +301,8 @@ class RawClient:
             msg = self.recv(remaining)
             if msg is None:
                 return None
-            if isinstance(msg, Response) and msg.call_id == call_id and (msg.status >= 200 or not final):
+            if (isinstance(msg, Response | LooseResponse) and msg.call_id == call_id
+                    and (msg.status >= 200 or not final)):
                 return msg
         return None
 
@@ -332,6 +337,31 @@ class RawClient:
         resp = self.recv_response(call_id, timeout)
         assert resp is not None, f"no answer to the authenticated REGISTER over {self.transport}"
         return resp
+
+
+@dataclass
+class LooseResponse:
+    """A response the strict parser refuses, e.g. a 400 that echoes the malformed CSeq it complains about
+    (RFC 3261 §8.2.6.1 copies CSeq into the response)."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+
+    @property
+    def call_id(self) -> str | None:
+        return self.headers.get("Call-ID")
+
+    @classmethod
+    def parse(cls, data: bytes) -> LooseResponse | None:
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("utf-8", "replace").split("\r\n")
+        m = re.match(r"SIP/2\.0 (\d{3}) ?(.*)", lines[0])
+        if not m:
+            return None
+        fields = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if ":" in line]
+        return cls(int(m.group(1)), m.group(2), Headers(fields), body)
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02, what: str = "condition"):
