@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.media_node.tones import ToneAllocator
-from gateway.media_node.wavfile import snapshot_wav
+from gateway.media_node.wavfile import WavError, snapshot_wav
 from gateway.services.directory import number_key
 from gateway.services.model import Flow, User
 
@@ -442,7 +442,10 @@ class MediaNode:
         if not c.recording_started or not os.path.exists(c.recording_path):
             raise MediaNodeError("no_recording", f"call {call_id} has no recording yet (state {c.state})",
                                  "path.id", status=404)
-        return snapshot_wav(c.recording_path)
+        try:
+            return snapshot_wav(c.recording_path)
+        except WavError as exc:
+            raise MediaNodeError("recording_unreadable", str(exc), "path.id", status=409) from None
 
     def metrics(self) -> dict[str, Any]:
         pool = self._pool

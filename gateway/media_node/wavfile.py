@@ -14,9 +14,19 @@ class WavError(ValueError):
     """The file is not a RIFF/WAVE file with a fmt and a data chunk."""
 
 
-def snapshot_wav(path: str) -> bytes:
+def empty_wav(rate: int = 16000) -> bytes:
+    """A valid 16-bit mono WAV with no samples."""
+    return b"RIFF" + struct.pack("<I", 36) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) \
+        + b"data" + struct.pack("<I", 0)
+
+
+def snapshot_wav(path: str, empty_rate: int = 16000) -> bytes:
+    """The file's WAV with sizes from what is on disk; a recorder that has not flushed its header yet
+    (the file is still empty) reads as a WAV without samples at ``empty_rate``."""
     with open(path, "rb") as fh:
         data = bytearray(fh.read())
+    if not data:
+        return empty_wav(empty_rate)
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError(f"{path}: not a RIFF/WAVE file ({len(data)} bytes)")
     pos = 12

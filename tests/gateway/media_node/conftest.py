@@ -31,13 +31,13 @@ class Lab:
         return f"sip:{user}@{host}:{port}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory) -> Iterator[Lab]:
     from sipua import UAWorker, WorkerConfig
 
     data = tmp_path_factory.mktemp("gw")
     cfg = GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0", firmware_policy="warn", media_workers_max=4)
-    gw = EmbeddedGateway(data, cfg, media="node", control_api=False)
+    gw = EmbeddedGateway(data, cfg, media="node")
     username, name, number, password = DEVICE_USER
     gw.directory.put_user(User(username, name, number, teams_client=True), password=password)
     gw.directory.put_user(User(TEAMS_USER[0], TEAMS_USER[1], TEAMS_USER[2], teams_client=True), password="unused")
