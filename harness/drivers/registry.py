@@ -16,6 +16,7 @@ T = TypeVar("T")
 #: Built-in driver names and the module that registers each.
 BUILTIN_DRIVERS: dict[str, str] = {
     "emulated": "harness.drivers.emulated",
+    "fake": "harness.drivers.fake",
 }
 
 _registered: dict[str, type] = {}
