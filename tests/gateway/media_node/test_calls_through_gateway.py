@@ -195,3 +195,46 @@ def _wav_seconds(data: bytes) -> float:
 
     with wave.open(io.BytesIO(data)) as w:
         return w.getnframes() / w.getframerate()
+
+
+def test_call_to_a_user_forks_to_device_and_teams_client(lab):
+    """A PSTN party calls the device user, who also has a Teams client: both ring (RFC 3261 §16.7 forking
+    in the B2BUA); the device answers after the Teams client was told to wait, and the Teams branch is
+    cancelled.  Changes reach listeners on the gateway's loop."""
+    import threading
+
+    node, device = lab.node, lab.device
+    username, _, number, _ = DEVICE_USER
+    seen: list[tuple[str, str, str]] = []
+    node.add_listener(lambda call: seen.append((threading.current_thread().name, call["id"], call["state"])))
+    node.set_party("teams", username, answer="auto", answer_delay_ms=3000)
+    since = last_id(node)
+    mark = device.mark()
+    out = node.originate("pstn", PSTN_PREFIX + "0400", number)
+    theirs = device.wait_event("incoming_call", since=mark, timeout=10).data["call"]
+    device.wait_event("call_state", since=mark, call=theirs, state="CONFIRMED", timeout=10)
+    teams_leg = party_call(node, username, since=since)
+    ended = wait_for(lambda: node.call(teams_leg.id).state == "disconnected" and node.call(teams_leg.id),
+                     what="the Teams branch to be cancelled")
+    assert ended.answered is None and ended.status_code == 487, (ended.state, ended.status_code)
+    wait_for(lambda: node.call(out.id).state == "confirmed", what="the PSTN caller to be connected")
+    m = device.mark()
+    node.hangup(out.id)
+    device.wait_event("call_state", since=m, call=theirs, state="DISCONNECTED", timeout=5)
+    wait_for(lambda: any(cid == teams_leg.id and state == "disconnected" for _, cid, state in seen),
+             what="the listener to see the Teams branch end")
+    assert {name for name, _, _ in seen} == {"sipgw-gateway"}, "listeners run on the gateway's loop"
+    node.set_party("teams", username, answer="auto", answer_delay_ms=0)
+
+
+def test_answer_delay_is_observed(lab):
+    node, device = lab.node, lab.device
+    number = PSTN_PREFIX + "0500"
+    node.set_party("pstn", number, answer="auto", answer_delay_ms=600)
+    mark = device.mark()
+    call = device.make_call("d", lab.gw_uri(number))
+    early = device.wait_event("call_state", since=mark, call=call, state="EARLY", timeout=10)
+    confirmed = device.wait_event("call_state", since=mark, call=call, state="CONFIRMED", timeout=10)
+    assert confirmed.ts - early.ts >= 0.55, f"answered {confirmed.ts - early.ts:.3f} s after ringing"
+    hangup_device(lab, call)
+    node.set_party("pstn", number, answer="auto", answer_delay_ms=0)
