@@ -488,6 +488,8 @@ class SipEndpoint:
             raise ValueError(
                 f"response CSeq {response.cseq} does not answer {tx.request.method} CSeq {tx.request.cseq}"
             )
+        if response.status == 100 and tx.last is not None and tx.last.status == 100:
+            return []  # §17.2.1: the transaction already sent its 100 (Trying); a second one tells nobody anything
         return self._run_server(tx, sent_response_event(response.status), now, message=response)
 
     # -- input ----------------------------------------------------------------------------------------
@@ -728,8 +730,13 @@ class SipEndpoint:
                 else:
                     actions.append(Deliver(RequestReceived(message, tx.id, tx.source)))
             elif out is Effect.SEND_TRYING:
+                # §17.2.1: the 100 goes out before the TU sees the INVITE. A driver that runs the TU at once
+                # would otherwise send the TU's final response first and the 100 after it, and the 100
+                # would become the "last response" that Timer G retransmits.
                 trying = Response.for_request(tx.request, 100)
-                actions.append(self._send_response(tx, trying))
+                send = self._send_response(tx, trying)
+                first_deliver = next((i for i, a in enumerate(actions) if type(a) is Deliver), len(actions))
+                actions.insert(first_deliver, send)
             elif out is Effect.SEND_RESPONSE:
                 assert isinstance(message, Response)
                 actions.append(self._send_response(tx, message))
