@@ -1,0 +1,90 @@
+"""Run the embedded gateway in a process of its own for the load benchmark.
+
+    python -m bench.gateway_proc --data-dir DIR --users 1000 --password PW [--sip 127.0.0.1:0]
+
+It creates a tenant of ``--users`` users (``bench0000`` … with numbers ``+1425700NNNN``, one shared password)
+plus the callee ``benchcallee`` (``+14257999999``), starts the gateway (control API off, firmware gating on,
+digest with MD5 only because SIPp 3.6 computes nothing else) and prints one line
+``READY udp=HOST:PORT pid=PID`` on stdout once it listens. SIGTERM or SIGINT stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config import GatewayConfig
+from gateway.server import EmbeddedGateway
+from gateway.services.model import User
+from gateway.tenant import Tenant
+
+CALLEE = "benchcallee"
+CALLEE_NUMBER = "+14257999999"
+
+
+def user_name(i: int) -> str:
+    return f"bench{i:04d}"
+
+
+def user_number(i: int) -> str:
+    return f"+1425700{i:04d}"
+
+
+def bench_tenant(users: int, password: str) -> Tenant:
+    entries = [(User(username=user_name(i), name=f"Bench User {i}", number=user_number(i)), password)
+               for i in range(users)]
+    entries.append((User(username=CALLEE, name="Bench Callee", number=CALLEE_NUMBER), password))
+    return Tenant(tuple(entries), ())
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = GatewayConfig(sip=args.sip, http="127.0.0.1:0", digest_algorithms=["MD5"],
+                           trace_entries=args.trace_entries, firmware_policy="enforce")
+    gw = EmbeddedGateway(Path(args.data_dir), config, tenant=bench_tenant(args.users, args.password),
+                         control_api=False)
+    eps = await gw.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"READY udp={eps.udp[0]}:{eps.udp[1]} pid={__import__('os').getpid()}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await gw.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.gateway_proc", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True, help="directory for the gateway's store and certificates")
+    p.add_argument("--users", type=int, default=1000, help="tenant users bench0000… (default 1000)")
+    p.add_argument("--password", required=True, help="SIP password of every bench user")
+    p.add_argument("--sip", default="127.0.0.1:0", help="UDP/TCP listening address (default 127.0.0.1:0)")
+    p.add_argument("--trace-entries", type=int, default=0,
+                   help="size of the SIP trace ring (default 0: off, as a loaded production gateway)")
+    p.add_argument("--profile", metavar="FILE", help="write cProfile statistics of the whole run to FILE")
+    args = p.parse_args(argv)
+    if not 1 <= args.users <= 9999:
+        p.error(f"--users {args.users}: expected 1 to 9999")
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            asyncio.run(serve(args))
+        finally:
+            prof.disable()
+            prof.dump_stats(args.profile)
+    else:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
