@@ -63,7 +63,9 @@ def _loc(prefix: str, loc: Iterable[Any]) -> str:
 
 def validation_error(exc: ValidationError, prefix: str) -> ApiError:
     details = []
-    for e in exc.errors(include_url=False):
+    # An unknown field first: it is usually a misspelling, and explains the "missing" error that comes with it.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e.get("type") != "extra_forbidden")
+    for e in errors:
         where = _loc(prefix, e.get("loc", ()))
         msg = e.get("msg", "invalid")
         if e.get("type") == "extra_forbidden":

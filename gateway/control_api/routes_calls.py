@@ -24,11 +24,17 @@ from gateway.control_api.base import (
     ref,
 )
 
+_OFFSETS: dict[int, float] = {}
+
 
 def _wall(gw, t: float | None) -> float | None:
+    """Loop time → host wall clock, with one offset per gateway so a time reads the same on every request."""
     if t is None:
         return None
-    return time.time() - (gw.core.now() - t)
+    offset = _OFFSETS.get(id(gw))
+    if offset is None:
+        offset = _OFFSETS[id(gw)] = time.time() - gw.core.now()
+    return round(t + offset, 6)
 
 
 def call_view(gw, rec) -> dict[str, Any]:

@@ -27,14 +27,16 @@ def _finite(value: float) -> float:
 
 
 class ClockSet(Closed):
-    now: float | str = Field(default=None,  # type: ignore[assignment]
-                             description="seconds since the epoch, or an ISO 8601 time with a zone")
+    now: Any = Field(default=None, description="seconds since the epoch, or an ISO 8601 time with a zone",
+                     json_schema_extra={"type": ["number", "string"]})
     offset: float = Field(default=None,  # type: ignore[assignment]
                           description="seconds ahead of (or, negative, behind) the host's clock")
 
     @field_validator("now")
     @classmethod
-    def _now(cls, value: float | str) -> float:
+    def _now(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError("must be seconds since the epoch (a number) or an ISO 8601 time (a string)")
         if isinstance(value, str):
             try:
                 parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -43,7 +45,7 @@ class ClockSet(Closed):
             if parsed.tzinfo is None:
                 raise ValueError(f"{value!r} has no time zone; add Z or +hh:mm")
             return parsed.timestamp()
-        return _finite(value)
+        return _finite(float(value))
 
     @field_validator("offset")
     @classmethod

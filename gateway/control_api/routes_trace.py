@@ -55,8 +55,8 @@ def select(gw, request: web.Request) -> list[TraceEntry]:
     return entries
 
 
-def ladder(entries: list[TraceEntry], width: int = 26) -> str:
-    """A plain-text ladder diagram: one column per address, one arrow per message."""
+def ladder(entries: list[TraceEntry], width: int = 28) -> str:
+    """A plain-text ladder diagram: one column per address, one arrow per message, transport on the right."""
     if not entries:
         return "(no SIP messages)\n"
     columns: list[str] = []
@@ -68,30 +68,41 @@ def ladder(entries: list[TraceEntry], width: int = 26) -> str:
         return columns.index(text)
 
     rows = [(e, col(e.source), col(e.destination)) for e in entries]
-    stamp = 14
-    head = " " * stamp + "".join(c.center(width) for c in columns).rstrip()
-    lines = [head, " " * stamp + "".join("|".center(width) for _ in columns).rstrip()]
+    stamp = 14  # "HH:MM:SS.mmm  "
+    total = stamp + width * len(columns)
+    xs = [stamp + i * width + width // 2 for i in range(len(columns))]
+
+    def blank() -> list[str]:
+        line = [" "] * total
+        for x in xs:
+            line[x] = "|"
+        return line
+
+    head = [" "] * total
+    for x, name in zip(xs, columns, strict=True):
+        left = max(0, x - len(name) // 2)
+        head[left:left + len(name)] = name
+    lines = ["".join(head).rstrip(), "".join(blank()).rstrip()]
     for e, a, b in rows:
-        t = time.strftime("%H:%M:%S", time.gmtime(e.time)) + f".{int(e.time * 1000) % 1000:03d} "
-        cells = ["|".center(width) for _ in columns]
-        lo, hi = min(a, b), max(a, b)
-        label = e.first_line.replace("SIP/2.0 ", "")
-        if " sip:" in label or " sips:" in label or " tel:" in label:
-            label = label.split(" ")[0]  # the method alone keeps the arrow short
-        span = (hi - lo) * width - 1
-        label = f" {label} ({e.transport}) "
-        if len(label) > span - 2:
-            label = label[: max(span - 3, 1)] + "…"
-        if a == b:
-            arrow = f"|<-{label.strip()}-|"
-            line = t + "".join(cells[:lo]) + " " * (width // 2) + arrow
+        line = blank()
+        t = time.strftime("%H:%M:%S", time.gmtime(e.time)) + f".{int(e.time * 1000) % 1000:03d}"
+        line[: len(t)] = t
+        label = e.first_line.removeprefix("SIP/2.0 ")
+        if label.endswith(" SIP/2.0"):
+            label = label.split(" ", 1)[0]  # a request: the method alone keeps the arrow short
+        lo, hi = sorted((xs[a], xs[b]))
+        if a == b:  # a message to itself: a short loop to the right
+            text = f"<-- {label}"
+            line[xs[a] + 1:xs[a] + 1 + len(text)] = text
         else:
-            body = label.center(span - 1, "-")
-            arrow = (body + ">") if a < b else ("<" + body)
-            left = "".join(cells[:lo]) + " " * (width // 2) + "|"
-            right = "".join(cells[hi + 1:])
-            line = t + left + arrow + "|" + " " * (width - width // 2 - 1) + right
-        lines.append(line.rstrip())
+            inner = hi - lo - 1
+            room = inner - 4
+            if len(label) > room:
+                label = label[: max(room - 1, 1)] + "~"
+            body = f" {label} ".center(inner, "-")
+            body = (body[:-1] + ">") if a < b else ("<" + body[1:])
+            line[lo + 1:hi] = body
+        lines.append("".join(line).rstrip() + f"  {e.transport}")
     lines.append("")
     return "\n".join(lines)
 
