@@ -164,25 +164,16 @@ class MatrixCollector:
         self.config.hook.sipgw_matrix_written(run_dir=str(run_dir), matrix=self.matrix)
 
     def _render(self, run_dir: Path) -> None:
-        """matrix.html and junit.xml through the reporting package, when its renderers are present."""
-        for module, names, out in (("harness.reporting.html", ("write_html", "render_html"), "matrix.html"),
-                                   ("harness.reporting.junit", ("write_junit", "render_junit"), "junit.xml")):
+        """matrix.html (with its evidence pages) and junit.xml; a failed rendering keeps matrix.json intact."""
+        from harness.reporting.html import render_report
+        from harness.reporting.junit import write_junit
+
+        for name, fn in (("matrix.html", lambda: render_report(self.matrix, run_dir)),
+                         ("junit.xml", lambda: write_junit(self.matrix, run_dir / "junit.xml"))):
             try:
-                mod = __import__(module, fromlist=["_"])
-            except ImportError:
-                continue
-            for name in names:
-                fn = getattr(mod, name, None)
-                if fn is None:
-                    continue
-                try:
-                    if name.startswith("write_"):
-                        fn(self.matrix, run_dir / out)
-                    else:
-                        (run_dir / out).write_text(fn(self.matrix), encoding="utf-8")
-                except Exception as exc:  # a rendering must not lose the matrix already stored
-                    (run_dir / f"{out}.error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
-                break
+                fn()
+            except Exception as exc:
+                (run_dir / f"{name}.error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
 
     @staticmethod
     def _link_latest(run_dir: Path) -> None:

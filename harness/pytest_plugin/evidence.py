@@ -8,7 +8,6 @@ Collecting evidence never changes a test's outcome: a problem is recorded as a n
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Mapping
@@ -94,74 +93,50 @@ class EvidenceCollector:
 
     # --- finalisation ------------------------------------------------------------------------------------
 
-    def finalise(self, run_dir: Path | None, control: Any = None, *, device_log: str | None = None) -> dict[str, Any]:
-        """Write the files and return the matrix's ``evidence`` object (paths relative to ``run_dir``)."""
+    def finalise(self, run_dir: Path | None, control: Any = None, *, feature: str | None = None,
+                 device_log: str | None = None) -> dict[str, Any]:
+        """Write the files (``harness.reporting.evidence.EvidenceWriter``) and return the matrix's ``evidence``.
+
+        Without a run directory nothing is written and the record holds the steps, Call-IDs and media figures.
+        """
         if self.finalised is not None:
             return self.finalised
         self.stop()
-        out: dict[str, Any] = {"steps": list(self.steps), "media": dict(self.media),
-                               "sip_call_ids": list(self.sip_call_ids)}
+        from harness.reporting.evidence import EvidenceWriter, jsonable, step_from_event
+        from harness.reporting.model import Evidence
+
+        media = dict(self.media)
         if self.notes:
-            out["media"].setdefault("notes", list(self.notes))
-        if run_dir is not None:
-            rel = Path("evidence") / safe_name(self.nodeid)
-            folder = run_dir / rel
+            media["notes"] = list(self.notes)
+        if run_dir is None:
+            ev = Evidence(steps=[step_from_event(s) for s in self.steps], media=jsonable(media),
+                          sip_call_ids=list(self.sip_call_ids))
+            self.finalised = ev.model_dump(mode="json")
+            return self.finalised
+        writer = EvidenceWriter(run_dir, self.device_id or "lab", feature or "unmarked", safe_name(self.nodeid))
+        writer.add_steps(self.steps)
+        problems: list[str] = []
+        if self.sip_call_ids and control is not None:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                files = {}
-                if self.sip_call_ids and control is not None:
-                    out.update(self._write_trace(folder, rel, control))
-                if device_log:
-                    (folder / "device.log").write_text(device_log, encoding="utf-8")
-                    out["device_log"] = str(rel / "device.log")
-                for label, path in self.files.items():
-                    p = Path(path)
-                    if p.exists():
-                        target = folder / _SAFE.sub("_", f"{label}-{p.name}")
-                        target.write_bytes(p.read_bytes())
-                        files[label] = str(target.relative_to(run_dir))
-                if files:
-                    out["files"] = files
+                writer.add_trace(control.trace(call_id=list(self.sip_call_ids)), self.labels or None,
+                                 title=self.nodeid)
+                pcap = control.trace_pcap(call_id=list(self.sip_call_ids))
+                if pcap:
+                    writer.add_pcap(pcap)
             except Exception as exc:  # evidence must never change the outcome
-                out["media"].setdefault("notes", []).append(f"evidence not written: {type(exc).__name__}: {exc}")
-        self.finalised = out
-        return out
-
-    def _write_trace(self, folder: Path, rel: Path, control: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        entries = fetch_trace(control, self.sip_call_ids)
-        (folder / "trace.json").write_text(json.dumps(entries, indent=1), encoding="utf-8")
-        out["trace"] = str(rel / "trace.json")
-        if entries:
-            from harness.reporting import ladder as ladder_mod
-
-            lad = ladder_mod.build_ladder(entries, labels=self.labels or None)
-            (folder / "ladder.txt").write_text(ladder_mod.render_text(lad, title=self.nodeid), encoding="utf-8")
-            (folder / "ladder.html").write_text(ladder_mod.render_html(lad, title=self.nodeid), encoding="utf-8")
-            out["ladder_txt"] = str(rel / "ladder.txt")
-            out["ladder_html"] = str(rel / "ladder.html")
-        pcap = fetch_pcap(control, self.sip_call_ids)
-        if pcap:
-            (folder / "calls.pcap").write_bytes(pcap)
-            out["pcap"] = str(rel / "calls.pcap")
-        return out
-
-
-def _http(control: Any):
-    http = getattr(control, "_http", None) or getattr(control, "http", None)
-    if http is None:
-        raise RuntimeError(f"{type(control).__name__} has no HTTP session to read the trace with")
-    return http
-
-
-def fetch_trace(control: Any, call_ids: list[str]) -> list[dict]:
-    """The gateway's trace entries (JSON dicts) for these Call-IDs (``GET /api/v1/trace``)."""
-    r = _http(control).get("/api/v1/trace", params=[("call_id", c) for c in call_ids])
-    r.raise_for_status()
-    return list(r.json().get("entries", []))
-
-
-def fetch_pcap(control: Any, call_ids: list[str]) -> bytes:
-    r = _http(control).get("/api/v1/trace.pcap", params=[("call_id", c) for c in call_ids])
-    r.raise_for_status()
-    return r.content
+                problems.append(f"SIP trace not written: {type(exc).__name__}: {exc}")
+        for cid in self.sip_call_ids:
+            if cid not in writer.evidence.sip_call_ids:
+                writer.evidence.sip_call_ids.append(cid)
+        if device_log:
+            writer.add_device_log(device_log)
+        for label, path in self.files.items():
+            try:
+                writer.add_file(label, Path(path).name, Path(path).read_bytes())
+            except OSError as exc:
+                problems.append(f"{label}: {path} not copied: {exc}")
+        if problems:
+            media.setdefault("notes", []).extend(problems)
+        writer.add_media(media)
+        self.finalised = writer.evidence.model_dump(mode="json")
+        return self.finalised

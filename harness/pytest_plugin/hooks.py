@@ -212,12 +212,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     else:
         phases.setdefault(call.when, (Outcome.PASS, "", False))
     if call.when == "call" or (call.when == "setup" and call.excinfo is not None):
+        _record_identity(item, spec, state_of(item.config))
         _finalise_evidence(item)
     return report
 
 
 def _finalise_evidence(item: pytest.Item) -> None:
-    collector = getattr(item, "funcargs", {}).get("evidence")
+    collector = (getattr(item, "funcargs", None) or {}).get("evidence")
     if collector is None:
         return
     state = state_of(item.config)
@@ -232,7 +233,8 @@ def _finalise_evidence(item: pytest.Item) -> None:
             log_text = device[Console].read_log(200)
     except Exception:  # no console, or the device is gone: the log is optional evidence
         log_text = None
-    item.stash[EVIDENCE] = collector.finalise(state.run_dir, control, device_log=log_text)
+    item.stash[EVIDENCE] = collector.finalise(state.run_dir, control, feature=markers.feature_of(item),
+                                              device_log=log_text)
     item.config.hook.sipgw_evidence(item=item, evidence=item.stash[EVIDENCE])
     _attach_to_allure(item, item.stash[EVIDENCE], state)
 
@@ -285,7 +287,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         outcome = Outcome.FLAKY
         reason = f"passed on attempt {len(attempts)} after: " + "; ".join(
             a["error"] or a["outcome"] for a in attempts[:-1])
-    _record_identity(item, spec, state)
     record = {
         "device_id": spec.id,
         "feature": markers.feature_of(item),
@@ -336,10 +337,11 @@ def _forget_failed_fixtures(item: pytest.Item) -> None:
 def _record_identity(item: pytest.Item, spec: Any, state: PluginState) -> None:
     if spec.id in state.identities:
         return
-    lab = item.funcargs.get("lab") if hasattr(item, "funcargs") else None
+    funcargs = getattr(item, "funcargs", None) or {}
+    lab = funcargs.get("lab")
     if lab is not None and not state.gateway_build:
         state.gateway_build = gateway_build_of(lab)
-    handle = item.funcargs.get("device") if hasattr(item, "funcargs") else None
+    handle = funcargs.get("device")
     ident = getattr(handle, "identity", None) if handle is not None else None
     if callable(ident):
         ident = None  # only a value the handle already read back; never a new operation after the test

@@ -25,7 +25,7 @@ from harness.protocols import DeviceBroken, InfrastructureError, NotApplicable
 
 #: (category, short letter, verbose word) for pytest_report_teststatus.
 STATUS = {
-    Outcome.NOT_APPLICABLE: ("not applicable", "n", "N/A"),
+    Outcome.NOT_APPLICABLE: ("not_applicable", "n", "N/A"),
     Outcome.BLOCKED: ("blocked", "b", "BLOCKED"),
     Outcome.FLAKY: ("flaky", "~", "FLAKY"),
     Outcome.ERROR: ("error", "E", "ERROR"),
