@@ -408,6 +408,9 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
     @requires_active
     def send_dtmf(self, call_id: str, digits: str) -> CallInfo:
         self.require("dtmf")
+        # RFC 4733 digits travel in the RTP stream: wait until the call's media is up (observed).
+        self.book.wait(lambda: self.book.call(call_id).media_direction is not MediaDirection.NONE,
+                       f"active media on call {call_id} before sending DTMF", 3.0)
         return self._op(call_id, lambda w, h: w.send_dtmf(h, digits, method=self.dtmf_method))
 
     @step("blind_transfer")
