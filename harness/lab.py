@@ -279,8 +279,10 @@ class Lab:
         if self.gateway is not None:
             from gateway.services.model import User
 
-            self.gateway.directory.put_user(User(acc.username, acc.name, acc.number,
-                                                 teams_client=self.media_mode == "node"), password=acc.password)
+            # No Teams client for device users: an auto-answering client would win the fork (RFC 3261 §16.7)
+            # before the device under test could answer. Suites that need forking enable it per user.
+            self.gateway.directory.put_user(User(acc.username, acc.name, acc.number, teams_client=False),
+                                            password=acc.password)
         elif self.control is not None:
             self.control.create_user(acc.username, acc.name, password=acc.password, number=acc.number)
 
