@@ -66,6 +66,7 @@ class UAPool:
         self._reserved: dict[int, int] = {}  # id(worker) -> reserved slots
         self._numbers = itertools.count(1)
         self._spawned = 0
+        self._spawning = 0  # workers being started outside the lock
         self._lost = 0
         self._closed = False
 
@@ -79,26 +80,39 @@ class UAPool:
             return list(self._workers)
 
     def acquire(self, n_calls: int = 1) -> UAWorker:
-        """A worker with ``n_calls`` free slots (reserved until ``release``)."""
+        """A worker with ``n_calls`` free slots (reserved until ``release``).
+
+        A worker with room is handed out at once, even while another thread is spawning one: spawning
+        (tenths of a second) happens outside the pool's lock."""
         if isinstance(n_calls, bool) or not isinstance(n_calls, int) or not 1 <= n_calls <= self.calls_per_process:
             raise InvalidArgument(f"UAPool.acquire: n_calls must be 1..{self.calls_per_process} "
                                   f"(calls per process), got {n_calls!r}")
         with self._lock:
-            if self._closed:
-                raise SipUaError("UAPool is closed")
-            self._prune()
-            candidates = [w for w in self._workers
-                          if self.calls_per_process - self._reserved[id(w)] >= n_calls]
-            if candidates:
-                # Fill the busiest worker first so processes are only added when really needed.
-                worker = max(candidates, key=lambda w: self._reserved[id(w)])
-            else:
-                if len(self._workers) >= self.max_processes:
-                    raise PoolExhausted(f"all {len(self._workers)} workers are full "
-                                        f"({self.calls_per_process} calls each); max_processes reached")
-                worker = self._spawn()
+            worker = self._pick(n_calls)
+            if worker is not None:
+                self._reserved[id(worker)] += n_calls
+                return worker
+            self._claim_spawn()
+        worker = self._spawn_unlocked()
+        with self._lock:
             self._reserved[id(worker)] += n_calls
             return worker
+
+    def ensure_free(self, slots: int = 1) -> int:
+        """Spawn workers until at least ``slots`` call slots are free (or ``max_processes`` is reached);
+        returns how many were spawned.  Meant for a background thread, so that ``acquire`` finds room."""
+        spawned = 0
+        while True:
+            with self._lock:
+                if self._closed:
+                    return spawned
+                self._prune()
+                free = (len(self._workers) + self._spawning) * self.calls_per_process - sum(self._reserved.values())
+                if free >= slots or len(self._workers) + self._spawning >= self.max_processes:
+                    return spawned
+                self._claim_spawn()
+            self._spawn_unlocked()
+            spawned += 1
 
     def release(self, worker: UAWorker, n_calls: int = 1) -> None:
         with self._lock:
@@ -166,19 +180,53 @@ class UAPool:
             except Exception:
                 pass
 
-    def _spawn(self) -> UAWorker:
-        n = next(self._numbers)
-        stem, ext = os.path.splitext(self.template.log_path)
-        config = dataclasses.replace(self.template, name=f"{self.template.name}-{n}",
-                                     log_path=f"{stem}-{n}{ext or '.log'}")
-        worker = UAWorker.spawn(config, **self._spawn_kwargs)
+    def _pick(self, n_calls: int) -> UAWorker | None:
+        if self._closed:
+            raise SipUaError("UAPool is closed")
+        self._prune()
+        candidates = [w for w in self._workers if self.calls_per_process - self._reserved[id(w)] >= n_calls]
+        if not candidates:
+            return None
+        # Fill the busiest worker first so processes are only added when really needed.
+        return max(candidates, key=lambda w: self._reserved[id(w)])
+
+    def _claim_spawn(self) -> None:
+        if len(self._workers) + self._spawning >= self.max_processes:
+            raise PoolExhausted(f"all {len(self._workers)} workers are full ({self.calls_per_process} calls "
+                                f"each) and {self._spawning} more are starting; max_processes "
+                                f"{self.max_processes} reached")
+        self._spawning += 1
+
+    # ------------------------------------------------------------------ spawning (lock not held)
+
+    def _spawn_unlocked(self) -> UAWorker:
+        """Spawn one worker for a slot claimed with ``_claim_spawn`` and add it to the pool."""
         try:
-            if self._on_spawn is not None:
-                self._on_spawn(worker)
+            n = next(self._numbers)
+            stem, ext = os.path.splitext(self.template.log_path)
+            config = dataclasses.replace(self.template, name=f"{self.template.name}-{n}",
+                                         log_path=f"{stem}-{n}{ext or '.log'}")
+            worker = UAWorker.spawn(config, **self._spawn_kwargs)
+            try:
+                if self._on_spawn is not None:
+                    self._on_spawn(worker)
+            except BaseException:
+                worker.close()
+                raise
         except BaseException:
-            worker.close()
+            with self._lock:
+                self._spawning -= 1
             raise
-        self._workers.append(worker)
-        self._reserved[id(worker)] = 0
-        self._spawned += 1
+        with self._lock:
+            self._spawning -= 1
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                self._workers.append(worker)
+                self._reserved[id(worker)] = 0
+                self._spawned += 1
+        if closed:
+            worker.close()
+            raise SipUaError("UAPool was closed while a worker was starting")
         return worker

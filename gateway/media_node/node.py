@@ -187,7 +187,7 @@ class MediaNode:
     """
 
     def __init__(self, work_dir: str | Path, *, max_processes: int = 16, host: str = "127.0.0.1",
-                 spare_slots: int = 1, user_agent: str = "sipgw-lab-media/0.1") -> None:
+                 spare_slots: int = 2, user_agent: str = "sipgw-lab-media/0.1") -> None:
         self.work_dir = Path(work_dir)
         (self.work_dir / "recordings").mkdir(parents=True, exist_ok=True)
         (self.work_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -211,6 +211,7 @@ class MediaNode:
         self._directory = None
         self._pool = None
         self._ctl = _ControlThread("sipgw-media")
+        self._spawner = _ControlThread("sipgw-media-spawn")  # spawning never delays call handling
         self._closed = False
 
     # ------------------------------------------------------------------ life cycle
@@ -259,6 +260,7 @@ class MediaNode:
         if self._closed:
             return
         self._closed = True
+        self._spawner.stop()
         fut = self._ctl.submit(self._close_pool)
         with contextlib.suppress(Exception):
             fut.result(60)
@@ -343,18 +345,17 @@ class MediaNode:
         with self._lock:
             self._reservations.append(_Reservation(worker, uri_user, kind, identity,
                                                    time.monotonic() + RESERVATION_TTL_S))
-        self._ctl.submit(self._ensure_spare)
+        self._spawner.submit(self._ensure_spare)
         self._ctl.submit(self._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
         return Flow("UDP", self.host, worker.sip_port("udp"))
 
     def _ensure_spare(self) -> None:
         pool = self._pool
-        if pool is None:
-            return
-        m = pool.metrics()
-        if m.capacity - m.reserved < self.spare_slots and m.processes < pool.max_processes:
-            w = pool.acquire()  # every worker is full: this spawns one
-            pool.release(w)
+        if pool is not None and not self._closed:
+            try:
+                pool.ensure_free(self.spare_slots)
+            except Exception as exc:
+                log.warning("media node: could not start a spare worker: %s", exc)
 
     def _expire_reservations(self) -> None:
         now = time.monotonic()
@@ -479,6 +480,7 @@ class MediaNode:
         else:
             from_user, display = identity, None
         worker = self._pool.acquire()
+        self._spawner.submit(self._ensure_spare)
         account = f"o{next(self._accounts)}"
         try:
             worker.add_account(account, f"sip:{from_user}@{self.domain}", display_name=display)

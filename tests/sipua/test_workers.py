@@ -107,3 +107,15 @@ def test_port_allocator_two_processes(tmp_path):
         if proc.is_alive():
             proc.kill()
             proc.join(2)
+
+
+def test_pool_ensure_free_spawns_ahead_and_respects_the_limit(tmp_path):
+    template = WorkerConfig(name="spare", user_agent="sipgw-lab-test spare/1.0", log_path=str(tmp_path / "s.log"))
+    with UAPool(template, max_processes=2) as pool:
+        assert pool.ensure_free(5) == 2, "five free slots need two workers of four"
+        assert pool.metrics().processes == 2 and pool.metrics().reserved == 0
+        assert pool.ensure_free(9) == 0, "max_processes reached: nothing more is spawned"
+        taken = [pool.acquire() for _ in range(8)]
+        assert {w.name for w in taken} == {w.name for w in pool.workers}
+        with pytest.raises(Exception, match="max_processes"):
+            pool.acquire()
