@@ -183,3 +183,41 @@ class DriverContract:
             cc.wait_for_incoming(timeout=30)
         assert time.monotonic() - t0 < 5.0
         assert exc.value.device_id == "pager"
+
+
+def tone_level(path, hz: float, skip_s: float = 0.6) -> float:
+    """Share of the recording's power at ``hz`` (0..1), judged after ``skip_s`` (a media change takes about
+    0.5 s to reach the far end's recorder: jitter buffer and conference bridge)."""
+    import numpy as np
+
+    from harness.media.goertzel import hann, tone_power
+    from harness.media.wav import read_wav
+
+    audio = read_wav(path)
+    x = audio.samples[int(skip_s * audio.sample_rate):]
+    if len(x) < 256:
+        return 0.0
+    n = 256
+    frames = x[: len(x) // n * n].reshape(-1, n)
+    total = float(np.mean(frames ** 2)) or 1e-12
+    return float(np.mean(tone_power(frames, [hz], audio.sample_rate, hann(n)))) / total if total > 1e-9 else 0.0
+
+
+class AudioContract:
+    """For drivers with an :class:`~harness.protocols.AudioProbe`: the far end hears the tone, not when muted."""
+
+    def test_tone_heard_and_mute_silences_it(self, lab):
+        from harness.protocols import AudioProbe
+
+        a, _b, out, inc = DriverContract.connect(lab)
+        pa = lab.device("caller")[AudioProbe]
+        pb = lab.device("callee")[AudioProbe]
+        try:
+            pa.play_tone(out.id)
+            heard = pb.record(inc.id, 1.2)
+            assert tone_level(heard, pa.tone_hz) > 0.5
+            a.mute(out.id)
+            muted = pb.record(inc.id, 1.2)
+            assert tone_level(muted, pa.tone_hz) < 0.1
+        finally:
+            a.hangup(out.id)

@@ -9,7 +9,7 @@ import pytest
 
 from harness.inventory import load_inventory
 from harness.lab import Lab
-from tests.harness.drivers.contract import CONTRACT_INVENTORY, DriverContract
+from tests.harness.drivers.contract import CONTRACT_INVENTORY, AudioContract, DriverContract
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def lab(tmp_path_factory):
             os.kill(pid, 0)
 
 
-class TestEmulatedDriver(DriverContract):
+class TestEmulatedDriver(AudioContract, DriverContract):
     def kill(self, device) -> None:
         os.kill(device.driver.pid, signal.SIGKILL)
 

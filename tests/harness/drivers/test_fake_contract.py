@@ -7,7 +7,7 @@ import pytest
 from harness.drivers.fake import FakeNetwork
 from harness.inventory import load_inventory
 from harness.lab import Lab
-from tests.harness.drivers.contract import CONTRACT_INVENTORY, DriverContract
+from tests.harness.drivers.contract import CONTRACT_INVENTORY, AudioContract, DriverContract
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,6 @@ def lab(tmp_path_factory):
     the_lab.stop()
 
 
-class TestFakeDriver(DriverContract):
+class TestFakeDriver(AudioContract, DriverContract):
     def kill(self, device) -> None:
         device.driver.kill()
