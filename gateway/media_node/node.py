@@ -99,6 +99,8 @@ class MediaCall:
     media: dict[str, Any] = field(default_factory=dict)
     held: bool = False
     account: str | None = None  # temporary account of an outgoing call
+    error: str | None = None
+    wav: str | None = None  # a WAV played instead of the tone
     slot_released: bool = False
 
     def to_json(self, base_url: str = "/api/v1/media") -> dict[str, Any]:
@@ -108,7 +110,8 @@ class MediaCall:
             "state": self.state, "status_code": self.status_code, "started": self.started,
             "answered": self.answered, "ended": self.ended, "tone_hz": self.tone_hz, "held": self.held,
             "dtmf": list(self.dtmf), "recording": f"{base_url}/calls/{self.id}/recording.wav",
-            "media": dict(self.media), "worker": getattr(self.worker, "name", None),
+            "media": dict(self.media), "worker": getattr(self.worker, "name", None), "error": self.error,
+            "wav": self.wav,
         }
 
 
@@ -422,9 +425,20 @@ class MediaNode:
 
     # ------------------------------------------------------------------ reads (any thread)
 
+    def _mark_dead(self, calls: list[MediaCall]) -> None:
+        """A call whose worker process died has ended, whatever its last reported state."""
+        now = time.time()
+        for c in calls:
+            if c.state != "disconnected" and not getattr(c.worker, "alive", True):
+                c.state, c.ended, c.error = "disconnected", now, f"media worker {c.worker.name} died"
+                if self._core is not None:  # its port may be reused by anyone: no longer trusted
+                    with contextlib.suppress(Exception):
+                        self._core.trusted.discard((self.host, c.worker.sip_port("udp")))
+
     def calls(self, party: str | None = None) -> list[MediaCall]:
         with self._lock:
             out = list(self._calls.values())
+            self._mark_dead(out)
         if party is not None:
             key = number_key(party)
             out = [c for c in out if c.identity == party or (c.kind == "pstn" and number_key(c.identity) == key)]
@@ -433,6 +447,8 @@ class MediaNode:
     def call(self, call_id: str) -> MediaCall:
         with self._lock:
             c = self._calls.get(call_id)
+            if c is not None:
+                self._mark_dead([c])
         if c is None:
             raise MediaNodeError("no_such_call", f"no media call {call_id!r}", "path.id", status=404)
         return c
@@ -566,8 +582,25 @@ class MediaNode:
 
         def work() -> MediaCall:
             c = self._live(call_id)
+            if c.wav is not None:
+                c.worker.stop_wav(call=c.handle)
+                c.wav = None
             c.worker.play_tone(float(hz), call=c.handle, level_dbfs=TONE_LEVEL_DBFS)
             c.tone_hz = float(hz)
+            self._notify(c)
+            return c
+        return self.call_sync(work)
+
+    def play_wav(self, call_id: str, path: str, loop: bool = True) -> MediaCall:
+        """Play a WAV file (16-bit PCM) to the call instead of the party's tone."""
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise MediaNodeError("no_such_file", f"WAV file {path!r} does not exist", "body.path")
+
+        def work() -> MediaCall:
+            c = self._live(call_id)
+            c.worker.stop_tone(call=c.handle)
+            c.worker.play_wav(os.path.abspath(path), call=c.handle, loop=loop)
+            c.wav = path
             self._notify(c)
             return c
         return self.call_sync(work)

@@ -238,3 +238,60 @@ def test_answer_delay_is_observed(lab):
     assert confirmed.ts - early.ts >= 0.55, f"answered {confirmed.ts - early.ts:.3f} s after ringing"
     hangup_device(lab, call)
     node.set_party("pstn", number, answer="auto", answer_delay_ms=0)
+
+
+def test_party_plays_a_wav(lab, tmp_path):
+    import wave
+
+    import numpy as np
+
+    rate, hz = 16000, 1580.0
+    t = np.arange(int(rate * 2.0)) / rate
+    pcm = (0.25 * np.sin(2 * np.pi * hz * t) * 32767).astype("<i2")
+    source = tmp_path / "announcement.wav"
+    with wave.open(str(source), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    node, device = lab.node, lab.device
+    number = PSTN_PREFIX + "0600"
+    since = last_id(node)
+    mark = device.mark()
+    call = device.make_call("d", lab.gw_uri(number))
+    device.wait_event("call_state", since=mark, call=call, state="CONFIRMED", timeout=10)
+    party = party_call(node, number, "confirmed", since)
+    assert party.tone_hz != hz
+    node.play_wav(party.id, str(source))
+    heard = str(tmp_path / "device-heard.wav")
+    m = device.mark()
+    device.record(call, heard, duration_ms=1300)
+    assert device.wait_event("record_complete", since=m, call=call, timeout=5).data["complete"]
+    assert_tone(heard, hz)
+    hangup_device(lab, call)
+
+
+def test_a_dead_media_worker_ends_its_calls(lab):
+    """Killing the process that holds a party's call ends that call in the node's view (it cannot be
+    observed any more), and the pool replaces the worker."""
+    import os
+    import signal
+
+    node, device = lab.node, lab.device
+    mark = device.mark()
+    out = node.originate("pstn", PSTN_PREFIX + "0700", DEVICE_USER[2])
+    theirs = device.wait_event("incoming_call", since=mark, timeout=10).data["call"]
+    wait_for(lambda: node.call(out.id).state == "confirmed", what="the call to be answered")
+    victim = node.call(out.id).worker
+    os.kill(victim.pid, signal.SIGKILL)
+    ended = wait_for(lambda: node.call(out.id).state == "disconnected" and node.call(out.id), timeout=5,
+                     what="the call to be seen ended")
+    assert "died" in (ended.error or "")
+    m = device.mark()
+    device.hangup(theirs)
+    device.wait_event("call_state", since=m, call=theirs, state="DISCONNECTED", timeout=5)
+    again = node.originate("pstn", PSTN_PREFIX + "0701", DEVICE_USER[2])
+    assert again.worker is not victim and again.worker.alive
+    wait_for(lambda: node.call(again.id).state == "confirmed", timeout=10, what="a call on a live worker")
+    node.hangup(again.id)
+    wait_for(lambda: node.call(again.id).state == "disconnected", what="the call to end")
