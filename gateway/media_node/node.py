@@ -531,6 +531,9 @@ class MediaNode:
     def hangup(self, call_id: str) -> MediaCall:
         def work() -> MediaCall:
             c = self._live(call_id)
+            if c.state == "confirmed":  # the last RTP/RTCP figures, while the stream still exists
+                with contextlib.suppress(Exception):
+                    c.media = {**c.media, **c.worker.call_stats(c.handle)}
             c.worker.hangup(c.handle)
             return c
         return self.call_sync(work)
@@ -610,7 +613,7 @@ class MediaNode:
             c = self.call(call_id)
             if c.state == "confirmed":
                 with contextlib.suppress(Exception):
-                    c.media = c.worker.call_stats(c.handle)
+                    c.media = {**c.media, **c.worker.call_stats(c.handle)}
             return c
         return self.call_sync(work)
 

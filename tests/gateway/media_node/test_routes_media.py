@@ -55,6 +55,9 @@ def test_pstn_party_originates_over_the_api(lab, api, tmp_path):
     (tmp_path / "heard.wav").write_bytes(wav)
     assert_tone(str(tmp_path / "heard.wav"), 810)
 
+    media = api.call(call["id"])["media"]
+    assert media["codec"] and media["rx"]["packets"] > 50 and media["tx"]["packets"] > 50, media
+
     after = api.tone(call["id"], 1580)
     assert after["tone_hz"] == 1580
     m = device.mark()
