@@ -37,6 +37,7 @@ class EvidenceCollector:
         self.sip_call_ids: list[str] = []
         self.media: dict[str, Any] = {}
         self.files: dict[str, Path] = {}
+        self.blobs: dict[str, tuple[str, bytes]] = {}
         self.labels: dict[str, str] = {}
         self.notes: list[str] = []
         self._lock = threading.Lock()
@@ -82,6 +83,11 @@ class EvidenceCollector:
     def add_file(self, label: str, path: str | Path) -> None:
         with self._lock:
             self.files[label] = Path(path)
+
+    def add_bytes(self, label: str, name: str, data: bytes) -> None:
+        """A file given by its content (a recording fetched over HTTP)."""
+        with self._lock:
+            self.blobs[label] = (name, data)
 
     def label(self, address: str, name: str) -> None:
         """Name a ladder column (``host:port`` → ``poly-vvx450``)."""
@@ -135,6 +141,8 @@ class EvidenceCollector:
                 writer.add_file(label, Path(path).name, Path(path).read_bytes())
             except OSError as exc:
                 problems.append(f"{label}: {path} not copied: {exc}")
+        for label, (name, data) in self.blobs.items():
+            writer.add_file(label, name, data)
         if problems:
             media.setdefault("notes", []).extend(problems)
         writer.add_media(media)

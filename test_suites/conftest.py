@@ -1,0 +1,97 @@
+"""Shared helpers of the feature suites: two-way audio checks on observed recordings.
+
+Every audio verdict comes from recordings analysed with ``harness.media`` (Goertzel tone detection): each side
+sends its own tone and the other side must hear it. Figures go into the test's evidence.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from harness.media import DetectorConfig, MediaVerdict, ToneDetector, judge_two_way, read_wav
+from harness.protocols import AudioProbe
+
+#: Seconds of audio each side records for a two-way check (after the detector's settling time).
+LISTEN_S = 0.9
+MIN_ANALYSED_S = 0.5
+#: Tones of the media node's parties in these suites: at least 100 Hz from every emulated device tone.
+PSTN_TONE_HZ = 580.0
+TEAMS_TONE_HZ = 2300.0
+
+
+class TwoWayAudio:
+    """Judge audio both ways on a call, from what each side recorded."""
+
+    def __init__(self, evidence, deadline):
+        self.evidence = evidence
+        self.deadline = deadline
+        self.detector = ToneDetector(DetectorConfig(settle_s=0.2))
+
+    def _judge(self, a_wav: Path, b_wav: Path, a_tone: float, b_tone: float, a_name: str, b_name: str,
+               label: str) -> MediaVerdict:
+        tones = [a_tone, b_tone]
+        a_rep = self.detector.analyse_wav(a_wav, tones)
+        b_rep = self.detector.analyse_wav(b_wav, tones)
+        verdict = judge_two_way(a_rep, b_rep, a_tone, b_tone, a_name=a_name, b_name=b_name,
+                                min_analysed_s=MIN_ANALYSED_S)
+        self.evidence.add_media(label, verdict)
+        return verdict
+
+    def between_devices(self, a, a_call: str, b, b_call: str, *, label: str = "two_way") -> MediaVerdict:
+        """Both devices send their tone; each records what arrives; each must hear the other's tone."""
+        pa, pb = a[AudioProbe], b[AudioProbe]
+        pa.play_tone(a_call)
+        pb.play_tone(b_call)
+        with ThreadPoolExecutor(2) as pool:
+            fa = pool.submit(pa.record, a_call, LISTEN_S)
+            fb = pool.submit(pb.record, b_call, LISTEN_S)
+            a_wav, b_wav = fa.result(), fb.result()
+        self.evidence.add_file(f"{a.id}-heard", a_wav)
+        self.evidence.add_file(f"{b.id}-heard", b_wav)
+        return self._judge(a_wav, b_wav, pa.tone_hz, pb.tone_hz, a.id, b.id, label)
+
+    def with_party(self, dev, dev_call: str, party, party_call: dict, *, label: str = "two_way") -> MediaVerdict:
+        """The device sends its tone and records; the media node's party sends its tone and records the call."""
+        probe = dev[AudioProbe]
+        probe.play_tone(dev_call)
+        dev_wav = probe.record(dev_call, LISTEN_S)
+        wav = party.recording(party_call)
+        self.evidence.add_file(f"{dev.id}-heard", dev_wav)
+        self.evidence.add_bytes(f"{party.kind}-heard", f"{party.kind}-heard.wav", wav)
+        with tempfile.TemporaryDirectory(prefix="sipgw-party-") as tmp:
+            party_wav = Path(tmp) / "heard.wav"
+            party_wav.write_bytes(wav)
+            audio = read_wav(party_wav)
+        # Only the last LISTEN_S of what the party heard: the device's tone started just before that.
+        end = len(audio.samples) / audio.sample_rate
+        tones = [probe.tone_hz, party.tone_hz]
+        dev_rep = self.detector.analyse_wav(dev_wav, tones)
+        party_rep = self.detector.analyse_audio(audio, tones, window=(max(0.0, end - LISTEN_S - 0.2), end))
+        verdict = judge_two_way(dev_rep, party_rep, probe.tone_hz, party.tone_hz, a_name=dev.id,
+                                b_name=f"{party.kind} {party.identity}", min_analysed_s=MIN_ANALYSED_S)
+        self.evidence.add_media(label, verdict)
+        return verdict
+
+
+@pytest.fixture
+def two_way_audio(evidence, sipgw_settings) -> TwoWayAudio:
+    return TwoWayAudio(evidence, sipgw_settings.deadline)
+
+
+@pytest.fixture
+def pstn(pstn_party):
+    """The PSTN party with a tone no emulated device uses."""
+    pstn_party.tone_hz = PSTN_TONE_HZ
+    pstn_party.configure("auto")
+    return pstn_party
+
+
+@pytest.fixture
+def teams(teams_user):
+    teams_user.tone_hz = TEAMS_TONE_HZ
+    teams_user.configure("auto")
+    return teams_user
