@@ -8,12 +8,13 @@ so the next test starts at once with registered devices.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from aiohttp import web
 
-from gateway.control_api.base import PREFIX, check_query, json_response, op, ref
+from gateway.control_api.base import PREFIX, ApiError, check_query, json_response, op, ref
 from gateway.control_api.routes_users import restore_baselines
 
 
@@ -52,7 +53,7 @@ def health_view(gw) -> dict[str, Any]:
     }
 
 
-def reset(gw) -> dict[str, Any]:
+async def reset(gw) -> dict[str, Any]:
     b2bua = gw.core.b2bua
     ended = []
     for call_id in list(b2bua.calls):
@@ -60,8 +61,8 @@ def reset(gw) -> dict[str, Any]:
             ended.append(call_id)
     b2bua.history.clear()
     media_reset = getattr(gw.media, "reset", None)
-    if callable(media_reset):
-        media_reset()
+    if callable(media_reset):  # the media node may talk to worker processes: keep the loop free meanwhile
+        await asyncio.get_running_loop().run_in_executor(None, media_reset)
     cleared = len(gw.trace)
     gw.trace.clear()
     offset = gw.clock.offset
@@ -79,10 +80,8 @@ def routes(gw) -> list[web.RouteDef]:
     async def do_reset(request: web.Request) -> web.Response:
         check_query(request, ())
         if request.can_read_body and (await request.read()).strip() not in (b"", b"{}"):
-            from gateway.control_api.base import ApiError
-
             raise ApiError(400, "invalid_request", "reset takes no body (or {})", "body")
-        return json_response(reset(gw))
+        return json_response(await reset(gw))
 
     return [
         web.get(f"{PREFIX}/health", health),

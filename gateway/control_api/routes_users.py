@@ -205,6 +205,7 @@ def routes(gw) -> list[web.RouteDef]:
             if device.username == user.username:
                 gw.devices.put(replace(device, username=None, pair_state=PairState.UNPAIRED))
         gw.directory.delete_user(user.username)
+        gw.registrar.remove_user(user.username, gw.core.now())
         return json_response({"deleted": user.username})
 
     return [
@@ -228,7 +229,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         "get": op("one user", schema=ref("User"), params=[_USERNAME], errors=(400, 404)),
         "patch": op("change a user (only the fields given)", schema=ref("User"), body=UserPatch,
                     params=[_USERNAME], errors=(400, 404, 409)),
-        "delete": op("delete a user; its devices are signed out", params=[_USERNAME], errors=(400, 404)),
+        "delete": op("delete a user; its devices are signed out and its registrations dropped", params=[_USERNAME],
+                     errors=(400, 404)),
     },
 }
 

@@ -167,6 +167,14 @@ class Registrar:
             self._bindings.clear()
             self._throttle = _Throttle()
 
+    def remove_user(self, username: str, now: float) -> int:
+        """Drop every binding of a user (the user was deleted); returns how many there were."""
+        with self._lock:
+            removed = len(self._bindings.pop(username, ()))
+        if removed:
+            self._notify(username, now)
+        return removed
+
     # --- REGISTER ------------------------------------------------------------------------------------------
     def handle(self, req: Request, flow: Flow, now: float, wall: float) -> Response:
         """Process a REGISTER and return the response to send."""

@@ -61,3 +61,34 @@ def test_reset_takes_no_body(api, raw):
     assert api.clock()["offset"] == 60
     assert raw.post("/reset", json={}).status_code == 200
     assert api.clock()["offset"] == 0
+
+
+class _ResettableMedia:
+    def __init__(self):
+        self.resets = 0
+
+    def teams_client(self, user):
+        return None
+
+    def pstn_party(self, number):
+        return None
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_reset_resets_the_media_node(tmp_path):
+    from gateway.config import GatewayConfig
+    from gateway.control_api.client import ControlClient
+    from gateway.server import EmbeddedGateway
+
+    media = _ResettableMedia()
+    gw = EmbeddedGateway(tmp_path, GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0"), media=media)
+    eps = gw.start_in_thread()
+    try:
+        with ControlClient(eps.control_url) as api:
+            api.reset()
+            assert media.resets == 1
+            assert api.health()["media"] == "_ResettableMedia"
+    finally:
+        gw.stop_thread()

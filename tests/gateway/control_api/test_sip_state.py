@@ -139,3 +139,10 @@ def test_hangup_of_a_ringing_call_and_reset(api, phones, gateway):
     assert api.trace() == [] and api.calls(ended=True) == []
     assert len(api.registration("avery")["contacts"]) == 1  # registrations survive a reset
     assert [u["username"] for u in api.users()] == ["avery", "blake"]
+
+
+def test_deleting_a_registered_user_drops_its_bindings(api, registered, gateway):
+    assert len(api.registration("avery")["contacts"]) == 1
+    api.delete_user("avery")
+    assert "avery" not in gateway.registrar.all_bindings(gateway.core.now())
+    assert [r["username"] for r in api.registrations()] == []
