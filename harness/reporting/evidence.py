@@ -118,12 +118,18 @@ class EvidenceWriter:
         self.evidence.files[label] = rel
         return rel
 
-    def add_trace(self, entries: Iterable[Any], labels: Mapping[str, str] | None = None, *, title: str = "") -> None:
-        """Trace entries (``TraceEntry`` or ``as_dict()``): saved as JSON, and drawn as text and HTML ladders."""
+    def add_trace(self, entries: Iterable[Any], labels: Mapping[str, str] | None = None, *, title: str = "",
+                  notes: Iterable[Any] = ()) -> None:
+        """Trace entries (``TraceEntry`` or ``as_dict()``): saved as JSON, and drawn as text and HTML ladders.
+
+        ``notes`` are extra ladder rows by time, e.g. RTCP summaries: ``{"time": t, "text": "RTCP ← loss 0 %"}``.
+        """
         rows = [e.as_dict() if hasattr(e, "as_dict") else dict(e) for e in entries]
-        ladder = ladders.build_ladder(rows, labels)
+        ladder = ladders.build_ladder(rows, labels, notes)
+        saved_notes = [{"time": n.time, "text": n.text} for n in ladder.notes]
         self.evidence.trace = self._write("trace.json", (json.dumps(
-            {"labels": dict(labels or {}), "entries": rows}, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+            {"labels": dict(labels or {}), "notes": saved_notes, "entries": rows}, indent=1, ensure_ascii=False)
+            + "\n").encode("utf-8"))
         self.evidence.ladder_txt = self._write("ladder.txt", ladders.render_text(ladder, title=title).encode("utf-8"))
         self.evidence.ladder_html = self._write("ladder.html",
                                                 ladders.render_html(ladder, title=title or "SIP ladder").encode())
@@ -146,8 +152,8 @@ class EvidenceWriter:
         self.evidence.device_log = self._write("device.log", text.encode("utf-8") if isinstance(text, str) else text)
 
 
-def read_trace_file(path: Path) -> tuple[list[dict], dict[str, str]]:
-    """What :meth:`EvidenceWriter.add_trace` saved: (entries, labels). Also accepts a bare list of entries."""
+def read_trace_file(path: Path) -> tuple[list[dict], dict[str, str], list[Any]]:
+    """What :meth:`EvidenceWriter.add_trace` saved: (entries, labels, notes). Also reads a bare list of entries."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -157,10 +163,13 @@ def read_trace_file(path: Path) -> tuple[list[dict], dict[str, str]]:
     except json.JSONDecodeError as exc:
         raise ladders.LadderError(f"{path}:{exc.lineno}:{exc.colno}: JSON syntax: {exc.msg}") from None
     if isinstance(data, list):
-        return data, {}
+        return data, {}, []
     if isinstance(data, dict) and isinstance(data.get("entries"), list):
         labels = data.get("labels") or {}
         if not isinstance(labels, dict):
             raise ladders.LadderError(f"{path}: 'labels' must map host:port to a name")
-        return data["entries"], {str(k): str(v) for k, v in labels.items()}
+        notes = data.get("notes") or []
+        if not isinstance(notes, list):
+            raise ladders.LadderError(f"{path}: 'notes' must be a list of {{'time', 'text'}}")
+        return data["entries"], {str(k): str(v) for k, v in labels.items()}, notes
     raise ladders.LadderError(f"{path}: expected a list of trace entries or {{'labels', 'entries'}}")

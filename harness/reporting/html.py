@@ -147,8 +147,9 @@ def _test_view(run_dir: Path, root: str, result: TestResult, index: int, warning
     ladder_markup = None
     if trace_path is not None:
         try:
-            entries, labels = read_trace_file(trace_path)
-            ladder_markup = ladders.render_fragment(ladders.build_ladder(entries, labels), id_prefix=f"t{index}m")
+            entries, labels, rows = read_trace_file(trace_path)
+            ladder_markup = ladders.render_fragment(ladders.build_ladder(entries, labels, rows),
+                                                    id_prefix=f"t{index}m")
         except ladders.LadderError as exc:
             notes.append(f"SIP ladder: {exc}")
     device_log = None

@@ -66,10 +66,31 @@ class Participant:
 
 
 @dataclass(frozen=True)
+class Note:
+    """A row that is not a SIP message: an RTCP summary, a detected tone, a device state read back."""
+
+    time: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Ladder:
     participants: tuple[Participant, ...]
     messages: tuple[Message, ...]
     call_ids: tuple[str, ...]
+    notes: tuple[Note, ...] = ()
+
+    def rows(self) -> list[Message | Note]:
+        """Messages in trace order, each note placed after the messages that precede it in time."""
+        out: list[Message | Note] = []
+        notes = sorted(self.notes, key=lambda n: n.time)
+        i = 0
+        for m in self.messages:
+            while i < len(notes) and notes[i].time < m.time:
+                out.append(notes[i])
+                i += 1
+            out.append(m)
+        return out + notes[i:]
 
     @property
     def start(self) -> float:
@@ -115,10 +136,26 @@ def _as_dict(entry: Any, n: int) -> dict:
     return dict(entry)
 
 
-def build_ladder(entries: Iterable[Any], labels: Mapping[str, str] | None = None) -> Ladder:
+def _note(n: Any, i: int) -> Note:
+    if isinstance(n, Note):
+        return n
+    if isinstance(n, Mapping):
+        t, text = n.get("time"), n.get("text")
+    elif isinstance(n, tuple | list) and len(n) == 2:
+        t, text = n
+    else:
+        raise LadderError(f"note {i}: expected {{'time', 'text'}} or (time, text), got {n!r}")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not isinstance(text, str):
+        raise LadderError(f"note {i}: time must be seconds since the epoch and text a string, got {n!r}")
+    return Note(float(t), text)
+
+
+def build_ladder(entries: Iterable[Any], labels: Mapping[str, str] | None = None,
+                 notes: Iterable[Any] = ()) -> Ladder:
     """A ladder from trace entries (``TraceEntry`` objects or their ``as_dict()``), in trace order.
 
     ``labels`` maps ``host:port`` to a participant name (a device id, "Teams client", "PSTN +1425…").
+    ``notes`` are extra rows placed by time: ``{"time": t, "text": "RTCP ← 224 pkts, loss 0 %, jitter 1.8 ms"}``.
     """
     labels = dict(labels or {})
     rows = [_as_dict(e, n) for n, e in enumerate(entries, 1)]
@@ -155,7 +192,8 @@ def build_ladder(entries: Iterable[Any], labels: Mapping[str, str] | None = None
         first = r.get("first_line") or text.split("\n", 1)[0].rstrip("\r")
         messages.append(Message(i, int(r["seq"]), float(r["time"]), r["direction"], str(r.get("transport", "")),
                                 r["source"], r["destination"], call_id, first, text))
-    return Ladder(tuple(participants), tuple(messages), tuple(call_ids))
+    return Ladder(tuple(participants), tuple(messages), tuple(call_ids),
+                  tuple(_note(n, i) for i, n in enumerate(notes, 1)))
 
 
 # --- plain text ----------------------------------------------------------------------------------------------
@@ -196,7 +234,12 @@ def render_text(ladder: Ladder, *, title: str = "", full_messages: bool = True) 
     for c in centre:
         lifeline[c] = "|"
     out.append("".join(lifeline).rstrip())
-    for m in ladder.messages:
+    for m in ladder.rows():
+        if isinstance(m, Note):
+            rel = f"+{m.time - ladder.start:.3f}"
+            text = f"[--] {rel:>8} ~~  {m.text}"
+            out.append(text)
+            continue
         row = list(lifeline)
         a, b = centre[ladder.column(m.source)], centre[ladder.column(m.destination)]
         label = m.short_label()
@@ -284,7 +327,8 @@ def render_svg(ladder: Ladder, *, id_prefix: str = "m") -> Markup:
     """The ladder as an inline SVG; each arrow links to ``#<id_prefix>-<index>`` (the message's details)."""
     ncol = max(len(ladder.participants), 1)
     width = _LEFT + ncol * _COL_W + 20
-    height = _TOP + (len(ladder.messages) + 1) * _ROW_H
+    rows = ladder.rows()
+    height = _TOP + (len(rows) + 1) * _ROW_H
     xs = [_LEFT + _COL_W // 2 + i * _COL_W for i in range(ncol)]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="SIP ladder diagram">']
@@ -295,8 +339,14 @@ def render_svg(ladder: Ladder, *, id_prefix: str = "m") -> Markup:
                      f'</text><text class="addr" x="{x}" y="40" text-anchor="middle">{escape(p.address)}</text>'
                      f'<line x1="{x}" y1="50" x2="{x}" y2="{height - 8}" stroke="#aab2c0" stroke-dasharray="4 3"/>'
                      f"</g>")
-    for row, m in enumerate(ladder.messages):
+    for row, m in enumerate(rows):
         y = _TOP + row * _ROW_H + 18
+        if isinstance(m, Note):
+            rel = m.time - ladder.start
+            parts.append(f'<g class="note"><rect x="{_LEFT - 6}" y="{y - 13}" width="{width - _LEFT - 8}" height="20" '
+                         f'rx="4" fill="#eef1f6"/><text class="time" x="6" y="{y + 2}">+{rel:.3f}</text>'
+                         f'<text class="note" x="{_LEFT + 2}" y="{y + 2}" fill="#3b4455">{escape(m.text)}</text></g>')
+            continue
         colour = _PALETTE[ladder.call_index(m.call_id) % len(_PALETTE)]
         a, b = xs[ladder.column(m.source)], xs[ladder.column(m.destination)]
         mid = f"{id_prefix}-{m.index}"

@@ -61,7 +61,9 @@ def _evidence(run_dir: Path, dev: str, feature: str, name: str, *, log: str | No
     w = EvidenceWriter(run_dir, dev, feature, name)
     rec = sip_samples.recorded_call()
     labels = {**sip_samples.LABELS, "127.0.0.1:5071": dev}
-    w.add_trace(rec.entries(), labels, title=f"{dev} {feature}")
+    rtcp = {"time": sip_samples.T0 + 6.0, "text": f"RTCP {dev} → gateway: 224 packets, loss 0 %, jitter 1.8 ms; "
+                                                  f"gateway → {dev}: 226 packets, loss 0 %, jitter 2.1 ms"}
+    w.add_trace(rec.entries(), labels, title=f"{dev} {feature}", notes=[rtcp])
     w.add_pcap(to_pcap(rec.entries()))
     t0 = sip_samples.T0
     w.add_steps([

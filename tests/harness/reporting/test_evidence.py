@@ -38,7 +38,8 @@ class _Event:  # the shape of harness.steps.StepEvent
 def test_writer_records_relative_paths(tmp_path):
     w = EvidenceWriter(tmp_path, "yealink-t46s", "make_calls", "test_make_calls[yealink-t46s]")
     rec = s.recorded_call()
-    w.add_trace(rec.entries(), s.LABELS, title="make_calls")
+    w.add_trace(rec.entries(), s.LABELS, title="make_calls",
+                notes=[{"time": s.T0 + 6.0, "text": "RTCP yealink-t46s ← gateway: 224 pkts, loss 0 %, jitter 1.8 ms"}])
     w.add_pcap(to_pcap(rec.entries()))
     w.add_steps([_Event("dial", {"number": "+14255550123", "path": tmp_path}, None, 0.1, True, None, "yealink-t46s",
                         1.0),
@@ -54,8 +55,11 @@ def test_writer_records_relative_paths(tmp_path):
     assert (tmp_path / ev.pcap).read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"
     assert ev.sip_call_ids == [s.A_CALL_ID, s.B_CALL_ID]
     assert "INVITE (SDP)" in (tmp_path / ev.ladder_txt).read_text()
-    entries, labels = read_trace_file(tmp_path / ev.trace)
-    assert len(entries) == 13 and labels == s.LABELS
+    entries, labels, notes = read_trace_file(tmp_path / ev.trace)
+    assert len(entries) == 13 and labels == s.LABELS and notes[0]["text"].startswith("RTCP yealink-t46s")
+    # the RTCP summary sits between the ACK (+1.530) and the BYE (+6.100)
+    text_rows = [r for r in (tmp_path / ev.ladder_txt).read_text().splitlines() if r.startswith("[")]
+    assert text_rows[9].startswith("[--]   +6.000 ~~  RTCP yealink-t46s") and text_rows[10].startswith("[10]")
     assert ev.steps[0].args["path"] == str(tmp_path)
     assert ev.steps[1].ok is False and ev.steps[1].error == "TimeoutError: no 200 OK within 5 s"
     assert ev.media == {"mos": 4.38}
@@ -67,8 +71,8 @@ def test_step_from_dict_and_bare_list_trace(tmp_path):
     step = step_from_event({"name": "press", "args": ["hold"], "result": b"ok", "duration_s": -1})
     assert step.args == {"args": ["hold"]} and step.result == "ok" and step.duration_s == 0.0 and step.ok
     (tmp_path / "t.json").write_text(json.dumps([e.as_dict() for e in s.recorded_call().entries()]))
-    entries, labels = read_trace_file(tmp_path / "t.json")
-    assert len(entries) == 13 and labels == {}
+    entries, labels, notes = read_trace_file(tmp_path / "t.json")
+    assert len(entries) == 13 and labels == {} and notes == []
 
 
 def test_pcap_is_checked(tmp_path):

@@ -143,6 +143,7 @@ def test_cell_opens_its_evidence_with_the_ladder(page, tmp_path):
     ladder = page.locator(".sipgw-ladder svg")
     assert ladder.is_visible()
     assert page.locator(".sipgw-ladder a.msg").count() == 13
+    assert page.locator(".sipgw-ladder g.note").text_content().startswith("+6.000RTCP poly-vvx450 → gateway")
     assert page.locator(".sipgw-ladder text.who").all_text_contents() == ["poly-vvx450", "gateway", "Teams client"]
     details = page.locator("details#t1m-3")
     assert not details.evaluate("el => el.open")
