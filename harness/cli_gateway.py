@@ -264,7 +264,6 @@ async def _serve(gw, ready_out) -> int:
 
 
 def cmd_gateway_serve(args: argparse.Namespace) -> int:
-    setup_logging(args.log_format, args.log_level)
     try:
         config = build_config(args)
         tenant = load_tenant(args.tenant) if args.tenant else None
@@ -282,6 +281,7 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    setup_logging(args.log_format, args.log_level)
     from gateway.server import EmbeddedGateway
     from gateway.store.sqlite import StoreError
 

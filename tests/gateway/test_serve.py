@@ -126,12 +126,18 @@ def test_data_survives_kill_9_and_sigterm_stops_cleanly(tmp_path):
         _kill(proc)
 
 
-def _run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(*args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def _run(capsys, *args: str) -> tuple[int, str]:
+    """Bad input is refused before anything starts, so these run in-process: (exit status, stderr)."""
+    from harness.cli import main
+
+    try:
+        status = main(["gateway", "serve", *args])
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    return status, capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_bad_flags_and_files_exit_2_and_write_nothing(tmp_path):
+def test_bad_flags_and_files_exit_2_and_write_nothing(tmp_path, capsys):
     data = tmp_path / "never"
     bad_tenant = tmp_path / "tenant.yaml"
     bad_tenant.write_text("users:\n  - {username: avery, name: Avery, password: pw, number: 4255550101}\n")
@@ -143,27 +149,28 @@ def test_bad_flags_and_files_exit_2_and_write_nothing(tmp_path):
         (["--tenant", str(bad_tenant)], f"{bad_tenant}:2:"),
         (["--tenant", str(tmp_path / "missing.yaml")], "file not found"),
         (["--config", str(bad_config)], f"{bad_config}:2:"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ]
     for args, expected in cases:
-        out = _run("--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(data), *args)
-        assert out.returncode == 2, (args, out.stderr)
-        assert expected in out.stderr, (args, out.stderr)
+        status, err = _run(capsys, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(data), *args)
+        assert status == 2, (args, err)
+        assert expected in err, (args, err)
         assert not data.exists(), args
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    out = _run("--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(not_a_dir))
-    assert out.returncode == 2 and "not a directory" in out.stderr
+    status, err = _run(capsys, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(not_a_dir))
+    assert status == 2 and "not a directory" in err
 
 
-@pytest.mark.slow
-def test_port_in_use_exits_2_naming_the_flag(tmp_path):
+def test_port_in_use_exits_2_naming_the_flag(tmp_path, capsys):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = _run("--sip", "127.0.0.1:0", "--http", f"127.0.0.1:{port}", "--data", str(tmp_path / "gw"))
-    assert out.returncode == 2
-    assert f"--http 127.0.0.1:{port}: TCP port {port} is already in use" in out.stderr
+        status, err = _run(capsys, "--sip", "127.0.0.1:0", "--http", f"127.0.0.1:{port}", "--data",
+                           str(tmp_path / "gw"))
+    assert status == 2
+    assert f"--http 127.0.0.1:{port}: TCP port {port} is already in use" in err
     assert not (tmp_path / "gw").exists()
 
 
