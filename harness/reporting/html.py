@@ -22,6 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from harness.reporting import ladder as ladders
+from harness.reporting.diff import RunDiff
 from harness.reporting.evidence import cell_dir, read_trace_file
 from harness.reporting.model import OUTCOMES, Cell, ManifestDevice, Matrix, TestResult
 
@@ -86,7 +87,7 @@ def cell_page(device_id: str, feature: str) -> PurePosixPath:
     return cell_dir(device_id, feature) / "index.html"
 
 
-def render_matrix_html(matrix: Matrix, env: jinja2.Environment | None = None) -> str:
+def render_matrix_html(matrix: Matrix, env: jinja2.Environment | None = None, diff: RunDiff | None = None) -> str:
     env = env or environment()
     by_device: dict[str, dict[str, Cell]] = {d.id: {} for d in matrix.manifest.devices}
     for c in matrix.cells:
@@ -95,7 +96,7 @@ def render_matrix_html(matrix: Matrix, env: jinja2.Environment | None = None) ->
     links = {(c.device_id, c.feature): str(cell_page(c.device_id, c.feature)) for c in matrix.cells}
     total = len(matrix.manifest.devices) * len(matrix.features)
     return env.get_template("matrix.html.j2").render(
-        m=matrix, rows=rows, c_links=links, vendors=sorted({d.vendor for d in matrix.manifest.devices}),
+        m=matrix, rows=rows, c_links=links, diff=diff, vendors=sorted({d.vendor for d in matrix.manifest.devices}),
         not_run=total - len(matrix.cells), blocked_devices=[d for d in matrix.manifest.devices if not d.acceptable])
 
 
@@ -185,11 +186,11 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def render_report(matrix: Matrix, run_dir: str | Path) -> RenderResult:
-    """Write ``matrix.html`` and every cell's evidence page into ``run_dir``."""
+def render_report(matrix: Matrix, run_dir: str | Path, diff: RunDiff | None = None) -> RenderResult:
+    """Write ``matrix.html`` (with the changes since a baseline run, when given) and every cell's evidence page."""
     run_dir = Path(run_dir)
     env = environment()
-    result = RenderResult(_write(run_dir / "matrix.html", render_matrix_html(matrix, env)))
+    result = RenderResult(_write(run_dir / "matrix.html", render_matrix_html(matrix, env, diff)))
     for cell in matrix.cells:
         html = render_cell_page(matrix, cell, run_dir, result.warnings, env)
         result.evidence_pages.append(_write(run_dir / cell_page(cell.device_id, cell.feature), html))
