@@ -161,7 +161,8 @@ class LabDevice:
 class Lab:
     def __init__(self, inventory: Inventory, *, gateway: str | None = None, data_dir: str | Path | None = None,
                  devices: Iterable[str] | None = None, lazy: bool = False, media: str | None = None,
-                 allocator: Any = None, gateway_config: Any = None, driver_options: dict[str, dict] | None = None):
+                 allocator: Any = None, gateway_config: Any = None, driver_options: dict[str, dict] | None = None,
+                 control_api: bool = True):
         self.inventory = inventory
         mode = gateway or inventory.data.gateway.mode
         if mode == "external":
@@ -174,6 +175,7 @@ class Lab:
         self.allocator = allocator
         self.gateway_config = gateway_config
         self.driver_options = driver_options or {}
+        self.control_api = control_api
         wanted = list(devices) if devices is not None else None
         if wanted is not None:
             known = {d.id for d in inventory.devices}
@@ -234,7 +236,7 @@ class Lab:
             from gateway.server import EmbeddedGateway
 
             cfg = self.gateway_config or GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0")
-            has_api = importlib.util.find_spec("gateway.control_api.app") is not None
+            has_api = self.control_api and importlib.util.find_spec("gateway.control_api.app") is not None
             self.gateway = EmbeddedGateway(self.data_dir / "gateway", cfg, media=self.media_mode,
                                            control_api=has_api)
             eps = self.gateway.start_in_thread()

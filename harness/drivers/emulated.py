@@ -366,7 +366,14 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
     def hangup(self, call_id: str) -> CallInfo:
         if self.book.call(call_id).state is CallState.DISCONNECTED:
             return self.book.call(call_id)
-        self._op(call_id, lambda w, h: w.hangup(h))
+        try:
+            self._op(call_id, lambda w, h: w.hangup(h))
+        except OperationFailed:
+            # The call ended on its own meanwhile (the far end hung up, a transfer completed): hanging up an
+            # ended call is a no-op, once the DISCONNECTED event confirms it.
+            with contextlib.suppress(Exception):
+                return self.book.wait_state(call_id, {CallState.DISCONNECTED}, 2.0)
+            raise
         return self.book.wait_state(call_id, {CallState.DISCONNECTED}, 5.0)
 
     @step("hold")

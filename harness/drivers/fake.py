@@ -17,9 +17,10 @@ every wait raise :class:`~harness.protocols.InfrastructureError` with the fake l
 
 from __future__ import annotations
 
+import array
 import itertools
 import math
-import struct
+import sys
 import threading
 import time
 import wave
@@ -449,12 +450,14 @@ class FakeDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forw
         self.ctx.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.ctx.work_dir / f"{self.device_id}-{call_id}-{time.time_ns()}.wav"
         n = int(8000 * duration_s)
+        samples = array.array("h", (int(8000 * math.sin(2 * math.pi * hz * i / 8000)) for i in range(n)))
+        if sys.byteorder != "little":
+            samples.byteswap()
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(8000)
-            w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / 8000)))
-                                   for i in range(n)))
+            w.writeframes(samples.tobytes())
         return path
 
     # ------------------------------------------------------------------------------------------ MWI

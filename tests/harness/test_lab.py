@@ -136,4 +136,7 @@ def test_embedded_gateway_gets_a_tenant_user_per_line(inventory, tmp_path):
         assert gw.directory.by_number("+14255550105") is None  # blocked: never provisioned
         usernames = {acc.username for acc in lab.device("ata").lines}
         assert len(usernames) == 2
+        if lab.control is not None:  # the control API sees the same users
+            listed = {u["username"] for u in lab.control.users()}
+            assert usernames <= listed
     assert lab.gateway._thread is None  # the gateway thread was joined

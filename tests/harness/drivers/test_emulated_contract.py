@@ -16,7 +16,8 @@ from tests.harness.drivers.contract import CONTRACT_INVENTORY, AudioContract, Dr
 def lab(tmp_path_factory):
     inv = load_inventory("contract-emulated.yaml",
                          text=CONTRACT_INVENTORY.format(driver="emulated", transport="tls"))
-    the_lab = Lab(inv, gateway="embedded", data_dir=tmp_path_factory.mktemp("emulated-lab"), media=None)
+    the_lab = Lab(inv, gateway="embedded", data_dir=tmp_path_factory.mktemp("emulated-lab"), media=None,
+                  control_api=False)
     the_lab.start()
     pids = []
     try:
