@@ -146,16 +146,7 @@ def cmd_inventory_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- run ----------------------------------------------------------------------------------------------------
-
-def cmd_run(args: argparse.Namespace) -> int:
-    inv = _load_inventory(args.inventory)
-    con = _console()
-    con.print(verdict_table(inv, f"Pre-flight firmware verdicts: {inv.path}"))
-    blocked = [d for d in inv.devices if not d.verdict.acceptable]
-    for d in blocked:
-        con.print(f"[red]blocked[/red] {d.id}: {d.verdict.reason}")
-    return EXIT_OK
+# --- run: harness/cli_run.py ------------------------------------------------------------------------------
 
 
 # --- parser ---------------------------------------------------------------------------------------------------
@@ -190,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inventory_validate)
 
-    p = sub.add_parser("run", help="run the lab: every device through the feature suites")
-    p.add_argument("--inventory", default="lab_inventory.yaml", metavar="FILE")
-    p.set_defaults(func=cmd_run)
+    from harness.cli_run import add_parser as add_run_parser
+
+    add_run_parser(sub)
 
     from harness.cli_report import add_parser as add_report_parser
 

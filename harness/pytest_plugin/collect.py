@@ -136,9 +136,10 @@ class MatrixCollector:
 
         ended = datetime.now(UTC)
         cells = self.cells()
-        for dev in self.manifest(ended)["devices"]:
-            self.config.hook.sipgw_matrix_row(device=dev, cells=[c for c in cells if c["device_id"] == dev["id"]])
         manifest = self.manifest(ended)
+        for dev in manifest["devices"]:
+            own = [c for c in cells if c["device_id"] == dev["id"]]
+            self.config.hook.pytest_sipgw_matrix_row(device=dev, cells=own)
         known = {d["id"] for d in manifest["devices"]}
         cells = [c for c in cells if c["device_id"] in known]
         return Matrix.build(manifest, features_from_catalogue(), cells,
@@ -161,7 +162,7 @@ class MatrixCollector:
         self._render(run_dir)
         self._link_latest(run_dir)
         self.written = path
-        self.config.hook.sipgw_matrix_written(run_dir=str(run_dir), matrix=self.matrix)
+        self.config.hook.pytest_sipgw_matrix_written(run_dir=str(run_dir), matrix=self.matrix)
 
     def _render(self, run_dir: Path) -> None:
         """matrix.html (with its evidence pages) and junit.xml; a failed rendering keeps matrix.json intact."""

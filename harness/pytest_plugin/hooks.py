@@ -68,7 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.live:
             from harness.pytest_plugin.progress import LiveProgress
 
-            config.pluginmanager.register(LiveProgress(config, state), "sipgw-progress")
+            stream = next((p.sipgw_live_stream for p in config.pluginmanager.get_plugins()
+                           if getattr(p, "sipgw_live_stream", None) is not None), None)
+            config.pluginmanager.register(LiveProgress(config, state, stream), "sipgw-progress")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -235,7 +237,7 @@ def _finalise_evidence(item: pytest.Item) -> None:
         log_text = None
     item.stash[EVIDENCE] = collector.finalise(state.run_dir, control, feature=markers.feature_of(item),
                                               device_log=log_text)
-    item.config.hook.sipgw_evidence(item=item, evidence=item.stash[EVIDENCE])
+    item.config.hook.pytest_sipgw_evidence(item=item, evidence=item.stash[EVIDENCE])
     _attach_to_allure(item, item.stash[EVIDENCE], state)
 
 

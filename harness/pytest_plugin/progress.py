@@ -24,12 +24,13 @@ STYLE = {"pass": "green", "fail": "bold red", "error": "red", "flaky": "yellow",
          "not_applicable": "dim"}
 
 
-def matrix_table(devices: list[str], cells: dict[tuple[str, str], list[str]], *, title: str = "") -> Table:
+def matrix_table(devices: list[str], cells: dict[tuple[str, str], list[str]], *, title: str = "",
+                 caption: str = "") -> Table:
     features = []
     for (_, f) in cells:
         if f not in features:
             features.append(f)
-    table = Table(title=title or None)
+    table = Table(title=title or None, caption=caption or None)
     table.add_column("device")
     for f in features:
         table.add_column(f)
@@ -62,8 +63,8 @@ class LiveProgress:
             for o in outs:
                 counts[o] = counts.get(o, 0) + 1
         summary = "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "waiting for results"
-        return matrix_table(self.devices, self.cells, title=f"sipgw-lab run {self.state.run_id} — {summary}"
-                            f" — {len(self.running)} running")
+        return matrix_table(self.devices, self.cells, title=f"sipgw-lab run {self.state.run_id}",
+                            caption=f"{summary}; {len(self.running)} running")
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         try:
@@ -96,3 +97,4 @@ class LiveProgress:
             self.live.update(self._render())
             self.live.stop()
             self.live = None
+            self.console.line()
