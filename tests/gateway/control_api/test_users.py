@@ -114,3 +114,9 @@ def test_conflicts_and_unknown_users(api, raw):
 def test_unknown_route_and_method(raw):
     assert_error(raw.get("/nothing-here"), 404, "path", "not_found")
     assert_error(raw.put("/users"), 405, "method", "method_not_allowed")
+
+
+def test_oversized_body_is_refused(api, raw):
+    big = b'{"username": "avery", "name": "' + b"x" * (300 * 1024) + b'"}'
+    assert_error(raw.post("/users", content=big), 413, "body", "body_too_large")
+    assert api.users() == []
