@@ -7,7 +7,8 @@ suite and of every testcase, so a CI server can group and filter on them.
 
 Outcome mapping: pass → passed; flaky → passed with the property ``flaky=true`` and the attempts; fail →
 ``<failure>``; error → ``<error>``; not applicable → ``<skipped>`` with the reason; blocked → ``<skipped>`` with the
-verdict. Steps and evidence paths go into ``<system-out>`` for tests that did not pass; passing tests stay lean.
+verdict. Steps and evidence paths go into ``<system-out>`` and the tail of the device log into ``<system-err>`` for
+tests that did not pass; passing tests stay lean.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from harness.reporting.model import Cell, ManifestDevice, Matrix, TestResult
 
 _BAD = {"fail", "error", "flaky"}
+DEVICE_LOG_TAIL = 16 * 1024
 
 
 def _props(parent: ET.Element, items: Iterable[tuple[str, object]]) -> None:
@@ -58,8 +60,22 @@ def _details(t: TestResult) -> str:
     return "\n".join(lines)
 
 
+def _log_tail(run_dir: Path | None, rel: str | None) -> str | None:
+    if run_dir is None or not rel:
+        return None
+    path = (run_dir / rel).resolve()
+    if not path.is_relative_to(run_dir.resolve()) or not path.is_file():
+        return None
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(size - DEVICE_LOG_TAIL, 0))
+        tail = f.read().decode("utf-8", "replace")
+    head = f"device log {rel}" + (f" (last {DEVICE_LOG_TAIL} of {size} bytes)" if size > DEVICE_LOG_TAIL else "")
+    return f"{head}:\n{tail}"
+
+
 def _case(suite: ET.Element, m: Matrix, d: ManifestDevice, cell: Cell, name: str, outcome: str, reason: str,
-          duration: float, test: TestResult | None) -> str:
+          duration: float, test: TestResult | None, run_dir: Path | None = None) -> str:
     case = ET.SubElement(suite, "testcase", classname=f"{d.id}.{cell.feature}", name=name, time=f"{duration:.3f}")
     extra: list[tuple[str, object]] = [("feature", cell.feature), ("outcome", outcome)]
     if test is not None:
@@ -79,10 +95,15 @@ def _case(suite: ET.Element, m: Matrix, d: ManifestDevice, cell: Cell, name: str
         details = _details(test)
         if details:
             ET.SubElement(case, "system-out").text = _xml_text(details)
+        log = _log_tail(run_dir, test.evidence.device_log)
+        if log:
+            ET.SubElement(case, "system-err").text = _xml_text(log)
     return outcome
 
 
-def build_junit(matrix: Matrix) -> ET.ElementTree:
+def build_junit(matrix: Matrix, run_dir: str | Path | None = None) -> ET.ElementTree:
+    """The JUnit tree; with ``run_dir``, failing tests carry the tail of their device log."""
+    run_dir = Path(run_dir) if run_dir is not None else None
     root = ET.Element("testsuites", name=f"sipgw-lab {matrix.manifest.run_id}")
     cells_by_device: dict[str, list[Cell]] = {d.id: [] for d in matrix.manifest.devices}
     for c in matrix.cells:
@@ -103,7 +124,7 @@ def build_junit(matrix: Matrix) -> ET.ElementTree:
                 outcomes.append(_case(suite, matrix, d, cell, cell.feature, cell.outcome, cell.reason, 0.0, None))
             for t in cell.tests:
                 reason = t.reason or cell.reason
-                outcomes.append(_case(suite, matrix, d, cell, t.name, t.outcome, reason, t.duration_s, t))
+                outcomes.append(_case(suite, matrix, d, cell, t.name, t.outcome, reason, t.duration_s, t, run_dir))
                 time += t.duration_s
         counts = {"tests": len(outcomes), "failures": outcomes.count("fail"), "errors": outcomes.count("error"),
                   "skipped": outcomes.count("not_applicable") + outcomes.count("blocked")}
@@ -119,10 +140,12 @@ def build_junit(matrix: Matrix) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit(matrix: Matrix, path: str | Path) -> Path:
+def write_junit(matrix: Matrix, path: str | Path, run_dir: str | Path | None = None) -> Path:
+    """Write ``junit.xml``; evidence paths are read relative to ``run_dir`` (default: the file's folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    build_junit(matrix).write(tmp, encoding="utf-8", xml_declaration=True)
+    build_junit(matrix, run_dir if run_dir is not None else path.parent).write(tmp, encoding="utf-8",
+                                                                              xml_declaration=True)
     os.replace(tmp, path)
     return path

@@ -46,6 +46,7 @@ def test_outcome_mapping(junit):
     fail = _case(root, "poly-vvx450", "hold_resume")
     assert fail.find("failure").get("message") == FAIL_REASON
     assert "evidence pcap: evidence/poly-vvx450/hold_resume/" in fail.find("system-out").text
+    assert "12:00:41 [sip] hold key pressed" in fail.find("system-err").text  # the device log's tail
     err = _case(root, "cisco-8865", "voicemail")
     assert err.find("error").get("message") == ERROR_REASON and err.find("failure") is None
     na = _case(root, "algo-8301", "call_transfer")
