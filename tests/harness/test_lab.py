@@ -140,3 +140,16 @@ def test_embedded_gateway_gets_a_tenant_user_per_line(inventory, tmp_path):
             listed = {u["username"] for u in lab.control.users()}
             assert usernames <= listed
     assert lab.gateway._thread is None  # the gateway thread was joined
+
+
+def test_example_script_drives_two_emulated_devices():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "examples" / "two_emulated_devices.py"),
+                           str(root / "lab_inventory.yaml")], capture_output=True, text=True, timeout=120, cwd=root)
+    verdicts = [line for line in proc.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(verdicts) == 10 and all(v.startswith("PASS") for v in verdicts)
