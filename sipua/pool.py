@@ -98,6 +98,17 @@ class UAPool:
             self._reserved[id(worker)] += n_calls
             return worker
 
+    def try_acquire(self, n_calls: int = 1) -> UAWorker | None:
+        """Like ``acquire`` but never spawns: None when no worker has ``n_calls`` free slots."""
+        if isinstance(n_calls, bool) or not isinstance(n_calls, int) or not 1 <= n_calls <= self.calls_per_process:
+            raise InvalidArgument(f"UAPool.try_acquire: n_calls must be 1..{self.calls_per_process} "
+                                  f"(calls per process), got {n_calls!r}")
+        with self._lock:
+            worker = self._pick(n_calls)
+            if worker is not None:
+                self._reserved[id(worker)] += n_calls
+            return worker
+
     def ensure_free(self, slots: int = 1) -> int:
         """Spawn workers until at least ``slots`` call slots are free (or ``max_processes`` is reached);
         returns how many were spawned.  Meant for a background thread, so that ``acquire`` finds room."""

@@ -135,7 +135,10 @@ def routes(gw: Any) -> list[web.RouteDef]:
         body = await read_body(request, OriginateBody)
         src = body.from_
         kind, identity = ("teams", src.user) if isinstance(src, TeamsParty) else ("pstn", src.number)
-        c = await _run(node, lambda: node._originate(kind, identity, body.to, body.tone_hz))
+        try:
+            c = await node.originate_async(kind, identity, body.to, body.tone_hz)
+        except Exception as exc:
+            raise _api_error(exc) from None
         return json_response(c.to_json(), status=201)
 
     def simple(action: str):

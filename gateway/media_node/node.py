@@ -340,10 +340,12 @@ class MediaNode:
         if self._pool is None or self._closed:
             return None
         self.settings(kind, identity)  # gives the party its tone on first contact
-        try:
-            worker = self._pool.acquire()  # spawns (blocking ~0.1 s) only if no spare was ready
-        except Exception as exc:
-            log.warning("media node: no call slot for %s %s: %s", kind, identity, exc)
+        # Never spawn here: this runs on the gateway's loop.  The spawner keeps spare slots ready; when
+        # demand outran it, this branch is unreachable for now (the router answers 480).
+        worker = self._pool.try_acquire()
+        if worker is None:
+            self._spawner.submit(self._ensure_spare)
+            log.warning("media node: no free call slot for %s %s (pool %s)", kind, identity, self.metrics())
             return None
         with self._lock:
             self._reservations.append(_Reservation(worker, uri_user, kind, identity,
@@ -477,7 +479,20 @@ class MediaNode:
 
     def originate(self, kind: str, identity: str, to: str, tone_hz: float | None = None) -> MediaCall:
         """Call ``to`` through the gateway from a Teams user or a PSTN party (blocking; not on the loop)."""
+        self._spawner.submit(lambda: self._ensure_free(1)).result(60)
         return self.call_sync(lambda: self._originate(kind, identity, to, tone_hz))
+
+    async def originate_async(self, kind: str, identity: str, to: str, tone_hz: float | None = None) -> MediaCall:
+        """``originate`` for the gateway's loop: a worker is started first if every slot is taken (on the
+        spawner thread, so neither the loop nor call handling waits for it)."""
+        import asyncio
+
+        await asyncio.wrap_future(self._spawner.submit(lambda: self._ensure_free(1)))
+        return await self.run(lambda: self._originate(kind, identity, to, tone_hz))
+
+    def _ensure_free(self, slots: int) -> None:
+        if self._pool is not None and not self._closed:
+            self._pool.ensure_free(slots)
 
     def _originate(self, kind: str, identity: str, to: str, tone_hz: float | None) -> MediaCall:
         kind, identity = self.check_party(kind, identity, "body.from")
@@ -495,7 +510,7 @@ class MediaNode:
             display = user.name if user is not None else identity
         else:
             from_user, display = identity, None
-        worker = self._pool.acquire()
+        worker = self._pool.try_acquire() or self._pool.acquire()  # spawns here only if a spare was raced away
         self._spawner.submit(self._ensure_spare)
         account = f"o{next(self._accounts)}"
         try:

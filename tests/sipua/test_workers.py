@@ -119,3 +119,13 @@ def test_pool_ensure_free_spawns_ahead_and_respects_the_limit(tmp_path):
         assert {w.name for w in taken} == {w.name for w in pool.workers}
         with pytest.raises(Exception, match="max_processes"):
             pool.acquire()
+
+
+def test_pool_try_acquire_never_spawns(tmp_path):
+    template = WorkerConfig(name="try", user_agent="sipgw-lab-test try/1.0", log_path=str(tmp_path / "t.log"))
+    with UAPool(template, max_processes=2) as pool:
+        assert pool.try_acquire() is None and pool.metrics().processes == 0
+        pool.ensure_free(1)
+        got = [pool.try_acquire() for _ in range(5)]
+        assert got[:4] == [pool.workers[0]] * 4 and got[4] is None
+        assert pool.metrics().processes == 1 and pool.metrics().reserved == 4
