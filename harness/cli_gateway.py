@@ -281,18 +281,24 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    setup_logging(args.log_format, args.log_level)
     from gateway.server import EmbeddedGateway
-    from gateway.store.sqlite import StoreError
 
     try:
-        gw = EmbeddedGateway(data, config, tenant=tenant)
-    except (StoreError, OSError) as exc:
+        gw = EmbeddedGateway(data, config)
+    except Exception as exc:  # StoreError (newer schema), sqlite3.DatabaseError (not a database), OSError
         print(f"sipgw-lab: error: --data {args.data}: cannot open the gateway's store: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # sqlite3.DatabaseError on a file that is not a database
-        print(f"sipgw-lab: error: --data {args.data}: cannot open the gateway's store: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    if tenant is not None:
+        # A tenant number that the stored data gives to another user: refuse before writing any of the file.
+        for user, _password in tenant.users:
+            owner = gw.directory.by_number(user.number) if user.number else None
+            if owner is not None and owner.username != user.username:
+                gw.store.close()
+                print(f"sipgw-lab: error: --tenant {args.tenant}: number {user.number} of {user.username!r} "
+                      f"belongs to user {owner.username!r} in {args.data}; nothing was written", file=sys.stderr)
+                return EXIT_BAD_INPUT
+        gw.load_tenant(tenant)
+    setup_logging(args.log_format, args.log_level)
     log.info("event=starting data=%s tenant=%s config=%s", _kv_value(data), _kv_value(args.tenant or "-"),
              _kv_value(args.config or "-"))
     try:

@@ -187,3 +187,30 @@ def test_log_lines_are_key_value_or_json():
     assert doc["event"] == "ready" and doc["udp"] == "127.0.0.1:5" and doc["note"] == "a b"
     plain = logging.LogRecord("sipgw.x", logging.WARNING, __file__, 1, "gateway up", (), None)
     assert KeyValueFormatter().format(plain).endswith('level=warning logger=sipgw.x msg="gateway up"')
+
+
+def test_unusable_store_and_tenant_conflicts_exit_2(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "gateway.db").write_bytes(b"this is not a database" * 100)
+    status, err = _run(capsys, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(corrupt))
+    assert status == 2 and f"--data {corrupt}: cannot open the gateway's store" in err
+
+    from gateway.services.model import User
+    from gateway.store.sqlite import Store
+
+    data = tmp_path / "gw"
+    store = Store(data / "gateway.db")
+    store.upsert_user(User("casey", "Casey Stored", "+14255550101"))
+    store.close()
+    tenant = tmp_path / "tenant.yaml"
+    tenant.write_text(TENANT)
+    status, err = _run(capsys, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(data),
+                       "--tenant", str(tenant))
+    assert status == 2
+    assert "number +14255550101 of 'avery' belongs to user 'casey'" in err
+    store = Store(data / "gateway.db")
+    try:
+        assert [u.username for u in store.users()] == ["casey"]
+    finally:
+        store.close()
