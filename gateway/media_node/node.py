@@ -249,7 +249,8 @@ class MediaNode:
         self._ensure_spare()
 
     def _on_spawn(self, worker: Any) -> None:
-        """Runs in the thread that made the pool spawn (control thread, or the loop as a last resort)."""
+        """Runs in the thread that made the pool spawn: the spawner, or the control thread at start-up and
+        when a spare slot was raced away."""
         worker.add_account("a", worker.uri("media"))
         worker.auto_answer("never")  # the node decides per call, from the party's settings
         addr = (self.host, worker.sip_port("udp"))
@@ -321,7 +322,8 @@ class MediaNode:
         snapshot = call.to_json()
         for fn in list(self._listeners):
             if self._loop is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(fn, snapshot)
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    self._loop.call_soon_threadsafe(fn, snapshot)
             else:
                 with contextlib.suppress(Exception):
                     fn(snapshot)
