@@ -153,7 +153,7 @@ def pytest_args(args: argparse.Namespace, inventory: str, command_line: str) -> 
     out = [args.suites, "--inventory", inventory, "--gateway", args.gateway, "--sipgw-report", args.out,
            "--rerun-budget", str(args.rerun_budget), "--repeat", str(args.repeat),
            "--sipgw-command-line", command_line, "-p", "no:cacheprovider", "--rootdir", str(Path(args.suites).parent),
-           "-o", "testpaths=", "-rfE"]
+           "-o", "testpaths=", "-rfE", "--import-mode=importlib"]
     if args.slowness is not None:
         out += ["--slowness", str(args.slowness)]
     for f in args.feature:
