@@ -481,15 +481,16 @@ class MediaNode:
 
     def originate(self, kind: str, identity: str, to: str, tone_hz: float | None = None) -> MediaCall:
         """Call ``to`` through the gateway from a Teams user or a PSTN party (blocking; not on the loop)."""
-        self._spawner.submit(lambda: self._ensure_free(1)).result(60)
+        self._spawner.submit(lambda: self._ensure_free(max(2, self.spare_slots))).result(60)
         return self.call_sync(lambda: self._originate(kind, identity, to, tone_hz))
 
     async def originate_async(self, kind: str, identity: str, to: str, tone_hz: float | None = None) -> MediaCall:
-        """``originate`` for the gateway's loop: a worker is started first if every slot is taken (on the
-        spawner thread, so neither the loop nor call handling waits for it)."""
+        """``originate`` for the gateway's loop: a worker is started first unless two slots are free (the
+        call's own leg, and the answering leg when the callee is a party of this node too), on the spawner
+        thread, so neither the loop nor call handling waits for it."""
         import asyncio
 
-        await asyncio.wrap_future(self._spawner.submit(lambda: self._ensure_free(1)))
+        await asyncio.wrap_future(self._spawner.submit(lambda: self._ensure_free(max(2, self.spare_slots))))
         return await self.run(lambda: self._originate(kind, identity, to, tone_hz))
 
     def _ensure_free(self, slots: int) -> None:
