@@ -23,6 +23,26 @@ PSTN_TONE_HZ = 580.0
 TEAMS_TONE_HZ = 2300.0
 
 
+def distinct_tone(tone: float, *, avoid: list[float], spacing: float = 150.0) -> float:
+    """``tone``, or the nearest tone of the emulated plan at least ``spacing`` Hz from every tone in ``avoid``."""
+    if all(abs(tone - a) >= spacing for a in avoid):
+        return tone
+    plan = [700.0 + 200.0 * i for i in range(8)]
+    return min((t for t in plan if all(abs(t - a) >= spacing for a in avoid)), key=lambda t: abs(t - tone))
+
+
+def _wav_seconds(data: bytes) -> float:
+    """Length in seconds of a 16-bit PCM WAV given as bytes (0 when it holds no audio yet)."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError):
+        return 0.0
+
+
 class TwoWayAudio:
     """Judge audio both ways on a call, from what each side recorded."""
 
@@ -44,19 +64,23 @@ class TwoWayAudio:
     def between_devices(self, a, a_call: str, b, b_call: str, *, label: str = "two_way") -> MediaVerdict:
         """Both devices send their tone; each records what arrives; each must hear the other's tone."""
         pa, pb = a[AudioProbe], b[AudioProbe]
-        pa.play_tone(a_call)
-        pb.play_tone(b_call)
+        a_tone, b_tone = pa.tone_hz, distinct_tone(pb.tone_hz, avoid=[pa.tone_hz])
+        pa.play_tone(a_call, a_tone)
+        pb.play_tone(b_call, b_tone)
         with ThreadPoolExecutor(2) as pool:
             fa = pool.submit(pa.record, a_call, LISTEN_S)
             fb = pool.submit(pb.record, b_call, LISTEN_S)
             a_wav, b_wav = fa.result(), fb.result()
         self.evidence.add_file(f"{a.id}-heard", a_wav)
         self.evidence.add_file(f"{b.id}-heard", b_wav)
-        return self._judge(a_wav, b_wav, pa.tone_hz, pb.tone_hz, a.id, b.id, label)
+        return self._judge(a_wav, b_wav, a_tone, b_tone, a.id, b.id, label)
 
     def with_party(self, dev, dev_call: str, party, party_call: dict, *, label: str = "two_way") -> MediaVerdict:
         """The device sends its tone and records; the media node's party sends its tone and records the call."""
         probe = dev[AudioProbe]
+        # Where the device's tone starts in the party's recording: its length just before the tone is sent.
+        before = party.recording(party_call)
+        tone_from = _wav_seconds(before)
         probe.play_tone(dev_call)
         dev_wav = probe.record(dev_call, LISTEN_S)
         wav = party.recording(party_call)
@@ -66,11 +90,11 @@ class TwoWayAudio:
             party_wav = Path(tmp) / "heard.wav"
             party_wav.write_bytes(wav)
             audio = read_wav(party_wav)
-        # Only the last LISTEN_S of what the party heard: the device's tone started just before that.
+        # Only what the party heard after the device started its tone.
         end = len(audio.samples) / audio.sample_rate
         tones = [probe.tone_hz, party.tone_hz]
         dev_rep = self.detector.analyse_wav(dev_wav, tones)
-        party_rep = self.detector.analyse_audio(audio, tones, window=(max(0.0, end - LISTEN_S - 0.2), end))
+        party_rep = self.detector.analyse_audio(audio, tones, window=(min(tone_from, end), end))
         verdict = judge_two_way(dev_rep, party_rep, probe.tone_hz, party.tone_hz, a_name=dev.id,
                                 b_name=f"{party.kind} {party.identity}", min_analysed_s=MIN_ANALYSED_S)
         self.evidence.add_media(label, verdict)
