@@ -295,7 +295,7 @@ class RawClient:
             except TimeoutError:
                 return None
 
-    def recv_response(self, call_id: str, timeout: float = 3.0, final: bool = True) -> Response | None:
+    def recv_response(self, call_id: str, timeout: float = 8.0, final: bool = True) -> Response | None:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             msg = self.recv(remaining)
@@ -316,7 +316,7 @@ class RawClient:
         return Request.build(method, uri, base + headers, body)
 
     def register(self, user: str, password: str, *, ua: str, expires: int = 300, contact: str | None = None,
-                 timeout: float = 3.0) -> Response:
+                 timeout: float = 8.0) -> Response:
         """REGISTER, answer the 401 with digest, return the final response."""
         call_id = f"reg-{secrets.token_hex(6)}"
         tp = "" if self.transport == "UDP" else f";transport={self.transport.lower()}"

@@ -115,12 +115,15 @@ def test_call_audio_hold_dtmf_bye(pair, gw, eps, tmp_path):
     assert any(e.first_line.startswith("INFO ") and e.direction == "out" for e in gw.trace.entries(call_ids=ids))
 
     # Hold and resume by re-INVITE (RFC 3264 §8.4), relayed by the B2BUA.
-    mb = wb.mark()
+    # Each step waits for both ends: pjsua refuses a re-INVITE while its previous one is unfinished.
+    ma, mb = wa.mark(), wb.mark()
     wa.hold(ca)
     wb.wait_event("media_state", call=cb, status="remote_hold", since=mb, timeout=5)
-    mb = wb.mark()
+    wa.wait_event("media_state", call=ca, status="local_hold", since=ma, timeout=5)
+    ma, mb = wa.mark(), wb.mark()
     wa.unhold(ca)
     wb.wait_event("media_state", call=cb, status="active", since=mb, timeout=5)
+    wa.wait_event("media_state", call=ca, status="active", since=ma, timeout=5)
     dirs = _sdp_directions(gw, ids)
     assert "INVITE:sendonly" in dirs or "INVITE:inactive" in dirs, dirs
     assert any(d.startswith("SIP/2.0:recvonly") or d == "SIP/2.0:inactive" for d in dirs), dirs
