@@ -173,10 +173,8 @@ class ControlApi:
             await self._runner.cleanup()
             self._runner = None
             raise
-        server = site._server  # the asyncio server: the real port when 0 was asked for
-        sockets = getattr(server, "sockets", None) or ()
-        bound = sockets[0].getsockname() if sockets else (host, port)
-        self.address = (host, int(bound[1]))
+        bound = self._runner.addresses  # the real port when 0 was asked for
+        self.address = (host, int(bound[0][1]) if bound else port)
         log.info("event=control_listening url=http://%s:%d%s", *self._url_host(), PREFIX)
         return self.address
 
