@@ -14,7 +14,8 @@ anchored: SDP passes through, so RTP (and RFC 4733 DTMF) flows between the endpo
   unreliably.
 * In-dialog requests (re-INVITE, UPDATE, INFO, NOTIFY, REFER, MESSAGE, OPTIONS) are relayed to the other
   leg with their body and the headers that carry meaning; the final response comes back the same way.
-  Re-INVITE glare is resolved by the endpoints themselves (``491`` is relayed like any response).
+  Re-INVITE glare (RFC 3261 §14.2): a re-INVITE on a leg where the gateway's own relayed re-INVITE is
+  unanswered gets 491 from the gateway; a 491 from an endpoint is relayed like any response.
 * BYE is answered at once and sent on the other leg; CANCEL ends every branch.
 
 All of it is logic over a :class:`Stack` (send a request, a response, an ACK, a CANCEL); no I/O.
@@ -402,6 +403,18 @@ class B2BUA:
         if other is None or other.dialog is None:
             self._send_response(tx, Response.for_request(req, 481 if call.state is CallState.ENDED else 491))
             return True
+        if req.method == "INVITE":
+            # RFC 3261 §14.2: the gateway is the UA of this leg. A re-INVITE that arrives while our own
+            # INVITE on the same dialog is unanswered is glare (491); one that arrives while the peer's
+            # previous re-INVITE is still being processed gets 500 with a Retry-After.
+            if self._invite_pending(call, out_on=leg):
+                self._send_response(tx, Response.for_request(req, 491))
+                return True
+            if self._invite_pending(call, from_leg=leg):
+                self._send_response(tx, Response.for_request(
+                    req, 500, "Previous re-INVITE still in progress",
+                    headers=[("Retry-After", str(secrets.randbelow(10) + 1))]))
+                return True
         if req.method == "INVITE" or req.method == "UPDATE":
             leg.dialog.update_remote_target(req)
         out = other.dialog.create_request(req.method, headers=_relayed(req), body=req.body)
@@ -426,6 +439,17 @@ class B2BUA:
             self._ack_b(call.winner, ack.body)  # late offer: the caller's answer goes to the callee
         leg.acked = True
         return True
+
+    def _invite_pending(self, call: Call, *, out_on: Leg | None = None, from_leg: Leg | None = None) -> bool:
+        """Is a relayed re-INVITE without final response going out on ``out_on`` / received on ``from_leg``?"""
+        for tx, (origin, _origin_tx, original) in call.relays.items():
+            if original.method != "INVITE":
+                continue
+            if from_leg is not None and origin is from_leg:
+                return True
+            if out_on is not None and self._by_client_tx.get(tx, (None, None))[1] is out_on:
+                return True
+        return False
 
     def _peer(self, call: Call, leg: Leg) -> Leg | None:
         if leg.side is Side.A:

@@ -5,11 +5,14 @@ stops at 1.2)."""
 
 from __future__ import annotations
 
+import secrets
 import ssl
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from gateway.sip import Request, Response
 from sipua import TlsSettings, TransportKind, TransportSpec, UAWorker, WorkerConfig
 from tests.interop.interop_helpers import GOOD_UA, RawClient, wait_until
 from tests.sipua.sipua_helpers import assert_tone, record_both
@@ -155,3 +158,79 @@ def test_tls_register_with_exported_lab_ca(gw, eps, new_user, version):
         assert resp.status == 200, f"{resp.status} {resp.reason}"
     b = gw.registrar.bindings(u.username, gw.core.now())
     assert b and b[0].flow.transport == "TLS"
+
+
+SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+       b"m=audio 4002 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n")
+
+
+def _next_request(c: RawClient, method: str, timeout: float = 8.0):
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        msg = c.recv(left)
+        if isinstance(msg, Request) and msg.method == method:
+            return msg
+    raise AssertionError(f"no {method} reached the raw callee within {timeout} s")
+
+
+def test_reinvite_glare_gets_491(gw, eps, new_user, tmp_path):
+    """RFC 3261 §14.2 through the B2BUA: the callee sends a re-INVITE while the caller's (relayed) re-INVITE
+    is unanswered on its leg; the gateway answers 491, the callee answers the relayed one 491 too, and the
+    caller gets that 491. The call survives, then the callee hangs up."""
+    ua, ub = new_user(), new_user()
+    w = UAWorker.spawn(WorkerConfig(name="glare-a", log_path=str(tmp_path / "glare-a.log"),
+                                    user_agent=GOOD_UA.format(ua.mac)))
+    b = RawClient("UDP", eps.udp)
+    try:
+        mark = w.mark()
+        w.add_account("acc", f"sip:{ua.username}@sipgw.lab", registrar=gateway_uri(eps, "udp"),
+                      username=ua.username, password=ua.password)
+        assert w.wait_event("reg_state", since=mark, account="acc", timeout=10).data["code"] == 200
+        assert b.register(ub.username, ub.password, ua=GOOD_UA.format(ub.mac)).status == 200
+
+        ca = w.make_call("acc", f"sip:{ub.number}@127.0.0.1:{eps.udp[1]}")
+        invite = _next_request(b, "INVITE")
+        tag = "rawb" + secrets.token_hex(3)
+        contact = ("Contact", f"<sip:{ub.username}@{b.local[0]}:{b.local[1]}>")
+        ok = Response.for_request(invite, 200, headers=[contact, ("Content-Type", "application/sdp")], body=SDP,
+                                  to_tag=tag)
+        b.send_raw(ok.to_bytes())
+        _next_request(b, "ACK")
+        w.wait_event("call_state", call=ca, state="CONFIRMED", timeout=5)
+
+        # The caller holds: its re-INVITE reaches the raw callee, which does not answer yet ...
+        w.hold(ca)
+        relayed = _next_request(b, "INVITE")
+        assert relayed.call_id == invite.call_id and b"a=sendonly" in relayed.body
+        # ... and sends its own re-INVITE in the same dialog: glare on this leg.
+        gw_target = invite.contact[0].uri
+        mine = b.request("INVITE", str(gw_target), [contact, ("Content-Type", "application/sdp")],
+                         call_id=invite.call_id, cseq=1, from_user=ub.username, body=SDP)
+        mine.headers.set("From", f"{invite.headers.get('To')};tag={tag}")
+        mine.headers.set("To", invite.headers.get("From"))
+        b.send_raw(mine.to_bytes())
+        resp = b.recv_response(invite.call_id)
+        assert resp is not None and resp.status == 491 and resp.cseq.method == "INVITE"
+        # The callee answers the gateway's re-INVITE with 491 as well; the caller receives it.
+        b.send_raw(Response.for_request(relayed, 491).to_bytes())
+        _next_request(b, "ACK")  # the gateway's transaction ACKs the 491 (§17.1.1.3)
+        a_call_id = next(iter(gw.core.b2bua.calls.values())).a.invite.call_id
+        wait_until(lambda: any(e.direction == "out" and e.first_line.startswith("SIP/2.0 491")
+                               for e in gw.trace.entries(call_ids=[a_call_id])), timeout=5,
+                   what="491 relayed to the caller")
+        # The gateway itself answered the glare: the callee's re-INVITE never went on to the caller.
+        assert not any(e.direction == "out" and e.first_line.startswith("INVITE ")
+                       for e in gw.trace.entries(call_ids=[a_call_id]))
+
+        # The call survives the glare: the callee hangs up and the caller sees the BYE.
+        mark = w.mark()
+        bye = b.request("BYE", str(gw_target), [], call_id=invite.call_id, cseq=2, from_user=ub.username)
+        bye.headers.set("From", mine.headers.get("From"))
+        bye.headers.set("To", invite.headers.get("From"))
+        b.send_raw(bye.to_bytes())
+        resp = b.recv_response(invite.call_id)
+        assert resp is not None and resp.status == 200 and resp.cseq.method == "BYE"
+        w.wait_event("call_state", call=ca, state="DISCONNECTED", since=mark, timeout=5)
+    finally:
+        b.close()
+        w.close()
