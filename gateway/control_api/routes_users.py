@@ -109,16 +109,21 @@ def record_baseline(gw, user: User) -> None:
 def ensure_baselines(gw) -> None:
     """Users that came from a tenant file get their current policy as baseline (once)."""
     for user in gw.directory.users():
-        if gw.store.setting(_BASELINE + user.username) is None:
+        if not gw.store.setting(_BASELINE + user.username):
             record_baseline(gw, user)
 
 
 def restore_baselines(gw) -> list[str]:
-    """Put every user's policy and presence back to its baseline; returns the users that changed."""
+    """Put every user's policy and presence back to its baseline; returns the users that changed.
+
+    A user added without the API (by the harness straight into the directory) has no baseline yet: its state
+    at this reset becomes its baseline, so the reset before the first test records what the lab set up.
+    """
     changed = []
     for user in gw.directory.users():
         raw = gw.store.setting(_BASELINE + user.username)
-        if raw is None:
+        if not raw:
+            record_baseline(gw, user)
             continue
         base = json.loads(raw)
         policy = CallingPolicy(bool(base["allow_sip_devices_calling"]), bool(base["allow_call_redirect"]))
@@ -175,6 +180,8 @@ def routes(gw) -> list[web.RouteDef]:
         check_query(request, ())
         user = _require(gw, request.match_info["username"])
         body = await read_body(request, UserPatch)
+        if not gw.store.setting(_BASELINE + user.username):
+            record_baseline(gw, user)  # the state before the first change through the API
         fields = body.model_fields_set
         changes: dict[str, Any] = {}
         if "number" in fields:
@@ -205,6 +212,7 @@ def routes(gw) -> list[web.RouteDef]:
             if device.username == user.username:
                 gw.devices.put(replace(device, username=None, pair_state=PairState.UNPAIRED))
         gw.directory.delete_user(user.username)
+        gw.store.set_setting(_BASELINE + user.username, "")  # a user of that name added later starts afresh
         gw.registrar.remove_user(user.username, gw.core.now())
         return json_response({"deleted": user.username})
 

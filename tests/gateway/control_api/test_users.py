@@ -120,3 +120,20 @@ def test_oversized_body_is_refused(api, raw):
     big = b'{"username": "avery", "name": "' + b"x" * (300 * 1024) + b'"}'
     assert_error(raw.post("/users", content=big), 413, "body", "body_too_large")
     assert api.users() == []
+
+
+def test_users_added_without_the_api_get_a_baseline(api, gateway):
+    from gateway.services.model import CallingPolicy, Presence, User
+
+    def put(user):
+        gateway.call_soon(gateway.directory.put_user, user)
+
+    put(User("drew", "Drew", "+14255550109", policy=CallingPolicy(True, False)))
+    api.update_user("drew", allow_call_redirect=True)  # first change through the API: baseline taken before it
+    assert api.reset()["policies_restored"] == ["drew"]
+    assert api.user("drew")["policy"]["allow_call_redirect"] is False
+    put(User("erin", "Erin", "+14255550110"))
+    api.reset()  # erin's state now becomes her baseline
+    gateway.call_soon(gateway.directory.set_presence, "erin", Presence.DND)  # e.g. the *30* feature code
+    assert api.reset()["policies_restored"] == ["erin"]
+    assert api.user("erin")["presence"] == "available"
