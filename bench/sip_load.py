@@ -108,6 +108,15 @@ def udp_drops(port: int) -> int:
     return total
 
 
+def _raise_nofile() -> None:
+    """In the SIPp child: open-file limit up to the hard limit (SIPp wants more than its call limit)."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def stop_process(proc: subprocess.Popen, *, timeout: float = 5.0, extra_pids: list[int] | None = None) -> None:
     """SIGTERM the process we started, then SIGKILL it (and the children recorded for it) after ``timeout``."""
     if proc.poll() is None:
@@ -187,10 +196,12 @@ class GatewayServer(Server):
 
     name = "gateway"
 
-    def __init__(self, workdir: Path, users: int, *, profile: Path | None = None, startup_timeout: float = 90.0):
+    def __init__(self, workdir: Path, users: int, *, profile: Path | None = None, startup_timeout: float = 90.0,
+                 root: Path = ROOT):
         super().__init__(workdir, users)
         self.profile = profile
         self.startup_timeout = startup_timeout
+        self.root = root  # the checkout whose gateway runs (another one for before/after comparisons)
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "bench.gateway_proc", "--data-dir", str(self.workdir / "gateway-data"),
@@ -198,8 +209,8 @@ class GatewayServer(Server):
         if self.profile is not None:
             cmd += ["--profile", str(self.profile)]
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.PIPE, stderr=log,
+                                     stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(self.root)})
         log.close()
         deadline = time.monotonic() + self.startup_timeout
         assert self.proc.stdout is not None
@@ -345,7 +356,7 @@ def sipp_command(scenario: str, *, target: str | None, port: int, csv_file: Path
     if target:
         cmd.append(target)
     cmd += ["-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port), *SIPP_COMMON,
-            "-l", "30000", "-trace_stat", "-stf", str(stat_file), "-fd", "1",
+            "-l", "10000", "-trace_stat", "-stf", str(stat_file), "-fd", "1",
             "-trace_err", "-error_file", str(error_file)]
     if csv_file is not None:
         cmd += ["-inf", str(csv_file)]
@@ -371,7 +382,8 @@ def run_sipp(scenario: str, *, target: str, csv_file: Path, rate: float, calls: 
                        keys={"domain": DOMAIN, **(keys or {})}, stat_file=stat_file, error_file=error_file,
                        global_timeout_s=hard_timeout_s)
     with open(workdir / f"{tag}.out", "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_raise_nofile)
     cpu = 0.0
     try:
         # Poll the CPU time while it runs: after the exit /proc has nothing left to read.
@@ -409,7 +421,7 @@ class Callee:
                            global_timeout_s=None)
         with open(self.workdir / f"uas-{self.port}.out", "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_raise_nofile)
         deadline = time.monotonic() + 10
         while not _udp_bound(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -577,6 +589,9 @@ class Plan:
     cooldown_s: dict[str, float] = field(default_factory=lambda: {
         "gateway/register": 0.5, "gateway/call": 1.0, "kamailio/register": 0.5, "kamailio/call": 6.0})
     profile: Path | None = None
+    #: scenario -> rate: measure at this rate instead of searching (CPU per operation before/after a change)
+    fixed: dict[str, float] = field(default_factory=dict)
+    gateway_root: Path = ROOT
 
 
 def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print) -> dict:
@@ -589,7 +604,7 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
     slot = 0
     for server_name in plan.servers:
         if server_name == "gateway":
-            server: Server = GatewayServer(workdir, plan.users, profile=plan.profile)
+            server: Server = GatewayServer(workdir, plan.users, profile=plan.profile, root=plan.gateway_root)
         elif server_name == "kamailio":
             server = KamailioServer(workdir, plan.users, children=plan.kamailio_children)
         else:
@@ -627,8 +642,12 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
                     for i in range(plan.searches):
                         remaining = plan.searches - i
                         search_deadline = time.monotonic() + (slot_deadline - time.monotonic()) / remaining
-                        s = rate_search(one, start=plan.start_rates[key], hint=hint, deadline=search_deadline,
-                                        run_cost_s=cost, ramp=plan.ramp, precision=plan.precision)
+                        if scenario in plan.fixed:  # no search: one run at the given rate
+                            r = one(plan.fixed[scenario])
+                            s = Search(r, [r], True)
+                        else:
+                            s = rate_search(one, start=plan.start_rates[key], hint=hint, deadline=search_deadline,
+                                            run_cost_s=cost, ramp=plan.ramp, precision=plan.precision)
                         figure.searches.append(s)
                         if s.best is not None:
                             hint = s.best.target_rate
@@ -704,7 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kamailio-children", type=int, default=4, help="Kamailio UDP workers, 2 to 4 (default 4)")
     p.add_argument("--start", action="append", default=[], metavar="SERVER/SCENARIO=RATE",
                    help="first target rate of a search, e.g. gateway/call=200")
+    p.add_argument("--fixed", action="append", default=[], metavar="SCENARIO=RATE",
+                   help="no rate search for SCENARIO: each search is one run at RATE (to compare CPU per operation)")
     p.add_argument("--profile", type=Path, help="cProfile the gateway process into this file")
+    p.add_argument("--gateway-root", type=Path, default=ROOT,
+                   help="run the gateway from this checkout (e.g. an exported older commit, for before/after)")
     p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench" / "sip_load.json",
                    help="where to write the JSON (default reports/bench/sip_load.json)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (SIPp logs, server logs)")
@@ -752,7 +775,20 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--start {item!r}: {value!r} is not a rate")
         if plan.start_rates[key] <= 0:
             p.error(f"--start {item!r}: the rate must be positive")
+    for item in args.fixed:
+        key, _, value = item.partition("=")
+        if key not in ("register", "call"):
+            p.error(f"--fixed {item!r}: expected register=RATE or call=RATE")
+        try:
+            plan.fixed[key] = float(value)
+        except ValueError:
+            p.error(f"--fixed {item!r}: {value!r} is not a rate")
+        if plan.fixed[key] <= 0:
+            p.error(f"--fixed {item!r}: the rate must be positive")
     plan.profile = args.profile.resolve() if args.profile else None
+    if not (args.gateway_root / "gateway" / "server.py").is_file():
+        p.error(f"--gateway-root {args.gateway_root}: no gateway/server.py there")
+    plan.gateway_root = args.gateway_root.resolve()
 
     with _workdir(args.keep) as workdir:
         try:

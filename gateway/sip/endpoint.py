@@ -824,7 +824,8 @@ def _stamp_via(request: Request, source: Address) -> Request:
     if wants_rport:
         params["rport"] = str(source.port)
     stamped = Via(via.transport, via.host, via.port, params, via.protocol)
-    headers: Headers = request.headers.copy()
+    headers: Headers = request.headers.copy()  # what was parsed (From, To, CSeq...) stays parsed
     headers.remove_first("Via")
     headers.prepend("Via", str(stamped))
+    headers._remember("top_via", stamped)
     return request.replace(headers=headers)

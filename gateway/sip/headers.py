@@ -170,6 +170,14 @@ del _spec
 #: keys (lower-cased canonical names) of the comma-list headers
 LIST_HEADERS: frozenset[str] = frozenset(spec.name.lower() for spec in HEADER_TABLE if spec.is_list)
 
+#: Memo slots (see Headers._memo) by the key of the header each is parsed from.
+_MEMO_SLOTS: dict[str, tuple[str, ...]] = {
+    "via": ("top_via", "vias"), "from": ("from",), "to": ("to",), "cseq": ("cseq",), "contact": ("contact",),
+    "route": ("route",), "record-route": ("record_route",), "max-forwards": ("max_forwards",),
+    "expires": ("expires",),
+}
+_KNOWN_SLOTS = frozenset(slot for slots in _MEMO_SLOTS.values() for slot in slots)
+
 # Exact spelling as seen on the wire -> (key, canonical). Bounded so that a peer sending random
 # header names cannot grow it without limit.
 _SPELLING_CACHE: dict[str, tuple[str, str]] = {}
@@ -339,7 +347,12 @@ class Headers:
         return f"Headers({self.items()!r})"
 
     def copy(self) -> Headers:
-        return Headers._from_fields(list(self._fields))
+        """An independent copy. What was parsed already is carried over: the parsed values are treated
+        as immutable everywhere (messages are rebuilt, never edited in place)."""
+        obj = Headers._from_fields(list(self._fields))
+        if self._cache:
+            obj._cache = dict(self._cache)
+        return obj
 
     # -- changing --------------------------------------------------------------------------------
 
@@ -351,8 +364,9 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
-        self._fields.append(self._entry(name, value))
-        self._cache = None
+        entry = self._entry(name, value)
+        self._fields.append(entry)
+        self._forget(entry[0])
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before the first field of the same name (at the top if there is none).
@@ -366,7 +380,7 @@ class Headers:
                 break
         else:
             self._fields.insert(0, entry)
-        self._cache = None
+        self._forget(entry[0])
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of ``name`` by one field, kept at the position of the first."""
@@ -383,14 +397,14 @@ class Headers:
         if not placed:
             out.append(entry)
         self._fields = out
-        self._cache = None
+        self._forget(entry[0])
 
     def remove(self, name: str) -> int:
         """Remove every field of ``name``; return how many there were."""
         k = header_key(name)
         before = len(self._fields)
         self._fields = [f for f in self._fields if f[0] != k]
-        self._cache = None
+        self._forget(k)
         return before - len(self._fields)
 
     def remove_first(self, name: str) -> str | None:
@@ -403,7 +417,7 @@ class Headers:
         for i, (fkey, fname, value) in enumerate(self._fields):
             if fkey != k:
                 continue
-            self._cache = None
+            self._forget(k)
             if k in LIST_HEADERS:
                 parts = split_list(value)
                 if len(parts) > 1:
@@ -415,8 +429,21 @@ class Headers:
 
     # -- memoised parsing ------------------------------------------------------------------------
 
+    def _forget(self, key: str) -> None:
+        """Drop what was parsed from header ``key`` (a change to other headers keeps the rest)."""
+        cache = self._cache
+        if cache:
+            for slot in _MEMO_SLOTS.get(key, ()):
+                cache.pop(slot, None)
+            if not cache.keys() <= _KNOWN_SLOTS:  # a slot of unknown origin: any change may affect it
+                for slot in cache.keys() - _KNOWN_SLOTS:
+                    del cache[slot]
+
     def _memo(self, slot: str, parse: Callable[[Headers], T]) -> T:
-        """Return ``parse(self)``, computed once until the headers change. Errors are not cached."""
+        """Return ``parse(self)``, computed once until the headers change. Errors are not cached.
+
+        A slot listed in ``_MEMO_SLOTS`` is forgotten when the header it is parsed from changes; any
+        other slot when any header changes."""
         cache = self._cache
         if cache is None:
             cache = self._cache = {}

@@ -142,6 +142,10 @@ def _check_body(body: bytes) -> bytes:
     return body
 
 
+#: What ``Response.for_request`` copies from the request unchanged, as memo slots.
+_RESPONSE_COPIED_SLOTS = ("top_via", "vias", "from", "to", "cseq")
+
+
 # -- parsers used by the memoised properties -------------------------------------------------------
 
 
@@ -528,6 +532,12 @@ class Response(_Message):
             elif (key == "record-route" and copy_rr) or (key == "timestamp" and status == 100):
                 fields.append(entry)
         h = Headers._from_fields(fields)
+        parsed = request.headers._cache
+        if parsed:
+            # The copied headers are the request's own: keep what was parsed of them (not To once tagged).
+            h._cache = {slot: parsed[slot] for slot in _RESPONSE_COPIED_SLOTS if slot in parsed}
+            if to_tag is not None:
+                h._cache.pop("to", None)
         if headers is not None:
             extra = headers if isinstance(headers, Headers) else Headers(headers)
             replaced: set[str] = set()

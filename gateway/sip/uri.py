@@ -145,6 +145,10 @@ def _rest_error(text: str, pos: int, what: str) -> SipParseError:
 # URIs
 # --------------------------------------------------------------------------------------------------
 
+#: Parsed URIs by their text (see SipURI.parse); bounded, emptied when full.
+_URI_CACHE: dict[str, SipURI] = {}
+_URI_CACHE_MAX = 4096
+
 # RFC 3261 §19.1.4: these URI parameters must match when present in either URI.
 _MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
 
@@ -204,7 +208,35 @@ class SipURI:
 
     @classmethod
     def parse(cls, text: str) -> SipURI:
-        """Parse an absolute URI; SIP/SIPS and tel URIs are fully decomposed and checked."""
+        """Parse an absolute URI; SIP/SIPS and tel URIs are fully decomposed and checked.
+
+        The same URIs come back in message after message (a user's address of record, the gateway's
+        own Contact, a phone's Contact), so the result of a successful parse is kept by its text and
+        handed out as a fresh copy (the caller may change it). Errors are not kept.
+        """
+        hit = _URI_CACHE.get(text)
+        if hit is not None:
+            return hit._clone()
+        uri = cls._parse_text(text)
+        if len(_URI_CACHE) >= _URI_CACHE_MAX:
+            _URI_CACHE.clear()
+        _URI_CACHE[text] = uri._clone()
+        return uri
+
+    def _clone(self) -> SipURI:
+        new = object.__new__(SipURI)
+        new.scheme = self.scheme
+        new.user = self.user
+        new.password = self.password
+        new.host = self.host
+        new.port = self.port
+        new.params = dict(self.params) if self.params else {}
+        new.headers = dict(self.headers) if self.headers else {}
+        new.opaque = self.opaque
+        return new
+
+    @classmethod
+    def _parse_text(cls, text: str) -> SipURI:
         colon = text.find(":")
         if colon <= 0 or SCHEME_RE.fullmatch(text, 0, colon) is None:
             raise SipParseError(f"URI without a valid scheme: {printable(text)}")
