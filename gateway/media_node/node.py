@@ -723,6 +723,15 @@ class MediaNode:
     def _on_call_state(self, c: MediaCall, ev: Any) -> None:
         state = _STATES.get(ev.data.get("state", ""), c.state)
         code = ev.data.get("code")
+        if c.state == "disconnected":
+            return
+        if state == "confirmed" and not c.recording_started:
+            # Recording starts before the call reads as confirmed, so a confirmed call always has one.
+            try:
+                c.worker.record(c.handle, c.recording_path)
+                c.recording_started = True
+            except Exception as exc:
+                log.warning("media node: cannot record %s: %s", c.id, exc)
         with self._lock:
             if c.state == "disconnected":
                 return
@@ -733,12 +742,6 @@ class MediaNode:
                 c.answered = time.time()
             if state == "disconnected":
                 c.ended = time.time()
-        if state == "confirmed" and not c.recording_started:
-            try:
-                c.worker.record(c.handle, c.recording_path)
-                c.recording_started = True
-            except Exception as exc:
-                log.warning("media node: cannot record %s: %s", c.id, exc)
         if state == "disconnected":
             # the worker closes the recording of an ended call itself and reports record_complete
             if not c.slot_released and self._pool is not None:
