@@ -79,6 +79,8 @@ def test_manual_party_is_answered_through_the_api(lab, api):
     api.answer(ringing["id"])
     device.wait_event("call_state", since=mark, call=call, state="CONFIRMED", timeout=5)
     api.wait_state(ringing["id"], "confirmed", timeout=5)
+    with wave.open(io.BytesIO(api.recording(ringing["id"]))) as w:  # a confirmed call always has one
+        assert w.getsampwidth() == 2
     api.set_party("pstn", number, answer="auto")
     m = device.mark()
     api.hangup(ringing["id"])
