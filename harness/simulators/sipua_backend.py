@@ -36,6 +36,7 @@ from sipua import AnswerMode, CommandError, Event, SipUaError, UAWorker, WorkerC
 
 _USER_RE = re.compile(r"sips?:([^@;>]+)@")
 ENDED_KEPT = 32
+MEDIA_WAIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class SipuaBackend(DeviceBackend):
                                                 for ln in identity.lines}
         self._reg_cond = threading.Condition(self._lock)
         self._muted = False
+        self._media: dict[int, str] = {}  # call -> last media status the worker reported
         self.dtmf_received: list[tuple[int, str]] = []
         worker.add_listener(self._on_event)
 
@@ -148,6 +150,8 @@ class SipuaBackend(DeviceBackend):
                 out = self._on_call_state(ev)
             elif ev.type == "media_state":
                 cid = int(d["call"])
+                self._media[cid] = str(d.get("status"))
+                self._reg_cond.notify_all()
                 call = self._calls.get(cid)
                 if call is not None and call.active:
                     status = str(d.get("status"))
@@ -296,6 +300,12 @@ class SipuaBackend(DeviceBackend):
         c = self._get(call_id)
         if c.phase is not CallPhase.CONNECTED:
             raise InvalidCallState(f"call {call_id} is {c.phase.value}, not connected")
+        # RFC 4733 digits ride in the RTP stream: wait (briefly) until the worker reports the stream
+        # active, as a phone does not send digits before its media is up or while a re-INVITE is pending.
+        deadline = time.monotonic() + MEDIA_WAIT_S
+        with self._reg_cond:
+            while self._media.get(call_id) != "active" and time.monotonic() < deadline:
+                self._reg_cond.wait(deadline - time.monotonic())
         self._rpc(self.worker.send_dtmf, call_id, digits)
 
     def transfer(self, call_id: int, target: str) -> None:

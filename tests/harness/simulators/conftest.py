@@ -8,7 +8,8 @@ import pytest
 from harness.simulators import DeviceIdentity, FakeBackend, LineInfo
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> object:
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
+               what: str | Callable[[], str] = "condition") -> object:
     """Poll ``predicate`` until it returns something truthy; fail with ``what`` past the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -16,7 +17,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(0.02)
 
 

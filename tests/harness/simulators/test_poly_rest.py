@@ -153,5 +153,5 @@ def test_safe_reboot_waits_for_calls_to_end(sim, http):
     assert sim.boots == 1
     sim.backend.far_hangup(call.id)
     wait_until(lambda: sim.boots == 2, what="the reboot after the call ended")
-    assert sim.backend.restarts == 1
+    wait_until(lambda: sim.backend.restarts == 1, what="the device to register again after the reboot")
     wait_until(lambda: http.get("/api/v2/mgmt/lineInfo").status_code == 200, what="the device to come back")

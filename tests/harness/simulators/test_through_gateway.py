@@ -149,7 +149,7 @@ def test_poly_dials_holds_sends_dtmf_and_hangs_up(gateway, peer, spawn_device):
         mark = len(peer_sim.backend.dtmf_received)
         assert http.post("/api/v1/callctrl/sendDTMF", json={"data": {"digits": "42"}}).json()["Status"] == "2000"
         wait_until(lambda: [d for _, d in peer_sim.backend.dtmf_received[mark:]] == ["4", "2"], T,
-                   "the peer to detect the digits 4 2")
+                   lambda: f"the peer to detect the digits 4 2 (got {peer_sim.backend.dtmf_received[mark:]})")
         http.post("/api/v1/callctrl/endCall", json={"data": {"Ref": mine["CallHandle"]}})
         poly_no_calls(peer_http, "the peer")
         poly_no_calls(http, "the Poly")
