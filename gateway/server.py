@@ -103,6 +103,7 @@ class EmbeddedGateway:
                             auth=self.auth, domain=self.config.domain, wall_clock=self.clock.now,
                             timers=TimerConfig(t1=self.config.sip_t1, t2=max(4.0, self.config.sip_t1)))
         self.core.transports.trace = self.trace
+        self.router.flow_live = self.core.transports.is_live
         self.core.transports.max_message_size = self.config.max_message_size
         self.pki: LabPki | None = None
         self.endpoints: Endpoints | None = None

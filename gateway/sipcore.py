@@ -136,9 +136,10 @@ class SipCore:
             kind = type(action)
             if kind is Send:
                 flow = Flow(action.dest.transport, action.dest.host, action.dest.port)
-                if not self.transports.send(action.data, flow) and action.transaction is not None:
-                    assert self.endpoint is not None
-                    self._execute(self.endpoint.transport_error(action.transaction, self.now()))
+                tid = action.transaction
+                on_error = None if tid is None else (lambda tid=tid: self._transport_failed(tid))
+                if not self.transports.send(action.data, flow, on_error) and tid is not None:
+                    self._transport_failed(tid)
             elif kind is Deliver:
                 self._dispatch(action.event)
             elif kind is ArmTimer:
@@ -152,6 +153,15 @@ class SipCore:
                 self.b2bua.on_transaction_failed(action.transaction, action.response)
             elif kind is AckTimeout:
                 self.b2bua.on_ack_timeout(action.transaction)
+
+    def _transport_failed(self, transaction: TransactionId) -> None:
+        """RFC 3261 §17.1.4 / §17.2.4: a message of this transaction could not be sent."""
+        if self.endpoint is None:
+            return
+        try:
+            self._execute(self.endpoint.transport_error(transaction, self.now()))
+        except Exception:
+            log.exception("error handling a transport failure of %s", transaction)
 
     def _arm(self, timer_id: TimerId, deadline: float) -> None:
         old = self._timers.pop(timer_id, None)

@@ -7,6 +7,7 @@ to the user's SIP devices alongside the Teams clients. Every refusal carries a d
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,12 +56,29 @@ def dialled_number(uri_user: str | None) -> str:
     return re.sub(r"[\s().-]", "", raw)
 
 
+def contact_flow(binding: Binding) -> Flow | None:
+    """Where a binding's Contact says the device listens (RFC 3261 §19.1.4 transport, §18.1.1 default port)."""
+    uri = binding.contact.uri
+    if not getattr(uri, "host", None):
+        return None
+    transport = (uri.params.get("transport") or binding.flow.transport).upper()
+    if uri.scheme == "sips":
+        transport = "TLS"
+    if transport not in ("UDP", "TCP", "TLS"):
+        return None
+    port = uri.port or (5061 if transport == "TLS" else 5060)
+    return Flow(transport, uri.host, port)
+
+
 class Router:
-    def __init__(self, directory: Directory, registrar: Registrar, media: MediaDirectory, domain: str):
+    def __init__(self, directory: Directory, registrar: Registrar, media: MediaDirectory, domain: str,
+                 flow_live: Callable[[Flow], bool] | None = None):
         self.directory = directory
         self.registrar = registrar
         self.media = media
         self.domain = domain
+        #: Whether a registration flow can still be used (its TCP/TLS connection is open); set by the server.
+        self.flow_live = flow_live
 
     def route(self, uri_user: str | None, now: float) -> RouteDecision:
         dialled = dialled_number(uri_user)
@@ -89,7 +107,12 @@ class Router:
     def _user_targets(self, user: User, now: float) -> RouteDecision:
         targets: list[Target] = []
         for b in self.registrar.bindings(user.username, now):
-            targets.append(Target("device", b.uri, b.flow, f"device {b.device_key}", b))
+            flow = b.flow
+            if self.flow_live is not None and not self.flow_live(flow):
+                # The connection the device registered on is closed: without RFC 5626 outbound the
+                # gateway opens a new one to the address in its Contact (RFC 3261 §18.1.1, §10.3).
+                flow = contact_flow(b) or flow
+            targets.append(Target("device", b.uri, flow, f"device {b.device_key}", b))
         if user.teams_client:
             flow = self.media.teams_client(user)
             if flow is not None:

@@ -191,11 +191,21 @@ class TransportManager:
         return None
 
     # --- sending -------------------------------------------------------------------------------------------
-    def send(self, data: bytes, flow: Flow) -> bool:
+    def is_live(self, flow: Flow) -> bool:
+        """Can ``flow`` be used as it is: UDP always; TCP/TLS while its connection (or one to that peer) is open."""
+        if flow.transport == "UDP":
+            return True
+        conn = self._connections.get(flow.conn_id) if flow.conn_id else None
+        if conn is None:
+            conn = self._by_peer.get((flow.transport, flow.host, flow.port))
+        return conn is not None and conn.transport is not None and not conn.transport.is_closing()
+
+    def send(self, data: bytes, flow: Flow, on_error: Callable[[], None] | None = None) -> bool:
         """Send on a flow; returns False when it cannot be sent now (the caller treats it as a transport error).
 
         For TCP/TLS without a live connection to that peer, a new connection is opened in the background
-        and the message is sent once it is up.
+        and the message is sent once it is up; ``on_error`` is called (on the loop) if that fails, so the
+        transaction fails at once (RFC 3261 §17.1.4) instead of waiting for timer B or F.
         """
         try:
             if flow.transport == "UDP":
@@ -210,7 +220,7 @@ class TransportManager:
                 if conn is None:
                     conn = self._by_peer.get((flow.transport, flow.host, flow.port))
                 if conn is None:
-                    self._connect_and_send(data, flow)
+                    self._connect_and_send(data, flow, on_error)
                     return True
                 conn.write(data)
             self.stats.sent += 1
@@ -220,23 +230,40 @@ class TransportManager:
             log.info("send to %s failed: %s", flow, exc)
             return False
 
-    def _connect_and_send(self, data: bytes, flow: Flow) -> None:
+    def _connect_and_send(self, data: bytes, flow: Flow, on_error: Callable[[], None] | None = None) -> None:
         loop = self._loop or asyncio.get_running_loop()
+        key = (flow.transport, flow.host, flow.port)
 
         async def run() -> None:
             ctx = self._tls_client if flow.transport == "TLS" else None
             if flow.transport == "TLS" and ctx is None:
                 ctx = ssl.create_default_context()
             try:
-                _, proto = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Stream(self, flow.transport), flow.host, flow.port, ssl=ctx), timeout=5)
+                pending = self._pending.get(key)
+                if pending is not None and pending is not asyncio.current_task():
+                    # Another message is already connecting to this peer: share that connection.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(pending)
+                proto = self._by_peer.get(key)
+                if proto is None or proto.transport is None or proto.transport.is_closing():
+                    _, proto = await asyncio.wait_for(loop.create_connection(
+                        lambda: _Stream(self, flow.transport), flow.host, flow.port, ssl=ctx), timeout=5)
                 proto.write(data)
                 self.stats.sent += 1
-            except (TimeoutError, OSError, ssl.SSLError) as exc:
+            except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
                 self.stats.send_failures += 1
                 log.info("connect to %s failed: %s", flow, exc)
+                if on_error is not None:
+                    try:
+                        on_error()
+                    except Exception:
+                        log.exception("transport error handler for %s failed", flow)
+            finally:
+                if self._pending.get(key) is asyncio.current_task():
+                    del self._pending[key]
 
-        loop.create_task(run())
+        task = loop.create_task(run())
+        self._pending.setdefault(key, task)
 
     def close_connection(self, conn_id: int) -> None:
         conn = self._connections.get(conn_id)

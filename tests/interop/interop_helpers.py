@@ -208,14 +208,15 @@ class SippRunner:
             p.stop()
 
 
-def wait_listening_udp(port: int, host: str = "127.0.0.1", timeout: float = 5.0, proc=None) -> None:
-    """Wait until something is bound to a UDP port (SIPp UAS up), polling the bind with a deadline."""
+def wait_listening_udp(port: int, host: str = "127.0.0.1", timeout: float = 5.0, proc=None,
+                       kind: int = socket.SOCK_DGRAM) -> None:
+    """Wait until something is bound to a UDP (or TCP) port (SIPp UAS up), polling the bind with a deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
             raise RuntimeError(f"SIPp exited with {proc.returncode} before listening on {port}: {err[-1000:]}")
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET, kind)
         try:
             s.bind((host, port))
         except OSError:

@@ -4,10 +4,13 @@ RFC 3326 Reason)."""
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
 from tests.interop.conftest import TenantUser, make_gateway
-from tests.interop.interop_helpers import GOOD_UA, SippRunner, wait_listening_udp
+from tests.interop.interop_helpers import GOOD_UA, RawClient, SippRunner, wait_listening_udp
 
 pytestmark = pytest.mark.slow
 
@@ -171,3 +174,41 @@ def test_user_without_devices_gives_480_with_diagnostic(gw, sipp, ports, new_use
     assert uac.returncode == 0, uac.explain()
     final = uac.responses("INVITE")[-1]
     assert final.status == 480 and "SGW-ROUTE-UNREACHABLE" in (final.headers.get("Warning") or "")
+
+
+def test_callee_registered_over_tcp_reached_at_its_contact(gw, eps, sipp, ports, new_user):
+    """The callee registered over TCP and closed that connection (a new SIPp process listens now): the
+    gateway opens a new connection to the Contact address (RFC 3261 §18.1.1) and the call completes."""
+    alice, bob = new_user(), new_user()
+    a_port, b_port = ports.take(), ports.take()
+    register(sipp, alice, a_port)
+    # Registered from an ephemeral port of a connection that is then closed; the Contact names b_port.
+    with RawClient("TCP", eps.tcp) as c:
+        resp = c.register(bob.username, bob.password, ua=GOOD_UA.format(bob.mac),
+                          contact=f"<sip:{bob.username}@127.0.0.1:{b_port};transport=tcp>")
+        assert resp.status == 200
+        reg_port = c.local[1]
+    flow = gw.registrar.bindings(bob.username, gw.core.now())[0].flow
+    assert flow.transport == "TCP" and flow.port == reg_port != b_port
+    uas = sipp.uas("uas_answer.xml", port=b_port, keys={"answer_ms": "0"}, timeout_s=15, transport="t1")
+    wait_listening_udp(b_port, proc=uas.proc, kind=socket.SOCK_STREAM)
+    uac = call(sipp, "uac_call.xml", alice, a_port, bob.number)
+    b = uas.wait(20)
+    assert uac.returncode == 0, uac.explain()
+    assert b.returncode == 0, b.explain()
+    assert b.requests("INVITE")[0].top_via.transport == "TCP"
+
+
+def test_callee_unreachable_over_tcp_fails_fast(gw, sipp, ports, new_user):
+    """Nothing listens at the TCP callee's Contact: the connection is refused, the branch fails at once
+    (RFC 3261 §17.1.4 transport error) and the caller gets 480 well before timer B (32 s)."""
+    alice, bob = new_user(), new_user()
+    a_port, b_port = ports.take(), ports.take()
+    register(sipp, alice, a_port)
+    res = sipp.register(bob.username, bob.password, b_port, ua=GOOD_UA.format(bob.mac), transport="t1")
+    assert res.returncode == 0 and res.responses("REGISTER")[-1].status == 200, res.explain()
+    t0 = time.monotonic()
+    uac = call(sipp, "uac_call_480.xml", alice, a_port, bob.number)
+    assert uac.returncode == 0, uac.explain()
+    assert uac.responses("INVITE")[-1].status == 480
+    assert time.monotonic() - t0 < 10
