@@ -27,7 +27,7 @@ from sipua.errors import (
     WorkerHung,
     WorkerStartupError,
 )
-from sipua.pool import PoolMetrics, UAPool
+from sipua.pool import PoolExhausted, PoolMetrics, UAPool
 from sipua.ports import PortAllocator, PortLease, PortsExhausted
 from sipua.protocol import (
     AnswerMode,
@@ -52,6 +52,7 @@ __all__ = [
     "EventType",
     "InvalidArgument",
     "MediaStatus",
+    "PoolExhausted",
     "PoolMetrics",
     "PortAllocator",
     "PortLease",

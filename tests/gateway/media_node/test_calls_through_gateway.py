@@ -155,6 +155,16 @@ def test_busy_party_and_bad_input(lab):
     with pytest.raises(MediaNodeError) as info:
         node.originate("teams", "nobody-here", DEVICE_USER[2])
     assert info.value.status == 404 and info.value.where == "body.from.user"
+    node.set_party("pstn", number, answer="no_answer")
+    since = last_id(node)
+    mark = device.mark()
+    call = device.make_call("d", lab.gw_uri(number))
+    device.wait_event("call_state", since=mark, call=call, state="EARLY", timeout=10)
+    ringing = party_call(node, number, "early", since)
+    device.hangup(call)  # CANCEL (RFC 3261 §9.1): the party that never answers sees 487
+    ended = wait_for(lambda: node.call(ringing.id).state == "disconnected" and node.call(ringing.id),
+                     what="the unanswered leg to end")
+    assert ended.answered is None and ended.status_code == 487
     node.set_party("pstn", number, answer="auto")
 
 
