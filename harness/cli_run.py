@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from harness.pytest_plugin.options import check_gateway
+from harness.pytest_plugin.state import new_run_id
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SUITES_DIR = Path(__file__).resolve().parent.parent / "test_suites"
@@ -149,8 +150,9 @@ class RunObserver:
         self.run_dir = Path(run_dir)
 
 
-def pytest_args(args: argparse.Namespace, inventory: str, command_line: str) -> list[str]:
+def pytest_args(args: argparse.Namespace, inventory: str, command_line: str, run_id: str) -> list[str]:
     out = [args.suites, "--inventory", inventory, "--gateway", args.gateway, "--sipgw-report", args.out,
+           "--sipgw-run-id", run_id, "--alluredir", str(Path(args.out) / run_id / "allure-results"),
            "--rerun-budget", str(args.rerun_budget), "--repeat", str(args.repeat),
            "--sipgw-command-line", command_line, "-p", "no:cacheprovider", "--rootdir", str(Path(args.suites).parent),
            "-o", "testpaths=", "-rfE", "--import-mode=importlib"]
@@ -253,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log = io.StringIO()
     try:
         with contextlib.redirect_stdout(log):
-            ret = pytest.main(pytest_args(args, inventory_path, command_line), plugins=[observer])
+            ret = pytest.main(pytest_args(args, inventory_path, command_line, new_run_id()), plugins=[observer])
     finally:
         if live_stream is not None and live_stream is not sys.stdout:
             live_stream.close()

@@ -79,7 +79,7 @@ class TwoWayAudio:
         """The device sends its tone and records; the media node's party sends its tone and records the call."""
         probe = dev[AudioProbe]
         # Where the device's tone starts in the party's recording: its length just before the tone is sent.
-        before = party.recording(party_call)
+        before = party.wait_recording(party_call)
         tone_from = _wav_seconds(before)
         probe.play_tone(dev_call)
         dev_wav = probe.record(dev_call, LISTEN_S)

@@ -7,9 +7,12 @@ Every deadline a suite waits on goes through ``sipgw_settings.deadline(seconds)`
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +50,7 @@ def sipgw_lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Set
 def lab(sipgw_lab_factory, sipgw_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Any]:
     """The lab of this session (or xdist worker): gateway started on loopback, stopped at the end."""
     the_lab = sipgw_lab_factory(sipgw_settings)
+    t0, cpu0 = time.monotonic(), time.process_time()
     the_lab.start()
     state = pytestconfig.stash[STATE]
     try:
@@ -55,7 +59,36 @@ def lab(sipgw_lab_factory, sipgw_settings: Settings, pytestconfig: pytest.Config
         state.gateway_build = state.gateway_build or gateway_build_of(the_lab)
         yield the_lab
     finally:
+        gateway_cpu = _gateway_thread_cpu_s(the_lab)
         the_lab.stop()
+        if state.run_dir is not None:
+            _write_lab_figures(state.run_dir, {"pid": os.getpid(), "wall_s": round(time.monotonic() - t0, 3),
+                                               "process_cpu_s": round(time.process_time() - cpu0, 3),
+                                               "gateway_thread_cpu_s": gateway_cpu})
+
+
+def _gateway_thread_cpu_s(the_lab) -> float | None:
+    """CPU seconds used so far by the embedded gateway's thread (from /proc, by its native thread id)."""
+    thread = getattr(getattr(the_lab, "gateway", None), "_thread", None)
+    tid = getattr(thread, "native_id", None)
+    if tid is None:
+        return None
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
+
+
+def _write_lab_figures(run_dir: Path, figures: dict) -> None:
+    """Per-process lab figures for bench/lab_run.py (one file per pytest process: no write is shared)."""
+    try:
+        folder = run_dir / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"lab-{figures['pid']}.json").write_text(json.dumps(figures), encoding="utf-8")
+    except OSError:
+        pass
 
 
 @pytest.fixture
@@ -174,6 +207,20 @@ class MediaParty:
 
     def recording(self, call: dict) -> bytes:
         return self.media.recording(call["id"])
+
+    def wait_recording(self, call: dict, *, timeout: float = 5.0) -> bytes:
+        """What the party heard so far, waiting (until the deadline) for its recorder to have started."""
+
+        def fetch() -> bytes | None:
+            try:
+                return self.media.recording(call["id"])
+            except Exception as exc:  # 404 no_recording until the recorder is attached to the answered call
+                if getattr(exc, "code", None) == "no_recording":
+                    return None
+                raise
+
+        return wait_until(fetch, timeout=self._t(timeout), what=f"{self.kind} {self.identity}: recording of "
+                                                                 f"call {call['id']}")
 
 
 def _media_of(lab) -> Any:

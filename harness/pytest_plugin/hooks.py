@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
         budget = RerunBudget(settings.rerun_budget, wi.get("sipgw_budget_path"))
         command_line = wi.get("sipgw_command_line", "")
     else:
-        run_id = new_run_id()
+        run_id = config.option.sipgw_run_id or new_run_id()
         started = datetime.now(UTC)
         budget = RerunBudget(settings.rerun_budget, budget_path_for(run_id))
         command_line = " ".join(shlex.quote(a) for a in [sys.argv[0], *config.invocation_params.args])
@@ -198,9 +198,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.excinfo is not None and not isinstance(call.excinfo.value, pytest.skip.Exception):
         exc = call.excinfo.value
         outcome, reason = classify(exc, call.when)
+        if isinstance(exc, DeviceBroken):
+            if exc.device_id in (None, spec.id):
+                state_of(item.config).broken.setdefault(spec.id, (_clean_nodeid(item.nodeid, spec.id), str(exc)))
+            else:  # a helper device (the other party) is broken: nothing was observed about this device
+                outcome, reason = Outcome.BLOCKED, f"helper device {exc.device_id} is unusable: {exc}"
         phases[call.when] = (outcome, reason, is_infrastructure(exc))
-        if isinstance(exc, DeviceBroken) or (call.when == "call" and type(exc).__name__ == "DeviceBroken"):
-            state_of(item.config).broken.setdefault(spec.id, (_clean_nodeid(item.nodeid, spec.id), str(exc)))
         if outcome in (Outcome.NOT_APPLICABLE, Outcome.BLOCKED):
             _path, lineno, _ = item.location
             report.outcome = "skipped"
@@ -382,7 +385,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if value is None:
         return None
     outcome = Outcome(value)
-    if outcome in (Outcome.NOT_APPLICABLE, Outcome.BLOCKED) and report.when == "setup":
+    if outcome in (Outcome.NOT_APPLICABLE, Outcome.BLOCKED) and report.skipped:
         return STATUS[outcome]
     if outcome == Outcome.FLAKY and report.when == "call":
         return STATUS[outcome]

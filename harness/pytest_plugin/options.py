@@ -17,6 +17,7 @@ DEFAULT_INVENTORY = "lab_inventory.yaml"
 DEFAULT_RERUN_BUDGET = 3
 SLOWNESS_ENV = "SIPGW_SLOWNESS"
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
 
 
@@ -71,6 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default {DEFAULT_RERUN_BUDGET}); protocol failures are never retried")
     group.addoption("--sipgw-command-line", default=None, dest="sipgw_command_line",
                     help="the command line to record in the run manifest (set by 'sipgw-lab run')")
+    group.addoption("--sipgw-run-id", default=None, dest="sipgw_run_id", metavar="ID",
+                    help="the run id (directory name under --sipgw-report); default: UTC time and a random suffix")
     group.addoption("--sipgw-live", action="store_true", default=False,
                     help="show a live device x feature view instead of pytest's progress line")
 
@@ -120,6 +123,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
         unknown = [f for f in features if f not in known]
         if unknown:
             raise pytest.UsageError(f"--feature {', '.join(unknown)}: unknown feature id; known: {', '.join(known)}")
+    if opt.sipgw_run_id is not None and not _RUN_ID.match(opt.sipgw_run_id):
+        raise pytest.UsageError(f"--sipgw-run-id {opt.sipgw_run_id!r}: use letters, digits, '.', '_' and '-' "
+                                "(it names a directory)")
     inventory = Path(opt.inventory or DEFAULT_INVENTORY)
     if not inventory.is_absolute():
         inventory = Path(config.invocation_params.dir) / inventory

@@ -124,6 +124,7 @@ def test_run_on_the_fake_driver_writes_reports_and_exits_0(fake_lab: Path, capsy
     assert m["manifest"]["command_line"].startswith("sipgw-lab ")
     assert (run_dir / "pytest.log").read_text().count("passed") >= 1
     assert (run_dir / "junit.xml").exists() and (run_dir / "matrix.html").exists()
+    assert list((run_dir / "allure-results").glob("*-result.json")), "allure-pytest wrote no results"
 
 
 def test_a_failed_cell_exits_1(fake_lab: Path, capsys) -> None:

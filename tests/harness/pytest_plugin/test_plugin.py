@@ -254,6 +254,27 @@ def test_device_broken_blocks_its_later_tests(lab_dir: pytest.Pytester) -> None:
     assert later["outcome"] == "blocked" and "403 Forbidden" in later["reason"] and "test_a" in later["reason"]
 
 
+def test_a_broken_helper_device_blocks_without_breaking_the_device_under_test(lab_dir: pytest.Pytester) -> None:
+    lab_dir.makepyfile(test_suite=textwrap.dedent("""
+        import pytest
+        from harness.protocols import DeviceBroken
+
+        @pytest.mark.feature("make_calls")
+        def test_a(device):
+            raise DeviceBroken("REGISTER answered 403 Forbidden", device_id="yealink-t46s")
+
+        @pytest.mark.feature("receive_calls")
+        def test_b(device):
+            pass
+    """))
+    result = lab_dir.runpytest("--device", "poly-vvx450", "--sipgw-report", "reports")
+    assert _outcomes(result) == {"passed": 1, "blocked": 1}
+    m = _matrix(lab_dir)
+    cell = _cell(m, "poly-vvx450", "make_calls")
+    assert cell["outcome"] == "blocked" and "helper device yealink-t46s" in cell["reason"]
+    assert _cell(m, "poly-vvx450", "receive_calls")["outcome"] == "pass"
+
+
 def test_repeat_makes_a_cell_fail_when_one_run_fails(lab_dir: pytest.Pytester) -> None:
     lab_dir.makepyfile(test_suite=textwrap.dedent("""
         import pytest
