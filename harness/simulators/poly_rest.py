@@ -87,9 +87,10 @@ class PolyRestSimulator(SimulatorServer):
 
     def provision(self, params: dict[str, str], source: str = "config files") -> None:
         """What a provisioning server (or the phone's own menu) sets: applies ``params`` as config."""
-        for key, value in params.items():
-            if not isinstance(key, str) or not isinstance(value, str | int):
+        for key, value in params.items():  # all checked before any is applied
+            if not isinstance(key, str) or not key or not isinstance(value, str | int):
                 raise ValueError(f"provision: {key!r}={value!r}: parameters and values must be strings")
+        for key, value in params.items():
             self.config[key] = (str(value), source)
 
     @property
@@ -186,11 +187,16 @@ class PolyRestSimulator(SimulatorServer):
             web.post("/api/v1/mgmt/factoryReset", h(self._factory_reset)),
             web.post("/api/v1/mgmt/configReset", h(self._config_reset)),
             web.post("/api/v1/mgmt/updateConfiguration", h(self._update_configuration)),
+            web.post("/api/v1/mgmt/simulateKeyEvent", h(self._not_supported)),
+            web.post("/api/v1/mgmt/simulateTextInput", h(self._not_supported)),
             web.post("/_sim/provision", self._sim_provision),
         ]
         for action in CALL_ACTIONS:
             out.append(web.post(f"/api/v1/callctrl/{action}", h(self._call_action(action))))
         return out
+
+    async def _not_supported(self, request: web.Request) -> web.Response:
+        return self._status("4004", f"{request.path}: key and text simulation are not emulated by this simulator")
 
     # -- call control
 

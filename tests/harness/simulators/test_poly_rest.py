@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from harness.simulators.backend import CallPhase
+from harness.simulators.backend import BackendError, CallPhase
 from harness.simulators.poly_rest import FACTORY_PASSWORD, PolyRestSimulator, id_to_handle
 from tests.harness.simulators.conftest import wait_until
 
@@ -155,3 +155,26 @@ def test_safe_reboot_waits_for_calls_to_end(sim, http):
     wait_until(lambda: sim.boots == 2, what="the reboot after the call ended")
     wait_until(lambda: sim.backend.restarts == 1, what="the device to register again after the reboot")
     wait_until(lambda: http.get("/api/v2/mgmt/lineInfo").status_code == 200, what="the device to come back")
+
+
+def test_not_allowed_not_supported_and_failed(sim, http, monkeypatch):
+    call = sim.backend.inject_incoming("+14255550180")
+    ref = id_to_handle(call.id)
+    r = http.post("/api/v1/callctrl/holdCall", json={"data": {"Ref": ref}})  # ringing, not connected
+    assert status(r) == "4003" and "not connected" in r.headers[sim.DETAIL_HEADER]
+    r = http.post("/api/v1/mgmt/simulateKeyEvent", json={"data": {"Key": "DoNotDisturb"}})
+    assert status(r) == "4004" and r.status_code == 501
+
+    def broken(call_id):
+        raise BackendError("the SIP worker died")
+
+    monkeypatch.setattr(sim.backend, "answer", broken)
+    r = http.post("/api/v1/callctrl/answerCall", json={"data": {"Ref": ref}})
+    assert status(r) == "5000" and "worker died" in r.headers[sim.DETAIL_HEADER]
+
+
+def test_bad_provisioning_applies_nothing(sim):
+    before = dict(sim.config)
+    with pytest.raises(ValueError, match="must be strings"):
+        sim.provision({"device.prov.serverName": "http://ok", "apps.restapi.enabled": None})
+    assert sim.config == before
