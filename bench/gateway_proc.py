@@ -73,6 +73,14 @@ async def serve(args: argparse.Namespace) -> None:
         await gw.stop()
 
 
+def _default_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gateway_proc", description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", required=True, help="directory for the gateway's store and certificates")
@@ -83,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="size of the SIP trace ring (default 0: off, as a loaded production gateway)")
     p.add_argument("--profile", metavar="FILE",
                    help="write cProfile statistics (CPU time, from READY to the end) to FILE")
+    p.add_argument("--loop", choices=("uvloop", "asyncio"), default=_default_loop(),
+                   help="event loop (default uvloop when installed, as EmbeddedGateway.start_in_thread does)")
     args = p.parse_args(argv)
     if not 1 <= args.users <= 9999:
         p.error(f"--users {args.users}: expected 1 to 9999")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    if args.loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            p.error("--loop uvloop: uvloop is not installed (pip install uvloop)")
+        factory = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(args))
     return 0
 
 

@@ -197,8 +197,9 @@ class GatewayServer(Server):
     name = "gateway"
 
     def __init__(self, workdir: Path, users: int, *, profile: Path | None = None, startup_timeout: float = 90.0,
-                 root: Path = ROOT):
+                 root: Path = ROOT, loop: str | None = None):
         super().__init__(workdir, users)
+        self.loop = loop  # "uvloop" or "asyncio"; None: the gateway's default
         self.profile = profile
         self.startup_timeout = startup_timeout
         self.root = root  # the checkout whose gateway runs (another one for before/after comparisons)
@@ -208,6 +209,8 @@ class GatewayServer(Server):
                "--users", str(self.users), "--password", PASSWORD]
         if self.profile is not None:
             cmd += ["--profile", str(self.profile)]
+        if self.loop is not None:
+            cmd += ["--loop", self.loop]
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.PIPE, stderr=log,
                                      stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(self.root)})
@@ -592,6 +595,7 @@ class Plan:
     #: scenario -> rate: measure at this rate instead of searching (CPU per operation before/after a change)
     fixed: dict[str, float] = field(default_factory=dict)
     gateway_root: Path = ROOT
+    gateway_loop: str | None = None
 
 
 def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print) -> dict:
@@ -604,7 +608,8 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
     slot = 0
     for server_name in plan.servers:
         if server_name == "gateway":
-            server: Server = GatewayServer(workdir, plan.users, profile=plan.profile, root=plan.gateway_root)
+            server: Server = GatewayServer(workdir, plan.users, profile=plan.profile, root=plan.gateway_root,
+                                           loop=plan.gateway_loop)
         elif server_name == "kamailio":
             server = KamailioServer(workdir, plan.users, children=plan.kamailio_children)
         else:
@@ -726,6 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fixed", action="append", default=[], metavar="SCENARIO=RATE",
                    help="no rate search for SCENARIO: each search is one run at RATE (to compare CPU per operation)")
     p.add_argument("--profile", type=Path, help="cProfile the gateway process into this file")
+    p.add_argument("--gateway-loop", choices=("uvloop", "asyncio"),
+                   help="the gateway's event loop (default: uvloop when installed)")
     p.add_argument("--gateway-root", type=Path, default=ROOT,
                    help="run the gateway from this checkout (e.g. an exported older commit, for before/after)")
     p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench" / "sip_load.json",
@@ -789,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.gateway_root / "gateway" / "server.py").is_file():
         p.error(f"--gateway-root {args.gateway_root}: no gateway/server.py there")
     plan.gateway_root = args.gateway_root.resolve()
+    plan.gateway_loop = args.gateway_loop
 
     with _workdir(args.keep) as workdir:
         try:
