@@ -136,6 +136,10 @@ class InvalidArgument(BackendError):
     kind = "invalid_argument"
 
 
+class NotSupported(BackendError):
+    kind = "not_supported"
+
+
 Listener = Callable[[BackendEvent], None]
 
 
@@ -199,6 +203,14 @@ class DeviceBackend(ABC):
     @abstractmethod
     def transfer(self, call_id: int, target: str) -> None:
         """Blind transfer (REFER, RFC 3515) of ``call_id`` to the number ``target``."""
+
+    def conference(self, call_id: int, other_call_id: int) -> None:
+        """Bridge two connected calls locally (a three-party conference hosted on the device)."""
+        raise NotSupported(f"{type(self).__name__}: local conferences are not supported")
+
+    def conferences(self) -> list[tuple[int, int]]:
+        """Pairs of calls bridged on the device."""
+        return []
 
     @abstractmethod
     def calls(self, include_ended: bool = False) -> list[BackendCall]: ...
@@ -269,6 +281,7 @@ class FakeBackend(DeviceBackend):
         self._muted = False
         self.dtmf_sent: list[tuple[int, str]] = []
         self.transfers: list[tuple[int, str]] = []
+        self._bridges: set[tuple[int, int]] = set()
         self.restarts = 0
 
     def identity(self) -> DeviceIdentity:
@@ -372,6 +385,17 @@ class FakeBackend(DeviceBackend):
             raise InvalidCallState(f"call {call_id} is {c.phase.value}, not connected")
         self.transfers.append((call_id, target))
         self._put(replace(c, phase=CallPhase.ENDED, ended=time.time(), end_code=202), EventKind.ENDED)
+
+    def conference(self, call_id: int, other_call_id: int) -> None:
+        for cid in (call_id, other_call_id):
+            c = self._get(cid)
+            if c.phase is not CallPhase.CONNECTED or c.held:
+                raise InvalidCallState(f"call {cid} is not connected and off hold")
+        self._bridges.add((min(call_id, other_call_id), max(call_id, other_call_id)))
+
+    def conferences(self) -> list[tuple[int, int]]:
+        active = {c.id for c in self.calls()}
+        return sorted(b for b in self._bridges if set(b) <= active)
 
     def calls(self, include_ended: bool = False) -> list[BackendCall]:
         with self._lock:

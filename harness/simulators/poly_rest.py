@@ -45,7 +45,7 @@ FACTORY_PASSWORD = "456"
 HTTP_STATUS = {"2000": 200, "4000": 400, "4001": 409, "4002": 409, "4003": 403, "4004": 501, "4005": 404,
                "4007": 404, "4010": 403, "5000": 500}
 _BACKEND_CODES = {"no_such_call": "4007", "no_such_line": "4005", "not_registered": "4002", "busy": "4001",
-                  "invalid_state": "4003", "invalid_argument": "4000"}
+                  "invalid_state": "4003", "invalid_argument": "4000", "not_supported": "4004"}
 
 CALL_ACTIONS = ("answerCall", "endCall", "holdCall", "resumeCall", "ignoreCall", "rejectCall")
 

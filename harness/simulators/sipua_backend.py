@@ -72,6 +72,7 @@ class SipuaBackend(DeviceBackend):
                                                 for ln in identity.lines}
         self._reg_cond = threading.Condition(self._lock)
         self._muted = False
+        self._bridges: set[tuple[int, int]] = set()
         self._media: dict[int, str] = {}  # call -> last media status the worker reported
         self.dtmf_received: list[tuple[int, str]] = []
         worker.add_listener(self._on_event)
@@ -314,6 +315,20 @@ class SipuaBackend(DeviceBackend):
         if c.phase is not CallPhase.CONNECTED:
             raise InvalidCallState(f"call {call_id} is {c.phase.value}, not connected")
         self._rpc(self.worker.transfer, call_id, self._target(target))
+
+    def conference(self, call_id: int, other_call_id: int) -> None:
+        for cid in (call_id, other_call_id):
+            c = self._get(cid)
+            if c.phase is not CallPhase.CONNECTED or c.held:
+                raise InvalidCallState(f"call {cid} is not connected and off hold")
+        self._rpc(self.worker.conference, call_id, other_call_id)  # both legs mixed in the worker's bridge
+        with self._lock:
+            self._bridges.add((min(call_id, other_call_id), max(call_id, other_call_id)))
+
+    def conferences(self) -> list[tuple[int, int]]:
+        active = {c.id for c in self.calls()}
+        with self._lock:
+            return sorted(b for b in self._bridges if set(b) <= active)
 
     def calls(self, include_ended: bool = False) -> list[BackendCall]:
         with self._lock:

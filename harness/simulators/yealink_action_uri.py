@@ -61,7 +61,7 @@ class YealinkActionUriSimulator(SimulatorServer):
         self._transfer_from: int | None = None
         self.boots = 1
         self.autop_count = 0
-        self.unsupported_keys: list[str] = []
+        self._conf_from: int | None = None
         self._queue: asyncio.Queue[tuple[str, str]] | None = None
 
     # ------------------------------------------------------------------ device side
@@ -204,7 +204,7 @@ class YealinkActionUriSimulator(SimulatorServer):
             return
         if upper in _DIGIT_KEYS:
             call = await self._active(CallPhase.CONNECTED)
-            if call is not None and self._transfer_from is None:
+            if call is not None and self._transfer_from is None and self._conf_from is None:
                 await self.run_backend(b.send_dtmf, call.id, _DIGIT_KEYS[upper])
             else:
                 self._dial_buffer += _DIGIT_KEYS[upper]
@@ -213,6 +213,8 @@ class YealinkActionUriSimulator(SimulatorServer):
             ringing = await self._active(CallPhase.INCOMING)
             if ringing is not None:
                 await self.run_backend(b.answer, ringing.id)
+            elif self._conf_from is not None and self._dial_buffer:
+                await self._conference_key(key)
             elif self._transfer_from is not None and self._dial_buffer:
                 await self._complete_transfer()
             elif self._dial_buffer:
@@ -250,7 +252,7 @@ class YealinkActionUriSimulator(SimulatorServer):
             self._action_url("mute" if b.muted else "unmute", None)
             return
         if upper in ("CANCEL", "X", "CALLEND"):
-            self._dial_buffer, self._transfer_from = "", None
+            self._dial_buffer, self._transfer_from, self._conf_from = "", None, None
             ringing = await self._active(CallPhase.INCOMING)
             current = await self._active()
             if ringing is not None:
@@ -259,8 +261,8 @@ class YealinkActionUriSimulator(SimulatorServer):
                 await self.run_backend(b.hangup, current.id)
             return
         if upper == "F_CONFERENCE":
-            self.unsupported_keys.append(key)  # local conferencing is not emulated by the backend
-            raise _BadKey(f"key={key}: conferencing is not emulated by this simulator")
+            await self._conference_key(key)
+            return
         if upper == "REBOOT":
             self.boots += 1
             self.reset_uptime()
@@ -271,6 +273,37 @@ class YealinkActionUriSimulator(SimulatorServer):
             await self.run_backend(b.restart)
             return
         raise _BadKey(f"key={key}: not a key this phone knows")
+
+    async def _conference_key(self, key: str) -> None:
+        """CONF with one call: hold it and collect the second party's number; CONF (or OK) with digits:
+        dial them; CONF once the second call is connected: take the first off hold and bridge both."""
+        b = self.backend
+        calls = await self.run_backend(b.calls)
+        if self._conf_from is None:
+            first = next((c for c in calls if c.phase is CallPhase.CONNECTED and not c.held), None)
+            if first is None:
+                raise _BadKey(f"key={key}: no connected call to start a conference from")
+            await self.run_backend(b.hold, first.id)
+            self._conf_from, self._dial_buffer = first.id, ""
+            return
+        if self._dial_buffer:
+            number, self._dial_buffer = self._dial_buffer, ""
+            await self.run_backend(b.dial, number, 1)
+            return
+        second = next((c for c in calls if c.id != self._conf_from and c.phase is CallPhase.CONNECTED), None)
+        if second is None:
+            raise _BadKey(f"key={key}: the second party has not answered yet")
+        first_id, self._conf_from = self._conf_from, None
+        await self.run_backend(b.resume, first_id)
+        await self._wait_resumed(first_id)
+        await self.run_backend(b.conference, first_id, second.id)
+
+    async def _wait_resumed(self, call_id: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (await self.run_backend(self.backend.call, call_id)).held:
+            if time.monotonic() > deadline:
+                raise _BadKey(f"call {call_id} did not come off hold within {timeout} s")
+            await asyncio.sleep(0.02)
 
     async def _complete_transfer(self) -> None:
         cid, target = self._transfer_from, self._dial_buffer
@@ -291,6 +324,8 @@ class YealinkActionUriSimulator(SimulatorServer):
         elif event.kind is EventKind.ENDED:
             if self._transfer_from is not None and c is not None and c.id == self._transfer_from:
                 self._transfer_from = None
+            if self._conf_from is not None and c is not None and c.id == self._conf_from:
+                self._conf_from = None
             self._action_url("call_terminated", c)
         elif event.kind is EventKind.HELD and c is not None and c.held:
             self._action_url("hold", c)

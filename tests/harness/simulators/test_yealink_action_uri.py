@@ -131,3 +131,22 @@ def test_action_url_callbacks(sim, http, listener):
     wait_until(lambda: len(hits) == 4, what="four callbacks")
     assert [h.split("?")[0] for h in hits] == ["/incoming_call", "/call_established", "/hold", "/call_terminated"]
     assert all(o.status == 200 for o in sim.outbound)
+
+
+def test_conference_key_bridges_two_calls(sim, http):
+    b = sim.backend
+    first = b.inject_incoming("+14255550191")
+    http.get("/servlet", params={"key": "OK"})
+    assert http.get("/servlet", params={"key": "F_CONFERENCE"}).status_code == 200
+    assert b.call(first.id).held
+    for k in "300":
+        http.get("/servlet", params={"key": k})
+    assert http.get("/servlet", params={"key": "F_CONFERENCE"}).status_code == 200
+    second = next(c for c in b.calls() if c.id != first.id)
+    assert second.remote == "300"
+    r = http.get("/servlet", params={"key": "F_CONFERENCE"})
+    assert r.status_code == 400 and "not answered yet" in r.headers[sim.DETAIL_HEADER]
+    b.far_answer(second.id)
+    assert http.get("/servlet", params={"key": "F_CONFERENCE"}).status_code == 200
+    assert not b.call(first.id).held
+    assert b.conferences() == [(first.id, second.id)]
