@@ -8,7 +8,7 @@ clients use [3P-CODE]:
     (``METHOD:URI:TIMESTAMP:NONCE`` without a body); ``TIMESTAMP`` is the Unix time of the ``Date`` header
     (RFC 7231 HTTP-date) and ``Content-MD5`` the hex MD5 of the body. The device refuses a request whose
     ``Date`` is more than 30 s from its own clock (the lab needs NTP), and a nonce it has already seen;
-  - ``basic`` (``api.auth.basic = 1``; HTTPS only on the device, plain HTTP on this loopback simulator);
+  - ``basic`` (``api.auth.basic = 1``; over HTTPS only: start the simulator with an ``ssl_context``);
   - ``none`` (empty password).
 - ``POST /api/controls/call/start {"extension", "tone"}``, ``/call/stop``, ``/call/page {"extension"}``,
   ``GET /api/info/status`` ("SIP Registration", "Call Status"), ``/api/info/about`` (model, firmware, MAC),
@@ -88,6 +88,8 @@ class AlgoRestSimulator(SimulatorServer):
         if not password:
             return None
         if self.settings["api.auth.basic"] == "1":
+            if not request.secure:
+                return "Basic authentication is accepted over HTTPS only"
             creds = basic_credentials(request)
             return None if creds == ("admin", password) else "Basic credentials for admin are missing or wrong"
         header = request.headers.get("Authorization", "")

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -71,13 +72,15 @@ class SimulatorServer:
     DETAIL_HEADER = "X-Sipgw-Sim-Detail"
 
     def __init__(self, backend: DeviceBackend, *, host: str = "127.0.0.1", port: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context``: serve HTTPS (as most devices do by default) instead of plain HTTP."""
         if not (host.startswith("127.") or host in ("::1", "localhost")):
             raise ValueError(f"{type(self).__name__}: host {host!r} is not a loopback address (127.0.0.0/8, ::1)")
         self.backend = backend
         self.host = host
         self.port = port
         self.clock = clock
+        self.ssl_context = ssl_context
         self.requests: list[RequestRecord] = []
         self.outbound: list[OutboundRecord] = []
         self._log_lock = threading.Lock()
@@ -108,7 +111,7 @@ class SimulatorServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> str:
         """Listen on loopback (an ephemeral port unless one was given); returns the base URL."""
@@ -150,7 +153,7 @@ class SimulatorServer:
         app.add_routes(self.routes())
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
         self._booted_at = time.time()

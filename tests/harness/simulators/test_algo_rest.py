@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
+from gateway.transport.certs import ensure_lab_pki
 from harness.simulators.algo_rest import AlgoRestSimulator
 from tests.harness.simulators.algo_client import signed
 from tests.harness.simulators.conftest import wait_until
@@ -79,9 +82,18 @@ def test_factory_restore_turns_the_api_off(backend):
         assert signed(http, "GET", "/api/info/about", password="algo").status_code == 200
 
 
-def test_basic_and_no_auth_modes(backend):
+def test_basic_auth_over_https_only_and_no_auth(backend, tmp_path):
+    pki = ensure_lab_pki(tmp_path, ["127.0.0.1"])
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    with AlgoRestSimulator(backend, auth="basic", ssl_context=ctx) as sim:
+        assert sim.url.startswith("https://")
+        verify = ssl.create_default_context(cafile=str(pki.ca_cert))
+        assert httpx.get(sim.url + "/api/info/about", auth=("admin", "algo"), verify=verify, timeout=5).status_code \
+            == 200
+        assert httpx.get(sim.url + "/api/info/about", auth=("admin", "x"), verify=verify, timeout=5).status_code == 401
     with AlgoRestSimulator(backend, auth="basic") as sim:
-        assert httpx.get(sim.url + "/api/info/about", auth=("admin", "algo"), timeout=5).status_code == 200
-        assert httpx.get(sim.url + "/api/info/about", auth=("admin", "x"), timeout=5).status_code == 401
+        r = httpx.get(sim.url + "/api/info/about", auth=("admin", "algo"), timeout=5)
+        assert r.status_code == 401 and "HTTPS" in r.headers[sim.DETAIL_HEADER]
     with AlgoRestSimulator(backend, auth="none") as sim:
         assert httpx.get(sim.url + "/api/info/about", timeout=5).status_code == 200
