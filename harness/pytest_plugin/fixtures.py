@@ -57,8 +57,10 @@ def lab(sipgw_lab_factory, sipgw_settings: Settings, pytestconfig: pytest.Config
         from harness.pytest_plugin.hooks import gateway_build_of
 
         state.gateway_build = state.gateway_build or gateway_build_of(the_lab)
+        state.lab = the_lab
         yield the_lab
     finally:
+        state.lab = None
         gateway_cpu = _gateway_thread_cpu_s(the_lab)
         the_lab.stop()
         if state.run_dir is not None:
@@ -118,6 +120,23 @@ def evidence(request: pytest.FixtureRequest) -> Iterator[EvidenceCollector]:
         collector.stop()
 
 
+def release_device(lab, device_id: str) -> None:
+    """Close a lazily started device whose tests are done on this process (its worker process exits).
+
+    The lab starts it again on its next ``lab.device(id)``; what was read back (identity) is kept.
+    """
+    dev = getattr(lab, "devices", {}).get(device_id)
+    driver = getattr(dev, "driver", None)
+    if dev is None or driver is None or not hasattr(dev, "strategy"):
+        return
+    with dev.lock:
+        try:
+            driver.deactivate()
+        finally:
+            dev.driver = None
+            dev.strategy = None
+
+
 def device_handle(lab, device_id: str):
     """The lab's handle of a device, started on first use when the lab supports that."""
     getter = getattr(lab, "device", None)
@@ -156,6 +175,7 @@ def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
             continue
         if not (applicability(spec.profile, "make_calls") and applicability(spec.profile, "receive_calls")):
             continue
+        request.config.stash[STATE].helpers.add(spec.id)
         return device_handle(lab, spec.id)
     raise Blocked("the inventory has no second device with usable firmware that makes and receives calls",
                   device_id=me.id)

@@ -147,14 +147,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = state_of(config).settings.features
-    if not wanted:
-        return
-    keep, drop = [], []
+    if wanted:
+        keep, drop = [], []
+        for item in items:
+            (keep if markers.feature_of(item) in wanted else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+    # One device's tests together, in the order they were written (a stable sort): a device is started once and
+    # closed when its tests are done, and --dist loadgroup hands the same groups to the workers.
+    order: dict[str, int] = {}
     for item in items:
-        (keep if markers.feature_of(item) in wanted else drop).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        spec = device_spec_of(item)
+        if spec is not None:
+            order.setdefault(spec.id, len(order))
+    items.sort(key=lambda it: -1 if device_spec_of(it) is None else order[device_spec_of(it).id])
 
 
 def device_spec_of(item: pytest.Item):
@@ -311,7 +318,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     for rep in reports:
         item.ihook.pytest_runtest_logreport(report=rep)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    _release_if_done(state, spec, nextitem)
     return True
+
+
+def _release_if_done(state: PluginState, spec: Any, nextitem: pytest.Item | None) -> None:
+    """The next test is another device's (``--dist loadgroup`` keeps one device's tests together): close this one
+    unless other tests use it as a helper, so a run over every catalogue model holds few worker processes."""
+    if nextitem is None or state.lab is None or spec.id in state.helpers:
+        return
+    following = device_spec_of(nextitem)
+    if following is not None and following.id == spec.id:
+        return
+    from harness.pytest_plugin.fixtures import release_device
+
+    try:
+        release_device(state.lab, spec.id)
+    except Exception:  # closing is housekeeping; the lab's stop() closes whatever is left
+        pass
 
 
 def _fold_phases(phases: dict) -> tuple[Outcome, str, bool]:

@@ -39,6 +39,9 @@ class PluginState:
     #: device id -> DeviceIdentity as a dict, as read back from the device during the run
     identities: dict[str, dict] = field(default_factory=dict)
     gateway_build: str | None = None
+    #: the session's lab (set by the ``lab`` fixture) and the devices other tests use as helpers
+    lab: Any = None
+    helpers: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
