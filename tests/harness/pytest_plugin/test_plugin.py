@@ -188,6 +188,24 @@ def test_filters_device_vendor_and_feature(lab_dir: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*--feature teleport: unknown feature id; known: make_calls*"])
 
 
+def test_a_devices_tests_run_together(lab_dir: pytest.Pytester) -> None:
+    lab_dir.makepyfile(test_suite=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.feature("make_calls")
+        def test_a(device):
+            pass
+
+        @pytest.mark.feature("receive_calls")
+        def test_b(device):
+            pass
+    """))
+    result = lab_dir.runpytest("--co", "-q", "--vendor", "poly", "--vendor", "yealink")
+    ids = [line for line in result.stdout.lines if line.startswith("test_suite.py::")]
+    assert [i.split("[")[-1].rstrip("]").split("-")[-1] for i in ids] == ["vvx450", "vvx450", "t46s", "t46s"]
+    assert [i.split("::")[1].split("[")[0] for i in ids] == ["test_a", "test_b", "test_a", "test_b"]
+
+
 def test_only_infrastructure_errors_are_retried_within_one_budget(lab_dir: pytest.Pytester) -> None:
     lab_dir.makepyfile(test_suite=textwrap.dedent("""
         import pathlib
