@@ -209,9 +209,13 @@ class TransportManager:
         """
         try:
             if flow.transport == "UDP":
-                proto = self._udp_by_family.get(socket.AF_INET6 if ":" in flow.host else socket.AF_INET)
+                family = socket.AF_INET6 if ":" in flow.host else socket.AF_INET
+                proto = self._udp_by_family.get(family)
                 if proto is None or proto.transport is None:
                     raise ConnectionError("no UDP listener for that address family")
+                # Only IP literals: a host name (from a peer's Via or Contact) would mean a blocking DNS
+                # lookup on the event loop, stalling every other flow; the lab resolves nothing (RFC 3263 off).
+                socket.inet_pton(family, flow.host)
                 proto.transport.sendto(data, (flow.host, flow.port))
                 if self.trace.enabled:
                     self.trace.record(time.time(), "out", "UDP", proto.local, (flow.host, flow.port), data)
@@ -225,7 +229,9 @@ class TransportManager:
                 conn.write(data)
             self.stats.sent += 1
             return True
-        except (OSError, ConnectionError) as exc:
+        except (OSError, ConnectionError, ValueError) as exc:
+            # ValueError: an address that is not an IP literal of the socket's family (a peer's Via can name
+            # anything); the transaction gets a transport error instead of the loop an exception.
             self.stats.send_failures += 1
             log.info("send to %s failed: %s", flow, exc)
             return False
@@ -236,6 +242,7 @@ class TransportManager:
 
         async def run() -> None:
             ctx = self._tls_client if flow.transport == "TLS" else None
+            family = socket.AF_INET6 if ":" in flow.host else socket.AF_INET
             if flow.transport == "TLS" and ctx is None:
                 ctx = ssl.create_default_context()
             try:
@@ -246,11 +253,12 @@ class TransportManager:
                         await asyncio.shield(pending)
                 proto = self._by_peer.get(key)
                 if proto is None or proto.transport is None or proto.transport.is_closing():
+                    socket.inet_pton(family, flow.host)  # no DNS on the loop (see send)
                     _, proto = await asyncio.wait_for(loop.create_connection(
                         lambda: _Stream(self, flow.transport), flow.host, flow.port, ssl=ctx), timeout=5)
                 proto.write(data)
                 self.stats.sent += 1
-            except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            except (TimeoutError, OSError, ssl.SSLError, ConnectionError, ValueError) as exc:
                 self.stats.send_failures += 1
                 log.info("connect to %s failed: %s", flow, exc)
                 if on_error is not None:
