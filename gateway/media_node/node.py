@@ -444,9 +444,20 @@ class MediaNode:
             out = list(self._calls.values())
             self._mark_dead(out)
         if party is not None:
-            key = number_key(party)
-            out = [c for c in out if c.identity == party or (c.kind == "pstn" and number_key(c.identity) == key)]
+            out = [c for c in out if self._is_party(c, party)]
         return out
+
+    def _is_party(self, c: MediaCall, party: str) -> bool:
+        """``party`` names the call's party: a Teams user by user name or number, a PSTN party by number
+        (with or without '+')."""
+        if c.identity == party:
+            return True
+        if not _NUMBER.match(party):
+            return False
+        if c.kind == "pstn":
+            return number_key(c.identity) == number_key(party)
+        user = self._directory.user(c.identity) if self._directory is not None else None
+        return bool(user is not None and user.number and number_key(user.number) == number_key(party))
 
     def call(self, call_id: str) -> MediaCall:
         with self._lock:

@@ -100,6 +100,7 @@ def test_device_calls_teams_user_and_hears_its_client(lab, tmp_path):
     device.wait_event("call_state", since=mark, call=call, state="CONFIRMED", timeout=10)
     party = party_call(node, username, "confirmed", since)
     assert party.kind == "teams"
+    assert party in node.calls(number) and party in node.calls(number.lstrip("+")), "found by number too"
     pstn_tone = node.settings("pstn", PSTN_PREFIX + "0100").tone_hz
     assert party.tone_hz != pstn_tone, "every party has its own tone"
     heard = str(tmp_path / "device-heard.wav")
