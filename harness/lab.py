@@ -306,6 +306,10 @@ class Lab:
             spec = dev.spec
             opts = dict(self.driver_options.get(spec.id, {}))
             opts.setdefault("index", [s.id for s in self.specs].index(spec.id))
+            # Physical/vendor drivers: how to reach the device, its credential references, the gateway's API.
+            opts.setdefault("connection", spec.entry.connection)
+            opts.setdefault("credentials", spec.entry.credentials)
+            opts.setdefault("control", self.control)
             ctx = DriverContext(
                 device_id=spec.id, vendor=spec.vendor, model=spec.model, firmware=spec.firmware, profile=spec.profile,
                 lines=dev.lines, transport=spec.transport,

@@ -55,7 +55,8 @@ class Credentials(_Closed):
 class Connection(_Closed):
     """How the harness reaches a physical device's control path."""
 
-    protocol: Literal["http", "https", "ssh", "telnet", "serial", "websocket", "sip"] = "https"
+    # ``simulator``: the vendor's API simulator in front of an emulated device (harness.drivers.physical.simulated)
+    protocol: Literal["http", "https", "ssh", "telnet", "serial", "websocket", "sip", "simulator"] = "https"
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     path: str | None = None
@@ -68,7 +69,7 @@ class Connection(_Closed):
     def _needs_target(self) -> Connection:
         if self.protocol == "serial" and not self.serial_port:
             raise ValueError("a serial connection needs serial_port")
-        if self.protocol != "serial" and not self.host and not self.labgrid_place:
+        if self.protocol not in ("serial", "simulator") and not self.host and not self.labgrid_place:
             raise ValueError(f"a {self.protocol} connection needs host (or labgrid_place)")
         return self
 

@@ -17,6 +17,13 @@ T = TypeVar("T")
 BUILTIN_DRIVERS: dict[str, str] = {
     "emulated": "harness.drivers.emulated",
     "fake": "harness.drivers.fake",
+    "poly-rest": "harness.drivers.physical.poly_rest",
+    "yealink-action-uri": "harness.drivers.physical.yealink_action_uri",
+    "cisco-mpp": "harness.drivers.physical.cisco_mpp",
+    "algo-rest": "harness.drivers.physical.algo_rest",
+    "audiocodes-mp": "harness.drivers.physical.audiocodes_mp",
+    "sip-side": "harness.drivers.physical.sip_side",
+    "manual": "harness.drivers.physical.sip_side",
 }
 
 _registered: dict[str, type] = {}

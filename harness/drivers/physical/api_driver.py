@@ -1,0 +1,498 @@
+"""``CallControl`` over a vendor control API module (:mod:`harness.drivers.vendors`).
+
+Calls are observed, never assumed: a background poller reads the device's call list through its API (and
+the vendor's event feed where it has one: Yealink Action URLs, Cisco Remote SDK events) every
+``poll_interval`` seconds and records each change in a :class:`~harness.drivers.base.CallBook`; operations
+return the call as read back after the device reports the change (or raise ``OperationTimeout`` saying what
+was last seen). A control API that stops answering is an :class:`InfrastructureError` within about a
+second, and breaks the device for the rest of the run.
+
+Identity is read back from the device before anything else and compared with the inventory
+(:attr:`ApiDriver.identity_check`); the firmware verdict is recomputed from what the device reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from device_profiles.verdict import check_firmware
+from harness.drivers.base import CallBook, Driver, DriverContext, requires_active
+from harness.drivers.vendors import DeviceUnreachable, Endpoint, VendorApiError, VendorCall, module_for
+from harness.protocols import (
+    CallControl,
+    CallDirection,
+    CallEvent,
+    CallInfo,
+    CallState,
+    DeviceIdentity,
+    EventKind,
+    Identity,
+    InfrastructureError,
+    MediaDirection,
+    NotApplicable,
+    Provisioning,
+    ProvisioningInfo,
+    RegistrationInfo,
+)
+from harness.steps import step
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OP_TIMEOUT = 8.0  # how long an operation waits for the device to report its effect
+FAILURES_BEFORE_DEAD = 3
+
+
+class CredentialError(ValueError):
+    """A credential's environment variable is missing; the message names it (never a value)."""
+
+
+def resolve_credentials(device_id: str, credentials: Any) -> tuple[str | None, str | None]:
+    """(username, password) from the inventory's ``{env: NAME}`` references."""
+    if credentials is None:
+        return None, None
+    out = []
+    for key in ("username", "password"):
+        ref = getattr(credentials, key, None)
+        if ref is None:
+            out.append(None)
+            continue
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise CredentialError(f"{device_id}: credentials.{key} refers to the environment variable {ref.env}, "
+                                  f"which is not set; export {ref.env} before running")
+        out.append(value)
+    return out[0], out[1]
+
+
+def endpoint_from(ctx: DriverContext, connection: Any, credentials: Any, **options: Any) -> Endpoint:
+    """The control endpoint of a physical device from its inventory ``connection`` and ``credentials``."""
+    user, password = resolve_credentials(ctx.device_id, credentials)
+    scheme = {"https": "https", "http": "http", "websocket": "http"}.get(connection.protocol)
+    if scheme is None:
+        raise ValueError(f"{ctx.device_id}: connection.protocol {connection.protocol!r} is not an HTTP API; "
+                         "use http, https or simulator")
+    host = f"[{connection.host}]" if connection.host and ":" in connection.host else connection.host
+    port = f":{connection.port}" if connection.port else ""
+    verify: bool | str = bool(connection.verify_tls)
+    ca = ctx.options.get("ca_file")
+    if connection.verify_tls and ca:
+        verify = str(ca)
+    return Endpoint(f"{scheme}://{host}{port}{connection.path or ''}", user, password, verify,
+                    float(ctx.options.get("http_timeout", 5.0)), {**ctx.options.get("api_options", {}), **options})
+
+
+def media_of(vc: VendorCall) -> MediaDirection:
+    if vc.state is not CallState.CONFIRMED:
+        return MediaDirection.NONE
+    if vc.local_hold and vc.remote_hold:
+        return MediaDirection.INACTIVE
+    if vc.local_hold:
+        return MediaDirection.SENDONLY
+    if vc.remote_hold:
+        return MediaDirection.RECVONLY
+    return MediaDirection.SENDRECV
+
+
+class ApiDriver(Driver, CallControl, Identity, Provisioning):
+    """Base of the vendor API drivers; subclasses set ``driver_name`` (a key of ``VENDOR_MODULES``)."""
+
+    driver_name = ""
+    poll_interval = 0.1
+
+    def __init__(self, ctx: DriverContext) -> None:
+        super().__init__(ctx)
+        self.api = module_for(self.driver_name)
+        if ctx.vendor != self.api.VENDOR:
+            raise NotApplicable(f"the {self.driver_name} driver drives {self.api.VENDOR} devices; "
+                                f"{ctx.device_id} is a {ctx.vendor} {ctx.model}", device_id=ctx.device_id)
+        self.connection = ctx.options.get("connection")
+        self.credentials = ctx.options.get("credentials")
+        self.control = ctx.options.get("control")  # the gateway's ControlClient, when there is one
+        self.book = CallBook(ctx.device_id, liveness=self._liveness)
+        self.session: Any = None
+        self.simulated: Any = None  # harness.drivers.physical.simulated.SimulatedDevice
+        self.device_side: Any = None  # who applies settings at the device (provisioning file / a person)
+        self.identity_check: list[str] = []
+        self.read_back: DeviceIdentity | None = None
+        self.bootstrap_steps: list[str] = []
+        self._dead: InfrastructureError | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._polling = threading.Event()  # set once bootstrap made the API usable
+        self._failures = 0
+        self._ids: dict[str, str] = {}
+        self._gen = 0
+        self._sync_lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    @property
+    def simulated_connection(self) -> bool:
+        return self.connection is not None and self.connection.protocol == "simulator"
+
+    def _endpoint_options(self) -> dict[str, Any]:
+        return {}
+
+    @step("api.activate")
+    def activate(self) -> None:
+        if self.active:
+            return
+        if self.connection is None:
+            raise ValueError(f"{self.device_id}: the {self.driver_name} driver needs a connection (for example "
+                             "connection: {protocol: https, host: 192.0.2.10}, or {protocol: simulator})")
+        if self.simulated_connection:
+            from harness.drivers.physical.simulated import start_simulated
+
+            self.simulated = start_simulated(self)
+            endpoint = self.simulated.endpoint(self._endpoint_options())
+            self.device_side = self.simulated.device_side
+        else:
+            from harness.drivers.physical.manual import ManualDeviceSide
+
+            endpoint = endpoint_from(self.ctx, self.connection, self.credentials, **self._endpoint_options())
+            self.device_side = ManualDeviceSide.from_options(self.device_id, self.ctx.options)
+        self.session = self.api.connect(endpoint)
+        super().activate()
+        self._poller = threading.Thread(target=self._poll_loop, name=f"poll-{self.device_id}", daemon=True)
+        self._poller.start()
+
+    @step("api.deactivate")
+    def deactivate(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(5)
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                self.api.close(self.session)
+        if self.simulated is not None:
+            self.simulated.stop()
+        super().deactivate()
+
+    def kill_simulated(self) -> None:
+        """Make a simulated device die (its API server and SIP worker stop), as a power cut would."""
+        if self.simulated is None:
+            raise ValueError(f"{self.device_id} is not simulated")
+        self.simulated.stop()
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def _liveness(self) -> None:
+        if self._dead is not None:
+            raise self._dead
+
+    def _api(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        self._liveness()
+        try:
+            return fn(self.session, *args, **kw)
+        except DeviceUnreachable as exc:
+            raise self._infra(exc) from exc
+
+    def _infra(self, exc: BaseException) -> InfrastructureError:
+        if self._dead is None:
+            self._dead = InfrastructureError(f"{self.device_id}: the {self.api.API} stopped answering: {exc}",
+                                             device_id=self.device_id)
+            getattr(self, "failed", lambda exc: exc)(self._dead)  # tells the Lab to break the device
+            self.book.poke()
+        return self._dead
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            if not self._polling.is_set() or self._dead is not None:
+                continue
+            try:
+                calls = self.api.calls(self.session)
+                self._failures = 0
+            except DeviceUnreachable as exc:
+                self._failures += 1
+                if self._failures >= FAILURES_BEFORE_DEAD:
+                    self._infra(exc)
+                continue
+            except (VendorApiError, NotApplicable) as exc:  # e.g. 503 while it restarts: keep the last view
+                log.debug("%s: poll: %s", self.device_id, exc)
+                continue
+            except Exception:  # never let the poller die silently
+                log.exception("%s: poll failed", self.device_id)
+                continue
+            self._sync(calls)
+
+    def _id_for(self, handle: str) -> str:
+        """The driver's call id for a vendor handle: handles are reused (pjsua2 slots, Cisco callIds count
+        from 0 per line), so a handle seen again after its call ended gets a new id."""
+        cid = self._ids.get(handle)
+        if cid is not None:
+            try:
+                if self.book.call(cid).active:
+                    return cid
+            except LookupError:
+                return cid
+        self._gen += 1
+        cid = self._ids[handle] = f"{handle}~{self._gen}"
+        return cid
+
+    @staticmethod
+    def handle_of(call_id: str) -> str:
+        return call_id.rsplit("~", 1)[0]
+
+    def _sync(self, calls: list[VendorCall]) -> None:
+        seen = set()
+        with self._sync_lock:
+            self._sync_locked(calls, seen)
+
+    def _sync_locked(self, calls: list[VendorCall], seen: set[str]) -> None:
+        for vc in calls:
+            cid = self._id_for(vc.handle)
+            seen.add(cid)
+            info = CallInfo(id=cid, state=vc.state, remote=vc.remote,
+                            direction=CallDirection.INCOMING if vc.direction == "in" else CallDirection.OUTGOING,
+                            media_direction=media_of(vc), sip_call_id=vc.sip_call_id, line=max(vc.line - 1, 0),
+                            status_code=vc.status_code, local_hold=vc.local_hold, remote_hold=vc.remote_hold,
+                            muted=vc.muted, started=time.time())
+            try:
+                old = self.book.call(cid)
+            except LookupError:
+                old = None
+            if old is None:
+                kind = EventKind.INCOMING if info.direction is CallDirection.INCOMING else EventKind.STATE
+                self.book.put_call(info, kind)
+                continue
+            changes: dict[str, Any] = {}
+            for name in ("state", "media_direction", "local_hold", "remote_hold", "muted", "remote", "sip_call_id",
+                         "status_code"):
+                new_v, old_v = getattr(info, name), getattr(old, name)
+                if new_v != old_v and not (name in ("remote", "sip_call_id", "status_code") and not new_v):
+                    changes[name] = new_v
+            if not changes:
+                continue
+            if "state" in changes and info.state is CallState.CONFIRMED and old.answered is None:
+                changes["answered"] = time.time()
+            kind = EventKind.STATE if "state" in changes else EventKind.MEDIA
+            self.book.update_call(cid, kind, {"read_back": self.api.API}, **changes)
+        for old in self.book.calls():
+            if old.active and old.id not in seen:
+                self.book.update_call(old.id, EventKind.STATE, {"read_back": "gone from the call list"},
+                                      state=CallState.DISCONNECTED, ended=time.time())
+
+    def _wait_call(self, call_id: str, test: Callable[[CallInfo], bool], what: str,
+                   timeout: float = OP_TIMEOUT) -> CallInfo:
+        def check() -> CallInfo | None:
+            info = self.book.call(call_id)
+            return info if test(info) else None
+
+        return self.book.wait_for(check, f"{what} of call {call_id} (read back over the {self.api.API})", timeout)
+
+    def start_polling(self) -> None:
+        self._polling.set()
+
+    # ------------------------------------------------------------------------------------------ identity
+    @requires_active
+    @step("api.identity")
+    def identity(self) -> DeviceIdentity:
+        vi = self._api(self.api.identity)
+        ua = ""
+        if self.control is not None and self.ctx.lines:
+            with contextlib.suppress(Exception):
+                reg = self.control.registration(self.ctx.lines[0].username)
+                ua = str(((reg.get("contacts") or [{}])[0]).get("user_agent") or "")
+        ident = DeviceIdentity(vendor=vi.vendor, model=vi.model, firmware=vi.firmware, mac=vi.mac, user_agent=ua,
+                               serial=vi.serial, source=vi.source)
+        self.read_back = ident
+        self.identity_check = compare_identity(self.ctx, ident)
+        return ident
+
+    def read_back_verdict(self) -> Any:
+        """The firmware verdict of what the device reports (the catalogue verdict uses it, not the inventory)."""
+        ident = self.read_back or self.identity()
+        return check_firmware(self.ctx.model, ident.firmware, vendor=self.ctx.vendor)
+
+    # ------------------------------------------------------------------------------------------ provisioning
+    @requires_active
+    @step("api.factory_reset")
+    def factory_reset(self) -> ProvisioningInfo:
+        if not self.ctx.options.get("factory_reset", False):
+            return ProvisioningInfo(None, "not_reset", detail="left as found (driver option factory_reset: true "
+                                                             "resets it and bootstraps the control path again)")
+        self._polling.clear()
+        self._api(self.api.factory_reset)
+        return ProvisioningInfo(None, "factory_default", detail=f"{self.api.API} factory reset sent")
+
+    @requires_active
+    @step("api.provision")
+    def provision(self, url: str | None = None) -> ProvisioningInfo:
+        from harness.bootstrap import bootstrap
+
+        info = bootstrap(self)
+        self.start_polling()
+        return info
+
+    def provisioning(self) -> ProvisioningInfo:
+        return ProvisioningInfo(None, "applied" if self._polling.is_set() else "factory_default",
+                                detail="; ".join(self.bootstrap_steps) or None)
+
+    # ------------------------------------------------------------------------------------------ registration
+    @requires_active
+    @step("api.register")
+    def register(self, line: int = 0, *, timeout: float = 10.0) -> RegistrationInfo:
+        """The device registers by itself: wait until its API reports the line registered (the gateway's
+        2xx, RFC 3261 §10.3, as the device saw it)."""
+        self.line(line)
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            statuses = {ls.line: ls for ls in self._api(self.api.lines)}
+            last = statuses.get(line + 1)
+            if last is not None and last.registered:
+                info = RegistrationInfo(line, last.status_code or 200, "OK", last.expires, registered=True,
+                                        aor=last.address, diagnostic=f"read back: {last.detail}")
+                self.book.put_registration(info)
+                return info
+            if time.monotonic() > deadline:
+                seen = last.detail if last is not None else f"no line {line + 1} in the read-back"
+                info = RegistrationInfo(line, last.status_code or 0 if last else 0, "not registered", 0,
+                                        registered=False, diagnostic=f"after {timeout} s: {seen}")
+                self.book.put_registration(info)
+                return info
+            self._stop.wait(0.2)
+
+    def unregister(self, line: int = 0, *, timeout: float = 10.0) -> RegistrationInfo:
+        raise NotApplicable(f"the {self.api.API} cannot make the device unregister")
+
+    def registration(self, line: int = 0) -> RegistrationInfo:
+        reg = self.book.registration(line)
+        if reg is None:
+            return RegistrationInfo(line, 0, "not read yet", 0)
+        return reg
+
+    # ------------------------------------------------------------------------------------------ calls
+    @requires_active
+    @step("api.dial")
+    def dial(self, target: str, *, line: int = 0) -> CallInfo:
+        self.require("make_calls")
+        self.line(line)
+        before = {c.id for c in self.book.calls()}
+        mark = self.book.last_seq
+        self._api(self.api.dial, target, line + 1)
+
+        def new_outgoing() -> CallInfo | None:
+            for e in self.book.events(mark):
+                if e.call is not None and e.call.id not in before and e.call.direction is CallDirection.OUTGOING:
+                    return self.book.call(e.call.id)
+            return None
+
+        return self.book.wait_for(new_outgoing, f"the call to {target} in the {self.api.API} read-back", OP_TIMEOUT)
+
+    def _op(self, call_id: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.book.call(call_id)  # UnknownCall names the calls there are
+        self._api(fn, self.handle_of(call_id), *args)
+
+    @requires_active
+    @step("api.answer")
+    def answer(self, call_id: str, *, code: int = 200) -> CallInfo:
+        self._op(call_id, self.api.answer)
+        return self._wait_call(call_id, lambda c: c.state is CallState.CONFIRMED or not c.active, "connected")
+
+    @requires_active
+    @step("api.reject")
+    def reject(self, call_id: str, *, code: int = 486) -> CallInfo:
+        self._op(call_id, self.api.reject, code)
+        return self._wait_call(call_id, lambda c: not c.active, "end")
+
+    @requires_active
+    @step("api.hangup")
+    def hangup(self, call_id: str) -> CallInfo:
+        if not self.book.call(call_id).active:
+            return self.book.call(call_id)
+        self._op(call_id, self.api.hangup)
+        return self._wait_call(call_id, lambda c: not c.active, "end")
+
+    @requires_active
+    @step("api.hold")
+    def hold(self, call_id: str) -> CallInfo:
+        self.require("hold_resume")
+        self._op(call_id, self.api.hold)
+        return self._wait_call(call_id, lambda c: c.local_hold, "local hold")
+
+    @requires_active
+    @step("api.resume")
+    def resume(self, call_id: str) -> CallInfo:
+        self.require("hold_resume")
+        self._op(call_id, self.api.resume)
+        return self._wait_call(call_id, lambda c: not c.local_hold and c.media_direction is MediaDirection.SENDRECV,
+                               "resume (sendrecv)")
+
+    @requires_active
+    @step("api.mute")
+    def mute(self, call_id: str) -> CallInfo:
+        self.require("mute_unmute")
+        self._op(call_id, self.api.set_mute, True)
+        return self._wait_call(call_id, lambda c: c.muted, "mute")
+
+    @requires_active
+    @step("api.unmute")
+    def unmute(self, call_id: str) -> CallInfo:
+        self.require("mute_unmute")
+        self._op(call_id, self.api.set_mute, False)
+        return self._wait_call(call_id, lambda c: not c.muted, "unmute")
+
+    @requires_active
+    @step("api.send_dtmf")
+    def send_dtmf(self, call_id: str, digits: str) -> CallInfo:
+        self.require("dtmf")
+        self._op(call_id, self.api.send_dtmf, digits)
+        return self.book.call(call_id)
+
+    @requires_active
+    @step("api.blind_transfer")
+    def blind_transfer(self, call_id: str, target: str) -> CallInfo:
+        self.require("call_transfer")
+        self._op(call_id, self.api.transfer, target)
+        return self._wait_call(call_id, lambda c: not c.active, "end after the transfer")
+
+    def consultative_transfer(self, call_id: str, consult_call_id: str) -> CallInfo:
+        raise NotApplicable(f"the {self.api.API} offers only blind transfer")
+
+    def conference(self, call_id: str, other_call_id: str) -> tuple[CallInfo, CallInfo]:
+        raise NotApplicable(f"the {self.api.API} offers no local conference")
+
+    def calls(self) -> tuple[CallInfo, ...]:
+        return self.book.calls()
+
+    def call(self, call_id: str) -> CallInfo:
+        return self.book.call(call_id)
+
+    def last_seq(self) -> int:
+        return self.book.last_seq
+
+    def wait_for_event(self, kinds: set[EventKind] | EventKind | None = None, *, call_id: str | None = None,
+                       after_seq: int = 0, timeout: float = 10.0) -> CallEvent:
+        if isinstance(kinds, EventKind):
+            kinds = {kinds}
+        return self.book.wait_event(kinds, call_id, after_seq, timeout)
+
+    def wait_for_incoming(self, *, line: int | None = None, timeout: float = 10.0) -> CallInfo:
+        return self.book.wait_incoming(line, timeout)
+
+    def wait_for_state(self, call_id: str, states: set[CallState] | CallState, *, timeout: float = 10.0) -> CallInfo:
+        if isinstance(states, CallState):
+            states = {states}
+        return self.book.wait_state(call_id, states, timeout)
+
+
+def compare_identity(ctx: DriverContext, ident: DeviceIdentity) -> list[str]:
+    """Differences between the inventory and what the device reports, as sentences for the report."""
+    out = []
+    if ctx.firmware and ident.firmware and ident.firmware != ctx.firmware:
+        out.append(f"inventory says firmware {ctx.firmware}, the device reports {ident.firmware}")
+    if ident.model and _norm(ident.model) != _norm(ctx.model):
+        out.append(f"inventory says model {ctx.model}, the device reports {ident.model}")
+    if ctx.mac and ident.mac and _norm(ident.mac) != _norm(ctx.mac):
+        out.append(f"inventory says MAC {ctx.mac}, the device reports {ident.mac}")
+    return out
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())

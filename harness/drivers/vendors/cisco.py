@@ -1,0 +1,305 @@
+"""Cisco MPP Remote SDK (firmware 11.3.1+; vendor-control-apis.md §1.1): the harness runs the WebSocket
+server the phone connects out to (``Control_Server_URL``), sends one JSON request at a time
+(``{"Request-URI": "/api/<Interface>/<version>/<Method>", ...}``) and reads unsolicited events.
+
+Only ``GetParams``/``SetParams``, ``Dial``/``Answer``/``Hangup``, ``GetStatusFile`` and ``GetMetadata`` are
+in the vendor's published samples; every other method is used only when the load's ``GetMetadata`` lists
+it, otherwise the operation is ``NotApplicable`` naming the missing method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from harness.drivers.vendors import (
+    DeviceUnreachable,
+    Endpoint,
+    LineStatus,
+    Probe,
+    VendorApiError,
+    VendorCall,
+    VendorIdentity,
+)
+from harness.protocols import CallState, NotApplicable
+
+VENDOR = "Cisco"
+API = "Cisco MPP Remote SDK"
+_STATES = {"Ringing": CallState.INCOMING, "Proceeding": CallState.CALLING, "Connected": CallState.CONFIRMED,
+           "Hold": CallState.CONFIRMED, "Idle": CallState.DISCONNECTED}
+
+
+class Session:
+    """The control server for one phone."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        self.ep = ep
+        self.cond = threading.Condition()
+        self.calls: dict[str, VendorCall] = {}
+        self.order: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.log: list[dict[str, Any]] = []
+        self.methods: set[str] | None = None
+        self._responses: list[dict[str, Any]] = []
+        self._ws: web.WebSocketResponse | None = None
+        self._req_lock = threading.Lock()  # the phone takes one pending request at a time
+        self.connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cisco-remote-sdk", daemon=True)
+        self._thread.start()
+        self._runner: web.AppRunner | None = None
+        host = str(ep.options.get("listen_host", "127.0.0.1"))
+        port = int(ep.options.get("listen_port", 0))
+        asyncio.run_coroutine_threadsafe(self._start(host, port), self._loop).result(10)
+
+    async def _start(self, host: str, port: int) -> None:
+        app = web.Application()
+        app.add_routes([web.get("/", self._handler)])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.url = f"ws://{host}:{self._runner.addresses[0][1]}/"
+
+    async def _handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        with self.cond:
+            self._ws = ws
+            self.connections += 1
+            self.cond.notify_all()
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            with contextlib.suppress(json.JSONDecodeError):
+                self._on_message(json.loads(msg.data))
+        with self.cond:
+            if self._ws is ws:
+                self._ws = None
+            self.cond.notify_all()
+        return ws
+
+    def _on_message(self, data: dict[str, Any]) -> None:
+        with self.cond:
+            if data.get("type") == "event":
+                self.events.append(data)
+                if data.get("name") == "CallStateChanged":
+                    self._apply(data.get("params") or {})
+            else:
+                self._responses.append(data)
+            self.cond.notify_all()
+
+    def _apply(self, p: dict[str, Any]) -> None:
+        handle = f"{p.get('line', 1)}:{p.get('callId', 0)}"
+        state = _STATES.get(str(p.get("state")), CallState.CONFIRMED)
+        old = self.calls.get(handle)
+        if old is None or old.state is CallState.DISCONNECTED:
+            if state is CallState.DISCONNECTED and old is None:
+                return
+            if old is not None:  # callIds are reused per line: a new call under an old id
+                self.order.remove(handle)
+            self.order.append(handle)
+        self.calls[handle] = VendorCall(handle, state, "in" if p.get("direction") == "incoming" else "out",
+                                        str(p.get("remoteNumber", "")), int(p.get("line", 1)), bool(p.get("muted")),
+                                        p.get("state") == "Hold", False, p.get("sipCallId"))
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    def wait_connected(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not self.connected:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeviceUnreachable(f"{API}: the phone did not connect to {self.url} within {timeout} s "
+                                            "(is Control_Server_URL set to it, and is it reachable from the phone?)")
+                self.cond.wait(min(left, 0.25))
+
+    def request(self, uri: str, timeout: float | None = None, **params: Any) -> dict[str, Any]:
+        timeout = timeout or self.ep.timeout
+        with self._req_lock:
+            ws = self._ws
+            if ws is None or ws.closed:
+                raise DeviceUnreachable(f"{API}: {uri}: the phone is not connected to {self.url}")
+            with self.cond:
+                index = len(self._responses)
+            t0 = time.time()
+            text = json.dumps({"Request-URI": uri, **params})
+            try:
+                asyncio.run_coroutine_threadsafe(ws.send_str(text), self._loop).result(timeout)
+            except (ConnectionError, RuntimeError) as exc:
+                raise DeviceUnreachable(f"{API}: {uri}: sending failed: {exc}") from exc
+            deadline = time.monotonic() + timeout
+            with self.cond:
+                while len(self._responses) <= index:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self.connected:
+                        raise DeviceUnreachable(f"{API}: {uri}: no response within {timeout} s")
+                    self.cond.wait(min(left, 0.25))
+                resp = self._responses[index]
+            self.log.append({"t": t0, "request": uri, "status": resp.get("status"),
+                             "duration_s": round(time.time() - t0, 4)})
+        if resp.get("status") != "Success":
+            err = resp.get("error") or {}
+            raise VendorApiError(f"{API} {uri}: {err.get('code', 'Failure')}: {err.get('message', '')}",
+                                 code=err.get("code"), where=uri)
+        return resp.get("result") or {}
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def connect(ep: Endpoint) -> Session:
+    return Session(ep)
+
+
+def close(s: Session) -> None:
+    s.close()
+
+
+def probe(s: Session) -> Probe:
+    if not s.connected:
+        return Probe(False, "not_connected", f"no WebSocket from the phone at {s.url}: set Control_Server_URL")
+    return Probe(True)
+
+
+def has(s: Session, uri: str) -> bool:
+    if s.methods is None:
+        doc = s.request("/api/GetMetadata").get("openapi") or {}
+        s.methods = set((doc.get("paths") or {}).keys())
+    return uri in s.methods
+
+
+def _need(s: Session, uri: str, what: str) -> None:
+    if not has(s, uri):
+        raise NotApplicable(f"the {API} of this firmware offers no {what} ({uri} is not in GetMetadata)")
+
+
+def params(s: Session, *names: str) -> dict[str, str]:
+    return dict(s.request("/api/Config/v1/GetParams", params=list(names)).get("paramvalues") or {})
+
+
+def set_params(s: Session, values: dict[str, str]) -> None:
+    s.request("/api/Config/v1/SetParams", params=values)
+
+
+def identity(s: Session) -> VendorIdentity:
+    p = params(s, "Product_Name", "Software_Version", "MAC_Address")
+    model = p.get("Product_Name", "").removeprefix("CP-").removesuffix("-3PCC")
+    return VendorIdentity(VENDOR, model, p.get("Software_Version", ""), p.get("MAC_Address", "").lower() or None,
+                          source="remote-sdk")
+
+
+def lines(s: Session) -> list[LineStatus]:
+    status = s.request("/api/Serviceability/v1/GetStatusFile").get("status") or {}
+    out = []
+    n = 1
+    while f"Registration_State_{n}_" in status:
+        value = status[f"Registration_State_{n}_"]
+        ok = value == "Registered"
+        out.append(LineStatus(n, ok, 200 if ok else None, 0, None, f"Registration_State_{n}_={value}"))
+        n += 1
+    return out
+
+
+def calls(s: Session) -> list[VendorCall]:
+    if has(s, "/api/Call/v1/GetCalls"):
+        got = s.request("/api/Call/v1/GetCalls").get("calls") or []
+        with s.cond:
+            seen = set()
+            for c in got:
+                s._apply(c)
+                seen.add(f"{c.get('line', 1)}:{c.get('callId', 0)}")
+            for h, c in list(s.calls.items()):
+                if h not in seen and c.state is not CallState.DISCONNECTED:
+                    s.calls[h] = replace(c, state=CallState.DISCONNECTED)
+    with s.cond:
+        return [s.calls[h] for h in s.order if s.calls[h].state is not CallState.DISCONNECTED]
+
+
+def _lc(handle: str) -> dict[str, int]:
+    line, _, cid = handle.partition(":")
+    return {"line": int(line), "callId": int(cid)}
+
+
+def dial(s: Session, number: str, line: int = 1) -> str | None:
+    r = s.request("/api/Call/v1/Dial", line=line, number=number)
+    handle = f"{r.get('line', line)}:{r.get('callId', 0)}"
+    with s.cond:
+        if handle not in s.calls or s.calls[handle].state is CallState.DISCONNECTED:
+            if handle in s.order:
+                s.order.remove(handle)
+            s.order.append(handle)
+            s.calls[handle] = VendorCall(handle, CallState.CALLING, "out", number, line)
+    return handle
+
+
+def answer(s: Session, handle: str) -> None:
+    s.request("/api/Call/v1/Answer", **_lc(handle))
+
+
+def reject(s: Session, handle: str, code: int = 486) -> None:
+    s.request("/api/Call/v1/Hangup", **_lc(handle))  # hanging up a ringing call declines it
+
+
+def hangup(s: Session, handle: str) -> None:
+    s.request("/api/Call/v1/Hangup", **_lc(handle))
+
+
+def hold(s: Session, handle: str) -> None:
+    _need(s, "/api/Call/v1/Hold", "hold")
+    s.request("/api/Call/v1/Hold", **_lc(handle))
+
+
+def resume(s: Session, handle: str) -> None:
+    _need(s, "/api/Call/v1/Resume", "resume")
+    s.request("/api/Call/v1/Resume", **_lc(handle))
+
+
+def set_mute(s: Session, handle: str, on: bool) -> None:
+    _need(s, "/api/Call/v1/Mute", "mute")
+    s.request("/api/Call/v1/Mute", **_lc(handle), mute=on)
+
+
+def send_dtmf(s: Session, handle: str, digits: str) -> None:
+    _need(s, "/api/Call/v1/SendDtmf", "DTMF")
+    s.request("/api/Call/v1/SendDtmf", **_lc(handle), digits=digits)
+
+
+def transfer(s: Session, handle: str, target: str) -> None:
+    _need(s, "/api/Call/v1/Transfer", "transfer")
+    s.request("/api/Call/v1/Transfer", **_lc(handle), target=target)
+
+
+def reboot(s: Session) -> None:
+    raise NotApplicable(f"the {API} has no reboot; use the Direct Action URL /admin/reboot")
+
+
+def factory_reset(s: Session) -> None:
+    raise NotApplicable(f"the {API} has no factory reset")
+
+
+def dnd(s: Session) -> bool:
+    return params(s, "DND_Setting").get("DND_Setting") == "Yes"
+
+
+def mwi_lamp(s: Session, line: int = 1) -> bool:
+    return params(s, f"Message_Waiting_{line}_").get(f"Message_Waiting_{line}_") == "Yes"
+
+
+def bootstrap_params(control_url: str) -> dict[str, str]:
+    return {"Control_Server_URL": control_url}

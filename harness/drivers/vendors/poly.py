@@ -1,0 +1,203 @@
+"""Poly UC Software REST API (VVX, Trio 8500/8800, Edge E): HTTP Basic auth, bodies ``{"data": {...}}``,
+answers ``{"Status": "2000", "data": ...}`` (vendor-control-apis.md §3.1).
+
+``dial`` only acknowledges: the new call's ``CallHandle`` is read from ``callStatus`` by the driver.
+Status codes in the body become :class:`VendorApiError` with a sentence that says what they mean.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.drivers.vendors import (
+    Endpoint,
+    LineStatus,
+    Probe,
+    VendorApiError,
+    VendorCall,
+    VendorIdentity,
+)
+from harness.drivers.vendors._http import HttpSession
+from harness.protocols import CallState, NotApplicable
+
+VENDOR = "Poly"
+API = "Poly UC Software REST API"
+
+STATUS_MEANING = {
+    "4000": "invalid parameters",
+    "4001": "the device is busy",
+    "4002": "the line is not registered",
+    "4003": "operation not allowed in this state",
+    "4004": "operation not supported",
+    "4005": "the line does not exist",
+    "4007": "the call does not exist",
+    "4009": "input size limit exceeded",
+    "4010": "default password not allowed: change the factory admin password first",
+    "5000": "the device failed the operation",
+}
+
+_STATES = {
+    "Offering": CallState.INCOMING, "Dialing": CallState.CALLING, "RingBack": CallState.EARLY,
+    "Connected": CallState.CONFIRMED, "CallHold": CallState.CONFIRMED, "CallHeld": CallState.CONFIRMED,
+    "Setup": CallState.CALLING, "Proceeding": CallState.CALLING,
+}
+
+
+class Session(HttpSession):
+    pass
+
+
+def connect(ep: Endpoint) -> Session:
+    auth = (ep.username or "Polycom", ep.password or "")
+    return Session(ep, auth=auth, vendor=VENDOR)
+
+
+def close(s: Session) -> None:
+    s.close()
+
+
+def _call(s: Session, method: str, path: str, data: Any = None, *, what: str) -> Any:
+    body = None if data is None else {"data": data}
+    r = s.request(method, path, json=body) if body is not None else s.request(method, path)
+    if r.status_code == 401:
+        raise VendorApiError(f"{API} {path}: HTTP 401, the admin credentials were refused", code=401, where=path)
+    if r.status_code == 404 and not r.content.strip().startswith(b"{"):
+        raise VendorApiError(f"{API} {path}: HTTP 404: the REST API is off (apps.restapi.enabled=0) or this "
+                             "firmware lacks the path", code=404, where=path)
+    if r.status_code == 503:
+        raise VendorApiError(f"{API} {path}: HTTP 503, the device is restarting", code=503, where=path)
+    try:
+        doc = r.json()
+    except (json.JSONDecodeError, ValueError):
+        raise VendorApiError(f"{API} {path}: HTTP {r.status_code} with a body that is not JSON: {r.text[:120]!r}",
+                             code=r.status_code, where=path) from None
+    status = str(doc.get("Status", "")) if isinstance(doc, dict) else ""
+    if status != "2000":
+        meaning = STATUS_MEANING.get(status, "unknown status")
+        raise VendorApiError(f"{API}: {what} answered Status {status or '(none)'} ({meaning})", code=status,
+                             where=path)
+    return doc.get("data")
+
+
+def probe(s: Session) -> Probe:
+    r = s.request("GET", "/api/v2/mgmt/device/info")
+    if r.status_code == 404:
+        return Probe(False, "api_disabled", "HTTP 404: apps.restapi.enabled is 0 (the factory default)")
+    if r.status_code == 401:
+        return Probe(False, "auth", "HTTP 401: the admin password was refused")
+    if r.status_code == 503:
+        return Probe(False, "restarting", "HTTP 503: the device is restarting")
+    try:
+        status = str(r.json().get("Status"))
+    except (ValueError, AttributeError):
+        return Probe(False, "unexpected", f"HTTP {r.status_code}: {r.text[:120]!r}")
+    if status == "4010":
+        return Probe(False, "default_password", "Status 4010: the admin password is still the factory default")
+    return Probe(status == "2000", None if status == "2000" else "unexpected", f"Status {status}")
+
+
+def identity(s: Session) -> VendorIdentity:
+    d = _call(s, "GET", "/api/v2/mgmt/device/info", what="device/info")
+    mac = str(d.get("MACAddress", "")).lower() or None
+    fw = str((d.get("Firmware") or {}).get("Application", "")).split(" ")[0]
+    return VendorIdentity(VENDOR, str(d.get("ModelNumber", "")), fw, mac, d.get("SerialNumber"))
+
+
+def lines(s: Session) -> list[LineStatus]:
+    data = _call(s, "GET", "/api/v1/webCallControl/sipStatus", what="sipStatus")
+    out = []
+    for u in (data or {}).get("User", []):
+        reg = next((e for e in u.get("Events", []) if e.get("Type") == "Register"), {})
+        code = str(reg.get("StatusCode", ""))
+        out.append(LineStatus(int(u.get("LineNumber", len(out) + 1)), reg.get("RegistrationState") == "Registered",
+                              int(code) if code.isdigit() else None, int(reg.get("Expires") or 0), u.get("User"),
+                              "sipStatus"))
+    return out
+
+
+def calls(s: Session) -> list[VendorCall]:
+    data = _call(s, "GET", "/api/v2/webCallControl/callStatus", what="callStatus") or []
+    out = []
+    for c in data:
+        state = c.get("CallState", "")
+        media = c.get("Media Direction", "sendrecv")
+        out.append(VendorCall(
+            handle=str(c["CallHandle"]), state=_STATES.get(state, CallState.CONFIRMED),
+            direction="in" if c.get("Type") == "Incoming" else "out", remote=str(c.get("RemotePartyNumber", "")),
+            line=int(c.get("LineID") or 1), muted=c.get("Muted") == "1",
+            local_hold=state == "CallHold" or media == "inactive",
+            remote_hold=state == "CallHeld" or media == "inactive"))
+    return out
+
+
+def dial(s: Session, number: str, line: int = 1) -> str | None:
+    kind = "SIP" if "@" in number or number.startswith("sip:") else "TEL"
+    _call(s, "POST", "/api/v1/callctrl/dial", {"Dest": number, "Line": str(line), "Type": kind}, what="dial")
+    return None  # only an acknowledgement: the CallHandle appears in callStatus
+
+
+def _ref(s: Session, action: str, handle: str, **extra: str) -> None:
+    _call(s, "POST", f"/api/v1/callctrl/{action}", {"Ref": handle, **extra}, what=action)
+
+
+def answer(s: Session, handle: str) -> None:
+    _ref(s, "answerCall", handle)
+
+
+def reject(s: Session, handle: str, code: int = 486) -> None:
+    _ref(s, "rejectCall", handle)  # the phone sends 486 Busy Here (RFC 3261 §21.4.24); no code choice
+
+
+def hangup(s: Session, handle: str) -> None:
+    _ref(s, "endCall", handle)
+
+
+def hold(s: Session, handle: str) -> None:
+    _ref(s, "holdCall", handle)
+
+
+def resume(s: Session, handle: str) -> None:
+    _ref(s, "resumeCall", handle)
+
+
+def set_mute(s: Session, handle: str, on: bool) -> None:
+    _call(s, "POST", "/api/v1/callctrl/mute", {"state": "1" if on else "0"}, what="mute")  # device-wide mute
+
+
+def send_dtmf(s: Session, handle: str, digits: str) -> None:
+    _call(s, "POST", "/api/v1/callctrl/sendDTMF", {"digits": digits}, what="sendDTMF")  # to the active call
+
+
+def transfer(s: Session, handle: str, target: str) -> None:
+    _ref(s, "transferCall", handle, TransferDest=target)  # always blind (REFER, RFC 3515)
+
+
+def config_get(s: Session, *names: str) -> dict[str, str]:
+    data = _call(s, "POST", "/api/v1/mgmt/config/get", list(names), what="config/get") or {}
+    return {k: str((v or {}).get("Value", "")) for k, v in data.items()}
+
+
+def config_set(s: Session, params: dict[str, str]) -> None:
+    _call(s, "POST", "/api/v1/mgmt/config/set", {k: str(v) for k, v in params.items()}, what="config/set")
+
+
+def reboot(s: Session) -> None:
+    _call(s, "POST", "/api/v1/mgmt/safeReboot", {}, what="safeReboot")  # waits for calls to end
+
+
+def factory_reset(s: Session) -> None:
+    _call(s, "POST", "/api/v1/mgmt/factoryReset", {}, what="factoryReset")
+
+
+def update_configuration(s: Session) -> None:
+    _call(s, "POST", "/api/v1/mgmt/updateConfiguration", {}, what="updateConfiguration")
+
+
+def bootstrap_params(password: str) -> dict[str, str]:
+    """What a provisioning file (or the phone's menu) must set after a factory reset for this API to work."""
+    return {"apps.restapi.enabled": "1", "device.auth.localAdminPassword": password}
+
+
+def not_offered(what: str) -> NotApplicable:
+    return NotApplicable(f"the {API} offers no {what}")
