@@ -294,9 +294,13 @@ class MediaNode:
             self._settings.clear()
             self.tones.reset()
             live = [c for c in self._calls.values() if c.state != "disconnected"]
+            ended = [c for c in self._calls.values() if c.state == "disconnected"]
             self._calls.clear()
         for c in live:
             self._ctl.submit(lambda c=c: _quietly(c.worker.hangup, c.handle))
+        for c in ended:  # nobody can ask for these recordings any more
+            with contextlib.suppress(OSError):
+                os.unlink(c.recording_path)
 
     # ------------------------------------------------------------------ helpers for the loop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 import wave
 
@@ -113,3 +114,23 @@ def test_openapi_lists_the_media_routes(lab):
     for path in ("/api/v1/media/calls", "/api/v1/media/calls/{id}/recording.wav",
                  "/api/v1/media/parties/{kind}/{identity}"):
         assert path in doc["paths"], path
+
+
+def test_reset_restores_defaults_and_forgets_ended_calls(lab, api):
+    node = lab.node
+    number = PSTN_PREFIX + "0302"
+    device = lab.device
+    mark = device.mark()
+    call = device.make_call("d", lab.gw_uri(number))
+    device.wait_event("call_state", since=mark, call=call, state="CONFIRMED", timeout=10)
+    party = api.wait_call(number, state="confirmed", timeout=5)
+    device.hangup(call)
+    api.wait_state(party["id"], "disconnected", timeout=5)
+    api.set_party("pstn", number, answer="busy", tone_hz=1930)
+    ended = [c for c in node.calls() if c.state == "disconnected" and c.recording_started]
+    assert any(c.id == party["id"] and os.path.exists(c.recording_path) for c in ended)
+    resp = httpx.post(f"{lab.eps.control_url}/api/v1/reset", timeout=10)
+    assert resp.status_code < 300, resp.text
+    assert node.settings("pstn", number).answer == "auto"
+    assert all(c.state != "disconnected" for c in node.calls())
+    assert not any(os.path.exists(c.recording_path) for c in ended)
