@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -178,3 +180,16 @@ def test_bad_provisioning_applies_nothing(sim):
     with pytest.raises(ValueError, match="must be strings"):
         sim.provision({"device.prov.serverName": "http://ok", "apps.restapi.enabled": None})
     assert sim.config == before
+
+
+def test_request_log_is_evidence(sim, http, tmp_path):
+    http.post("/api/v1/callctrl/dial", json={"data": {"Dest": "+14255550199"}})
+    http.get("/api/v2/mgmt/lineInfo", auth=("Polycom", "wrong"))
+    path = tmp_path / "poly.jsonl"
+    sim.dump_log(str(path))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["method"], r["path"], r["status"]) for r in rows] == [
+        ("POST", "/api/v1/callctrl/dial", 200), ("GET", "/api/v2/mgmt/lineInfo", 401)]
+    assert json.loads(rows[0]["request_body"]) == {"data": {"Dest": "+14255550199"}}
+    assert json.loads(rows[0]["response_body"]) == {"Status": "2000"}
+    assert "wrong user or password" in rows[1]["detail"]
