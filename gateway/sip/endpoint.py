@@ -281,8 +281,8 @@ class _ClientTransaction:
 
 class _ServerTransaction:
     __slots__ = (
-        "acked", "aliases", "id", "last", "last_data", "machine", "reply_to", "request", "retransmit_interval",
-        "source",
+        "acked", "aliases", "id", "last", "last_data", "machine", "raw_key", "reply_to", "request",
+        "retransmit_interval", "source",
     )  # fmt: skip
 
     def __init__(self, tid: TransactionId, machine: TransactionMachine, request: Request, source: Address):
@@ -296,6 +296,7 @@ class _ServerTransaction:
         self.aliases: list[TransactionId] = []
         self.acked = False
         self.retransmit_interval = 0.0
+        self.raw_key: tuple[bytes, Address] | None = None
 
 
 def _reply_address(via: Via, source: Address) -> Address:
@@ -338,6 +339,7 @@ class SipEndpoint:
     __slots__ = (
         "_awaiting_ack",
         "_branch_factory",
+        "_by_raw",
         "_client",
         "_policies",
         "_sent_by",
@@ -361,6 +363,9 @@ class SipEndpoint:
         self.retransmit_2xx = retransmit_2xx
         self._client: dict[TransactionId, _ClientTransaction] = {}
         self._server: dict[TransactionId, _ServerTransaction] = {}
+        #: (datagram, source) of each live server transaction's request: a byte-identical retransmission
+        #: from the same address is matched without being parsed again (it can only match that transaction).
+        self._by_raw: dict[tuple[bytes, Address], _ServerTransaction] = {}
         self._awaiting_ack: dict[tuple[str, int, str], _ServerTransaction] = {}
 
     def __repr__(self) -> str:
@@ -496,17 +501,24 @@ class SipEndpoint:
 
     def receive(self, data: bytes | Request | Response, source: Address, now: float) -> list[Action]:
         """Handle one message from the network (bytes of one datagram / framed message, or parsed)."""
+        raw: tuple[bytes, Address] | None = None
         if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data)
+            raw = (data, source)
+            known = self._by_raw.get(raw)
+            if known is not None:
+                # §17.2.3: a retransmission of the request of a live server transaction.
+                return self._run_server(known, TxEvent.RECV_REQUEST, now, message=known.request)
             try:
-                message = parse_message(bytes(data), stream=source.reliable)
+                message = parse_message(data, stream=source.reliable)
             except SipParseError as exc:
-                return self._parse_failed(bytes(data), exc, source)
+                return self._parse_failed(data, exc, source)
         else:
             message = data
         try:
             if isinstance(message, Response):
                 return self._receive_response(message, source, now)
-            return self._receive_request(message, source, now)
+            return self._receive_request(message, source, now, raw)
         except SipParseError as exc:
             # A header the transaction layer needs (Via, CSeq, From/To tags) is unreadable.
             return [Deliver(Discarded(message, source, f"{exc.status_hint} {exc.reason}"))]
@@ -538,7 +550,8 @@ class SipEndpoint:
             actions.extend(self._start_cancel(tx, now))
         return actions
 
-    def _receive_request(self, request: Request, source: Address, now: float) -> list[Action]:
+    def _receive_request(self, request: Request, source: Address, now: float,
+                         raw: tuple[bytes, Address] | None = None) -> list[Action]:
         request = _stamp_via(request, source)
         key = _server_key(request)
         if request.method == "ACK":
@@ -551,6 +564,9 @@ class SipEndpoint:
         machine = TransactionMachine(kind, self._policy(source), branch=request.top_via.branch or "")
         tx = _ServerTransaction(tid, machine, request, source)
         self._server[tid] = tx
+        if raw is not None and raw not in self._by_raw:
+            tx.raw_key = raw
+            self._by_raw[raw] = tx
         if request.method == "CANCEL":
             return self._receive_cancel(tx, now)
         return self._run_server(tx, START_EVENTS[kind], now, message=request)
@@ -801,6 +817,8 @@ class SipEndpoint:
 
     def _forget_server(self, tx: _ServerTransaction) -> list[Action]:
         self._server.pop(tx.id, None)
+        if tx.raw_key is not None and self._by_raw.get(tx.raw_key) is tx:
+            del self._by_raw[tx.raw_key]
         for alias in tx.aliases:
             self._server.pop(alias, None)
         actions: list[Action] = []

@@ -1,0 +1,139 @@
+"""The fast paths of the SIP core the load benchmark asked for, each checked against what it must keep.
+
+- a byte-identical retransmission is matched to its server transaction without being parsed again;
+- the INVITE server transaction's 100 (Trying) leaves before the TU's own final response (§17.2.1);
+- parsed URIs are kept by text but every caller gets its own copy;
+- a header change forgets only what was parsed from that header; copies keep what was parsed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.sip import endpoint as endpoint_module
+from gateway.sip.endpoint import Address, Deliver, RequestReceived, Send, SipEndpoint
+from gateway.sip.headers import Headers
+from gateway.sip.message import Response
+from gateway.sip.parser import parse_message
+from gateway.sip.uri import SipURI
+
+PHONE = Address("UDP", "192.0.2.10", 5060)
+INVITE = (
+    b"INVITE sip:1001@192.0.2.20 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-hot-1;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:1007@192.0.2.10>;tag=a1\r\n"
+    b"To: <sip:1001@192.0.2.20>\r\n"
+    b"Call-ID: hot-1@192.0.2.10\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Contact: <sip:1007@192.0.2.10:5060>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def _endpoint() -> SipEndpoint:
+    return SipEndpoint(sent_by="192.0.2.20:5060")
+
+
+def _sent(actions) -> list[bytes]:
+    return [a.data for a in actions if isinstance(a, Send)]
+
+
+def test_invite_100_trying_is_sent_before_the_tu_sees_the_request() -> None:
+    actions = _endpoint().receive(INVITE, PHONE, 0.0)
+    kinds = [type(a) for a in actions if type(a) in (Send, Deliver)]
+    assert kinds == [Send, Deliver]
+    assert actions[0].data.startswith(b"SIP/2.0 100 ")
+
+
+def test_a_tu_that_answers_at_once_has_its_407_as_the_last_response() -> None:
+    ep = _endpoint()
+    actions = ep.receive(INVITE, PHONE, 0.0)
+    event = next(a.event for a in actions if isinstance(a, Deliver) and isinstance(a.event, RequestReceived))
+    ep.send_response(event.transaction, Response.for_request(event.request, 407, to_tag="t1"), 0.0)
+    # The retransmitted INVITE is answered with the 407, not with the 100.
+    again = _sent(ep.receive(INVITE, PHONE, 0.5))
+    assert len(again) == 1 and again[0].startswith(b"SIP/2.0 407 ")
+
+
+def test_a_second_100_from_the_tu_is_not_sent() -> None:
+    ep = _endpoint()
+    actions = ep.receive(INVITE, PHONE, 0.0)
+    event = next(a.event for a in actions if isinstance(a, Deliver))
+    assert ep.send_response(event.transaction, Response.for_request(event.request, 100), 0.0) == []
+    ringing = ep.send_response(event.transaction, Response.for_request(event.request, 180, to_tag="t"), 0.0)
+    assert _sent(ringing)[0].startswith(b"SIP/2.0 180 ")
+
+
+def test_a_byte_identical_retransmission_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    ep = _endpoint()
+    actions = ep.receive(INVITE, PHONE, 0.0)
+    event = next(a.event for a in actions if isinstance(a, Deliver))
+    ep.send_response(event.transaction, Response.for_request(event.request, 486, to_tag="busy"), 0.0)
+    calls = []
+
+    def counting(data, **kw):
+        calls.append(data)
+        return parse_message(data, **kw)
+
+    monkeypatch.setattr(endpoint_module, "parse_message", counting)
+    again = _sent(ep.receive(INVITE, PHONE, 0.4))
+    assert calls == []
+    assert len(again) == 1 and again[0].startswith(b"SIP/2.0 486 ")
+    # The same bytes from another address are parsed (Via received= differs), then matched by branch and
+    # sent-by (§17.2.3) to the same transaction.
+    other = _sent(ep.receive(INVITE, Address("UDP", "192.0.2.11", 5060), 0.4))
+    assert len(calls) == 1
+    assert len(other) == 1 and other[0].startswith(b"SIP/2.0 486 ")
+
+
+def test_the_raw_index_is_emptied_with_the_transactions() -> None:
+    ep = _endpoint()
+    actions = ep.receive(INVITE, PHONE, 0.0)
+    event = next(a.event for a in actions if isinstance(a, Deliver))
+    ep.send_response(event.transaction, Response.for_request(event.request, 486, to_tag="busy"), 0.0)
+    ack = INVITE.replace(b"INVITE sip", b"ACK sip", 1).replace(b"1 INVITE", b"1 ACK").replace(
+        b"To: <sip:1001@192.0.2.20>", b"To: <sip:1001@192.0.2.20>;tag=busy")
+    ep.receive(ack, PHONE, 0.1)
+    assert ep._by_raw  # Timer I still runs (UDP)
+    for timer_id in [t for t in _timers(ep)]:
+        ep.timer_fired(timer_id, 100.0)
+    assert not ep._server and not ep._by_raw
+
+
+def _timers(ep: SipEndpoint):
+    from gateway.sip.endpoint import TimerId
+    from gateway.sip.transaction import Timer
+
+    for tx in list(ep._server.values()):
+        for timer in Timer:
+            yield TimerId(tx.id, timer.value)
+
+
+def test_parsed_uris_are_kept_but_each_caller_gets_a_copy() -> None:
+    a = SipURI.parse("sip:+14257000001@sipgw.lab;user=phone")
+    a.params["user"] = "changed"
+    a.user = "x"
+    b = SipURI.parse("sip:+14257000001@sipgw.lab;user=phone")
+    assert (b.user, b.params) == ("+14257000001", {"user": "phone"})
+    with pytest.raises(Exception, match="port"):
+        SipURI.parse("sip:a@b:99999")
+    with pytest.raises(Exception, match="port"):
+        SipURI.parse("sip:a@b:99999")  # errors are not kept
+
+
+def test_a_header_change_forgets_only_that_header() -> None:
+    msg = parse_message(INVITE)
+    h = msg.headers
+    from_ = msg.from_
+    h.add("Subject", "x")
+    assert msg.from_ is from_  # unchanged header: still the parsed value
+    h.set("From", "<sip:other@192.0.2.10>;tag=b2")
+    assert msg.from_.uri.user == "other" and msg.from_.tag == "b2"
+    copy = h.copy()
+    assert isinstance(copy, Headers)
+    assert copy._cache is not None and "to" in copy._cache
+    copy.set("To", "<sip:1002@192.0.2.20>")
+    assert msg.to.uri.user == "1001"  # the original keeps its own
+    resp = Response.for_request(msg, 180, to_tag="r1")
+    assert resp.to.tag == "r1" and resp.cseq == msg.cseq and resp.top_via == msg.top_via
