@@ -78,10 +78,9 @@ def main(argv: list[str]) -> int:
         mark = b.last_seq()
         a.send_dtmf(out.id, "42#")
         got = ""
-        while len(got) < 3:
-            b.wait_for_event(EventKind.DTMF, call_id=inc.id, after_seq=mark, timeout=5)
-            mark = b.last_seq()
-            got = "".join(d.digit for d in b.call(inc.id).dtmf_received)
+        while len(got) < 3:  # each received digit is an event; walk them in order
+            ev = b.wait_for_event(EventKind.DTMF, call_id=inc.id, after_seq=mark, timeout=5)
+            mark, got = ev.seq, got + ev.detail["digit"]
         check(f"DTMF received by {callee.id}: {got}", got == "42#")
         a.hangup(out.id)
         ended = b.wait_for_state(inc.id, CallState.DISCONNECTED, timeout=5)

@@ -322,6 +322,9 @@ class Lab:
                 dev.blocked_reason = f"cannot be driven: {exc.reason}"
                 return
             dev.strategy = DeviceStrategy(spec.id, self._actions(dev))
+            # A worker that dies or hangs breaks the device for good: later operations get DeviceBroken
+            # with that first cause instead of a fresh failure each.
+            dev.driver.on_failure = dev.strategy.mark_broken
             try:
                 dev.strategy.transition(DeviceState.REGISTERED)
                 if isinstance(dev.driver, Identity):

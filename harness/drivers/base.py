@@ -102,6 +102,18 @@ class Driver:
         self.ctx = ctx
         self.device_id = ctx.device_id
         self.lifecycle = "idle"
+        #: Called once with the first infrastructure failure (the Lab breaks the device's state machine).
+        self.on_failure: Callable[[BaseException], None] | None = None
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """Report an infrastructure failure to ``on_failure`` (never raises) and return it for ``raise``."""
+        hook = self.on_failure
+        if hook is not None:
+            try:
+                hook(exc)
+            except Exception:  # the hook must not hide the failure itself
+                pass
+        return exc
 
     @property
     def active(self) -> bool:

@@ -78,6 +78,11 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self.book = CallBook(ctx.device_id, liveness=self._liveness)
         self._accounts: set[int] = set()
         self._closing = False
+        # Like a phone's microphone, the device transmits on every call: its own tone, started as soon as the
+        # call's media is up. (pjsua only clocks RTP, RFC 4733 digits included, while audio flows.)
+        self.transmit_tone = bool(opts.get("transmit_tone", True))
+        self._toned: set[str] = set()
+        self._bg: Any = None
         try:
             self.user_agent = format_user_agent(ctx.profile, ctx.firmware, ctx.mac)
         except NoUserAgent as exc:
@@ -111,6 +116,9 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             raise InfrastructureError(f"{self.device_id}: emulated device could not start: {exc}",
                                       device_id=self.device_id, log_tail=getattr(exc, "log_tail", ""),
                                       log_path=config.log_path) from exc
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._bg = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"emulated-{_worker_name(self.device_id)}")
         self.worker.add_listener(self._on_event)
         self._rpc(lambda w: w.auto_answer("never"))
         super().activate()
@@ -118,6 +126,8 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
     @step("emulated.deactivate")
     def deactivate(self) -> None:
         self._closing = True
+        if self._bg is not None:
+            self._bg.shutdown(wait=True, cancel_futures=True)
         if self.worker is not None:
             with contextlib.suppress(Exception):
                 self.worker.close()
@@ -134,8 +144,10 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
 
     # ------------------------------------------------------------------------------------------ plumbing
     def _infra(self, exc: BaseException) -> InfrastructureError:
-        return InfrastructureError(f"{self.device_id}: emulated device failed: {exc}", device_id=self.device_id,
-                                   log_tail=getattr(exc, "log_tail", ""), log_path=getattr(exc, "log_path", None))
+        err = InfrastructureError(f"{self.device_id}: emulated device failed: {exc}", device_id=self.device_id,
+                                  log_tail=getattr(exc, "log_tail", ""), log_path=getattr(exc, "log_path", None))
+        self.failed(err)
+        return err
 
     def _liveness(self) -> None:
         w = self.worker
@@ -146,8 +158,9 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             raise self._infra(failure)
         from sipua.client import read_log_tail
 
-        raise InfrastructureError(f"{self.device_id}: emulated device's worker process is gone",
-                                  device_id=self.device_id, log_tail=read_log_tail(w.log_path), log_path=w.log_path)
+        raise self.failed(InfrastructureError(f"{self.device_id}: emulated device's worker process is gone",
+                                              device_id=self.device_id, log_tail=read_log_tail(w.log_path),
+                                              log_path=w.log_path))
 
     def _rpc(self, fn: Callable[[Any], T]) -> T:
         from sipua.errors import CommandError, RequestTimeout, WorkerDied, WorkerHung
@@ -231,6 +244,9 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             direction = _DIRS.get(str(d.get("direction") or "none"), MediaDirection.NONE)
             self.book.update_call(cid, EventKind.MEDIA, {"status": status}, media_direction=direction,
                                   local_hold=status == "local_hold", remote_hold=status == "remote_hold")
+            if self.transmit_tone and status == "active" and cid not in self._toned and self._bg is not None:
+                self._toned.add(cid)
+                self._bg.submit(self._start_own_tone, cid)
         elif t == "dtmf":
             cid = str(d["call"])
             self._ensure_call(cid)
@@ -255,6 +271,11 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             line = self._line_of(d.get("account"))
             body = str(d.get("body", ""))
             self.book.put_mwi(_parse_mwi(line, body, d.get("account")))
+
+    def _start_own_tone(self, call_id: str) -> None:  # on the background thread, never the reader's
+        with contextlib.suppress(Exception):  # the call may already be gone
+            if not self._closing and self.worker is not None and self.book.call(call_id).active:
+                self.worker.play_tone(self._tone_hz, call=int(call_id))
 
     # ------------------------------------------------------------------------------------------ Identity
     @step("identity")

@@ -134,8 +134,8 @@ class FakeDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forw
 
     def _liveness(self) -> None:
         if self._dead is not None:
-            raise InfrastructureError(f"{self.device_id}: fake worker process {self._dead}", device_id=self.device_id,
-                                      log_tail="\n".join(self.log[-40:]), log_path=None)
+            raise self.failed(InfrastructureError(f"{self.device_id}: fake worker process {self._dead}",
+                                                  device_id=self.device_id, log_tail="\n".join(self.log[-40:])))
 
     def _enter(self, op: str) -> None:
         self._liveness()
@@ -239,7 +239,7 @@ class FakeDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forw
             raise StateError(f"{self.device_id}: line {line} is not registered; register before dialling")
         cid = self.network.new_id()
         remote = user_part(target)
-        info = self._new_call(cid, CallState.CALLING, remote, CallDirection.OUTGOING, line, EventKind.STATE)
+        self._new_call(cid, CallState.CALLING, remote, CallDirection.OUTGOING, line, EventKind.STATE)
         dest = self.network.lookup(target)
         if dest is None:
             self._end(cid, 404, "Not Found", notify_peer=False)
@@ -258,7 +258,7 @@ class FakeDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forw
                               reason="Ringing")
         if mode == "auto":
             callee.answer(peer_id)
-        return self.book.call(cid) if mode == "auto" else info
+        return self.book.call(cid)
 
     @step("answer")
     @requires_active
