@@ -42,7 +42,7 @@ from sipua.ports import PortAllocator, PortLease, default_allocator
 from sipua.protocol import AnswerMode, DtmfMethod, Event, TransportKind
 
 DEFAULT_START_METHOD = os.environ.get("SIPUA_START_METHOD", "forkserver")
-DEFAULT_HANG_TIMEOUT_S = 3.0
+DEFAULT_HANG_TIMEOUT_S = 6.0  # a loaded 2-core CI machine can starve a worker for seconds; death is seen at once
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 40
 

@@ -245,7 +245,10 @@ class MediaNode:
                                 log_path=str(self.work_dir / "logs" / "media.log"),
                                 transports=(TransportSpec(kind=TransportKind.UDP, host=self.host),),
                                 log_level=3)
-        self._pool = UAPool(template, max_processes=self.max_processes, on_spawn=self._on_spawn)
+        # A worker is declared hung only after 10 s of silence: under load a healthy one can be starved for
+        # seconds, and a false alarm would end its calls.  A worker that exits is noticed at once.
+        self._pool = UAPool(template, max_processes=self.max_processes, on_spawn=self._on_spawn,
+                            spawn_kwargs={"hang_timeout": 10.0})
         self._ensure_spare()
 
     def _on_spawn(self, worker: Any) -> None:
