@@ -15,7 +15,7 @@ Fallbacks: ``POST /CGI/Execute`` with form field ``XML=<CiscoIPPhoneExecute><Exe
 </CiscoIPPhoneExecute>`` (``CISCO XML EXE Auth Mode``: ``Trusted`` (default, no auth) or
 ``Local Credential`` (HTTP digest with the user password)); ``GET /admin/status.xml`` and
 ``/admin/reboot`` when ``Enable Direct Action URL`` is ``Yes`` (HTTP digest, admin).
-[INFERRED, not in the published samples]: the names ``Call/v1/Hold``, ``Resume``, ``SendDtmf``,
+[INFERRED, not in the published samples]: the names ``Call/v1/Hold``, ``Resume``, ``Mute``, ``SendDtmf``,
 ``Transfer``, ``GetCalls`` and the event names ``CallStateChanged`` / ``RegistrationStateChanged`` (the
 real names are read from ``GetMetadata`` at run time: drivers should do the same), the error-response
 shape, and the element names of ``status.xml``.
@@ -40,8 +40,8 @@ from harness.simulators.base import DigestChallenger, OutboundRecord, SimulatorS
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 2.0
 
-_INFERRED_METHODS = ("/api/Call/v1/Hold", "/api/Call/v1/Resume", "/api/Call/v1/SendDtmf", "/api/Call/v1/Transfer",
-                     "/api/Call/v1/GetCalls")
+_INFERRED_METHODS = ("/api/Call/v1/Hold", "/api/Call/v1/Resume", "/api/Call/v1/Mute", "/api/Call/v1/SendDtmf",
+                     "/api/Call/v1/Transfer", "/api/Call/v1/GetCalls")
 
 
 class RemoteSdkError(Exception):
@@ -253,6 +253,13 @@ class CiscoMppSimulator(SimulatorServer):
             bid = await self._backend_id(req.get("line", 1), req.get("callId", 0))
             await self.run_backend(ops[uri], bid)
             return {}
+        if uri == "/api/Call/v1/Mute":
+            await self._backend_id(req.get("line", 1), req.get("callId", 0))
+            mute = req.get("mute", True)
+            if not isinstance(mute, bool):
+                raise RemoteSdkError("InvalidParameter", "mute: expected true or false")
+            await self.run_backend(b.set_mute, mute)  # the phone's mute key: the microphone, for every call
+            return {"muted": mute}
         if uri == "/api/Call/v1/SendDtmf":
             bid = await self._backend_id(req.get("line", 1), req.get("callId", 0))
             await self.run_backend(b.send_dtmf, bid, req.get("digits"))

@@ -48,6 +48,11 @@ def test_remote_sdk_params_and_calls(sim, control):
     assert ev["params"]["callId"] == 1 and ev["params"]["remoteNumber"] == "+14255550103"
     r = control.request({"Request-URI": "/api/Call/v1/Answer", "line": 1, "callId": 1})
     assert r["status"] == "Success" and sim.backend.call(incoming.id).phase is CallPhase.CONNECTED
+    r = control.request({"Request-URI": "/api/Call/v1/Mute", "line": 1, "callId": 1, "mute": True})
+    assert r["result"] == {"muted": True} and sim.backend.muted
+    r = control.request({"Request-URI": "/api/Call/v1/Hold", "line": 1, "callId": 1})
+    assert r["status"] == "Success" and sim.backend.call(incoming.id).held
+    control.wait_event(lambda e: e["params"].get("state") == "Hold")
     r = control.request({"Request-URI": "/api/Call/v1/Hangup", "line": 1, "callId": 1})
     assert r["status"] == "Success" and not sim.backend.call(incoming.id).active
     meta = control.request({"Request-URI": "/api/GetMetadata"})["result"]["openapi"]
