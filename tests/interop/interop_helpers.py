@@ -240,7 +240,7 @@ class RawClient:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind((host, 0))
         else:
-            raw = socket.create_connection(gateway, timeout=5)
+            raw = socket.create_connection(gateway, timeout=5, source_address=(host, 0))
             if self.transport == "TLS":
                 ctx = ssl.create_default_context(cafile=ca_file)
                 if tls_version is not None:
