@@ -88,7 +88,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def all_models_inventory_text() -> str:
-    """An inventory with one emulated device per catalogue model (its approved firmware, else its minimum).
+    """An inventory with one emulated device per catalogue model, each with a firmware its verdict accepts.
 
     ATAs get one line on port 1; DECT bases and IP-DECT servers one handset line (a handset of the same vendor).
     """
@@ -109,7 +109,7 @@ def all_models_inventory_text() -> str:
             dev_id += "-x"
         seen.add(dev_id)
         number = f"+1425557{n:04d}"
-        fw = m.entry.approved_firmware or m.entry.min_firmware
+        fw = emulated_firmware(m)
         lines.append(f"  - id: {dev_id}")
         lines.append(f"    vendor: {_q(m.vendor)}")
         lines.append(f"    model: {_q(m.model)}")
@@ -122,11 +122,45 @@ def all_models_inventory_text() -> str:
             extra = ", port: 1"
         elif source == "handsets":
             hs = handsets.get(m.vendor) or next(iter(handsets.values()))
-            hfw = hs.entry.approved_firmware or hs.entry.min_firmware
+            hfw = emulated_firmware(hs)
             hfw_part = f", firmware: {_q(hfw)}" if hfw else ""
             extra = f", handset: {{model: {_q(hs.model)}{hfw_part}}}"
         lines.append(f"    lines: [{{number: {_q(number)}, name: {_q(m.model + ' line')}{extra}}}]")
     return "\n".join(lines) + "\n"
+
+
+#: Versions of real firmware per vendor, tried when the table gives no usable version for a model (the table
+#: lists no version for Poly Trio, Edge, Rove and OBi; a Yealink entry is a series such as 83; the AudioCodes
+#: 4xxHD minimum is on the Skype for Business line while SIP Gateway installs the 2.x SIP line).
+FALLBACK_FIRMWARE = {
+    "Poly": ("7.2.2.1094", "8.0.3.1032", "8.0.2.0020", "3.2.2.5921"),
+    "AudioCodes": ("2.2.8.61",),
+}
+
+
+def emulated_firmware(model) -> str | None:
+    """A firmware version for an emulated ``model`` whose verdict is acceptable, or the table's own version."""
+    from device_profiles.ua_format import format_user_agent
+    from device_profiles.verdict import check_firmware, check_user_agent
+
+    def accepted(version: str) -> bool:
+        if not check_firmware(model.model, version, vendor=model.vendor).acceptable:
+            return False
+        try:  # the gateway gates on the SIP User-Agent the emulated device will send
+            ua = format_user_agent(model, version, "0004f2000001")
+        except Exception:
+            return True
+        return check_user_agent(ua).acceptable
+
+    e = model.entry
+    candidates = [v for v in (e.approved_firmware, e.min_firmware) if v]
+    if model.vendor == "Yealink" and e.min_firmware and e.min_firmware.isdigit():
+        candidates.append(f"66.{e.min_firmware}.0.35")  # the table's 83 is the series: x.83.y.z
+    candidates += FALLBACK_FIRMWARE.get(model.vendor, ())
+    for version in candidates:
+        if accepted(version):
+            return version
+    return candidates[0] if candidates else None
 
 
 def _q(text: str) -> str:

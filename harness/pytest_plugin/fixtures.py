@@ -141,7 +141,11 @@ def device_handle(lab, device_id: str):
     """The lab's handle of a device, started on first use when the lab supports that."""
     getter = getattr(lab, "device", None)
     if callable(getter):
-        return getter(device_id)
+        handle = getter(device_id)
+        if getattr(handle, "blocked", False) is True:  # e.g. a model the emulator cannot drive
+            raise Blocked(str(getattr(handle, "blocked_reason", "") or "the lab cannot drive this device"),
+                          device_id=device_id)
+        return handle
     try:
         return lab.devices[device_id]
     except KeyError:
