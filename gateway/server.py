@@ -62,6 +62,7 @@ class Endpoints:
     udp6: tuple[str, int] | None = None
     tcp6: tuple[str, int] | None = None
     tls6: tuple[str, int] | None = None
+    provisioning_url: str | None = None  # the provisioning HTTP server and web pages
 
     @property
     def control_url(self) -> str | None:
@@ -156,6 +157,10 @@ class EmbeddedGateway:
 
             self._control = ControlApi(self)
             eps.http = await self._control.start(*cfg.http_address)
+        from gateway.provisioning import Provisioning  # onboarding, sign-in, offboarding (README)
+
+        self.provisioning = Provisioning(self)
+        eps.provisioning_url = await self.provisioning.start(cfg.http_address[0], 0)
         self.endpoints = eps
         if hasattr(self.media, "start"):
             await self.media.start(self)
@@ -182,6 +187,8 @@ class EmbeddedGateway:
         self._tasks.clear()
         if self._control is not None:
             await self._control.stop()
+        if getattr(self, "provisioning", None) is not None:
+            await self.provisioning.stop()
         if hasattr(self.media, "close"):  # before the transports, so its BYEs still get answers
             await asyncio.get_running_loop().run_in_executor(None, self.media.close)
         await self.core.transports.close()

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from gateway.control_api.client_media import MediaApi
+from gateway.control_api.client_signin import SignInApi
 
 PREFIX = "/api/v1"
 _UNSET: Any = object()
@@ -50,6 +51,7 @@ class ControlClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self.media = MediaApi(self._http)
+        self.signin = SignInApi(self._http)
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def close(self) -> None:

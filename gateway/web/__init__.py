@@ -1,0 +1,14 @@
+"""The gateway's web pages: the sign-in page a tenant user enters a pairing code on, and the admin page.
+
+Served by the provisioning HTTP server (:mod:`gateway.provisioning.server`) on the gateway's loop:
+
+- ``GET /signin`` (also under ``/lang_xx/``): user name, password and the 9-character pairing code the device
+  shows; ``POST /signin`` signs the device in as that user, or answers the page again with what is wrong.
+- ``GET /admin/devices``: the SIP devices list of an admin centre — model, firmware and its verdict, state
+  (onboarding / signed out / signed in / offboarded), user, last seen, offboarding date — with the actions
+  *sign out* and *restart* (``POST /admin/devices/{key}/signout`` and ``…/restart``).
+"""
+
+from gateway.web.pages import routes
+
+__all__ = ["routes"]
