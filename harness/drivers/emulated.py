@@ -102,7 +102,8 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         tls = None
         if kind is TransportKind.TLS:
             ca = gw.ca_file if gw is not None else None
-            tls = TlsSettings(ca_file=ca, verify_server=bool(ca) and self.ctx.options.get("verify_server", False))
+            # Trust the gateway's lab CA and verify its certificate, as a provisioned phone does.
+            tls = TlsSettings(ca_file=ca, verify_server=bool(ca) and self.ctx.options.get("verify_server", True))
         self.ctx.work_dir.mkdir(parents=True, exist_ok=True)
         config = WorkerConfig(
             name=_worker_name(self.device_id), user_agent=self.user_agent,
