@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.interop.conftest import TenantUser, make_gateway
-from tests.interop.interop_helpers import GOOD_UA, RawClient, SippRunner, wait_listening_udp
+from tests.interop.interop_helpers import GOOD_UA, RawClient, SippRunner, wait_listening_udp, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -212,3 +212,29 @@ def test_callee_unreachable_over_tcp_fails_fast(gw, sipp, ports, new_user):
     assert uac.returncode == 0, uac.explain()
     assert uac.responses("INVITE")[-1].status == 480
     assert time.monotonic() - t0 < 10
+
+
+def test_record_route_of_the_caller_and_bye_from_the_callee(gw, sipp, ports, new_user):
+    """The caller's INVITE carries a Record-Route: the gateway's 2xx copies it (RFC 3261 §12.1.1) and the
+    BYE the gateway sends on that leg, after the callee hung up, is routed by it (§12.2.1.1) with the
+    caller's Contact as Request-URI and a CSeq of the gateway's own on that leg."""
+    alice, bob = new_user(), new_user()
+    a_port, b_port = ports.take(), ports.take()
+    register(sipp, alice, a_port)
+    register(sipp, bob, b_port)
+    uas = callee(sipp, "uas_answer_hangup.xml", b_port)
+    uac = call(sipp, "uac_call_rr.xml", alice, a_port, bob.number)
+    b = uas.wait(20)
+    assert uac.returncode == 0, uac.explain()
+    assert b.returncode == 0, b.explain()
+    rr = f"<sip:127.0.0.1:{a_port};lr>"
+    ok = uac.responses("INVITE")[-1]
+    assert ok.status == 200 and ok.headers.get("Record-Route") == rr
+    bye = uac.requests("BYE")[0]
+    assert bye.headers.get("Route") == rr
+    assert str(bye.request_uri) == f"sip:{alice.username}@127.0.0.1:{a_port}"
+    assert bye.cseq.method == "BYE" and bye.call_id == ok.call_id
+    assert [r.status for r in b.responses("BYE")] == [200]
+    wait_until(lambda: gw.core.b2bua.history and gw.core.b2bua.history[-1].a_call_id == ok.call_id,
+               timeout=5, what="the call record")
+    assert gw.core.b2bua.history[-1].end_reason == "BYE from callee"
