@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.media import DetectorConfig, MediaVerdict, ToneDetector, judge_two_way, read_wav
-from harness.protocols import AudioProbe
+from harness.media import DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, judge_two_way, read_wav
+from harness.protocols import AudioProbe, InfrastructureError
 
 #: Seconds of audio each side records for a two-way check (after the detector's settling time).
 LISTEN_S = 0.9
@@ -43,6 +43,13 @@ def _wav_seconds(data: bytes) -> float:
         return 0.0
 
 
+def _conclusive(verdict: MediaVerdict) -> MediaVerdict:
+    """Too little audio to judge says nothing about the device: the recording fell short, an error of the lab."""
+    if verdict.outcome == MediaOutcome.INCONCLUSIVE:
+        raise InfrastructureError(f"audio check {verdict.check} was inconclusive: {verdict.reason}")
+    return verdict
+
+
 class TwoWayAudio:
     """Judge audio both ways on a call, from what each side recorded."""
 
@@ -59,7 +66,7 @@ class TwoWayAudio:
         verdict = judge_two_way(a_rep, b_rep, a_tone, b_tone, a_name=a_name, b_name=b_name,
                                 min_analysed_s=MIN_ANALYSED_S)
         self.evidence.add_media(label, verdict)
-        return verdict
+        return _conclusive(verdict)
 
     def between_devices(self, a, a_call: str, b, b_call: str, *, label: str = "two_way") -> MediaVerdict:
         """Both devices send their tone; each records what arrives; each must hear the other's tone."""
@@ -98,7 +105,7 @@ class TwoWayAudio:
         verdict = judge_two_way(dev_rep, party_rep, probe.tone_hz, party.tone_hz, a_name=dev.id,
                                 b_name=f"{party.kind} {party.identity}", min_analysed_s=MIN_ANALYSED_S)
         self.evidence.add_media(label, verdict)
-        return verdict
+        return _conclusive(verdict)
 
 
 @pytest.fixture
