@@ -33,7 +33,7 @@ def status(resp: httpx.Response) -> str:
 
 
 def test_bootstrap_from_factory_state(fake):
-    sim = PolyRestSimulator(fake(), factory_state=True)
+    sim = PolyRestSimulator(fake(), factory_state=True, reboot_s=0.2)
     with sim, httpx.Client(base_url=sim.url, timeout=5) as c:
         # REST API off after a factory reset: nothing under /api/ answers
         r = c.get("/api/v2/mgmt/device/info", auth=("Polycom", FACTORY_PASSWORD))
