@@ -126,7 +126,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         markers.feature_of(metafunc.definition)
     except markers.FeatureMarkerError as exc:
         raise pytest.Collector.CollectError(str(exc)) from None
-    if "device" not in metafunc.fixturenames:
+    if "device" not in metafunc.fixturenames or not _ours(metafunc, "device"):
         return
     state = state_of(metafunc.config)
     try:
@@ -143,6 +143,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.fixturenames.append("sipgw_repeat")
         metafunc.parametrize("sipgw_repeat", range(1, state.settings.repeat + 1),
                              ids=[f"r{i}" for i in range(1, state.settings.repeat + 1)])
+
+
+def _ours(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether ``name`` resolves to this plugin's fixture (a project test may have its own ``device``)."""
+    defs = getattr(metafunc, "_arg2fixturedefs", {}).get(name) or ()
+    func = getattr(defs[-1], "func", None) if defs else None
+    return func is not None and getattr(func, "__module__", "") == "harness.pytest_plugin.fixtures"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

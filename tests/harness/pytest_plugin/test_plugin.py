@@ -307,6 +307,21 @@ def test_repeat_makes_a_cell_fail_when_one_run_fails(lab_dir: pytest.Pytester) -
     assert cell["outcome"] == "fail" and cell["reason"].startswith("1 of 3 runs did not pass")
 
 
+def test_a_test_with_its_own_device_fixture_is_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_other=textwrap.dedent("""
+        import pytest
+
+        @pytest.fixture
+        def device():
+            return "my own"
+
+        def test_x(device):
+            assert device == "my own"
+    """))
+    result = pytester.runpytest("--inventory", "does-not-exist.yaml")
+    assert _outcomes(result) == {"passed": 1}
+
+
 def test_bad_options_are_usage_errors(lab_dir: pytest.Pytester) -> None:
     for args, text in ((["--gateway", "nowhere"], "*--gateway 'nowhere': expected 'embedded' or HOST:PORT*"),
                        (["--slowness", "0"], "*--slowness 0.0: expected a factor above 0*"),
