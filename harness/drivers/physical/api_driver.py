@@ -167,11 +167,11 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning):
         self._stop.set()
         if self._poller is not None:
             self._poller.join(5)
+        if self.simulated is not None:  # the device first: its connections to the session end with it
+            self.simulated.stop()
         if self.session is not None:
             with contextlib.suppress(Exception):
                 self.api.close(self.session)
-        if self.simulated is not None:
-            self.simulated.stop()
         super().deactivate()
 
     def kill_simulated(self) -> None:

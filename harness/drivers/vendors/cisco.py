@@ -155,6 +155,10 @@ class Session:
 
     def close(self) -> None:
         async def stop() -> None:
+            ws = self._ws
+            if ws is not None and not ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 2)
             if self._runner is not None:
                 await self._runner.cleanup()
         with contextlib.suppress(Exception):
