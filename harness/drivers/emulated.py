@@ -36,6 +36,9 @@ from harness.protocols import (
     DeviceIdentity,
     DtmfDigit,
     EventKind,
+    Forwarding,
+    ForwardingKind,
+    ForwardingRule,
     Identity,
     InfrastructureError,
     MediaDirection,
@@ -64,7 +67,7 @@ def _worker_name(device_id: str) -> str:
 
 
 @register_driver("emulated")
-class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Console):
+class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forwarding, Console):
     """A device emulated by a sipua worker process."""
 
     def __init__(self, ctx: DriverContext) -> None:
@@ -83,6 +86,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self.transmit_tone = bool(opts.get("transmit_tone", True))
         self._toned: set[str] = set()
         self._bg: Any = None
+        self._forwarding: dict[tuple[int, ForwardingKind], ForwardingRule] = {}
         try:
             self.user_agent = format_user_agent(ctx.profile, ctx.firmware, ctx.mac)
         except NoUserAgent as exc:
@@ -122,6 +126,9 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self._bg = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"emulated-{_worker_name(self.device_id)}")
         self.worker.add_listener(self._on_event)
         self._rpc(lambda w: w.auto_answer("never"))
+        # Phones follow a 3xx to its Contact (RFC 3261 §8.1.3.4); the gateway relays a forwarding device's 302.
+        follow = bool(self.ctx.options.get("follow_redirects", True))
+        self._rpc(lambda w: w.redirect_policy(follow))
         super().activate()
 
     @step("emulated.deactivate")
@@ -224,6 +231,10 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
                 direction=CallDirection.INCOMING, sip_call_id=d.get("call_id") or None,
                 line=self._line_of(d.get("account")), started=time.time(),
                 extra={"from": d.get("from"), "to": d.get("to")}), EventKind.INCOMING)
+            busy_rule = self._forwarding.get((self._line_of(d.get("account")), ForwardingKind.BUSY))
+            others = [c for c in self.book.calls() if c.active and c.id != cid]
+            if busy_rule is not None and busy_rule.enabled and others and self._bg is not None:
+                self._bg.submit(self._redirect, cid, busy_rule.target)
         elif t == "call_state":
             cid = str(d["call"])
             self._ensure_call(cid, direction=CallDirection.INCOMING if d.get("role") == "callee"
@@ -525,6 +536,53 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self.require("message_waiting")
         return self.book.wait(lambda: (s := self.book.mwi(line)) is not None and s.waiting == waiting and s,
                               f"message-waiting {'on' if waiting else 'off'} on line {line}", timeout)
+
+    # ------------------------------------------------------------------------------------------ Forwarding
+    # Local call forwarding as phones do it: the device answers the INVITE with 302 Moved Temporarily and a
+    # Contact naming the target (RFC 3261 §8.3, §21.3.3) — at once (always), after ringing for the timeout
+    # (timeout), or when another call is up (busy). The gateway decides whether to follow it (AllowCallRedirect).
+
+    def _contact(self, target: str) -> tuple[tuple[str, str], ...]:
+        return (("Contact", f"<{self._target_uri(target)}>"),)
+
+    def _redirect(self, call_id: str, target: str) -> None:  # on the background thread
+        with contextlib.suppress(Exception):
+            self.worker.answer(int(call_id), 302, headers=self._contact(target))
+
+    def _apply_forwarding(self, line: int) -> None:
+        acc = f"l{line}"
+        always = self._forwarding.get((line, ForwardingKind.ALWAYS))
+        timeout = self._forwarding.get((line, ForwardingKind.TIMEOUT))
+        if always is not None and always.enabled:
+            self._rpc(lambda w: w.auto_answer("immediate", 302, headers=self._contact(always.target), account=acc))
+        elif timeout is not None and timeout.enabled:
+            delay = int((timeout.timeout_s or 20) * 1000)
+            self._rpc(lambda w: w.auto_answer("delayed", 302, delay_ms=delay, ring=True,
+                                              headers=self._contact(timeout.target), account=acc))
+        else:
+            self._rpc(lambda w: w.auto_answer("never", account=acc))
+
+    @step("set_forwarding")
+    @requires_active
+    def set_forwarding(self, rule: ForwardingRule) -> ForwardingRule:
+        self.require("local_call_forwarding")
+        self.line(rule.line)
+        if rule.kind is ForwardingKind.TIMEOUT and rule.timeout_s is not None and not 1 <= rule.timeout_s <= 600:
+            raise ValueError(f"forwarding timeout {rule.timeout_s!r} s must be between 1 and 600")
+        self._forwarding[(rule.line, ForwardingKind(rule.kind))] = rule
+        self._apply_forwarding(rule.line)
+        return rule
+
+    @step("clear_forwarding")
+    @requires_active
+    def clear_forwarding(self, kind: ForwardingKind | None = None, *, line: int = 0) -> None:
+        self.require("local_call_forwarding")
+        for key in [k for k in self._forwarding if k[0] == line and (kind is None or k[1] == kind)]:
+            del self._forwarding[key]
+        self._apply_forwarding(line)
+
+    def forwarding(self, line: int = 0) -> tuple[ForwardingRule, ...]:
+        return tuple(r for (ln, _), r in self._forwarding.items() if ln == line)
 
     # ------------------------------------------------------------------------------------------ Console
     def run(self, command: str, *, timeout: float = 10.0):

@@ -119,3 +119,33 @@ def test_gateway_refuses_below_minimum_firmware_with_403(lab, tmp_path):
         assert drv.identity().user_agent == "Cisco-CP-7841-3PCC/11.0.1MPP"
     finally:
         drv.deactivate()
+
+
+def test_local_forwarding_always_answers_302_and_clearing_restores_ringing(lab):
+    from harness.protocols import Forwarding, ForwardingKind, ForwardingRule
+
+    ata, dect = lab.device("ata"), lab.device("dect")
+    fwd = ata[Forwarding]
+    cc = dect[CallControl]
+    rule = fwd.set_forwarding(ForwardingRule(ForwardingKind.ALWAYS, dect.lines[0].number))
+    assert fwd.forwarding() == (rule,)
+    try:
+        out = cc.dial(ata.lines[0].number, line=1)
+        ended = cc.wait_for_state(out.id, {CallState.DISCONNECTED, CallState.CONFIRMED}, timeout=T)
+        if ended.state is CallState.DISCONNECTED:
+            # The gateway relayed the device's 302 Moved Temporarily (RFC 3261 §21.3.3).
+            assert ended.status_code == 302
+        else:  # the redirect was followed to the target
+            cc.hangup(out.id)
+        # The device itself answered the INVITE with the redirect; it never rang.
+        redirected = ata[CallControl].wait_for_incoming(line=0, timeout=T)
+        redirected = ata[CallControl].wait_for_state(redirected.id, CallState.DISCONNECTED, timeout=T)
+        assert redirected.status_code == 302 and redirected.answered is None
+    finally:
+        fwd.clear_forwarding()
+    assert fwd.forwarding() == ()
+    out = cc.dial(ata.lines[0].number, line=1)
+    inc = ata[CallControl].wait_for_incoming(line=0, timeout=T)
+    assert inc.remote == dect.lines[1].number
+    ata[CallControl].hangup(inc.id)
+    cc.wait_for_state(out.id, CallState.DISCONNECTED, timeout=T)
