@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import jinja2
 
 _ENV = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_XML_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 class ConfigInvalid(ValueError):
@@ -285,7 +286,8 @@ def expected_files(fmt: VendorFormat, mac: str) -> list[str]:
 
 
 def render(fmt: VendorFormat, **values) -> str:
-    text = _ENV.from_string(fmt.template).render(**values)
+    env = _XML_ENV if fmt.syntax.startswith("xml") else _ENV  # values are escaped in XML
+    text = env.from_string(fmt.template).render(**values)
     validate(fmt, text)
     return text
 

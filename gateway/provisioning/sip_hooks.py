@@ -23,7 +23,7 @@ from dataclasses import replace
 from device_profiles.verdict import check_user_agent
 from gateway.services.diagnostics import warning_header
 from gateway.services.model import Flow, PairState, User
-from gateway.services.registrar import _RegisterError
+from gateway.services.registrar import _VERDICT_CODES, _RegisterError
 from gateway.services.signin import SignInError
 from gateway.sip import NameAddr, Request, Response, SipParseError, SipURI
 from gateway.sip.auth import parse_credentials
@@ -127,7 +127,7 @@ class SignInSipHooks:
         ua = req.headers.get("User-Agent")
         verdict = self.gw.registrar._verdict_for(ua or "")
         if not verdict.acceptable and self.gw.registrar.config.firmware_policy == "enforce":
-            self._send(tx, req, 403, code="SGW-FW-REJECTED", text=verdict.reason)
+            self._send(tx, req, 403, code=_VERDICT_CODES[verdict.verdict], text=verdict.reason)
             return True
         flow = Flow(source.transport, source.host, source.port)
         try:
@@ -200,15 +200,14 @@ class SignInSipHooks:
 
     def _enrol(self, req: Request, tx, mac: str, code: str) -> None:
         if not mac:
-            self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-UNKNOWN-DEVICE",
+            self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-REFUSED",
                        "the device could not be identified (no MAC in its User-Agent)")
             return
         try:
             self.signin.verify_enrolment(mac, code)
         except SignInError as exc:
             log.warning("event=enrolment_refused device=%s reason=%s", mac, exc.code)
-            self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-" + exc.code.upper().replace("_", "-"),
-                       exc.message)
+            self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-REFUSED", exc.message)
             return
         self._send(tx, req, 603, "Enrolment Confirmed", "SGW-ENROL-OK",
                    f"device {mac} is enrolled and waiting for sign-in")
