@@ -19,7 +19,9 @@ class HttpSession:
     def __init__(self, ep: Endpoint, *, auth: httpx.Auth | tuple[str, str] | None = None, vendor: str = "") -> None:
         self.ep = ep
         self.vendor = vendor
-        self.http = httpx.Client(base_url=ep.base_url, auth=auth, verify=ep.verify, timeout=ep.timeout)
+        # ``transport`` (endpoint option) replays recorded replies in tests (httpx.MockTransport)
+        self.http = httpx.Client(base_url=ep.base_url, auth=auth, verify=ep.verify, timeout=ep.timeout,
+                                 transport=ep.options.get("transport"))
         self.log: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 

@@ -1,0 +1,80 @@
+"""The cisco-mpp driver's Remote SDK server: the phone (the simulator on a fake device) connects out to it,
+requests go one at a time, GetParams read-back, operations missing from GetMetadata are NotApplicable."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from harness.drivers.vendors import DeviceUnreachable, Endpoint, cisco
+from harness.protocols import CallState, NotApplicable
+from harness.simulators import FakeBackend
+from harness.simulators.cisco_mpp import CiscoMppSimulator
+from tests.harness.drivers.recorded import reply
+from tests.harness.simulators.conftest import fake_identity, wait_until
+
+
+@pytest.fixture
+def phone():
+    session = cisco.connect(Endpoint("ws://127.0.0.1", options={"listen_host": "127.0.0.1"}))
+    backend = FakeBackend(fake_identity("Cisco", "8841", "11.3.5MPP", "Cisco-CP-8841-3PCC/11.3.5MPP"))
+    sim = CiscoMppSimulator(backend, control_server_url="")
+    sim.start()
+    yield session, sim, backend
+    sim.stop()
+    session.close()
+
+
+def test_not_connected_until_control_server_url_is_set(phone):
+    session, sim, _ = phone
+    assert cisco.probe(session).problem == "not_connected"
+    with pytest.raises(DeviceUnreachable, match="not connected"):
+        cisco.identity(session)
+    sim.provision(cisco.bootstrap_params(session.url))
+    session.wait_connected(5.0)
+    ident = cisco.identity(session)
+    assert (ident.model, ident.firmware, ident.source) == ("8841", "11.3.5MPP", "remote-sdk")
+
+
+def test_one_request_at_a_time_from_many_threads(phone):
+    session, sim, _ = phone
+    sim.provision(cisco.bootstrap_params(session.url))
+    session.wait_connected(5.0)
+    results, errors = [], []
+
+    def ask():
+        try:
+            results.append(cisco.params(session, "User_ID_1_"))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and len(results) == 6  # the phone never saw a second pending request ("Busy")
+    assert not any('"Busy"' in o.payload for o in sim.outbound)
+
+
+def test_dial_events_and_missing_methods(phone):
+    session, sim, backend = phone
+    sim.provision(cisco.bootstrap_params(session.url))
+    session.wait_connected(5.0)
+    handle = cisco.dial(session, "+14255550111")
+    assert handle == "1:0"
+    backend.far_answer(backend.calls()[0].id)
+    wait_until(lambda: session.calls.get("1:0") and session.calls["1:0"].state is CallState.CONFIRMED, 5.0,
+               "the CallStateChanged event")
+    with pytest.raises(NotApplicable, match="no mute"):
+        cisco.set_mute(session, handle, True)
+    cisco.hangup(session, handle)
+    wait_until(lambda: cisco.calls(session) == [], 5.0, "the call to end")
+
+
+def test_recorded_get_params_shape():
+    doc = json.loads(reply("cisco", "get_params.json"))
+    values = doc["result"]["paramvalues"]
+    assert values["Product_Name"].removeprefix("CP-").removesuffix("-3PCC") == "8865"
