@@ -161,6 +161,10 @@ class EmbeddedGateway:
 
         self.provisioning = Provisioning(self)
         eps.provisioning_url = await self.provisioning.start(cfg.http_address[0], 0)
+        from gateway.services.feature_codes import FeatureCodes  # *30*/*31*, chained before the sign-in hooks
+
+        self.feature_codes = FeatureCodes(self)
+        self.feature_codes.install()
         self.endpoints = eps
         if hasattr(self.media, "start"):
             await self.media.start(self)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.services.directory import Directory, number_key
-from gateway.services.model import Flow, User
+from gateway.services.model import Flow, Presence, User
 from gateway.services.registrar import Binding, Registrar
 
 
@@ -79,6 +79,9 @@ class Router:
         self.domain = domain
         #: Whether a registration flow can still be used (its TCP/TLS connection is open); set by the server.
         self.flow_live = flow_live
+        #: Where a user's voicemail is reached (``voicemail(user) -> Flow | None``), when a voicemail service
+        #: exists; a DND user's calls go there, else the caller gets 486.
+        self.voicemail: Callable[[User], Flow | None] | None = None
 
     def route(self, uri_user: str | None, now: float) -> RouteDecision:
         dialled = dialled_number(uri_user)
@@ -105,6 +108,8 @@ class Router:
                              reject_text=f"no tenant user or PSTN route for {dialled or uri_user!r}")
 
     def _user_targets(self, user: User, now: float) -> RouteDecision:
+        if user.presence is Presence.DND:
+            return self._dnd(user)
         targets: list[Target] = []
         for b in self.registrar.bindings(user.username, now):
             flow = b.flow
@@ -122,3 +127,16 @@ class Router:
             return RouteDecision(callee=user, reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE",
                                  reject_text=f"{user.name} has no registered device and no Teams client online")
         return RouteDecision(targets=tuple(targets), callee=user)
+
+    def _dnd(self, user: User) -> RouteDecision:
+        """Do not disturb (``*30*``): no device or Teams client of the user rings. The call goes to the user's
+        voicemail when the user has one and a voicemail service exists, else the caller gets 486 Busy Here
+        (RFC 3261 §21.4.24: the callee is not willing to take the call)."""
+        flow = self.voicemail(user) if (user.voicemail and self.voicemail is not None) else None
+        if flow is not None:
+            uri = f"sip:{number_key(user.number or user.username)}@{flow.host}:{flow.port}"
+            return RouteDecision(targets=(Target("voicemail", uri, flow, f"voicemail of {user.username}"),),
+                                 callee=user)
+        why = "the user has no voicemail" if not user.voicemail else "no voicemail service is available"
+        return RouteDecision(callee=user, reject_status=486, reject_code="SGW-ROUTE-DND",
+                             reject_text=f"{user.name} is in do-not-disturb ({why}); dial *31* to turn it off")
