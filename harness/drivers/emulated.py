@@ -46,6 +46,8 @@ from harness.protocols import (
     MwiState,
     NotApplicable,
     OperationFailed,
+    Power,
+    PowerState,
     RegistrationInfo,
     StateError,
     UnknownCall,
@@ -67,7 +69,7 @@ def _worker_name(device_id: str) -> str:
 
 
 @register_driver("emulated")
-class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forwarding, Console):
+class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forwarding, Power, Console):
     """A device emulated by a sipua worker process."""
 
     def __init__(self, ctx: DriverContext) -> None:
@@ -87,6 +89,8 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self._toned: set[str] = set()
         self._bg: Any = None
         self._forwarding: dict[tuple[int, ForwardingKind], ForwardingRule] = {}
+        self._boot = 0
+        self._powered = True
         try:
             self.user_agent = format_user_agent(ctx.profile, ctx.firmware, ctx.mac)
         except NoUserAgent as exc:
@@ -95,11 +99,19 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
     # ------------------------------------------------------------------------------------------ lifecycle
     @step("emulated.activate")
     def activate(self) -> None:
+        if self.active:
+            return
+        self._boot_worker()
+        super().activate()
+
+    def _boot_worker(self) -> None:
         from sipua import TlsSettings, TransportKind, TransportSpec, UAWorker, WorkerConfig
         from sipua.errors import SipUaError
 
-        if self.active:
-            return
+        self._boot += 1
+        self._closing = False
+        self._powered = True
+        suffix = "" if self._boot == 1 else f"-boot{self._boot}"
         gw = self.ctx.gateway
         kind = TransportKind(self.ctx.transport)
         host = gw.host if gw is not None else "127.0.0.1"
@@ -111,7 +123,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         self.ctx.work_dir.mkdir(parents=True, exist_ok=True)
         config = WorkerConfig(
             name=_worker_name(self.device_id), user_agent=self.user_agent,
-            log_path=str(self.ctx.work_dir / f"{_worker_name(self.device_id)}.log"),
+            log_path=str(self.ctx.work_dir / f"{_worker_name(self.device_id)}{suffix}.log"),
             transports=(TransportSpec(kind=kind, host=host if host != "localhost" else "127.0.0.1", tls=tls),),
             codecs=self.codecs, dtmf_method=self.dtmf_method,
         )
@@ -129,7 +141,6 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         # Phones follow a 3xx to its Contact (RFC 3261 §8.1.3.4); the gateway relays a forwarding device's 302.
         follow = bool(self.ctx.options.get("follow_redirects", True))
         self._rpc(lambda w: w.redirect_policy(follow))
-        super().activate()
 
     @step("emulated.deactivate")
     def deactivate(self) -> None:
@@ -175,6 +186,8 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
 
         if self.worker is None:
             raise StateError(f"{self.device_id}: the emulated device is not started")
+        if not self._powered:
+            raise StateError(f"{self.device_id} is powered off; power_on() first")
         try:
             return fn(self.worker)
         except (WorkerDied, WorkerHung) as exc:
@@ -188,9 +201,18 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             raise OperationFailed(f"{self.device_id}: {exc.command} refused: {exc.message}"
                                   + (f" [{exc.pj_info}]" if exc.pj_info else "")) from exc
 
+    def _cid(self, handle: Any) -> str:
+        """The call id for a worker call handle; calls of earlier boots (before a power cycle) keep theirs."""
+        return str(handle) if self._boot <= 1 else f"{handle}@boot{self._boot}"
+
     def _handle(self, call_id: str) -> int:
         self.book.call(call_id)
-        return int(call_id)
+        if not self._powered:
+            raise StateError(f"{self.device_id} is powered off")
+        h, _, boot = call_id.partition("@boot")
+        if (int(boot) if boot else 1) != self._boot:
+            raise UnknownCall(f"{self.device_id}: call {call_id} ended when the device lost power")
+        return int(h)
 
     def _line_of(self, account: Any) -> int:
         try:
@@ -225,7 +247,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
                 expires=int(d.get("expires_s", 0)), registered=bool(d.get("active")),
                 aor=self.line(line).username if line < len(self.ctx.lines) else None))
         elif t == "incoming_call":
-            cid = str(d["call"])
+            cid = self._cid(d["call"])
             self.book.put_call(CallInfo(
                 id=cid, state=CallState.INCOMING, remote=user_part(str(d.get("from", ""))),
                 direction=CallDirection.INCOMING, sip_call_id=d.get("call_id") or None,
@@ -236,7 +258,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             if busy_rule is not None and busy_rule.enabled and others and self._bg is not None:
                 self._bg.submit(self._redirect, cid, busy_rule.target)
         elif t == "call_state":
-            cid = str(d["call"])
+            cid = self._cid(d["call"])
             self._ensure_call(cid, direction=CallDirection.INCOMING if d.get("role") == "callee"
                               else CallDirection.OUTGOING)
             state = _STATES.get(str(d.get("state")), CallState.CALLING)
@@ -250,7 +272,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
                 changes["media_direction"] = MediaDirection.NONE
             self.book.update_call(cid, EventKind.STATE, {"state": state.value}, **changes)
         elif t == "media_state":
-            cid = str(d["call"])
+            cid = self._cid(d["call"])
             self._ensure_call(cid)
             status = str(d.get("status"))
             direction = _DIRS.get(str(d.get("direction") or "none"), MediaDirection.NONE)
@@ -260,25 +282,25 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
                 self._toned.add(cid)
                 self._bg.submit(self._start_own_tone, cid)
         elif t == "dtmf":
-            cid = str(d["call"])
+            cid = self._cid(d["call"])
             self._ensure_call(cid)
             digit = DtmfDigit(str(d.get("digit")), str(d.get("method")), time.time(), d.get("duration_ms"))
             old = self.book.call(cid)
             self.book.update_call(cid, EventKind.DTMF, {"digit": digit.digit, "method": digit.method},
                                   dtmf_received=(*old.dtmf_received, digit))
         elif t == "transfer_status":
-            cid = str(d["call"])
+            cid = self._cid(d["call"])
             self._ensure_call(cid)
             self.book.event(EventKind.TRANSFER, self.book.call(cid), None, code=d.get("code"),
                             reason=d.get("reason"), final=d.get("final"))
         elif t == "transfer_request":
-            new = str(d.get("new_call"))
+            new = self._cid(d.get("new_call"))
             self._ensure_call(new, remote=user_part(str(d.get("target", ""))), direction=CallDirection.OUTGOING)
             self.book.event(EventKind.TRANSFER, self.book.call(new), None, referred_to=d.get("target"))
         elif t == "replaced":
-            new = str(d.get("new_call"))
+            new = self._cid(d.get("new_call"))
             self._ensure_call(new, direction=CallDirection.INCOMING, state=CallState.CONFIRMED)
-            self.book.event(EventKind.REPLACED, self.book.call(new), None, replaced=str(d.get("call")))
+            self.book.event(EventKind.REPLACED, self.book.call(new), None, replaced=self._cid(d.get("call")))
         elif t == "mwi":
             line = self._line_of(d.get("account"))
             body = str(d.get("body", ""))
@@ -287,7 +309,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
     def _start_own_tone(self, call_id: str) -> None:  # on the background thread, never the reader's
         with contextlib.suppress(Exception):  # the call may already be gone
             if not self._closing and self.worker is not None and self.book.call(call_id).active:
-                self.worker.play_tone(self._tone_hz, call=int(call_id))
+                self.worker.play_tone(self._tone_hz, call=self._handle(call_id))
 
     # ------------------------------------------------------------------------------------------ Identity
     @step("identity")
@@ -368,7 +390,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         from sipua import protocol as sp
 
         res = self._rpc(lambda w: w.request(sp.MakeCall(account=f"l{line}", target=uri)))
-        cid = str(res["call"])
+        cid = self._cid(res["call"])
         self._ensure_call(cid)
         info = self.book.update_call(cid, None, remote=user_part(uri), sip_call_id=res.get("call_id") or None,
                                      line=line, direction=CallDirection.OUTGOING)
@@ -547,7 +569,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
 
     def _redirect(self, call_id: str, target: str) -> None:  # on the background thread
         with contextlib.suppress(Exception):
-            self.worker.answer(int(call_id), 302, headers=self._contact(target))
+            self.worker.answer(self._handle(call_id), 302, headers=self._contact(target))
 
     def _apply_forwarding(self, line: int) -> None:
         acc = f"l{line}"
@@ -583,6 +605,56 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
 
     def forwarding(self, line: int = 0) -> tuple[ForwardingRule, ...]:
         return tuple(r for (ln, _), r in self._forwarding.items() if ln == line)
+
+    # ------------------------------------------------------------------------------------------ Power
+    # A power cut: the worker is killed (no un-REGISTER, calls vanish without BYE), as a device pulled from its
+    # PoE switch. Power on boots a new worker, which registers the lines that were registered before.
+
+    @step("power_off")
+    @requires_active
+    def power_off(self) -> PowerState:
+        import os
+        import signal
+
+        if not self._powered:
+            return PowerState.OFF
+        self._closing = True
+        self._powered = False
+        if self._bg is not None:
+            self._bg.shutdown(wait=True, cancel_futures=True)
+            self._bg = None
+        w = self.worker
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(w.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            w.close(timeout=2.0)
+        now = time.time()
+        for c in self.book.calls():
+            if c.active:
+                self.book.update_call(c.id, EventKind.STATE, {"state": "disconnected", "cause": "power off"},
+                                      state=CallState.DISCONNECTED, ended=now, reason="power off",
+                                      media_direction=MediaDirection.NONE)
+        return PowerState.OFF
+
+    @step("power_on")
+    @requires_active
+    def power_on(self) -> PowerState:
+        if self._powered:
+            return PowerState.ON
+        lines = sorted(self._accounts)
+        self._accounts.clear()
+        self._toned.clear()
+        self._boot_worker()
+        for line in lines:
+            self.register(line)
+        return PowerState.ON
+
+    def power_cycle(self) -> PowerState:
+        self.power_off()
+        return self.power_on()
+
+    def power_state(self) -> PowerState:
+        return PowerState.ON if self._powered else PowerState.OFF
 
     # ------------------------------------------------------------------------------------------ Console
     def run(self, command: str, *, timeout: float = 10.0):

@@ -149,3 +149,31 @@ def test_local_forwarding_always_answers_302_and_clearing_restores_ringing(lab):
     assert inc.remote == dect.lines[1].number
     ata[CallControl].hangup(inc.id)
     cc.wait_for_state(out.id, CallState.DISCONNECTED, timeout=T)
+
+
+def test_power_cut_leaves_the_binding_and_power_on_registers_again(lab):
+    from harness.protocols import Power, PowerState, StateError, UnknownCall
+
+    dect = lab.device("dect")
+    cc, power = dect[CallControl], dect[Power]
+    before = cc.dial(dect.lines[1].number, line=0)
+    cc.wait_for_incoming(line=1, timeout=T)
+    old_pid = dect.driver.pid
+    assert power.power_off() is PowerState.OFF
+    # No un-REGISTER on a power cut: the gateway still holds the bindings (RFC 3261 §10.2.4: they expire).
+    now = lab.gateway.core.now()
+    assert all(lab.gateway.registrar.bindings(acc.username, now) for acc in dect.lines)
+    assert cc.call(before.id).state is CallState.DISCONNECTED
+    with pytest.raises(StateError, match="powered off"):
+        cc.dial(dect.lines[1].number)
+    assert power.power_on() is PowerState.ON
+    assert dect.driver.pid != old_pid
+    assert all(cc.registration(i).ok for i in range(len(dect.lines)))
+    with pytest.raises(UnknownCall, match="lost power"):
+        cc.answer(before.id)
+    out = cc.dial(dect.lines[1].number, line=0)
+    inc = cc.wait_for_incoming(line=1, timeout=T)
+    assert out.id != before.id
+    cc.answer(inc.id)
+    cc.hangup(out.id)
+    cc.wait_for_state(inc.id, CallState.DISCONNECTED, timeout=T)
