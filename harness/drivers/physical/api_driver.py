@@ -19,12 +19,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from device_profiles.verdict import check_firmware
 from harness.drivers.base import CallBook, Driver, DriverContext, requires_active
 from harness.drivers.vendors import DeviceUnreachable, Endpoint, VendorApiError, VendorCall, module_for
 from harness.protocols import (
+    AudioProbe,
     CallControl,
     CallDirection,
     CallEvent,
@@ -36,6 +38,7 @@ from harness.protocols import (
     InfrastructureError,
     MediaDirection,
     NotApplicable,
+    OperationFailed,
     Provisioning,
     ProvisioningInfo,
     RegistrationInfo,
@@ -100,8 +103,13 @@ def media_of(vc: VendorCall) -> MediaDirection:
     return MediaDirection.SENDRECV
 
 
-class ApiDriver(Driver, CallControl, Identity, Provisioning):
-    """Base of the vendor API drivers; subclasses set ``driver_name`` (a key of ``VENDOR_MODULES``)."""
+class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
+    """Base of the vendor API drivers; subclasses set ``driver_name`` (a key of ``VENDOR_MODULES``).
+
+    ``AudioProbe`` works on simulated devices (their SIP stack sends the tone and records); a physical
+    device's handset has no audio path to the harness, so there it is ``NotApplicable`` and audio is
+    judged at the far end.
+    """
 
     driver_name = ""
     poll_interval = 0.1
@@ -287,6 +295,50 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning):
 
     def start_polling(self) -> None:
         self._polling.set()
+
+    # ------------------------------------------------------------------------------------------ audio
+    @property
+    def tone_hz(self) -> float:
+        from harness.emulated.profiles import tone_for
+
+        return float(self.ctx.options.get("tone_hz", tone_for(int(self.ctx.options.get("index", 0)))))
+
+    def _backend_call(self, call_id: str) -> Any:
+        if self.simulated is None:
+            raise NotApplicable(f"{self.device_id}: no audio path to a physical device's handset; audio is judged "
+                                "at the far end (the media node's recording)", device_id=self.device_id)
+        info = self.book.call(call_id)
+        live = [c for c in self.simulated.backend.calls() if c.active]
+        same = [c for c in live if c.remote == info.remote] or live
+        if len(same) != 1:
+            raise OperationFailed(f"{self.device_id}: call {call_id} matches {len(same)} calls of the simulated "
+                                  f"device ({[c.id for c in live]})")
+        return same[0]
+
+    @requires_active
+    @step("api.play_tone")
+    def play_tone(self, call_id: str, hz: float | None = None) -> None:
+        bc = self._backend_call(call_id)
+        self.simulated.backend.worker.play_tone(float(hz or self.tone_hz), call=bc.id)
+
+    @requires_active
+    @step("api.stop_tone")
+    def stop_tone(self, call_id: str) -> None:
+        bc = self._backend_call(call_id)
+        self.simulated.backend.worker.stop_tone(call=bc.id)
+
+    @requires_active
+    @step("api.record")
+    def record(self, call_id: str, duration_s: float) -> Path:
+        if not 0.02 <= duration_s <= 600:
+            raise ValueError(f"record duration {duration_s!r} s must be between 0.02 and 600")
+        bc = self._backend_call(call_id)
+        worker = self.simulated.backend.worker
+        path = self.ctx.work_dir / f"{self.device_id}-call{bc.id}-{time.time_ns()}.wav"
+        mark = worker.mark()
+        worker.record(bc.id, str(path), int(duration_s * 1000))
+        ev = worker.wait_event("record_complete", timeout=duration_s + 5.0, since=mark, call=bc.id)
+        return Path(ev.data.get("path") or path)
 
     # ------------------------------------------------------------------------------------------ identity
     @requires_active

@@ -16,7 +16,7 @@ import pytest
 from harness.inventory import load_inventory
 from harness.lab import Lab
 from harness.protocols import CallControl, CallState, Identity, NotApplicable, OperationFailed
-from tests.harness.drivers.contract import DriverContract
+from tests.harness.drivers.contract import AudioContract, DriverContract
 from tests.harness.drivers.vendor_lab import VENDOR_INVENTORY
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ class TestOtherVendors:
             drv.api.hangup(drv.session, "0x4b1d0ff")
 
 
-class TestVendorDriverContract(DriverContract):
+class TestVendorDriverContract(AudioContract, DriverContract):
     """caller/callee: ``poly-rest``; pager: ``algo-rest``; old-cisco: ``cisco-mpp`` (blocked by its firmware)."""
 
     def kill(self, device) -> None:
