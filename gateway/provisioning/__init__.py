@@ -32,7 +32,8 @@ class Provisioning:
         self.hooks = SignInSipHooks(gw, self.signin)
         self.signin.is_online = self.hooks.is_online
         self.signin.drop_bindings = self.hooks.drop_bindings
-        self.lifecycle = Lifecycle(gw.devices, gw.clock.now, on_offboard=self._offboarded)
+        self.lifecycle = Lifecycle(gw.devices, gw.clock.now, on_offboard=self._offboarded,
+                                   is_online=self.hooks.is_online)
         self.server = ProvisioningServer(gw, self.signin, lab_mode=lab_mode)
         self.sweep_interval_s = sweep_interval_s
         self._task: asyncio.Task | None = None

@@ -120,6 +120,8 @@ class ProvisioningServer:
     def _identify(self, request: web.Request, filename: str):
         ua = request.headers.get("User-Agent", "")
         verdict = check_user_agent(ua, source="http")
+        if verdict.vendor is None:  # some devices fetch with their SIP User-Agent (Cisco ATA)
+            verdict = check_user_agent(ua, source="sip")
         if verdict.vendor is None or verdict.model is None:
             raise _refuse(403, f"User-Agent {ua!r} is not a device SIP Gateway provisions: {verdict.reason}")
         profile = default_catalogue().find(verdict.model, verdict.vendor)

@@ -4,7 +4,8 @@ The seed: "Paired (signed-in) devices will be offboarded if not connected for 30
 (signed-out) devices after 14 days. An offboarded device can be re-onboarded after a factory reset."
 
 Every device keeps its last-connected time (the registrar stamps it on each REGISTER; onboarding and
-configuration fetches stamp it too). :meth:`Lifecycle.sweep` offboards a device whose idle time has reached
+configuration fetches stamp it too); a device that holds a live registration when the sweeper looks is connected
+at that moment, however far the clock was moved. :meth:`Lifecycle.sweep` offboards a device whose idle time has reached
 its limit — exactly 30 days (paired) or 14 days (unpaired or still onboarding) goes, one second less stays.
 An offboarded device loses its credentials and registrations, the registrar and the provisioning server refuse
 it with a reason, and only a factory reset (a fresh fetch of the bootstrap configuration) brings it back.
@@ -55,9 +56,12 @@ def offboarding_date(device: Device) -> float | None:
 
 
 class Lifecycle:
-    def __init__(self, devices, clock: Callable[[], float], *, on_offboard: Callable[[Device], None] | None = None):
+    def __init__(self, devices, clock: Callable[[], float], *, on_offboard: Callable[[Device], None] | None = None,
+                 is_online: Callable[[str], bool] | None = None):
         self.devices = devices
         self.now = clock
+        #: A device with a live registration is connected now, whatever the clock says (set by the server).
+        self.is_online = is_online or (lambda key: False)
         #: Called with each device just offboarded (the server drops its credentials and registrations).
         self.on_offboard = on_offboard
         self.history: list[Offboarded] = []
@@ -68,6 +72,9 @@ class Lifecycle:
         for device in self.devices.all():
             due = offboarding_date(device)
             if due is None or now < due:
+                continue
+            if self.is_online(device.key):  # registered right now: connected, so not stale
+                self.devices.put(replace(device, last_connected=now))
                 continue
             idle = now - (last_seen(device) or now)
             limit_days = (limit_for(device) or 0) / 86400

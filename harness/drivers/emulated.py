@@ -26,6 +26,7 @@ from device_profiles.user_agent import parse_user_agent
 from harness.drivers.base import CallBook, Driver, DriverContext, requires_active, user_part
 from harness.drivers.registry import register_driver
 from harness.emulated.profiles import behaviour_for, tone_for
+from harness.emulated.provisioning import EmulatedProvisioning
 from harness.protocols import (
     AudioProbe,
     CallControl,
@@ -69,7 +70,8 @@ def _worker_name(device_id: str) -> str:
 
 
 @register_driver("emulated")
-class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forwarding, Power, Console):
+class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, Forwarding, Power, Console,
+                     EmulatedProvisioning):
     """A device emulated by a sipua worker process."""
 
     def __init__(self, ctx: DriverContext) -> None:

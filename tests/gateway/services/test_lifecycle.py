@@ -62,3 +62,11 @@ def test_offboarded_state_survives_restart(env, tmp_path):
         assert Lifecycle(again, lambda: T0).sweep(T0 + 60 * DAY) == []  # offboarded devices are left alone
     finally:
         store2.close()
+
+
+def test_a_registered_device_is_connected_whatever_the_clock(env):
+    _, devices = env
+    lc = Lifecycle(devices, lambda: T0, is_online=lambda key: key == "aaaaaaaaaaa1")
+    gone = [o.key for o in lc.sweep(T0 + 40 * DAY)]
+    assert "aaaaaaaaaaa1" not in gone and devices.get("aaaaaaaaaaa1").last_connected == T0 + 40 * DAY
+    assert "aaaaaaaaaaa2" in gone

@@ -1,0 +1,340 @@
+"""Provisioning and sign-in of an emulated device, as the real device does it over HTTP and SIP.
+
+Mixed into :class:`harness.drivers.emulated.EmulatedDriver`; implements the ``Provisioning`` and ``SignIn``
+capabilities plus ``dial_feature_code``:
+
+- ``factory_reset()``: forget the configuration and drop the provisioned SIP account.
+- ``provision(url)``: what a device does with the URL DHCP option 66/160 hands it: fetch its vendor's file
+  (``$PSN.xml``, ``$mac.cfg``, ``mac.ini``, ``algop$mac.conf``) with its own User-Agent, read the SIP account and
+  the resync (state) URL from it in the vendor's own key names, fetch the state URL, and register the account.
+- ``start_sign_in()``: the Sign-in key: asks the sign-in service for a pairing code; the status carries the code
+  and the page URL the device shows. ``sign_in_status()`` reads what the service says (the device's display) and,
+  when that changed the pairing, fetches and applies the new configuration (a device resyncing).
+- ``sign_out()``: the Sign-out key, then the resync to the signed-out configuration.
+- ``dial_feature_code("*55*123456")``: dials from the provisioned account and returns the ended call with the
+  gateway's final status (the confirmation the gateway gives).
+
+Every result is observed: HTTP statuses and bodies, the final REGISTER response, the call's final status.
+The provisioned account is the worker's account ``p99`` (its events are reported as line 99).
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from harness.protocols import (
+    CallInfo,
+    CallState,
+    EventKind,
+    OperationFailed,
+    Provisioning,
+    ProvisioningInfo,
+    RegistrationInfo,
+    SignIn,
+    SignInState,
+    SignInStatus,
+    StateError,
+)
+from harness.steps import step
+
+PROV_ACCOUNT = "p99"
+PROV_LINE = 99
+
+#: The vendor's own key names: (SIP user, password, resync URL, display name, number, pair state).
+_KEYS: dict[str, tuple[str, str, str, str, str, str]] = {
+    "cisco": ("User_ID_1_", "Password_1_", "Profile_Rule", "Display_Name_1_", "Station_Display_Name", "Pair_State"),
+    "poly": ("reg.1.auth.userId", "reg.1.auth.password", "device.prov.serverName", "reg.1.displayName",
+             "reg.1.label", "sgw.pair.state"),
+    "yealink": ("account.1.user_name", "account.1.password", "static.auto_provision.server.url",
+                "account.1.display_name", "account.1.label", "sgw.pair_state"),
+    "audiocodes": ("voip/line/0/auth_name", "voip/line/0/auth_password", "provisioning/configuration/url",
+                   "voip/line/0/description", "voip/line/0/extension_display", "sgw/pair_state"),
+    "audiocodes-ata": ("AuthUserName", "AuthPassword", "ProvisioningURL", "DisplayName", "PhoneNumber",
+                       "SgwPairState"),
+    "gigaset": ("BS_IP_Data1.aucS_SIP_USER_ID_1", "BS_IP_Data1.aucS_SIP_PASSWORD_1", "BS_Provider.aucS_PROV_URL",
+                "BS_IP_Data1.aucS_SIP_ACCOUNT_NAME_1", "BS_IP_Data1.aucS_SIP_DISPLAYNAME_1", "SGW.ucS_PAIR_STATE"),
+    "spectralink": ("user.1.username", "user.1.password", "provisioning.config.url", "user.1.displayname",
+                    "user.1.number", "sgw.pair_state"),
+    "ascom": ("user/1/name", "user/1/password", "provisioning/url", "user/1/display", "user/1/number",
+              "sgw/pair_state"),
+    "algo": ("sip.u1.user", "sip.u1.pwd", "prov.url", "sip.u1.display", "sip.u1.number", "sgw.pair_state"),
+}
+
+
+def device_family(vendor: str, kind: str) -> str | None:
+    v = vendor.lower()
+    if v == "audiocodes":
+        return "audiocodes-ata" if kind == "ata" else "audiocodes"
+    return v if v in _KEYS else None
+
+
+def config_file(vendor: str, kind: str, model: str, mac: str) -> str:
+    """The file a device of this vendor asks for at the provisioning URL."""
+    fam = device_family(vendor, kind)
+    if fam == "cisco":
+        return f"{mac}.cfg" if kind == "ata" else f"{model.replace(' ', '')}.xml"
+    if fam == "audiocodes-ata":
+        return f"{mac}.ini"
+    if fam == "gigaset":
+        return f"{mac}.xml"
+    if fam == "algo":
+        return f"algop{mac}.conf"
+    return f"{mac}.cfg"
+
+
+def read_config(text: str) -> dict[str, str]:
+    """Settings of a served configuration (XML elements, attributes, Gigaset items, or key = value lines)."""
+    stripped = text.lstrip()
+    out: dict[str, str] = {}
+    if stripped.startswith("<"):
+        root = ET.fromstring(text)
+        for el in root.iter():
+            if el.tag == "SYMB_ITEM" and "ID" in el.attrib:
+                out[el.attrib["ID"]] = el.attrib.get("value", "")
+            elif el is not root:
+                out.update(el.attrib)
+                if len(el) == 0 and el.text and el.text.strip():
+                    out[el.tag] = el.text.strip()
+        return out
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, value = (s.strip() for s in line.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+@dataclass
+class _ProvState:
+    url: str | None = None
+    state_url: str | None = None
+    status: str = "factory_default"
+    config: dict[str, str] = field(default_factory=dict)
+    applied_user: str | None = None
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+
+
+class EmulatedProvisioning(Provisioning, SignIn):
+    """HTTP provisioning and sign-in for :class:`~harness.drivers.emulated.EmulatedDriver` (a mixin)."""
+
+    _prov_state: _ProvState | None = None
+
+    @property
+    def _prov(self) -> _ProvState:
+        if self._prov_state is None:
+            self._prov_state = _ProvState(url=self.ctx.options.get("provisioning_url"))
+        return self._prov_state
+
+    @property
+    def mac(self) -> str:
+        mac = (self.ctx.mac or "").replace(":", "").replace("-", "").lower()
+        if not mac:
+            raise StateError(f"{self.device_id}: the emulated device has no MAC address")
+        return mac
+
+    def _family(self) -> str:
+        fam = device_family(self.ctx.vendor, self.ctx.profile.kind)
+        if fam is None:
+            from harness.protocols import NotApplicable
+
+            raise NotApplicable(f"{self.ctx.vendor} devices are not provisioned by SIP Gateway's provisioning "
+                                "server", device_id=self.device_id)
+        return fam
+
+    def _http(self, method: str, url: str) -> httpx.Response:
+        t0 = time.time()
+        try:
+            resp = httpx.request(method, url, headers={"User-Agent": self.user_agent}, timeout=10.0)
+        except httpx.HTTPError as exc:
+            raise OperationFailed(f"{self.device_id}: {method} {url} failed: {exc}") from exc
+        self._prov.exchanges.append({"t": t0, "method": method, "url": url, "status": resp.status_code,
+                                     "body": resp.text[:500] if resp.status_code >= 400 else ""})
+        del self._prov.exchanges[:-100]
+        return resp
+
+    def http_exchanges(self) -> list[dict[str, Any]]:
+        """What the device sent and got over HTTP (statuses; bodies of refusals)."""
+        return list(self._prov.exchanges)
+
+    # --- Provisioning ------------------------------------------------------------------------------------
+    @step("provisioning.factory_reset")
+    def factory_reset(self) -> ProvisioningInfo:
+        self._drop_account()
+        url = self._prov.url
+        self._prov_state = _ProvState(url=url)
+        return self.provisioning()
+
+    def provisioning(self) -> ProvisioningInfo:
+        p = self._prov
+        return ProvisioningInfo(url=p.url, status=p.status, config_version=p.config.get(self._keys()[5]) if
+                                p.config else None, detail=p.state_url)
+
+    def _keys(self) -> tuple[str, str, str, str, str, str]:
+        return _KEYS[self._family()]
+
+    @step("provisioning.provision")
+    def provision(self, url: str | None = None) -> ProvisioningInfo:
+        """Fetch the bootstrap file from ``url`` (as DHCP option 66/160 gives it), then the state URL; register."""
+        p = self._prov
+        p.url = (url or p.url or "").rstrip("/") or None
+        if not p.url:
+            # No URL from DHCP: the device keeps the static line accounts the lab configured on it.
+            return ProvisioningInfo(url=None, status="factory_default",
+                                    detail="no provisioning URL (DHCP option 66/160); static line accounts in use")
+        name = config_file(self.ctx.vendor, self.ctx.profile.kind, self.ctx.model, self.mac)
+        resp = self._http("GET", f"{p.url}/{name}")
+        if resp.status_code != 200:
+            p.status = "failed"
+            return ProvisioningInfo(url=p.url, status="failed", detail=f"HTTP {resp.status_code}: "
+                                    f"{resp.text.strip()[:300]}")
+        boot = read_config(resp.text)
+        state_url = boot.get(self._keys()[2])
+        if not state_url:
+            p.status = "failed"
+            return ProvisioningInfo(url=p.url, status="failed", detail="the configuration has no resync URL")
+        p.state_url = state_url
+        return self.resync()
+
+    @step("provisioning.resync")
+    def resync(self, *, timeout: float = 10.0) -> ProvisioningInfo:
+        """Fetch the state URL and apply it (re-register when the account changed)."""
+        p = self._prov
+        if not p.state_url:
+            raise StateError(f"{self.device_id}: not provisioned yet")
+        resp = self._http("GET", p.state_url)
+        if resp.status_code != 200:
+            p.status = "failed"
+            self._drop_account()
+            return ProvisioningInfo(url=p.url, status="failed",
+                                    detail=f"HTTP {resp.status_code}: {resp.text.strip()[:300]}")
+        p.config = read_config(resp.text)
+        p.status = "fetched"
+        user = p.config.get(self._keys()[0])
+        if user != p.applied_user:
+            reg = self._register_account(user, p.config.get(self._keys()[1], ""), timeout=timeout)
+            if not reg.ok:
+                p.status = "failed"
+                return ProvisioningInfo(url=p.url, status="failed", config_version=p.config.get(self._keys()[5]),
+                                        detail=f"REGISTER answered {reg.status_code} {reg.reason}")
+            p.applied_user = user
+        p.status = "applied"
+        return self.provisioning()
+
+    def provisioned_registration(self) -> RegistrationInfo:
+        return self.book.registration(PROV_LINE) or RegistrationInfo(line=PROV_LINE, status_code=0,
+                                                                     reason="not registered", expires=0)
+
+    def _drop_account(self) -> None:
+        if self._prov_state is not None and self._prov_state.applied_user and self.worker is not None:
+            import contextlib
+
+            with contextlib.suppress(Exception):
+                self._rpc(lambda w: w.remove_account(PROV_ACCOUNT))
+            self._prov_state.applied_user = None
+
+    def _register_account(self, user: str | None, password: str, *, timeout: float) -> RegistrationInfo:
+        if not user:
+            raise OperationFailed(f"{self.device_id}: the configuration carries no SIP user")
+        self._drop_account()
+        gw = self.ctx.gateway
+        if gw is None:
+            raise StateError(f"{self.device_id}: no gateway to register with")
+        tp = self.ctx.transport
+        suffix = "" if tp == "udp" else f";transport={tp}"
+        mark = self.book.last_seq
+        self._rpc(lambda w: w.add_account(
+            PROV_ACCOUNT, f"sip:{user}@{gw.domain}", registrar=f"sip:{gw.host}:{gw.port(tp)}{suffix}",
+            username=user, password=password, proxies=(f"sip:{gw.host}:{gw.port(tp)};lr{suffix}",), transport=tp,
+            display_name=self._prov.config.get(self._keys()[3]) or None))
+
+        def final() -> RegistrationInfo | None:
+            for e in self.book.events(mark):
+                if e.kind is EventKind.REGISTRATION and e.line == PROV_LINE and e.detail.get("status_code", 0) >= 200:
+                    return self.book.registration(PROV_LINE)
+            return None
+
+        return self.book.wait(final, f"final REGISTER response of the provisioned account {user}", timeout)
+
+    # --- SignIn ------------------------------------------------------------------------------------------
+    def _token_url(self, action: str) -> str:
+        p = self._prov
+        if not p.state_url or "/s/" not in p.state_url:
+            raise StateError(f"{self.device_id}: not provisioned (no state URL); provision() first")
+        base, rest = p.state_url.split("/s/", 1)
+        token = rest.split("/", 1)[0]
+        root = base.split("/lang_")[0].split("/tenantid/")[0]
+        return f"{root}/s/{token}/{action}"
+
+    @step("signin.status")
+    def sign_in_status(self) -> SignInStatus:
+        resp = self._http("GET", self._token_url("status"))
+        if resp.status_code != 200:
+            raise OperationFailed(f"{self.device_id}: sign-in status answered HTTP {resp.status_code}: "
+                                  f"{resp.text.strip()[:200]}")
+        st = resp.json()
+        if st.get("pair_state") == "paired":
+            if self._prov.config.get(self._keys()[5]) != "signed_in":
+                self.resync()
+            return SignInStatus(SignInState.SIGNED_IN, user=st.get("user"), number=st.get("number"))
+        if self._prov.config.get(self._keys()[5]) == "signed_in":
+            self.resync()  # signed out by the admin: the device falls back to its signed-out configuration
+        if st.get("pairing_code"):
+            return SignInStatus(SignInState.PAIRING, pairing_code=st["pairing_code"], auth_url=st.get("auth_url"))
+        return SignInStatus(SignInState.SIGNED_OUT, auth_url=st.get("auth_url"))
+
+    @step("signin.start")
+    def start_sign_in(self) -> SignInStatus:
+        resp = self._http("POST", self._token_url("signin"))
+        if resp.status_code != 200:
+            raise OperationFailed(f"{self.device_id}: Sign-in answered HTTP {resp.status_code}: "
+                                  f"{resp.text.strip()[:200]}")
+        body = resp.json()
+        return SignInStatus(SignInState.PAIRING, pairing_code=body["pairing_code"], auth_url=body["auth_url"])
+
+    def wait_signed_in(self, *, signed_in: bool = True, timeout: float = 10.0, poll_s: float = 0.2) -> SignInStatus:
+        """Poll the sign-in service as the device does until it reads (not) signed in; raise at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.sign_in_status()
+            if (st.state is SignInState.SIGNED_IN) == signed_in:
+                return st
+            if time.monotonic() >= deadline:
+                raise OperationFailed(f"{self.device_id}: still {st.state.value} after {timeout} s")
+            time.sleep(poll_s)  # the device's own polling interval; nothing pushes the change to it
+
+    @step("signin.sign_out")
+    def sign_out(self) -> SignInStatus:
+        resp = self._http("POST", self._token_url("signout"))
+        if resp.status_code != 200:
+            raise OperationFailed(f"{self.device_id}: Sign-out answered HTTP {resp.status_code}: "
+                                  f"{resp.text.strip()[:200]}")
+        message = resp.json().get("message", "")
+        self.resync()
+        st = self.sign_in_status()
+        if st.state is SignInState.SIGNED_IN:
+            raise OperationFailed(f"{self.device_id}: still signed in after Sign-out ({message!r})")
+        return st
+
+    # --- feature codes --------------------------------------------------------------------------------------
+    @step("dial_feature_code")
+    def dial_feature_code(self, digits: str, *, timeout: float = 10.0) -> CallInfo:
+        """Dial ``digits`` (e.g. ``*55*123456``) from the provisioned account; the ended call with its status."""
+        if not self._prov.applied_user:
+            raise StateError(f"{self.device_id}: no provisioned account to dial from; provision() first")
+        gw = self.ctx.gateway
+        from sipua import protocol as sp
+
+        uri = f"sip:{digits}@{gw.domain if gw else '127.0.0.1'}"
+        res = self._rpc(lambda w: w.request(sp.MakeCall(account=PROV_ACCOUNT, target=uri)))
+        cid = str(res["call"])
+        self._ensure_call(cid, remote=digits, line=PROV_LINE)
+        self.book.update_call(cid, None, sip_call_id=res.get("call_id") or None, line=PROV_LINE)
+        return self.book.wait_state(cid, {CallState.DISCONNECTED}, timeout)
