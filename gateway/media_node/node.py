@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.media_node.ivr import Ivr
 from gateway.media_node.tones import ToneAllocator
 from gateway.media_node.wavfile import WavError, snapshot_wav
 from gateway.services.directory import number_key
@@ -42,7 +43,7 @@ from gateway.services.model import Flow, User
 log = logging.getLogger("sipgw.media")
 
 ANSWER_MODES = ("auto", "busy", "no_answer", "manual")
-PARTY_KINDS = ("teams", "pstn")
+PARTY_KINDS = ("teams", "pstn", "ivr")
 RESERVATION_TTL_S = 10.0  # a routed branch whose INVITE never arrives gives its slot back
 TONE_LEVEL_DBFS = -12.0
 _DIGITS = re.compile(r"^[0-9*#A-Da-d]{1,64}$")
@@ -216,6 +217,8 @@ class MediaNode:
         self._ctl = _ControlThread("sipgw-media")
         self._spawner = _ControlThread("sipgw-media-spawn")  # spawning never delays call handling
         self._closed = False
+        #: The IVR party (kind ``ivr``) at its tenant number (:mod:`gateway.media_node.ivr`).
+        self.ivr = Ivr()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -229,6 +232,9 @@ class MediaNode:
         self.domain = gw.config.domain
         assert gw.endpoints is not None
         self.gateway_addr = tuple(gw.endpoints.udp)
+        services = getattr(getattr(gw, "router", None), "services", None)
+        if services is not None:  # calls to the IVR's number reach the IVR party
+            services[number_key(self.ivr.number)] = self.ivr_party
         await asyncio.wrap_future(self._ctl.submit(self._start_pool))
 
     def start_sync(self, gateway_addr: tuple[str, int], *, core: Any = None, directory: Any = None,
@@ -299,6 +305,7 @@ class MediaNode:
             live = [c for c in self._calls.values() if c.state != "disconnected"]
             ended = [c for c in self._calls.values() if c.state == "disconnected"]
             self._calls.clear()
+        self.ivr.forget()
         for c in live:
             self._ctl.submit(lambda c=c: _quietly(c.worker.hangup, c.handle))
         for c in ended:  # nobody can ask for these recordings any more
@@ -345,6 +352,10 @@ class MediaNode:
         identity = number if number.startswith("+") else "+" + number
         return self._reserve(identity, "pstn", identity)
 
+    def ivr_party(self) -> Flow | None:
+        """Where the IVR answers (a reserved call slot), for the router's service number."""
+        return self._reserve(self.ivr.number, "ivr", self.ivr.number)
+
     def _reserve(self, uri_user: str, kind: str, identity: str) -> Flow | None:
         if self._pool is None or self._closed:
             return None
@@ -388,7 +399,8 @@ class MediaNode:
         with self._lock:
             s = self._settings.get(key)
             if s is None:
-                s = PartySettings(tone_hz=self.tones.tone_for(f"{kind}:{identity}"))
+                tone = self.ivr.tone_for_new_call() if kind == "ivr" else self.tones.tone_for(f"{kind}:{identity}")
+                s = PartySettings(tone_hz=tone)
                 self._settings[key] = s
             return dataclasses.replace(s)
 
@@ -419,6 +431,11 @@ class MediaNode:
         if kind not in PARTY_KINDS:
             raise MediaNodeError("invalid_party", f"party kind {kind!r} is not one of {list(PARTY_KINDS)}",
                                  f"{where}.kind")
+        if kind == "ivr":
+            if number_key(str(identity)) != number_key(self.ivr.number):
+                raise MediaNodeError("unknown_ivr", f"the IVR answers at {self.ivr.number}, not {identity!r}",
+                                     f"{where}.identity", status=404)
+            return kind, self.ivr.number
         if kind == "pstn":
             if not isinstance(identity, str) or not _NUMBER.match(identity):
                 raise MediaNodeError("invalid_number", f"{identity!r} is not a phone number (+ and 2-15 digits)",
@@ -674,6 +691,8 @@ class MediaNode:
                 wall = time.time() - max(0.0, time.monotonic() - ev.ts)
                 with self._lock:
                     c.dtmf.append({"digit": ev.data["digit"], "method": ev.data["method"], "t": round(wall, 3)})
+                if c.kind == "ivr":
+                    self.ivr.on_digit(c, str(ev.data["digit"]), str(ev.data["method"]), wall)
                 self._notify(c)
             elif ev.type == "media_state":
                 c.media["status"] = ev.data.get("status")
@@ -732,6 +751,8 @@ class MediaNode:
                 c.worker.answer(c.handle, 200)
 
     def _identify(self, uri_user: str) -> tuple[str, str]:
+        if uri_user and number_key(uri_user) == number_key(self.ivr.number):
+            return "ivr", self.ivr.number
         if self._directory is not None:
             user = self._directory.by_number(uri_user) or self._directory.user(uri_user)
             if user is not None:

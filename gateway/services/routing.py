@@ -82,9 +82,15 @@ class Router:
         #: Where a user's voicemail is reached (``voicemail(user) -> Flow | None``), when a voicemail service
         #: exists; a DND user's calls go there, else the caller gets 486.
         self.voicemail: Callable[[User], Flow | None] | None = None
+        #: Service numbers of the tenant (number without '+' → where the service answers now), e.g. the media
+        #: node's IVR; checked before users and the PSTN.
+        self.services: dict[str, Callable[[], Flow | None]] = {}
 
     def route(self, uri_user: str | None, now: float) -> RouteDecision:
         dialled = dialled_number(uri_user)
+        service = self.services.get(number_key(dialled)) if self.services and dialled else None
+        if service is not None:
+            return self._service(dialled, service)
         user = self.directory.by_number(dialled) if _DIALLABLE.match(dialled) else None
         if user is None and uri_user:
             named = self.directory.user(uri_user)
@@ -140,3 +146,12 @@ class Router:
         why = "the user has no voicemail" if not user.voicemail else "no voicemail service is available"
         return RouteDecision(callee=user, reject_status=486, reject_code="SGW-ROUTE-DND",
                              reject_text=f"{user.name} is in do-not-disturb ({why}); dial *31* to turn it off")
+
+    def _service(self, dialled: str, service: Callable[[], Flow | None]) -> RouteDecision:
+        number = "+" + number_key(dialled)
+        flow = service()
+        if flow is None:
+            return RouteDecision(reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE",
+                                 reject_text=f"the service at {number} is not reachable now")
+        return RouteDecision(targets=(Target("service", f"sip:{number}@{flow.host}:{flow.port}", flow,
+                                             f"service {number}"),))
