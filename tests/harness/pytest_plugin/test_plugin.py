@@ -358,3 +358,24 @@ def test_matrix_written_once_by_the_controller_under_xdist(lab_dir: pytest.Pytes
     starts = Path(lab_dir.path / "lab-starts.txt").read_text().split()
     assert 1 <= len(starts) <= 2 and len(set(starts)) == len(starts)  # one lab per worker at most
     assert {d["id"] for d in m["manifest"]["devices"] if d["firmware_read_back"]} >= {"poly-vvx450", "algo-8301"}
+
+
+def test_live_view_shows_each_cells_outcome_letters() -> None:
+    import io
+
+    from rich.console import Console
+
+    from harness.pytest_plugin.progress import matrix_table
+
+    table = matrix_table(["poly-vvx450", "algo-8301"], {
+        ("poly-vvx450", "make_calls"): ["pass", "flaky"],
+        ("algo-8301", "make_calls"): ["not_applicable"],
+        ("algo-8301", "receive_calls"): ["fail"],
+    }, title="run")
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(table)
+    text = out.getvalue()
+    assert "make_calls" in text and "receive_calls" in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.startswith("│")}
+    assert ".~" in rows["poly-vvx450"]
+    assert "n" in rows["algo-8301"].split("│")[2] and "F" in rows["algo-8301"].split("│")[3]
