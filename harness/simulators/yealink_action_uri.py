@@ -125,7 +125,8 @@ class YealinkActionUriSimulator(SimulatorServer):
                 self.provision(params)
                 return web.Response(text="OK")
             if "number" in q:
-                await self.run_backend(self.backend.dial, q["number"], 1)
+                call = await self.run_backend(self.backend.dial, q["number"], 1)
+                self._action_url("outgoing_call", call)  # admin guide: sent when the phone places a call
                 return web.Response(text="OK")
             if "key" in q:
                 for key in q["key"].split(";"):
