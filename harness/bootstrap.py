@@ -62,7 +62,7 @@ def _yealink(driver: Any, probe: Any) -> None:
     from harness.drivers.vendors import yealink
 
     if probe.problem == "not_allowed":
-        ip = str(driver.ctx.options.get("harness_ip") or driver.session.listener.server_address[0])
+        ip = str(driver.session.listener.server_address[0])  # where the listener is: the harness's lab address
         who = driver.device_side.apply_config(yealink.bootstrap_params(ip), probe.detail)
         _step(driver, f"features.action_uri_limit_ip={ip} ({who})")
         probe = _probe_until_ok(driver)

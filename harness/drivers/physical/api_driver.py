@@ -74,6 +74,12 @@ def resolve_credentials(device_id: str, credentials: Any) -> tuple[str | None, s
     return out[0], out[1]
 
 
+def harness_ip(ctx: DriverContext) -> str:
+    """The harness's address on the lab network, which devices call back (driver option ``harness_ip``,
+    else ``SIPGW_HARNESS_IP``, else loopback for simulated devices)."""
+    return str(ctx.options.get("harness_ip") or os.environ.get("SIPGW_HARNESS_IP") or "127.0.0.1")
+
+
 def endpoint_from(ctx: DriverContext, connection: Any, credentials: Any, **options: Any) -> Endpoint:
     """The control endpoint of a physical device from its inventory ``connection`` and ``credentials``."""
     user, password = resolve_credentials(ctx.device_id, credentials)
@@ -84,7 +90,7 @@ def endpoint_from(ctx: DriverContext, connection: Any, credentials: Any, **optio
     host = f"[{connection.host}]" if connection.host and ":" in connection.host else connection.host
     port = f":{connection.port}" if connection.port else ""
     verify: bool | str = bool(connection.verify_tls)
-    ca = ctx.options.get("ca_file")
+    ca = ctx.options.get("ca_file") or os.environ.get("SIPGW_DEVICE_CA")
     if connection.verify_tls and ca:
         verify = str(ca)
     return Endpoint(f"{scheme}://{host}{port}{connection.path or ''}", user, password, verify,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from harness.drivers.physical.api_driver import ApiDriver
+from harness.drivers.physical.api_driver import ApiDriver, harness_ip
 from harness.drivers.registry import register_driver
 
 
@@ -14,4 +14,4 @@ class CiscoMppDriver(ApiDriver):
 
     def _endpoint_options(self) -> dict:
         # The phone connects out to this address: on a physical lab it is the harness's lab interface.
-        return {"listen_host": self.ctx.options.get("harness_ip", "127.0.0.1")}
+        return {"listen_host": harness_ip(self.ctx)}

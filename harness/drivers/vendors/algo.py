@@ -147,7 +147,8 @@ def dial(s: Session, number: str, line: int = 1, *, page: bool = False, tone: st
 
 
 def answer(s: Session, handle: str) -> None:
-    raise NotApplicable(f"the {API} has no answer: the device answers SIP calls itself (auto-answer)")
+    """Nothing to send: the device answers SIP calls itself (auto-answer); the driver waits until the
+    status read back says Connected."""
 
 
 def reject(s: Session, handle: str, code: int = 486) -> None:

@@ -61,7 +61,8 @@ class Session(HttpSession):
                     self.order.append(cid)
                 new = {
                     "incoming_call": lambda c: replace(c, state=CallState.INCOMING),
-                    "outgoing_call": lambda c: replace(c, state=CallState.EARLY),
+                    # sent when the phone places the call (again on ringback by some loads): never a step back
+                    "outgoing_call": lambda c: c,
                     "call_established": lambda c: replace(c, state=CallState.CONFIRMED),
                     "call_terminated": lambda c: replace(c, state=CallState.DISCONNECTED),
                     "hold": lambda c: replace(c, local_hold=True),

@@ -73,7 +73,7 @@ def test_recorded_about_and_status():
 
 def test_operations_the_api_lacks_are_not_applicable():
     session = algo.connect(Endpoint("https://192.0.2.30", None, "", True, 2.0, {"auth": "none"}))
-    for fn in (algo.hold, algo.answer):
+    for fn in (algo.hold, algo.reject):
         with pytest.raises(NotApplicable, match="Algo RESTful API"):
             fn(session, "algo-1")
     with pytest.raises(ValueError, match="auth='digest'"):
