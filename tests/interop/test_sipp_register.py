@@ -15,10 +15,11 @@ def warning_of(resp) -> str:
     return resp.headers.get("Warning") or ""
 
 
-def test_register_with_digest_then_unregister(gw, sipp, ports, new_user):
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+def test_register_with_digest_then_unregister(gw, sipp, ports, new_user, transport):
     u = new_user()
     port = ports.take()
-    res = sipp.register(u.username, u.password, port, ua=GOOD_UA.format(u.mac))
+    res = sipp.register(u.username, u.password, port, ua=GOOD_UA.format(u.mac), transport=transport)
     assert res.returncode == 0, res.explain()
     statuses = [r.status for r in res.responses("REGISTER")]
     assert statuses == [401, 200], res.explain()
@@ -27,9 +28,11 @@ def test_register_with_digest_then_unregister(gw, sipp, ports, new_user):
     ok = res.responses("REGISTER")[1]
     assert f"127.0.0.1:{port}" in ok.headers.get("Contact")
     bindings = gw.registrar.bindings(u.username, gw.core.now())
-    assert [(b.flow.transport, b.flow.host, b.flow.port) for b in bindings] == [("UDP", "127.0.0.1", port)]
+    kind = {"u1": "UDP", "t1": "TCP"}[transport]
+    assert [(b.flow.transport, b.flow.host) for b in bindings] == [(kind, "127.0.0.1")]
+    assert bindings[0].uri == f"sip:{u.username}@127.0.0.1:{port}"
 
-    res = sipp.register(u.username, u.password, port, ua=GOOD_UA.format(u.mac), expires=0)
+    res = sipp.register(u.username, u.password, port, ua=GOOD_UA.format(u.mac), expires=0, transport=transport)
     assert res.returncode == 0, res.explain()
     assert res.responses("REGISTER")[-1].status == 200
     assert res.responses("REGISTER")[-1].headers.get("Contact") is None
