@@ -168,10 +168,36 @@ class EmbeddedGateway:
         self.endpoints = eps
         if hasattr(self.media, "start"):
             await self.media.start(self)
+        self._install_call_features()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)
         return eps
+
+    def _install_call_features(self) -> None:
+        """Voicemail and MWI, forwarding (*32*-*35*, device redirects) and transfer (REFER, Replaces)."""
+        from gateway.services.forwarding import Forwarding
+        from gateway.services.mwi import MwiService
+        from gateway.services.transfer import TransferService
+        from gateway.services.voicemail import VoicemailBoxes
+
+        loop = asyncio.get_running_loop()
+        self.voicemail = VoicemailBoxes(self.store, self.data_dir / "voicemail", wall=self.clock.now)
+        self.mwi = MwiService(self.core, self.directory, self.registrar, self.voicemail.counts,
+                              domain=self.config.domain, call_later=loop.call_later)
+        self.mwi.install(self.core)
+        self.forwarding = Forwarding(self.store, self.directory, call_later=loop.call_later)
+        self.forwarding.install(self.router, self.core.b2bua, getattr(self, "feature_codes", None))
+        self.transfer = TransferService(self.core)
+        self.transfer.install()
+        self.voicemail_node = None
+        if hasattr(self.media, "add_listener"):
+            from gateway.media_node.voicemail import VoicemailNode
+
+            self.voicemail_node = VoicemailNode(self, self.voicemail, self.mwi)
+            self.voicemail_node.install()
+        else:
+            self.voicemail.listeners.append(lambda u: loop.call_soon_threadsafe(self.mwi.changed, u))
 
     async def _housekeeping(self) -> None:
         while True:

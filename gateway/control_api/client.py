@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from gateway.control_api.client_features import FeaturesApi
 from gateway.control_api.client_media import MediaApi
 from gateway.control_api.client_signin import SignInApi
 
@@ -52,6 +53,7 @@ class ControlClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self.media = MediaApi(self._http)
         self.signin = SignInApi(self._http)
+        self.features = FeaturesApi(self._http)
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def close(self) -> None:

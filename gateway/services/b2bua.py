@@ -131,6 +131,14 @@ class Call:
         self.best_failure: Response | None = None
         #: our client transaction on one leg → (the server transaction on the other leg, the request)
         self.relays: dict[TransactionId, tuple[Leg, TransactionId | None, Request]] = {}
+        #: The tenant user the call was routed to (forwarding, voicemail and transfer services read it).
+        self.callee_user = None
+        #: Branches to start once the ringing ones are cancelled (no-answer forwarding, voicemail).
+        self.divert_to: Callable[[], list[Target]] | None = None
+        #: (diagnostic code, text) of a redirect the gateway refused (the caller's final response says why).
+        self.refusal: tuple[str, str] | None = None
+        #: Usernames the call was forwarded through (loop protection).
+        self.forwarded_via: list[str] = []
 
     def other(self, leg: Leg) -> Leg | None:
         return self.winner if leg.side is Side.A else self.a
@@ -152,6 +160,13 @@ class B2BUA:
         self.domain = domain
         self.agent = agent
         self.on_call_end = on_call_end
+        #: Service hooks (forwarding, voicemail): ``on_new_call(call)`` once the branches are started;
+        #: ``on_redirect(call, leg, response) -> list[Target] | None`` for a 3xx from a branch (None: not
+        #: followed; the hook sets ``call.refusal`` to say why); ``on_failure(call) -> list[Target]`` when every
+        #: branch failed, before the caller gets the final response.
+        self.on_new_call: Callable[[Call], None] | None = None
+        self.on_redirect: Callable[[Call, Leg, Response], list[Target] | None] | None = None
+        self.on_failure: Callable[[Call], list[Target]] | None = None
         self.calls: dict[str, Call] = {}
         self._by_client_tx: dict[TransactionId, tuple[Call, Leg]] = {}
         self._by_server_tx: dict[TransactionId, Call] = {}
@@ -174,12 +189,19 @@ class B2BUA:
             return None
         self.calls[call.id] = call
         self._by_server_tx[tx] = call
+        call.callee_user = decision.callee
         # No 100 here: the transaction layer sent it before the INVITE reached us (RFC 3261 §17.2.1).
         for target in decision.targets:
             self._fork(call, target)
         if not call.b_legs:
             self._respond(a, invite, tx, 480, warning=("SGW-ROUTE-UNREACHABLE", "no branch could be started"))
             self._end(call, "no branch could be started")
+            return None
+        if self.on_new_call is not None:
+            try:
+                self.on_new_call(call)
+            except Exception:
+                log.exception("call %s: on_new_call hook failed", call.id)
         return call
 
     def _fork(self, call: Call, target: Target) -> None:
@@ -258,6 +280,12 @@ class B2BUA:
         self._by_client_tx.pop(leg.invite_tx, None)  # type: ignore[arg-type]
         if call.winner is not None or call.state is CallState.ENDED:
             return
+        if 300 <= status < 400 and self.on_redirect is not None:
+            # RFC 3261 §8.1.3.4: a UAC may recurse on the Contacts of a 3xx; the service decides (policy).
+            targets = self.on_redirect(call, leg, resp)
+            if targets:
+                self._forwarded(call, targets, 'SIP;cause=302;text="Redirected by the device"')
+                return
         if status in (486, 600):
             call.busy_seen = True
         if call.best_failure is None or _better_failure(resp, call.best_failure):
@@ -347,7 +375,23 @@ class B2BUA:
     def _fail_call(self, call: Call) -> None:
         a = call.a
         assert a.invite is not None and a.invite_tx is not None
+        targets: list[Target] = []
+        if call.divert_to is not None:
+            make, call.divert_to = call.divert_to, None
+            targets = make()
+        elif self.on_failure is not None:
+            try:
+                targets = self.on_failure(call)
+            except Exception:
+                log.exception("call %s: on_failure hook failed", call.id)
+        if targets and self._forwarded(call, targets, None):
+            return
         best = call.best_failure
+        if call.refusal is not None:
+            code, text = call.refusal
+            self._respond(a, a.invite, a.invite_tx, 480, warning=(code, text))
+            self._end(call, f"480 {code}")
+            return
         if call.busy_seen:
             status, code, text = 486, "SGW-ROUTE-BUSY", f"every endpoint of {call.callee} is busy"
         elif best is None or best.status in (408, 480, 487, 503):
@@ -358,6 +402,35 @@ class B2BUA:
         self._respond(a, a.invite, a.invite_tx, status, warning=(code, text) if code else None, extra=extra,
                       reason=best.reason if best is not None and status == best.status else None)
         self._end(call, f"{status}")
+
+    def _forwarded(self, call: Call, targets: list[Target], reason: str | None) -> bool:
+        """Start new branches for a call whose earlier ones ended (redirect, no answer, busy → voicemail); the
+        caller is told with 181 Call Is Being Forwarded (RFC 3261 §21.1.3). False when none could start."""
+        before = len(call.b_legs)
+        for target in targets:
+            self._fork(call, target)
+        if len(call.b_legs) == before:
+            return False
+        a = call.a
+        if a.invite is not None and a.invite_tx is not None and call.winner is None:
+            labels = ", ".join(t.label for t in targets)
+            self._respond(a, a.invite, a.invite_tx, 181, warning=("SGW-FORWARDED", f"forwarded to {labels}"),
+                          extra=[("Reason", reason)] if reason else ())
+        return True
+
+    def divert(self, call_id: str, make_targets: Callable[[], list[Target]], reason: str) -> bool:
+        """Cancel the ringing branches of an unanswered call and then ring ``make_targets()`` instead
+        (forward on no answer, voicemail). False when the call is already answered or gone."""
+        call = self.calls.get(call_id)
+        if call is None or call.winner is not None or call.state is CallState.ENDED:
+            return False
+        call.divert_to = make_targets
+        pending = [leg for leg in call.b_legs if leg.final_status is None and leg.invite_tx is not None]
+        for leg in pending:
+            self.stack.send_cancel(leg.invite_tx, [("Reason", f'SIP;cause=480;text="{reason}"')])
+        if not pending:
+            self._fail_call(call)
+        return True
 
     # --- requests ---------------------------------------------------------------------------------------------
     def on_cancel(self, invite_tx: TransactionId) -> bool:
