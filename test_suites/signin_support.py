@@ -1,0 +1,169 @@
+"""Fixtures and helpers shared by the provisioning, sign-in and offboarding suites.
+
+A device under these suites is provisioned from the gateway's provisioning URL (as DHCP option 66/160 would hand
+it) and onboarded; afterwards it is onboarded again and its lab lines registered again, so the suites that follow
+find it as the lab left it. Evidence: the provisioning server's HTTP exchanges of the device (secrets blanked),
+screenshots of the web pages, and the SIP ladder of the calls the tests make.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.protocols import CallControl, NotApplicable, Provisioning, SignIn
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DAY, HOUR = 86400, 3600
+
+
+@dataclass
+class Provisioned:
+    """A device provisioned through the gateway's provisioning server, with what the tests need around it."""
+
+    device: Any
+    lab: Any
+    evidence: Any
+    url: str
+    mac: str
+    first_seq: int
+    users: list[str] = field(default_factory=list)
+
+    @property
+    def api(self):
+        return self.lab.control.signin
+
+    @property
+    def prov(self):
+        return self.device[Provisioning]
+
+    @property
+    def signin(self):
+        return self.device[SignIn]
+
+    def state(self) -> str:
+        return self.lab.control.device(self.mac)["pair_state"]
+
+    def user(self, *, common_area: bool = False, number: bool = True, allow: bool = True) -> tuple[str, str, str]:
+        """A new tenant user (user name, password, number); deleted after the test."""
+        name = f"t{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(10)
+        num = f"+1425557{secrets.randbelow(10000):04d}" if number else None
+        self.lab.control.create_user(name, f"Test {name}", password=password, number=num, common_area=common_area,
+                                     allow_sip_devices_calling=allow, voicemail=False)
+        self.users.append(name)
+        return name, password, num or ""
+
+    def attach_http(self) -> None:
+        """The provisioning server's exchanges with this device (and the sign-in pages) since the test began."""
+        ua = self.device[Provisioning].user_agent
+        ex = [e for e in self.api.exchanges(self.first_seq)
+              if e["user_agent"] == ua or e["path"].startswith(("/signin", "/admin", "/lang_"))
+              or self.mac in e["path"]]
+        self.evidence.add_bytes("http-exchanges", "http-exchanges.json", json.dumps(ex, indent=1).encode())
+
+
+@pytest.fixture
+def provisioned(device, lab, evidence, sipgw_settings) -> Iterator[Provisioned]:
+    """The device, factory-reset and provisioned from the gateway's provisioning URL (onboarded, signed out)."""
+    if lab.control is None:
+        raise NotApplicable("these suites need the gateway's control API (embedded gateway)", device_id=device.id)
+    prov = device[Provisioning]
+    url = lab.control.signin.provisioning_url()
+    exchanges = lab.control.signin.exchanges()
+    first = exchanges[-1]["seq"] if exchanges else 0
+    mac = prov.mac
+    prov.factory_reset()
+    info = prov.provision(url)
+    p = Provisioned(device, lab, evidence, url, mac, first)
+    try:
+        assert info.status == "applied", f"{device.id}: provisioning from {url} {info.status}: {info.detail}"
+        yield p
+    finally:
+        with contextlib.suppress(Exception):
+            p.attach_http()
+        _restore(p, sipgw_settings)
+
+
+def _restore(p: Provisioned, settings) -> None:
+    """Onboard the device again and register its lab lines, whatever the test left behind."""
+    for name in p.users:
+        with contextlib.suppress(Exception):
+            p.lab.control.delete_user(name)
+    with contextlib.suppress(Exception):
+        p.lab.control.reset()  # the clock back to now
+    prov = p.prov
+    with contextlib.suppress(Exception):
+        prov.provision(p.url)
+    with contextlib.suppress(Exception):
+        prov.factory_reset()
+    calls = p.device[CallControl]
+    for line in range(len(p.device.lines)):
+        with contextlib.suppress(Exception):
+            calls.register(line, timeout=settings.deadline(10))
+
+
+def require_local_sign_in(device) -> None:
+    from device_profiles.capabilities import applicability
+
+    app = applicability(device.profile, "sign_in_out.local")
+    if not app:
+        raise NotApplicable(app.reason or "no local sign-in on this device", feature="sign_in_out",
+                            device_id=device.id)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make debs)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, evidence):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+    pg = ctx.new_page()
+    try:
+        yield pg
+    finally:
+        ctx.close()
+
+
+def screenshot(page, evidence, label: str) -> None:
+    evidence.add_bytes(label, f"{label}.png", page.screenshot(full_page=True))
+
+
+def web_sign_in(page, evidence, auth_url: str, username: str, password: str, code: str, label: str) -> str:
+    """Sign in on the gateway's sign-in page as a user would; returns the message the page shows."""
+    page.goto(auth_url)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.fill("#code", code)
+    page.click("#submit")
+    page.wait_for_selector("#message")
+    screenshot(page, evidence, label)
+    return page.inner_text("#message")
+
+
+def call_ends(device, target: str, settings, *, line: int = 0):
+    """``device`` dials ``target``; the ended call (status code and reason as the device saw them)."""
+    from harness.protocols import CallState
+
+    calls = device[CallControl]
+    out = calls.dial(target, line=line)
+    return calls.wait_for_state(out.id, CallState.DISCONNECTED, timeout=settings.deadline(10))
