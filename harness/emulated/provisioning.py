@@ -232,6 +232,11 @@ class EmulatedProvisioning(Provisioning, SignIn):
         return self.book.registration(PROV_LINE) or RegistrationInfo(line=PROV_LINE, status_code=0,
                                                                      reason="not registered", expires=0)
 
+    @step("provisioning.withdraw")
+    def withdraw(self) -> None:
+        """Un-REGISTER and drop the provisioned account, keeping the configuration (the device is unplugged)."""
+        self._drop_account()
+
     def _drop_account(self) -> None:
         if self._prov_state is not None and self._prov_state.applied_user and self.worker is not None:
             import contextlib
