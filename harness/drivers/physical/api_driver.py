@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from device_profiles.verdict import check_firmware
+from harness import steps
 from harness.drivers.base import CallBook, Driver, DriverContext, requires_active
 from harness.drivers.vendors import DeviceUnreachable, Endpoint, VendorApiError, VendorCall, module_for
 from harness.protocols import (
@@ -360,6 +361,10 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
                                serial=vi.serial, source=vi.source)
         self.read_back = ident
         self.identity_check = compare_identity(self.ctx, ident)
+        if self.identity_check:  # reported with the evidence; verdicts use what the device reports
+            steps.record("identity.mismatch", args={"inventory_firmware": self.ctx.firmware},
+                         result={"mismatches": self.identity_check, "firmware_read_back": ident.firmware},
+                         device_id=self.device_id)
         return ident
 
     def read_back_verdict(self) -> Any:

@@ -116,6 +116,20 @@ class TestOtherVendors:
         b.hangup(inc.id)
         assert a.wait_for_state(out.id, CallState.DISCONNECTED, timeout=T).state is CallState.DISCONNECTED
 
+    def test_factory_reset_turns_the_rest_api_off_and_bootstrap_brings_it_back(self, lab):
+        drv = lab.device("callee").driver
+        drv.ctx.options["factory_reset"] = True
+        try:
+            assert drv.factory_reset().status == "factory_default"
+            wait_until(lambda: drv.api.probe(drv.session).problem == "api_disabled", T,
+                       "the Poly to come back from the reset with its REST API off")
+            before = len(drv.bootstrap_steps)
+            assert drv.provision().status == "applied"
+            assert any("apps.restapi.enabled=1" in s for s in drv.bootstrap_steps[before:])
+            assert drv.register(0).ok
+        finally:
+            drv.ctx.options["factory_reset"] = False
+
     def test_operation_on_an_unknown_call_names_the_calls(self, lab):
         with pytest.raises(LookupError, match="no call"):
             lab.device("callee")[CallControl].hangup("nope~9")
