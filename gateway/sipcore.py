@@ -111,7 +111,14 @@ class SipCore:
         assert self.endpoint is not None
         if not response.headers.get("Server"):
             response.headers.add("Server", self.agent)
-        self._execute(self.endpoint.send_response(transaction, response, self.now()))
+        try:
+            actions = self.endpoint.send_response(transaction, response, self.now())
+        except KeyError:
+            # The transaction already ended, e.g. its TCP/TLS connection closed and sending the 100 failed
+            # (§17.2.4): there is nobody left to answer.
+            log.info("response %s not sent: transaction %s has ended", response.status, transaction)
+            return
+        self._execute(actions)
 
     def send_ack(self, ack: Request, dest: Address) -> None:
         assert self.endpoint is not None
@@ -137,7 +144,9 @@ class SipCore:
             if kind is Send:
                 flow = Flow(action.dest.transport, action.dest.host, action.dest.port)
                 tid = action.transaction
-                on_error = None if tid is None else (lambda tid=tid: self._transport_failed(tid))
+                # Only a TCP/TLS send can fail later (background connect); UDP sends need no callback.
+                on_error = (None if tid is None or flow.transport == "UDP"
+                            else (lambda tid=tid: self._transport_failed(tid)))
                 if not self.transports.send(action.data, flow, on_error) and tid is not None:
                     self._transport_failed(tid)
             elif kind is Deliver:
