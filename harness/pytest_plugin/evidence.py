@@ -59,6 +59,11 @@ class EvidenceCollector:
         d = ev.to_dict()
         with self._lock:
             self.steps.append({k: d.get(k) for k in _STEP_KEYS})
+        # A driver step that returned a call (dial, answer, wait_for_incoming...) names its SIP Call-ID.
+        results = ev.result if isinstance(ev.result, tuple | list) else (ev.result,)
+        for r in results:
+            if getattr(r, "sip_call_id", None):
+                self.add_call(r)
 
     def add_call(self, call: Any) -> None:
         """Remember a call (a ``CallInfo``, a media-node call dict or a SIP Call-ID) for the ladder and pcap."""

@@ -381,3 +381,23 @@ def test_live_view_shows_each_cells_outcome_letters() -> None:
     rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.startswith("│")}
     assert ".~" in rows["poly-vvx450"]
     assert "n" in rows["algo-8301"].split("│")[2] and "F" in rows["algo-8301"].split("│")[3]
+
+
+def test_evidence_collects_steps_and_the_call_ids_they_returned() -> None:
+    from harness import steps
+    from harness.protocols import CallDirection, CallInfo, CallState
+    from harness.pytest_plugin.evidence import EvidenceCollector
+
+    ev = EvidenceCollector("suite.py::test_x[dev]", device_id="dev")
+    ev.start()
+    try:
+        call = CallInfo(id="1", state=CallState.CALLING, remote="+14255550121", direction=CallDirection.OUTGOING,
+                        sip_call_id="abc@127.0.0.1")
+        steps.record("dial", args={"target": "+14255550121"}, result=call, device_id="dev")
+        ev.add_call({"sip_call_id": "media-leg-1"})
+    finally:
+        ev.stop()
+    steps.record("after", device_id="dev")  # not collected once stopped
+    out = ev.finalise(None)
+    assert [s["name"] for s in out["steps"]] == ["dial"]
+    assert out["sip_call_ids"] == ["abc@127.0.0.1", "media-leg-1"]
