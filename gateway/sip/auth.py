@@ -363,8 +363,25 @@ class DigestCredentials:
         return "Digest " + ", ".join(parts)
 
 
+#: Recently parsed credentials by header text: a server reads the user name first and then verifies the same
+#: header (the value is frozen, so it can be shared). Small and emptied when full; errors are not kept.
+_RECENT_CREDENTIALS: dict[str, DigestCredentials] = {}
+_RECENT_CREDENTIALS_MAX = 64
+
+
 def parse_credentials(text: str) -> DigestCredentials:
     """Parse an Authorization or Proxy-Authorization header value (Digest credentials)."""
+    hit = _RECENT_CREDENTIALS.get(text)
+    if hit is not None:
+        return hit
+    credentials = _parse_credentials(text)
+    if len(_RECENT_CREDENTIALS) >= _RECENT_CREDENTIALS_MAX:
+        _RECENT_CREDENTIALS.clear()
+    _RECENT_CREDENTIALS[text] = credentials
+    return credentials
+
+
+def _parse_credentials(text: str) -> DigestCredentials:
     what = "Digest credentials"
     params = _digest_params(text, what)
     if "username" not in params and "username*" in params:
