@@ -685,7 +685,9 @@ class MediaNode:
             c = self._by_handle.get((id(worker), ev.data.get("call"))) if ev.data.get("call") is not None else None
             if c is None:
                 return
-            if ev.type == "call_state":
+            if ev.type in ("transfer_request", "replaced") and ev.data.get("new_call") is not None:
+                self._adopt(c, int(ev.data["new_call"]), ev)
+            elif ev.type == "call_state":
                 self._on_call_state(c, ev)
             elif ev.type == "dtmf":
                 wall = time.time() - max(0.0, time.monotonic() - ev.ts)
@@ -745,6 +747,32 @@ class MediaNode:
             # step 10 / §9.2): its call_state DISCONNECTED event records the end.
             log.info("media node: %s ended before it was answered: %s", c.id, exc)
 
+    def _adopt(self, old: MediaCall, handle: int, ev: Any) -> None:
+        """A call pjsua made for this party on its own: the INVITE of a transfer it was asked to make (REFER,
+        RFC 3515), or one that replaced its call (Replaces, RFC 3891). Same party, same tone, recorded."""
+        transfer = ev.type == "transfer_request"
+        remote = _uri_user(str(ev.data.get("target", ""))) or old.remote
+        c = MediaCall(id=f"m{next(self._ids)}", kind=old.kind, identity=old.identity,
+                      direction="out" if transfer else "in", remote=remote, worker=old.worker, handle=handle,
+                      state="calling" if transfer else "early", tone_hz=old.tone_hz, slot_released=True)
+        c.recording_path = str(self.work_dir / "recordings" / f"{c.id}.wav")
+        # The new call runs on the old call's temporary account: it goes when the last call using it ends.
+        c.account = old.account
+        with self._lock:
+            self._calls[c.id] = c
+            self._by_handle[(id(old.worker), handle)] = c
+        with contextlib.suppress(Exception):
+            c.worker.play_tone(c.tone_hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
+        info: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            info = c.worker.call_info(handle)
+            c.sip_call_id = str(info.get("call_id", ""))
+        self._notify(c)
+        if _STATES.get(str(info.get("state", ""))) not in (None, c.state):  # events that came before adoption
+            import types
+
+            self._on_call_state(c, types.SimpleNamespace(data={"state": info["state"], "code": info.get("code")}))
+
     def _delayed_answer(self, c: MediaCall) -> None:
         if c.state == "early":
             with contextlib.suppress(Exception):
@@ -789,7 +817,11 @@ class MediaNode:
                     self._pool.release(c.worker)
             if c.account is not None:
                 account, c.account = c.account, None
-                self._ctl.submit(lambda: _quietly(c.worker.remove_account, account), delay_s=0.5)
+                with self._lock:
+                    shared = any(o.account == account and o.worker is c.worker and o.state != "disconnected"
+                                 for o in self._calls.values() if o is not c)
+                if not shared:  # a transfer's call (``_adopt``) may still use it
+                    self._ctl.submit(lambda: _quietly(c.worker.remove_account, account), delay_s=0.5)
             with self._lock:
                 self._by_handle.pop((id(c.worker), c.handle), None)
         self._notify(c)

@@ -14,14 +14,14 @@ arguments end at the closing ``*`` of the code (``*34*+12065550100*15``; a final
 
 Every rule, and every redirect a device sends (``302`` with a ``Contact``, RFC 3261 §8.1.3.4 / §21.3.3),
 is honoured only when the user's calling policy has ``allow_call_redirect`` (AllowCallRedirect) enabled.
-Otherwise a feature code is refused (``403``, ``SGW-FWD-POLICY``) and a device redirect is not followed: the
-caller gets ``480`` with ``Warning: 399 … "SGW-REDIRECT-POLICY: …"`` naming the user and the policy, so the
+Otherwise a feature code is refused (``403``, ``SGW-POLICY-CALL-REDIRECT``) and a device redirect is not followed: the
+caller gets ``480`` with ``Warning: 399 … "SGW-POLICY-CALL-REDIRECT: …"`` naming the user and the policy, so the
 reason is in the trace. A forwarded call is announced to the caller with ``181 Call Is Being Forwarded``
 (RFC 3261 §21.1.3) when its first branches ended first (redirect, no answer).
 
 Loop protection: a chain of ``always`` rules (A → B → A) stops at the first user seen twice: the call rings
 the last user of the chain (B) and the rule that would close the loop is ignored; a device redirect back to
-a user the call already went through is refused (``SGW-REDIRECT-LOOP``).
+a user the call already went through is refused (``SGW-LOOP``).
 
 The no-answer timer runs on the gateway's event loop (``call_later``); the call moves within about 0.2 s of
 the stated seconds plus the time the cancelled branches take to answer the CANCEL (on loopback, a few ms).
@@ -215,30 +215,30 @@ class Forwarding:
             contact = None
         dest = getattr(contact, "user", None)
         if user is None:
-            call.refusal = ("SGW-REDIRECT-UNKNOWN", f"{resp.status} from {leg.label} is not from a tenant user's "
+            call.refusal = ("SGW-REDIRECT-REFUSED", f"{resp.status} from {leg.label} is not from a tenant user's "
                                                    "device; redirects are followed only for users")
             return None
         if not dest:
-            call.refusal = ("SGW-REDIRECT-NO-CONTACT", f"{user.username}'s device answered {resp.status} without a "
+            call.refusal = ("SGW-REDIRECT-REFUSED", f"{user.username}'s device answered {resp.status} without a "
                                                        "Contact with a number to redirect to")
             return None
         if not user.policy.allow_call_redirect:
-            call.refusal = ("SGW-REDIRECT-POLICY", f"{user.username}'s device redirected the call to {dest}, but the "
-                                                   f"calling policy of {user.username} has AllowCallRedirect "
-                                                   "disabled; the redirect was refused")
+            call.refusal = ("SGW-POLICY-CALL-REDIRECT",
+                            f"{user.username}'s device redirected the call to {dest}, but the calling policy of "
+                            f"{user.username} has AllowCallRedirect disabled; the redirect was refused")
             self._note(user.username, f"device redirect to {dest} refused: AllowCallRedirect disabled")
             return None
         assert self._route is not None
         d = self._route(dest, self.b2bua.stack.now() if self.b2bua else 0.0)
         via = call.forwarded_via or [user.username]
         if d.callee is not None and d.callee.username in via:
-            call.refusal = ("SGW-REDIRECT-LOOP", f"{user.username}'s device redirected the call to {dest} "
+            call.refusal = ("SGW-LOOP", f"{user.username}'s device redirected the call to {dest} "
                                                  f"({d.callee.username}), which it already went through "
                                                  f"({' -> '.join(via)})")
             self._note(user.username, f"device redirect to {dest} refused: loop")
             return None
         if d.rejected or not d.targets:
-            call.refusal = (d.reject_code or "SGW-REDIRECT-UNREACHABLE",
+            call.refusal = ("SGW-REDIRECT-REFUSED",
                             f"{user.username}'s device redirected the call to {dest}: {d.reject_text}")
             return None
         if d.callee is not None:
@@ -260,7 +260,7 @@ def _service(fc) -> Forwarding:
 def _policy_refusal(user: User, code: str) -> FeatureResult | None:
     if user.policy.allow_call_redirect:
         return None
-    return FeatureResult(403, "Forwarding Not Allowed", "SGW-FWD-POLICY",
+    return FeatureResult(403, "Forwarding Not Allowed", "SGW-POLICY-CALL-REDIRECT",
                          f"*{code}*: the calling policy of {user.username} has AllowCallRedirect disabled; "
                          "forwarding cannot be set")
 
