@@ -442,6 +442,13 @@ class CallControl(Capability):
         """The ``seq`` of the latest event so far (0 if none). Drivers override."""
         return 0
 
+    def refresh_session(self, call_id: str) -> CallInfo:
+        """Send a session refresh: a re-INVITE with the current SDP, hold state kept (RFC 4028 §7.4).
+
+        Returns the call once the refresh was answered. Drivers that can do this override it.
+        """
+        raise NotApplicable(f"the {type(self).__name__} driver cannot send a session refresh")
+
 
 class Identity(Capability):
     @abc.abstractmethod

@@ -468,6 +468,17 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         assert info is not None
         return info
 
+    @step("refresh_session")
+    @requires_active
+    def refresh_session(self, call_id: str) -> CallInfo:
+        """A session-refresh re-INVITE (the worker keeps the hold state); returns once its answer was applied."""
+        mark = self.book.last_seq
+        self._op(call_id, lambda w, h: w.reinvite(h))
+        self.book.wait(lambda: any(e.kind is EventKind.MEDIA and e.call is not None and e.call.id == call_id
+                                   for e in self.book.events(mark)),
+                       f"the answer to the session refresh of call {call_id}", 5.0)
+        return self.book.call(call_id)
+
     @step("send_dtmf")
     @requires_active
     def send_dtmf(self, call_id: str, digits: str) -> CallInfo:

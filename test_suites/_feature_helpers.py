@@ -1,0 +1,232 @@
+"""Helpers of the call-feature suites: listening on several legs at once, and reading the gateway's trace.
+
+Every verdict these helpers feed comes from observed events: recordings analysed with ``harness.media``
+(each leg hears what it hears, from the moment the check starts), SIP messages from the gateway's trace
+(``GET /api/v1/trace?call=<B2BUA call>``), call states read back from the devices and the media node.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import time
+import wave
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.media import AudioReport, DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, read_wav
+from harness.protocols import AudioProbe, CallControl, CallState, InfrastructureError
+
+CONFIRMED = CallState.CONFIRMED
+ENDED = CallState.DISCONNECTED
+#: Seconds each leg listens for one audio check, and the least analysed audio a verdict needs.
+LISTEN_S = 0.8
+MIN_ANALYSED_S = 0.5
+#: Audio skipped at the start of every check (jitter buffer filling, a re-INVITE's media switch settling).
+SETTLE_S = 0.15
+_DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.M)
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, poll_s: float = 0.03) -> Any:
+    """Poll ``predicate`` until it returns something truthy; ``TimeoutError`` naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not observed within {timeout:.1f} s")
+        time.sleep(poll_s)
+
+
+# --- listening --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ear:
+    """One leg that records what it hears: a device's call, or a media-node party's call."""
+
+    name: str
+    tone_hz: float
+    device: Any = None
+    call_id: str | None = None
+    party: Any = None
+    call: dict | None = None
+
+
+def device_ear(device, call_id: str) -> Ear:
+    return Ear(device.id, device[AudioProbe].tone_hz, device=device, call_id=call_id)
+
+
+def party_ear(party, call: dict) -> Ear:
+    return Ear(f"{party.kind} {party.identity}", party.tone_hz, party=party, call=call)
+
+
+def _wav_seconds(data: bytes) -> float:
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError):
+        return 0.0
+
+
+def listen(ears: Iterable[Ear], evidence, label: str, *, seconds: float = LISTEN_S, deadline: float = 5.0,
+           tones: Iterable[float] = (), settle_s: float = SETTLE_S) -> dict[str, AudioReport]:
+    """Every ear listens for the same ``seconds``; the report of what each heard from now on, by name.
+
+    Devices record for ``settle_s`` + ``seconds``; a media-node party's continuous recording is cut from its
+    length now plus ``settle_s`` to that plus ``seconds`` (waited for, never slept). The recordings go into the
+    test's evidence.
+    """
+    ears = list(ears)
+    detector = ToneDetector(DetectorConfig(settle_s=settle_s))
+    targets = sorted({*(e.tone_hz for e in ears), *tones})
+    marks = {e.name: _wav_seconds(e.party.wait_recording(e.call)) for e in ears if e.party is not None}
+    devices = [e for e in ears if e.device is not None]
+    paths: dict[str, Path] = {}
+    if devices:
+        with ThreadPoolExecutor(len(devices)) as pool:
+            futures = {e.name: pool.submit(e.device[AudioProbe].record, e.call_id, seconds + settle_s)
+                       for e in devices}
+            paths = {name: f.result() for name, f in futures.items()}
+    reports: dict[str, AudioReport] = {}
+    for e in ears:
+        if e.device is not None:
+            evidence.add_file(f"{label}-{e.name}-heard", paths[e.name])
+            reports[e.name] = detector.analyse_wav(paths[e.name], targets)
+            continue
+        want = marks[e.name] + seconds + settle_s
+        data = wait_until(lambda e=e, want=want: (d := e.party.recording(e.call)) and _wav_seconds(d) >= want - 0.02
+                          and d, timeout=deadline, what=f"{e.name}: {seconds:.1f} s more of recording")
+        evidence.add_bytes(f"{label}-{e.name}-heard", f"{label}-{e.name.replace(' ', '_')}.wav", data)
+        with tempfile.TemporaryDirectory(prefix="sipgw-ear-") as tmp:
+            path = Path(tmp) / "heard.wav"
+            path.write_bytes(data)
+            audio = read_wav(path)
+        end = len(audio.samples) / audio.sample_rate
+        reports[e.name] = detector.analyse_audio(audio, targets,
+                                                 window=(min(marks[e.name] + settle_s, end), end))
+    return reports
+
+
+def conclusive(verdict: MediaVerdict, evidence, label: str) -> MediaVerdict:
+    """Record the verdict; too little audio to judge says nothing about the device: a lab error (retried)."""
+    evidence.add_media(label, verdict)
+    if verdict.outcome == MediaOutcome.INCONCLUSIVE:
+        raise InfrastructureError(f"audio check {label} was inconclusive: {verdict.reason}")
+    return verdict
+
+
+# --- devices and parties ------------------------------------------------------------------------------------
+
+
+def line_for(device) -> int:
+    """The line a suite uses: an ATA's last usable port (a line other than the first), else line 0."""
+    return len(device.lines) - 1 if device.profile.kind == "ata" else 0
+
+
+def connect_to_party(device, party, t: float, *, line: int = 0):
+    """The device calls ``party`` (auto-answering); both legs confirmed. Returns (device call, party call)."""
+    calls = device[CallControl]
+    out = calls.dial(party.number, line=line)
+    far = party.wait_incoming(state="confirmed", timeout=t)
+    out = calls.wait_for_state(out.id, CONFIRMED, timeout=t)
+    return out, far
+
+
+def receive_from_party(device, party, t: float):
+    """``party`` calls the device; the device answers. Returns (device call, party call), both confirmed."""
+    calls = device[CallControl]
+    origin = party.call(device.number)
+    incoming = calls.wait_for_incoming(timeout=t)
+    calls.answer(incoming.id)
+    incoming = calls.wait_for_state(incoming.id, CONFIRMED, timeout=t)
+    origin = party.wait_state(origin, "confirmed", timeout=t)
+    return incoming, origin
+
+
+def party_media(party, call: dict, directions: set[str], t: float, what: str) -> dict:
+    """Wait until the media node's leg reports one of ``directions`` as its negotiated SDP direction."""
+    return wait_until(lambda: (c := party.refresh(call)).get("media", {}).get("direction") in directions and c,
+                      timeout=t, what=f"{party.kind} {party.identity}: {what} (media direction {directions})")
+
+
+def hang_up_all(device, *calls_of_parties) -> None:
+    """End whatever is still up (the gateway reset would too; this keeps the device's own view tidy)."""
+    cc = device[CallControl]
+    for info in cc.calls():
+        if info.active:
+            try:
+                cc.hangup(info.id)
+            except Exception:  # the call may end by itself meanwhile
+                pass
+
+
+# --- the gateway's view ------------------------------------------------------------------------------------
+
+
+def gateway_call(control, sip_call_id: str, t: float) -> dict:
+    """The B2BUA call (live or ended) that has a leg with ``sip_call_id``."""
+
+    def find():
+        for ended in (False, True):
+            for rec in control.calls(ended=ended):
+                if sip_call_id in rec.get("sip_call_ids", ()):
+                    return rec
+        return None
+
+    return wait_until(find, timeout=t, what=f"the gateway's call with leg {sip_call_id}")
+
+
+def trace_of(control, sip_call_id: str, t: float) -> list[dict]:
+    """Every SIP message of every leg of the gateway call that has ``sip_call_id``, in order."""
+    return control.trace(call=gateway_call(control, sip_call_id, t)["id"])
+
+
+def sdp_direction(message: str) -> str | None:
+    """The session's first ``a=`` direction attribute (RFC 3264 §5.1; none means sendrecv), None without SDP."""
+    _head, sep, body = message.partition("\r\n\r\n")
+    if not sep or "v=0" not in body:
+        return None
+    m = _DIRECTION.search(body.replace("\r\n", "\n"))
+    return m.group(1) if m else "sendrecv"
+
+
+def _has_to_tag(message: str) -> bool:
+    m = re.search(r"^(?:To|t):(.*)$", message, re.M | re.I)
+    return bool(m and ";tag=" in m.group(1).replace(" ", ""))
+
+
+def reinvites(entries: list[dict], after_seq: int = 0) -> list[dict]:
+    """Re-INVITEs (INVITEs with a To tag, RFC 3261 §14) and their SDP direction, in trace order."""
+    out = []
+    for e in entries:
+        if e["seq"] <= after_seq or not e["first_line"].startswith("INVITE "):
+            continue
+        if _has_to_tag(e["message"]):
+            out.append({**e, "sdp_direction": sdp_direction(e["message"])})
+    return out
+
+
+def responses(entries: list[dict], status: int, method: str = "INVITE", after_seq: int = 0) -> list[dict]:
+    out = []
+    for e in entries:
+        if e["seq"] <= after_seq or not e["first_line"].startswith(f"SIP/2.0 {status} "):
+            continue
+        if re.search(rf"^CSeq:\s*\d+\s+{method}\s*$", e["message"], re.M | re.I):
+            out.append({**e, "sdp_direction": sdp_direction(e["message"])})
+    return out
+
+
+def header(message: str, name: str) -> str | None:
+    m = re.search(rf"^{name}:\s*(.*?)\s*$", message, re.M | re.I)
+    return m.group(1) if m else None
+
+
+def last_seq(control) -> int:
+    entries = control.trace(limit=1)
+    return entries[-1]["seq"] if entries else 0
