@@ -17,6 +17,7 @@ every worker process and the gateway; nothing is left running.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import logging
 import os
@@ -237,9 +238,19 @@ class Lab:
 
             cfg = self.gateway_config or GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0")
             has_api = self.control_api and importlib.util.find_spec("gateway.control_api.app") is not None
-            self.gateway = EmbeddedGateway(self.data_dir / "gateway", cfg, media=self.media_mode,
-                                           control_api=has_api)
-            eps = self.gateway.start_in_thread()
+            for attempt in range(3):
+                self.gateway = EmbeddedGateway(self.data_dir / "gateway", cfg, media=self.media_mode,
+                                               control_api=has_api)
+                try:
+                    eps = self.gateway.start_in_thread()
+                    break
+                except OSError as exc:
+                    # The TCP listener takes the UDP port the kernel picked; another process may hold it.
+                    with contextlib.suppress(Exception):
+                        self.gateway.stop_thread()
+                    self.gateway = None
+                    if exc.errno != errno.EADDRINUSE or attempt == 2:
+                        raise
             self.target = GatewayTarget(eps.udp[0], eps.udp[1], eps.tcp[1], eps.tls[1], cfg.domain,
                                         str(self.gateway.pki.ca_cert) if self.gateway.pki else None)
             self.gateway_address = f"{eps.udp[0]}:{eps.udp[1]}"

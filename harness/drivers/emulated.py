@@ -425,7 +425,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             return self.book.call(call_id)
         try:
             self._op(call_id, lambda w, h: w.hangup(h))
-        except OperationFailed:
+        except (OperationFailed, UnknownCall):
             # The call ended on its own meanwhile (the far end hung up, a transfer completed): hanging up an
             # ended call is a no-op, once the DISCONNECTED event confirms it.
             with contextlib.suppress(Exception):
