@@ -55,10 +55,11 @@ def box(lab, device):
     """The device user's voicemail box, emptied, with a short no-answer time; emptied again afterwards."""
     features = lab.control.features
     username = device.lines[0].username
-    features.clear_voicemail(username)
+    before = features.clear_voicemail(username)["no_answer_s"]
     features.set_voicemail(username, no_answer_s=NO_ANSWER_S)
     yield username
     features.clear_voicemail(username)
+    features.set_voicemail(username, no_answer_s=before)
 
 
 def _leave_message(lab, username: str, sipgw_settings) -> dict:
