@@ -197,7 +197,7 @@ class GatewayServer(Server):
     name = "gateway"
 
     def __init__(self, workdir: Path, users: int, *, profile: Path | None = None, startup_timeout: float = 90.0,
-                 root: Path = ROOT, loop: str | None = None, gc_threshold: int = 0):
+                 root: Path = ROOT, loop: str | None = None, gc_threshold: int | None = None):
         super().__init__(workdir, users)
         self.gc_threshold = gc_threshold
         self.loop = loop  # "uvloop" or "asyncio"; None: the gateway's default
@@ -212,7 +212,7 @@ class GatewayServer(Server):
             cmd += ["--profile", str(self.profile)]
         if self.loop is not None:
             cmd += ["--loop", self.loop]
-        if self.gc_threshold:
+        if self.gc_threshold is not None:
             cmd += ["--gc-threshold", str(self.gc_threshold)]
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.PIPE, stderr=log,
@@ -605,7 +605,7 @@ class Plan:
     fixed: dict[str, float] = field(default_factory=dict)
     gateway_root: Path = ROOT
     gateway_loop: str | None = None
-    gateway_gc_threshold: int = 0
+    gateway_gc_threshold: int | None = None
 
 
 def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print) -> dict:
@@ -749,8 +749,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="cProfile the gateway process into this file")
     p.add_argument("--gateway-loop", choices=("uvloop", "asyncio"),
                    help="the gateway's event loop (default: uvloop when installed)")
-    p.add_argument("--gateway-gc-threshold", type=int, default=0, metavar="N",
-                   help="run the gateway with its start-up objects frozen and a generation-0 threshold of N")
+    p.add_argument("--gateway-gc-threshold", type=int, metavar="N",
+                   help="the gateway's generation-0 GC threshold (bench.gateway_proc's default 50000 with the "
+                        "start-up objects frozen; 0: Python's defaults)")
     p.add_argument("--gateway-root", type=Path, default=ROOT,
                    help="run the gateway from this checkout (e.g. an exported older commit, for before/after)")
     p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench" / "sip_load.json",
@@ -815,7 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--gateway-root {args.gateway_root}: no gateway/server.py there")
     plan.gateway_root = args.gateway_root.resolve()
     plan.gateway_loop = args.gateway_loop
-    if args.gateway_gc_threshold < 0:
+    if args.gateway_gc_threshold is not None and args.gateway_gc_threshold < 0:
         p.error(f"--gateway-gc-threshold {args.gateway_gc_threshold}: expected a positive number")
     plan.gateway_gc_threshold = args.gateway_gc_threshold
 
