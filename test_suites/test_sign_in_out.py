@@ -12,6 +12,8 @@ device (and no longer ringing it once signed out), the pages as the browser show
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from harness.protocols import CallControl, CallState, SignInState
@@ -130,7 +132,7 @@ def test_bulk_sign_in_and_each_documented_error(provisioned, sipgw_settings):  #
     shared, _, _ = p.user(common_area=True)
     no_number, _, _ = p.user(common_area=True, number=False)
     hw = "-".join(p.mac[i:i + 2] for i in range(0, 12, 2)).upper()
-    offline = p.api.enrol("02:00:5e:10:00:01")["mac"]  # known, never connected
+    offline = p.api.enrol("02:00:5e:" + secrets.token_hex(3))["mac"]  # known, never connected
     csv = ("Username,HardwareId\n"
            f"{shared},{hw}\n"
            f"nobody-{shared},{hw[:-2]}FE\n"

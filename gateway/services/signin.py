@@ -30,6 +30,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -126,7 +127,8 @@ class SignInService:
     def __init__(self, directory, devices, store, clock: Callable[[], float], *, realm: str,
                  code_ttl_s: float = 900.0, enrol_ttl_s: float = 7 * 86400.0, guess_limit: int = 5,
                  guess_window_s: float = 300.0, is_online: Callable[[str], bool] | None = None,
-                 drop_bindings: Callable[[str], None] | None = None, signin_url: str = "/signin"):
+                 drop_bindings: Callable[[str], None] | None = None, signin_url: str = "/signin",
+                 monotonic: Callable[[], float] = time.monotonic):
         self.directory = directory
         self.devices = devices
         self.store = store
@@ -141,6 +143,8 @@ class SignInService:
         #: Drops the registrations of a device (by key); set by the server.
         self.drop_bindings = drop_bindings or (lambda key: None)
         self.signin_url = signin_url
+        #: Guess throttling runs on real time: moving the gateway's clock neither trips nor clears it.
+        self.monotonic = monotonic
         self._lock = threading.RLock()
         self._guesses: dict[str, deque] = {}
         self.log: list[dict[str, Any]] = []  # refused and throttled guesses (bounded), for the API and tests
@@ -314,7 +318,10 @@ class SignInService:
             elif p["expires"] <= now:
                 problem = ("code_expired", "this pairing code has expired; press Sign-in on the device for a new one")
             if problem is not None:
-                self._guessed_wrong(peer, norm, problem[0])
+                if problem[0] in ("bad_code_format", "unknown_code"):  # a guess; a used or expired code was real
+                    self._guessed_wrong(peer, norm, problem[0])
+                else:
+                    log.info("event=pairing_code_refused peer=%s reason=%s", peer, problem[0])
                 raise SignInError(400, problem[0], problem[1], "code")
             p["used"] = True
             self._save()
@@ -323,7 +330,7 @@ class SignInService:
         return device
 
     def _check_throttle(self, peer: str) -> None:
-        now = self.now()
+        now = self.monotonic()
         with self._lock:
             q = self._guesses.get(peer)
             while q and q[0] < now - self.guess_window_s:
@@ -336,7 +343,7 @@ class SignInService:
                                   f"too many wrong pairing codes from {peer}; try again in {wait} s", "code")
 
     def _guessed_wrong(self, peer: str, code: str, why: str) -> None:
-        now = self.now()
+        now = self.monotonic()
         q = self._guesses.setdefault(peer, deque())
         q.append(now)
         self._note({"event": "pairing_code_refused", "peer": peer, "reason": why, "t": now})

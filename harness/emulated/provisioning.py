@@ -233,9 +233,28 @@ class EmulatedProvisioning(Provisioning, SignIn):
                                                                      reason="not registered", expires=0)
 
     @step("provisioning.withdraw")
-    def withdraw(self) -> None:
-        """Un-REGISTER and drop the provisioned account, keeping the configuration (the device is unplugged)."""
+    def withdraw(self, *, timeout: float = 10.0) -> RegistrationInfo | None:
+        """Un-REGISTER and drop the provisioned account, keeping the configuration (the device is unplugged);
+        returns the final response to the un-REGISTER (None when nothing was registered)."""
+        if self._prov_state is None or not self._prov_state.applied_user or self.worker is None:
+            return None
+        mark = self.book.last_seq
+        info = None
+        try:
+            self._rpc(lambda w: w.unregister(PROV_ACCOUNT))
+
+            def final() -> RegistrationInfo | None:
+                for e in self.book.events(mark):
+                    if (e.kind is EventKind.REGISTRATION and e.line == PROV_LINE
+                            and e.detail.get("status_code", 0) >= 200):
+                        return self.book.registration(PROV_LINE)
+                return None
+
+            info = self.book.wait(final, "final response to the un-REGISTER of the provisioned account", timeout)
+        except OperationFailed:
+            pass  # not registered at the moment
         self._drop_account()
+        return info
 
     def _drop_account(self) -> None:
         if self._prov_state is not None and self._prov_state.applied_user and self.worker is not None:

@@ -41,7 +41,7 @@ def env(tmp_path):
     clock = FakeClock()
     online: set[str] = set()
     svc = SignInService(directory, devices, store, clock, realm=REALM, guess_limit=3, guess_window_s=60,
-                        is_online=lambda k: k in online)
+                        is_online=lambda k: k in online, monotonic=clock)
     yield svc, clock, online, store, directory, devices
     store.close()
 
@@ -113,13 +113,16 @@ def test_guessing_is_throttled_per_address_and_logged(env):
     svc, clock, *_ = env
     onboarded(svc)
     p = svc.start_pairing(MAC)
+    with pytest.raises(SignInError):  # a malformed code counts as a guess
+        svc.complete_pairing("avery", "pw-avery", "Q" * 8, peer="10.9.9.9")
+    svc.guess_limit = 4
     for guess in ("AAAAAAAAA", "BBBBBBBBB", "CCCCCCCCC"):
         with pytest.raises(SignInError):
             svc.complete_pairing("avery", "pw-avery", guess, peer="10.9.9.9")
     with pytest.raises(SignInError) as e:  # even the right code is refused while throttled
         svc.complete_pairing("avery", "pw-avery", p.code, peer="10.9.9.9")
     assert e.value.status == 429 and "10.9.9.9" in e.value.message
-    assert [x["event"] for x in svc.log].count("pairing_code_refused") == 3
+    assert [x["event"] for x in svc.log].count("pairing_code_refused") == 4
     assert svc.complete_pairing("avery", "pw-avery", p.code, peer="10.1.1.1").pair_state is PairState.PAIRED
     clock.t += 61  # the window has passed: the address may try again (and gets the code's own answer)
     with pytest.raises(SignInError) as e:
@@ -228,3 +231,14 @@ def test_state_survives_a_restart(env):
     again = SignInService(directory, DeviceRegistry(store), store, clock, realm=REALM)
     assert again.pairing_for(MAC).code == code
     assert again.complete_pairing("avery", "pw-avery", code).pair_state is PairState.PAIRED
+
+
+def test_expired_and_used_codes_are_not_guesses(env):
+    svc, clock, *_ = env
+    onboarded(svc)
+    p = svc.start_pairing(MAC)
+    clock.t += 16 * 60
+    for _ in range(5):  # more than guess_limit: real codes entered late are refused, never throttled
+        with pytest.raises(SignInError) as e:
+            svc.complete_pairing("avery", "pw-avery", p.code, peer="10.7.7.7")
+        assert e.value.code == "code_expired"
