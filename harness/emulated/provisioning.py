@@ -183,6 +183,7 @@ class EmulatedProvisioning(Provisioning, SignIn):
     @step("provisioning.provision")
     def provision(self, url: str | None = None) -> ProvisioningInfo:
         """Fetch the bootstrap file from ``url`` (as DHCP option 66/160 gives it), then the state URL; register."""
+        self._family()  # NotApplicable for a device SIP Gateway's provisioning server does not serve
         p = self._prov
         p.url = (url or p.url or "").rstrip("/") or None
         if not p.url:
