@@ -138,8 +138,7 @@ class EmbeddedGateway:
         self.pki = ensure_lab_pki(self.data_dir, names)
         t = self.core.transports
         t._tls_client = client_tls_context(str(self.pki.ca_cert), verify=False)
-        udp = await t.listen_udp(host, port)
-        tcp = await t.listen_stream(host, udp.port)
+        udp, tcp = await self._listen_udp_tcp(host, port)
         ssl_ctx = server_tls_context(str(self.pki.server_cert), str(self.pki.server_key))
         tls = await t.listen_stream(tls_host, tls_port if tls_port else 0, ssl_ctx)
         eps = Endpoints((host, udp.port), (host, tcp.port), (tls_host, tls.port), None)
@@ -198,6 +197,22 @@ class EmbeddedGateway:
             self.voicemail_node.install()
         else:
             self.voicemail.listeners.append(lambda u: loop.call_soon_threadsafe(self.mwi.changed, u))
+
+    async def _listen_udp_tcp(self, host: str, port: int):
+        """UDP and TCP on the same port (RFC 3261 §18: one sent-by for both). With port 0 the kernel picks
+        the UDP port, and that port may be taken for TCP by another process: try again, a bounded number of
+        times."""
+        t = self.core.transports
+        for attempt in range(20):
+            udp = await t.listen_udp(host, port)
+            try:
+                return udp, await t.listen_stream(host, udp.port)
+            except OSError as exc:
+                t.close_listener(udp)
+                if port != 0 or attempt == 19:
+                    raise OSError(exc.errno, f"cannot listen on TCP {host}:{udp.port} next to UDP: {exc.strerror}"
+                                  ) from exc
+        raise AssertionError("unreachable")
 
     async def _housekeeping(self) -> None:
         while True:

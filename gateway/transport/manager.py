@@ -184,6 +184,24 @@ class TransportManager:
         self.listeners.append(listener)
         return listener
 
+    def close_listener(self, listener: Listener) -> None:
+        """Stop one listener (used when a port pair could not be bound and start-up tries another)."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        server = listener.server
+        if listener.transport == "UDP":
+            proto = self._udp.pop((listener.host, listener.port), None)
+            for fam, p in list(self._udp_by_family.items()):
+                if p is proto:
+                    del self._udp_by_family[fam]
+                    # Another listener of that family (if any) sends from now on.
+                    other = next((q for (h, _), q in self._udp.items() if (":" in h) == (fam == socket.AF_INET6)),
+                                 None)
+                    if other is not None:
+                        self._udp_by_family[fam] = other
+        if server is not None:
+            server.close()  # type: ignore[attr-defined]
+
     def listener(self, transport: str, ipv6: bool = False) -> Listener | None:
         for lst in self.listeners:
             if lst.transport == transport and (":" in lst.host) == ipv6:

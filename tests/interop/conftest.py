@@ -28,7 +28,7 @@ class TenantUser:
     mac: int  # distinct device id for User-Agents
 
 
-def make_gateway(tmp_path_factory, **config) -> tuple[EmbeddedGateway, Endpoints]:
+def make_gateway(tmp_path_factory, *, unsolicited_mwi: bool = False, **config) -> tuple[EmbeddedGateway, Endpoints]:
     # SIPp answers only the first WWW-Authenticate and knows MD5 alone: offer MD5 first (RFC 8760 §2.4 lets
     # the server order its challenges; SHA-256 is still offered).
     config.setdefault("digest_algorithms", ["MD5", "SHA-256"])
@@ -36,6 +36,12 @@ def make_gateway(tmp_path_factory, **config) -> tuple[EmbeddedGateway, Endpoints
     gw = EmbeddedGateway(tmp_path_factory.mktemp("gw"), cfg, control_api=False)
     gw.directory.set_pstn_ranges([PstnRange("+1206555", None)])
     eps = gw.start_in_thread()
+    mwi = getattr(gw, "mwi", None)
+    if not unsolicited_mwi and mwi is not None and mwi.on_registration in gw.registrar.listeners:
+        # The MWI service NOTIFYs every newly registered contact (its own suite tests that). A SIPp UAS
+        # started on a port that just registered would take that NOTIFY as its first "call" and abort,
+        # so the SIP-core interop tests run without it.
+        gw.registrar.listeners.remove(mwi.on_registration)
     return gw, eps
 
 

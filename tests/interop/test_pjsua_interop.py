@@ -27,7 +27,7 @@ def gateway(tmp_path_factory):
     """pjsua2 answers SHA-256 challenges: the gateway keeps its default order (SHA-256 first)."""
     from tests.interop.conftest import make_gateway
 
-    gw, eps = make_gateway(tmp_path_factory, digest_algorithms=["SHA-256", "MD5"])
+    gw, eps = make_gateway(tmp_path_factory, unsolicited_mwi=True, digest_algorithms=["SHA-256", "MD5"])
     yield gw, eps
     gw.stop_thread()
 
