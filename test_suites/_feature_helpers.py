@@ -31,15 +31,17 @@ SETTLE_S = 0.15
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.M)
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, poll_s: float = 0.03) -> Any:
-    """Poll ``predicate`` until it returns something truthy; ``TimeoutError`` naming ``what`` at the deadline."""
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str | Callable[[], str],
+               poll_s: float = 0.03) -> Any:
+    """Poll ``predicate`` until it returns something truthy; ``TimeoutError`` naming ``what`` at the deadline
+    (``what`` may be a function, to name what was seen last)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not observed within {timeout:.1f} s")
+            raise TimeoutError(f"{what() if callable(what) else what}: not observed within {timeout:.1f} s")
         time.sleep(poll_s)
 
 

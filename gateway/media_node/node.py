@@ -571,7 +571,15 @@ class MediaNode:
         with self._lock:
             self._calls[c.id] = c
             self._by_handle[(id(worker), handle)] = c
-        worker.play_tone(hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
+        from sipua import CommandError
+
+        try:
+            worker.play_tone(hz, call=handle, level_dbfs=TONE_LEVEL_DBFS)
+        except CommandError as exc:
+            if exc.code not in ("no_such_call", "invalid_state"):
+                raise
+            # Refused at once (e.g. 486 from the gateway): its DISCONNECTED event records how it ended.
+            log.info("media node: %s ended before its tone started: %s", c.id, exc)
         self._notify(c)
         return c
 
