@@ -14,6 +14,7 @@ Identity is read back from the device before anything else and compared with the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 from device_profiles.verdict import check_firmware
 from harness import steps
-from harness.drivers.base import CallBook, Driver, DriverContext, requires_active
+from harness.drivers.base import CallBook, Driver, DriverContext, requires_active, user_part
 from harness.drivers.vendors import DeviceUnreachable, Endpoint, VendorApiError, VendorCall, module_for
 from harness.protocols import (
     AudioProbe,
@@ -143,6 +144,7 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
         self._polling = threading.Event()  # set once bootstrap made the API usable
         self._failures = 0
         self._ids: dict[str, str] = {}
+        self._legs: dict[str, str] = {}  # call id -> the device leg's Call-ID, from the gateway
         self._gen = 0
         self._sync_lock = threading.RLock()
 
@@ -258,10 +260,39 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
         with self._sync_lock:
             self._sync_locked(calls, seen)
 
+    def _gateway_leg(self, vc: VendorCall) -> str | None:
+        """The Call-ID of the device's leg as the gateway's B2BUA recorded it (for APIs that report none):
+        the A leg of a call the device placed, the B leg of one it answered."""
+        if self.control is None or vc.state is not CallState.CONFIRMED:
+            return None
+        mine = {a.username for a in self.ctx.lines} | {a.number for a in self.ctx.lines}
+        try:
+            records = self.control.calls()
+        except Exception:  # the gateway's API is an extra source here; the call itself was read back
+            return None
+        for rec in records:
+            if rec.get("state") != "confirmed":
+                continue
+            caller, callee = user_part(str(rec.get("caller", ""))), user_part(str(rec.get("callee", "")))
+            if vc.direction == "out" and caller in mine and (not vc.remote or vc.remote == callee):
+                return rec.get("a_call_id")
+            if vc.direction == "in" and callee in mine and (not vc.remote or vc.remote == caller):
+                legs = rec.get("b_call_ids") or []
+                return legs[-1] if len(legs) == 1 else None
+        return None
+
     def _sync_locked(self, calls: list[VendorCall], seen: set[str]) -> None:
         for vc in calls:
             cid = self._id_for(vc.handle)
             seen.add(cid)
+            if vc.sip_call_id is None:
+                known = self._legs.get(cid)
+                if known is None:
+                    known = self._gateway_leg(vc)
+                    if known:
+                        self._legs[cid] = known
+                if known:
+                    vc = dataclasses.replace(vc, sip_call_id=known)
             info = CallInfo(id=cid, state=vc.state, remote=vc.remote,
                             direction=CallDirection.INCOMING if vc.direction == "in" else CallDirection.OUTGOING,
                             media_direction=media_of(vc), sip_call_id=vc.sip_call_id, line=max(vc.line - 1, 0),
@@ -383,10 +414,21 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
         self._api(self.api.factory_reset)
         return ProvisioningInfo(None, "factory_default", detail=f"{self.api.API} factory reset sent")
 
+    @property
+    def mac(self) -> str | None:
+        """The MAC the device reported (read back), else the inventory's."""
+        return self.read_back.mac if self.read_back is not None and self.read_back.mac else self.ctx.mac
+
     @requires_active
     @step("api.provision")
     def provision(self, url: str | None = None) -> ProvisioningInfo:
+        """Bootstrap the control path (the state machine's ``provision`` step). Pointing the device at a
+        provisioning URL is the lab's DHCP (options 66/160), not something this driver does."""
         from harness.bootstrap import bootstrap
+
+        if url is not None:
+            raise NotApplicable(f"the {self.driver_name} driver does not point {self.device_id} at a provisioning "
+                                "URL; the lab's DHCP options 66/160 do", device_id=self.device_id)
 
         info = bootstrap(self)
         self.start_polling()

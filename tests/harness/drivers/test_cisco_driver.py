@@ -68,8 +68,11 @@ def test_dial_events_and_missing_methods(phone):
     backend.far_answer(backend.calls()[0].id)
     wait_until(lambda: session.calls.get("1:0") and session.calls["1:0"].state is CallState.CONFIRMED, 5.0,
                "the CallStateChanged event")
-    with pytest.raises(NotApplicable, match="no mute"):
-        cisco.set_mute(session, handle, True)
+    cisco.set_mute(session, handle, True)  # Call/v1/Mute is in this load's GetMetadata
+    assert backend.muted
+    session.methods = (session.methods or set()) - {"/api/Call/v1/Mute"}  # a load without it
+    with pytest.raises(NotApplicable, match=r"no mute \(/api/Call/v1/Mute is not in GetMetadata\)"):
+        cisco.set_mute(session, handle, False)
     cisco.hangup(session, handle)
     wait_until(lambda: cisco.calls(session) == [], 5.0, "the call to end")
 

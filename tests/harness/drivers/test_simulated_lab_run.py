@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 def test_basic_call_suite_through_vendor_drivers(tmp_path):
     cmd = [sys.executable, "-m", "harness.cli", "run", "--inventory", str(ROOT / "examples" /
            "simulated-physical-lab.yaml"), "--device", "poly-vvx450", "--device", "yealink-t46s", "--no-live",
+           "--feature", "make_calls", "--feature", "receive_calls",
            "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
                           env={**os.environ, "SIPGW_MANUAL": "none"})

@@ -97,8 +97,8 @@ class TestOtherVendors:
         got = c.wait_for_state(out.id, CallState.CONFIRMED, timeout=T)
         assert got.sip_call_id  # the Remote SDK event carries it
         assert any(e.first_line.startswith("INVITE ") for e in lab.gateway.trace.entries(call_ids=[got.sip_call_id]))
-        with pytest.raises(NotApplicable, match="mute"):
-            c.mute(out.id)  # not in this load's GetMetadata
+        assert c.mute(out.id).muted  # Call/v1/Mute, found in this load's GetMetadata; read back by GetCalls
+        assert not c.unmute(out.id).muted
         c.hangup(out.id)
         assert p.wait_for_state(inc.id, CallState.DISCONNECTED, timeout=T).state is CallState.DISCONNECTED
 
@@ -160,11 +160,12 @@ class TestVendorDriverContract(AudioContract, DriverContract):
         assert ident.user_agent.startswith("PolycomVVX-VVX_450-UA/6.4.3.5018")  # as the gateway saw it
 
     def test_call_answer_and_caller_hangs_up(self, lab):
-        # The Poly REST API reports no Call-ID: the call is found in the gateway's calls API instead.
+        # The Poly REST API reports no Call-ID: the driver takes each leg's from the gateway's calls API.
         a, b, out, inc = self.connect(lab)
-        callee = lab.device("callee").number
-        gw_call = wait_until(lambda: next((c for c in lab.control.calls() if callee in str(c["callee"]) and
-                                           c["state"] == "confirmed"), None), T, "the confirmed call at the gateway")
+        out = wait_until(lambda: (c := a.call(out.id)).sip_call_id and c, T, "the caller leg's Call-ID")
+        inc = wait_until(lambda: (c := b.call(inc.id)).sip_call_id and c, T, "the callee leg's Call-ID")
+        gw_call = next(c for c in lab.control.calls() if out.sip_call_id in c["sip_call_ids"])
+        assert gw_call["a_call_id"] == out.sip_call_id and inc.sip_call_id in gw_call["b_call_ids"]
         a.hangup(out.id)
         assert b.wait_for_state(inc.id, CallState.DISCONNECTED, timeout=T).state is CallState.DISCONNECTED
         assert a.call(out.id).state is CallState.DISCONNECTED
