@@ -610,6 +610,7 @@ class Plan:
 
 def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print) -> dict:
     t_start = time.monotonic()
+    load_start = os.getloadavg()
     deadline_all = t_start + plan.budget_s
     csv_file = write_users_csv(workdir / "users.csv", plan.users)
     figures: list[Figure] = []
@@ -681,7 +682,9 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
                         confirmations.append(confirm)
     return {
         "schema": 1,
-        "host": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "host": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                 # other work on the machine moves every figure: the 1-minute load average at start and end
+                 "loadavg_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)]},
         "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
         "wall_s": round(time.monotonic() - t_start, 1),
         "figures": [_figure_json(f) for f in figures],
@@ -831,7 +834,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
     tmp.replace(args.json)
     print(table(result))
-    print(f"wall time {result['wall_s']:.0f} s; runs in {args.json}")
+    load = result["host"]["loadavg_1min"]
+    print(f"wall time {result['wall_s']:.0f} s; load average {load[0]:.1f} at start, {load[1]:.1f} at end "
+          f"({result['host']['cpus']} CPUs); runs in {args.json}")
     return 0
 
 
