@@ -25,8 +25,33 @@ CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
 #: How far from the rule's seconds the gateway may move the call (README: forwarding on no answer).
 TIMEOUT_TOLERANCE_S = 1.0
-DEVICE_TIMEOUT_S = 3
+DEVICE_TIMEOUT_S = 2
 GATEWAY_TIMEOUT_S = 5
+FEATURE = "local_call_forwarding"
+
+
+def _eligible(sipgw_inventory, sipgw_settings) -> list[str]:
+    """Ids of the devices of this run the feature applies to, in inventory order."""
+    from device_profiles.capabilities import applicability
+
+    chosen = set(sipgw_settings.devices)
+    return [spec.id for spec in sipgw_inventory.devices
+            if (not chosen or spec.id in chosen) and spec.verdict.acceptable and applicability(spec.profile, FEATURE)]
+
+
+@pytest.fixture
+def representative(device, sipgw_inventory, sipgw_settings) -> bool:
+    """Is this the run's representative device for the gateway-side timing checks (the first eligible one)?"""
+    ids = _eligible(sipgw_inventory, sipgw_settings)
+    return bool(ids) and ids[0] == device.id
+
+
+@pytest.fixture
+def target_kind(device, sipgw_inventory, sipgw_settings) -> str:
+    """The target kind for this device: PSTN and Teams alternate over the run's devices, so every kind is covered
+    while each device runs the test once."""
+    ids = _eligible(sipgw_inventory, sipgw_settings)
+    return ("pstn", "teams")[ids.index(device.id) % 2 if device.id in ids else 0]
 
 
 @pytest.fixture
@@ -70,13 +95,13 @@ def _warnings(lab, sip_call_id: str | None) -> str:
 
 # --- the device's own forwarding (a 302 from the device) ------------------------------------------------------------
 @pytest.mark.feature("local_call_forwarding")
-@pytest.mark.parametrize("target_kind", ["pstn", "teams"])
 def test_device_forwards_always_and_the_gateway_follows(device, other_device, local_rules, target_kind, pstn, teams,
                                                         two_way_audio, lab, evidence, sipgw_settings):
     """The device forwards every call (302); the policy allows redirect: another device's call ends at the
     target, which answers; audio both ways."""
     t = sipgw_settings.deadline(5)
     target = pstn if target_kind == "pstn" else teams
+    evidence.note(f"forwarding target: {target_kind} {target.number}")
     local_rules.set_forwarding(ForwardingRule(ForwardingKind.ALWAYS, target.number))
     caller = other_device[CallControl]
     out = caller.dial(device.number)
@@ -167,12 +192,19 @@ def test_star33_forwards_always_to_another_device_and_star32_resets(device, othe
 
 @pytest.mark.feature("local_call_forwarding")
 def test_star34_forwards_on_no_answer_to_pstn_within_the_tolerance(device, rules, pstn, teams, lab, evidence,
-                                                                   sipgw_settings):
-    """*34*<number>*<seconds>: the device rings unanswered; after the seconds the call moves to the PSTN number
-    (within the tolerance), the device stops ringing, the caller is connected to the PSTN party."""
+                                                                   representative, sipgw_settings):
+    """*34*<number>*<seconds>: the gateway confirms the rule and reads it back. On the run's representative device
+    (the no-answer timer is the gateway's, the same for every device) the device then rings unanswered; after the
+    seconds the call moves to the PSTN number (within the tolerance), the device stops ringing, and the caller is
+    connected to the PSTN party."""
     t = sipgw_settings.deadline(GATEWAY_TIMEOUT_S + 5)
     done = dial_code(device, f"*34*{pstn.number}*{GATEWAY_TIMEOUT_S}", sipgw_settings)
     assert done.status_code == 603, f"*34* answered {done.status_code} {done.reason}"
+    read = lab.control.features.forwarding(rules)["rules"]
+    assert read == [{"kind": "no_answer", "target": pstn.number, "seconds": GATEWAY_TIMEOUT_S}], read
+    if not representative:
+        evidence.note("the no-answer timing is checked on the run's representative device")
+        return
     calls = device[CallControl]
     origin = teams.call(device.number)
     rang = calls.wait_for_incoming(timeout=t)

@@ -24,10 +24,10 @@ from harness.protocols import AudioProbe, CallControl, CallState, MessageWaiting
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
 #: Seconds a test's unanswered call rings before the gateway sends it to voicemail.
-NO_ANSWER_S = 2.0
+NO_ANSWER_S = 1.0
 #: Seconds of message the caller leaves (its tone, as recorded by the voicemail party).
-MESSAGE_S = 1.2
-LISTEN_S = 1.2
+MESSAGE_S = 0.9
+LISTEN_S = 1.0
 
 
 def _seconds(wav_bytes: bytes) -> float:
