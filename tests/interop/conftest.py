@@ -15,8 +15,6 @@ from gateway.server import EmbeddedGateway, Endpoints
 from gateway.services.model import PstnRange, User
 from tests.interop.interop_helpers import Ports, SippRunner
 
-pytestmark = pytest.mark.slow
-
 _numbers = itertools.count(1)
 
 
