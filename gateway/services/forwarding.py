@@ -167,14 +167,17 @@ class Forwarding:
             user = nxt.callee
             seen.append(user.username)
         final = decision.callee
-        if final is not None and not decision.rejected and final.policy.allow_call_redirect:
+        unreachable = decision.rejected and decision.reject_status == 480
+        if final is not None and (not decision.rejected or unreachable) and final.policy.allow_call_redirect:
             sim = self.rule(final.username, "simultaneous")
             if sim is not None:
                 extra = self._route(sim.target, now)
-                if extra.callee is None or extra.callee.username not in seen:
+                if extra.targets and (extra.callee is None or extra.callee.username not in seen):
                     have = {t.uri for t in decision.targets}
                     add = tuple(t for t in extra.targets if t.uri not in have)
-                    decision = replace(decision, targets=decision.targets + add)
+                    # The target rings even while none of the user's own devices is reachable.
+                    decision = replace(decision, targets=decision.targets + add, reject_status=None,
+                                       reject_code=None, reject_text=None)
                     self._note(final.username, f"simultaneous ring {sim.target}")
         return decision
 
