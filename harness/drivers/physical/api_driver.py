@@ -316,6 +316,7 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
                 continue
             if "state" in changes and info.state is CallState.CONFIRMED and old.answered is None:
                 changes["answered"] = time.time()
+                self._own_tone(cid)
             kind = EventKind.STATE if "state" in changes else EventKind.MEDIA
             self.book.update_call(cid, kind, {"read_back": self.api.API}, **changes)
         for old in self.book.calls():
@@ -352,6 +353,17 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
             raise OperationFailed(f"{self.device_id}: call {call_id} matches {len(same)} calls of the simulated "
                                   f"device ({[c.id for c in live]})")
         return same[0]
+
+    def _own_tone(self, call_id: str) -> None:
+        """A simulated device transmits its own tone on every call, as a phone's microphone would pick up
+        the room (as emulated devices do); option ``transmit_tone: false`` keeps it silent."""
+        if self.simulated is None or not self.ctx.options.get("transmit_tone", True):
+            return
+        try:
+            bc = self._backend_call(call_id)
+            self.simulated.backend.worker.play_tone(self.tone_hz, call=bc.id)
+        except Exception as exc:  # the call may have ended meanwhile; a test that needs the tone plays it
+            log.debug("%s: own tone on %s not started: %s", self.device_id, call_id, exc)
 
     @requires_active
     @step("api.play_tone")
