@@ -334,6 +334,9 @@ class UserAgent:
         self._log_writer = writer
         lc.writer = writer
         ep_cfg.medConfig.noVad = cfg.no_vad
+        # pjsua closes an idle sound device after 1 s by default; with the null device that stops the
+        # bridge's clock, so no RTP (and no RFC 4733 digit) leaves a call with nothing connected to it.
+        ep_cfg.medConfig.sndAutoCloseTime = -1
         ep.libInit(ep_cfg)
         ep.audDevManager().setNullDev()  # no sound card: the bridge runs on the null device's clock
         for spec in cfg.transports:
