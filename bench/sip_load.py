@@ -48,7 +48,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_FAILED_FRACTION = 0.001
 MIN_ACHIEVED_FRACTION = 0.97
 
-SIPP_COMMON = ["-t", "u1", "-nostdin", "-buff_size", "4194304", "-max_recv_loops", "10000",
+SIPP_COMMON = ["-t", "u1", "-nostdin", "-aa", "-buff_size", "4194304", "-max_recv_loops", "10000",
                "-max_sched_loops", "10000", "-recv_timeout", "5000", "-max_log_size", "2000000"]
 
 
