@@ -340,6 +340,10 @@ class Lab:
                 dev.strategy.transition(DeviceState.REGISTERED)
                 if isinstance(dev.driver, Identity):
                     dev.identity = dev.driver.identity()
+                    # Physical drivers: the firmware the device reports decides its verdict, not the inventory's.
+                    refusal = getattr(dev.driver, "read_back_refusal", lambda: None)()
+                    if refusal:
+                        dev.blocked_reason = refusal
             except (DeviceBroken, NotApplicable) as exc:
                 log.warning("%s did not reach registered: %s", spec.id, exc)
 

@@ -410,6 +410,18 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
                          device_id=self.device_id)
         return ident
 
+    def read_back_refusal(self) -> str | None:
+        """Why the device must be blocked by the firmware it reports (when that differs from the inventory's
+        and its verdict is not acceptable), else None. The Lab asks this right after the identity read-back."""
+        ident = self.read_back
+        if ident is None or not ident.firmware or ident.firmware == self.ctx.firmware:
+            return None
+        v = self.read_back_verdict()
+        if v.acceptable:
+            return None
+        return (f"firmware verdict {v.verdict.value} for what the device reports (inventory says "
+                f"{self.ctx.firmware}, the device reports {ident.firmware}): {v.reason}")
+
     def read_back_verdict(self) -> Any:
         """The firmware verdict of what the device reports (the catalogue verdict uses it, not the inventory)."""
         ident = self.read_back or self.identity()

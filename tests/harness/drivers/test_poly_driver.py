@@ -119,3 +119,25 @@ def test_operations_before_activate_are_refused():
     drv = PolyRestDriver(context("Poly", "Trio 8800", "7.2.2.1094"))
     with pytest.raises(StateError, match="activate"):
         drv.dial("+14255550121")
+
+
+def test_a_device_reporting_firmware_below_the_table_is_refused_whatever_the_inventory_says(monkeypatch):
+    import json
+
+    info = json.loads(reply("poly", "device_info.json"))
+    info["data"]["ModelNumber"] = "VVX 450"
+    info["data"]["Firmware"]["Application"] = "5.4.0.1000"  # the inventory says 6.4.3.5018
+    rp = Replay({("GET", "/api/v2/mgmt/device/info"): (200, info)})
+    ctx = context("Poly", "VVX 450", "6.4.3.5018", connection=Connection(protocol="https", host="192.0.2.10"),
+                  api_options={"transport": rp.transport})
+    drv = PolyRestDriver(ctx)
+    drv.activate()
+    try:
+        assert drv.read_back_refusal() is None  # nothing read back yet
+        drv.identity()
+        refusal = drv.read_back_refusal()
+        assert refusal is not None and refusal.startswith("firmware verdict below_minimum for what the device "
+                                                          "reports (inventory says 6.4.3.5018, the device reports "
+                                                          "5.4.0.1000)")
+    finally:
+        drv.deactivate()
