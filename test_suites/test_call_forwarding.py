@@ -165,14 +165,21 @@ def test_device_forwards_on_timeout_to_another_device(device, other_device, loca
 # --- the gateway's feature codes ------------------------------------------------------------------------------------
 @pytest.mark.feature("local_call_forwarding")
 def test_star33_forwards_always_to_another_device_and_star32_resets(device, other_device, rules, teams, lab,
-                                                                    two_way_audio, evidence, sipgw_settings):
-    """*33*<number> sets forward-always (confirmed by the gateway, read back); a Teams user's call rings the other
-    device, which answers, audio both ways; *32* clears every rule."""
+                                                                    two_way_audio, evidence, representative,
+                                                                    sipgw_settings):
+    """*33*<number> sets forward-always (confirmed by the gateway, read back); on the representative device a
+    Teams user's call then rings the other device, which answers, audio both ways; *32* clears every rule."""
     t = sipgw_settings.deadline(5)
     done = dial_code(device, f"*33*{other_device.number}", sipgw_settings)
     assert done.status_code == 603, f"*33* answered {done.status_code} {done.reason}, expected 603 Forwarding Set"
     read = lab.control.features.forwarding(rules)["rules"]
     assert read == [{"kind": "always", "target": other_device.number}], read
+    if not representative:
+        evidence.note("the forwarded call itself is placed on the run's representative device")
+        reset = dial_code(device, "*32*", sipgw_settings)
+        assert reset.status_code == 603, f"*32* answered {reset.status_code} {reset.reason}"
+        assert lab.control.features.forwarding(rules)["rules"] == []
+        return
 
     target = other_device[CallControl]
     origin = teams.call(device.number)
@@ -222,12 +229,18 @@ def test_star34_forwards_on_no_answer_to_pstn_within_the_tolerance(device, rules
 
 @pytest.mark.feature("local_call_forwarding")
 def test_star35_simultaneous_ring_teams_user_answers(device, other_device, rules, teams, two_way_audio, evidence,
-                                                     sipgw_settings):
-    """*35*<Teams user's number>: another device's call rings the device and the Teams user together; the Teams
-    user answers, the device stops ringing; audio both ways."""
+                                                     lab, representative, sipgw_settings):
+    """*35*<Teams user's number> is confirmed and read back; on the representative device another device's call
+    then rings the device and the Teams user together; the Teams user answers, the device stops ringing; audio
+    both ways."""
     t = sipgw_settings.deadline(5)
     done = dial_code(device, f"*35*{teams.number}", sipgw_settings)
     assert done.status_code == 603, f"*35* answered {done.status_code} {done.reason}"
+    read = lab.control.features.forwarding(rules)["rules"]
+    assert read == [{"kind": "simultaneous", "target": teams.number}], read
+    if not representative:
+        evidence.note("the simultaneous ring itself is checked on the run's representative device")
+        return
     teams.configure("auto", answer_delay_ms=500)  # so that the device is seen ringing first
     caller, calls = other_device[CallControl], device[CallControl]
     out = caller.dial(device.number)

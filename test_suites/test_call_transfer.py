@@ -96,7 +96,7 @@ def parties_hear_each_other(evidence, a, a_call: dict, b, b_call: dict, sipgw_se
 
 
 def device_and_party_hear_each_other(evidence, device, call_id: str, party, party_call: dict, sipgw_settings,
-                                     listen_s: float = 1.8) -> MediaVerdict:
+                                     listen_s: float = 1.3) -> MediaVerdict:
     """After a media change (resume): the device records ``listen_s`` and must hear the party's tone; the party's
     recording over the same time must hold the device's tone."""
     from harness.media import read_wav
