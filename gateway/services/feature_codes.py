@@ -195,15 +195,21 @@ class FeatureCodes:
         user = self.core._authenticate_invite(req, tx, source)  # answers 407/403 itself
         if user is None:
             return None
-        device = self._device_of(req, user)
+        device = self._device_of(req, user, source)
         if device is not None and device.pair_state is not PairState.PAIRED:
             self._refuse_signed_out(tx, req, f"device {device.key} is {device.pair_state.value}, not signed in; "
                                              "feature codes need a signed-in device")
             return None
         return user
 
-    def _device_of(self, req: Request, user: User):
-        """The device record the INVITE comes from, keyed as the registrar keys it (MAC from the User-Agent)."""
+    def _device_of(self, req: Request, user: User, source):
+        """The device record the INVITE comes from: the user's binding registered from the same address (the
+        device sends from the socket it registered on, RFC 3261 §18.1.1), else keyed as the registrar keys a
+        REGISTER (the MAC in the User-Agent)."""
+        for b in self.gw.registrar.bindings(user.username, self.core.now()):
+            f = b.flow
+            if (f.transport, f.host, f.port) == (source.transport, source.host, source.port):
+                return self.gw.devices.get(b.device_key)
         ua = req.headers.get("User-Agent") or ""
         try:
             verdict = self.gw.registrar._verdict_for(ua)

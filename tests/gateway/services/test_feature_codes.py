@@ -129,8 +129,9 @@ def test_unknown_code_and_argument_refused_without_change(api, phone):
     assert api.user(ALICE[0])["presence"] == "available"
 
 
-def test_signed_out_device_is_refused(api, phone):
-    alice = phone(ALICE)
+@pytest.mark.parametrize("user_agent", ["PolycomVVX-VVX_450-UA/5.9.5.0614_0004f28e5a79", "Yealink SIP-T46S 66.86.0.15"])
+def test_signed_out_device_is_refused(api, phone, user_agent):
+    alice = phone(ALICE, user_agent=user_agent)
     assert alice.register().status == 200
     (device,) = [d for d in api.devices() if d.get("username") == ALICE[0]]
     api.update_device(device["key"], pair_state="unpaired")
