@@ -149,7 +149,8 @@ def start_simulated(driver: Any) -> SimulatedDevice:
         elif kind == "cisco":
             from harness.simulators.cisco_mpp import CiscoMppSimulator
 
-            sim = CiscoMppSimulator(backend, control_server_url="")
+            sim = CiscoMppSimulator(backend, control_server_url="", admin_password=password)
+            username = "admin"
         elif kind == "algo":
             from harness.simulators.algo_rest import AlgoRestSimulator
 

@@ -2,6 +2,10 @@
 server the phone connects out to (``Control_Server_URL``), sends one JSON request at a time
 (``{"Request-URI": "/api/<Interface>/<version>/<Method>", ...}``) and reads unsolicited events.
 
+Fallbacks while the phone is not connected (or on loads without the SDK): XML push ``POST /CGI/Execute``
+(``Dial:``, ``Key:``) and the Direct Action URL ``GET /admin/status.xml`` (HTTP digest, admin) for identity,
+registration and calls.
+
 Only ``GetParams``/``SetParams``, ``Dial``/``Answer``/``Hangup``, ``GetStatusFile`` and ``GetMetadata`` are
 in the vendor's published samples; every other method is used only when the load's ``GetMetadata`` lists
 it, otherwise the operation is ``NotApplicable`` naming the missing method.
@@ -14,9 +18,12 @@ import contextlib
 import json
 import threading
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import replace
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
+import httpx
 from aiohttp import WSMsgType, web
 
 from harness.drivers.vendors import (
@@ -47,10 +54,14 @@ class Session:
         self.events: list[dict[str, Any]] = []
         self.log: list[dict[str, Any]] = []
         self.methods: set[str] | None = None
+        self.dialled_fallback: str | None = None
         self._responses: list[dict[str, Any]] = []
         self._ws: web.WebSocketResponse | None = None
         self._req_lock = threading.Lock()  # the phone takes one pending request at a time
         self.connections = 0
+        auth = httpx.DigestAuth(ep.username or "admin", ep.password or "") if ep.password else None
+        self.http = httpx.Client(base_url=ep.base_url, auth=auth, verify=ep.verify, timeout=ep.timeout,
+                                 transport=ep.options.get("transport"))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cisco-remote-sdk", daemon=True)
         self._thread.start()
@@ -165,6 +176,7 @@ class Session:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self.http.close()
 
 
 def connect(ep: Endpoint) -> Session:
@@ -201,7 +213,48 @@ def set_params(s: Session, values: dict[str, str]) -> None:
     s.request("/api/Config/v1/SetParams", params=values)
 
 
+def _http(s: Session, method: str, path: str, **kw: Any) -> httpx.Response:
+    try:
+        r = s.http.request(method, path, **kw)
+    except httpx.HTTPError as exc:
+        raise DeviceUnreachable(f"Cisco phone at {s.ep.base_url}: {method} {path} failed: {exc}") from exc
+    if r.status_code == 401:
+        raise VendorApiError(f"Cisco {path}: HTTP 401: the admin credentials were refused (HTTP digest)", code=401,
+                             where=path)
+    if r.status_code == 404:
+        raise VendorApiError(f"Cisco {path}: HTTP 404: Enable Direct Action URL / CISCO XML EXE Enable is No",
+                             code=404, where=path)
+    if r.status_code >= 400:
+        raise VendorApiError(f"Cisco {method} {path}: HTTP {r.status_code}: {r.text[:160]}", code=r.status_code,
+                             where=path)
+    return r
+
+
+def status_xml(s: Session) -> dict[str, str]:
+    """The Status tab as ``/admin/status.xml`` gives it (Direct Action URL, admin digest)."""
+    root = ET.fromstring(_http(s, "GET", "/admin/status.xml").text)
+    return {child.tag: (child.text or "") for child in root}
+
+
+def execute(s: Session, *urls: str) -> None:
+    """XML push: ``<CiscoIPPhoneExecute>`` with one ``ExecuteItem`` per URL (``Dial:1234``, ``Key:EndCall``)."""
+    items = "".join(f"<ExecuteItem URL={quoteattr(u)}/>" for u in urls)
+    r = _http(s, "POST", "/CGI/Execute", data={"XML": f"<CiscoIPPhoneExecute>{items}</CiscoIPPhoneExecute>"})
+    root = ET.fromstring(r.text)
+    if root.tag == "CiscoIPPhoneError":
+        raise VendorApiError(f"Cisco CGI/Execute: CiscoIPPhoneError {root.get('Number')}", code=root.get("Number"),
+                             where="/CGI/Execute")
+    failed = [(i.get("URL"), i.get("Data")) for i in root.iter("ResponseItem") if i.get("Status") != "0"]
+    if failed:
+        raise VendorApiError(f"Cisco CGI/Execute: {failed}", code="ResponseItem", where="/CGI/Execute")
+
+
 def identity(s: Session) -> VendorIdentity:
+    if not s.connected:
+        st = status_xml(s)
+        model = st.get("Product_Name", "").removeprefix("CP-").removesuffix("-3PCC")
+        return VendorIdentity(VENDOR, model, st.get("Software_Version", ""), st.get("MAC_Address", "").lower() or None,
+                              st.get("Serial_Number") or None, source="status.xml")
     p = params(s, "Product_Name", "Software_Version", "MAC_Address")
     model = p.get("Product_Name", "").removeprefix("CP-").removesuffix("-3PCC")
     return VendorIdentity(VENDOR, model, p.get("Software_Version", ""), p.get("MAC_Address", "").lower() or None,
@@ -209,7 +262,8 @@ def identity(s: Session) -> VendorIdentity:
 
 
 def lines(s: Session) -> list[LineStatus]:
-    status = s.request("/api/Serviceability/v1/GetStatusFile").get("status") or {}
+    status = (s.request("/api/Serviceability/v1/GetStatusFile").get("status") or {}) if s.connected \
+        else status_xml(s)
     out = []
     n = 1
     while f"Registration_State_{n}_" in status:
@@ -221,6 +275,28 @@ def lines(s: Session) -> list[LineStatus]:
 
 
 def calls(s: Session) -> list[VendorCall]:
+    if not s.connected:  # status.xml: Call_<n>_State / Call_<n>_Peer_Phone
+        st = status_xml(s)
+        seen = []
+        with s.cond:
+            n = 1
+            while f"Call_{n}_State" in st:
+                handle, peer = f"1:{n - 1}", st.get(f"Call_{n}_Peer_Phone", "")
+                known = s.calls.get(handle)
+                if known is not None and known.state is not CallState.DISCONNECTED:
+                    outgoing = known.direction == "out"
+                else:  # a new call: ours if we just dialled that number, else it rings in
+                    outgoing = s.dialled_fallback == peer
+                    if outgoing:
+                        s.dialled_fallback = None
+                s._apply({"line": 1, "callId": n - 1, "state": st[f"Call_{n}_State"], "remoteNumber": peer,
+                          "direction": "outgoing" if outgoing else "incoming"})
+                seen.append(f"1:{n - 1}")
+                n += 1
+            for h, c in list(s.calls.items()):
+                if h not in seen and c.state is not CallState.DISCONNECTED:
+                    s.calls[h] = replace(c, state=CallState.DISCONNECTED)
+            return [s.calls[h] for h in s.order if s.calls[h].state is not CallState.DISCONNECTED]
     if has(s, "/api/Call/v1/GetCalls"):
         got = s.request("/api/Call/v1/GetCalls").get("calls") or []
         with s.cond:
@@ -241,6 +317,11 @@ def _lc(handle: str) -> dict[str, int]:
 
 
 def dial(s: Session, number: str, line: int = 1) -> str | None:
+    if not s.connected:
+        execute(s, f"Dial:{number}")
+        with s.cond:
+            s.dialled_fallback = number
+        return None
     r = s.request("/api/Call/v1/Dial", line=line, number=number)
     handle = f"{r.get('line', line)}:{r.get('callId', 0)}"
     with s.cond:
@@ -253,6 +334,9 @@ def dial(s: Session, number: str, line: int = 1) -> str | None:
 
 
 def answer(s: Session, handle: str) -> None:
+    if not s.connected:
+        execute(s, "Key:Answer")
+        return
     s.request("/api/Call/v1/Answer", **_lc(handle))
 
 
@@ -261,6 +345,9 @@ def reject(s: Session, handle: str, code: int = 486) -> None:
 
 
 def hangup(s: Session, handle: str) -> None:
+    if not s.connected:
+        execute(s, "Key:EndCall")
+        return
     s.request("/api/Call/v1/Hangup", **_lc(handle))
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from harness.drivers.vendors import DeviceUnreachable, Endpoint, cisco
+from harness.drivers.vendors import DeviceUnreachable, Endpoint, VendorApiError, cisco
 from harness.protocols import CallState, NotApplicable
 from harness.simulators import FakeBackend
 from harness.simulators.cisco_mpp import CiscoMppSimulator
@@ -31,7 +31,7 @@ def test_not_connected_until_control_server_url_is_set(phone):
     session, sim, _ = phone
     assert cisco.probe(session).problem == "not_connected"
     with pytest.raises(DeviceUnreachable, match="not connected"):
-        cisco.identity(session)
+        cisco.params(session, "Product_Name")  # Remote SDK only
     sim.provision(cisco.bootstrap_params(session.url))
     session.wait_connected(5.0)
     ident = cisco.identity(session)
@@ -81,3 +81,27 @@ def test_recorded_get_params_shape():
     doc = json.loads(reply("cisco", "get_params.json"))
     values = doc["result"]["paramvalues"]
     assert values["Product_Name"].removeprefix("CP-").removesuffix("-3PCC") == "8865"
+
+
+def test_xml_push_and_status_xml_fallbacks_while_the_sdk_is_not_connected():
+    backend = FakeBackend(fake_identity("Cisco", "8841", "11.3.5MPP", "Cisco-CP-8841-3PCC/11.3.5MPP"))
+    with CiscoMppSimulator(backend, control_server_url="", admin_password="adm") as sim:
+        session = cisco.connect(Endpoint(sim.url, "admin", "adm", True, 2.0))
+        try:
+            assert not session.connected
+            ident = cisco.identity(session)  # GET /admin/status.xml with HTTP digest
+            assert (ident.model, ident.firmware, ident.source) == ("8841", "11.3.5MPP", "status.xml")
+            assert cisco.lines(session)[0].registered
+            assert cisco.dial(session, "+14255550111") is None  # CGI/Execute Dial:
+            (call,) = cisco.calls(session)
+            assert (call.direction, call.remote, call.state) == ("out", "+14255550111", CallState.CALLING)
+            backend.far_answer(backend.calls()[0].id)
+            assert cisco.calls(session)[0].state is CallState.CONFIRMED
+            cisco.hangup(session, call.handle)  # Key:EndCall
+            assert cisco.calls(session) == []
+            bad = cisco.connect(Endpoint(sim.url, "admin", "wrong", True, 2.0))
+            with pytest.raises(VendorApiError, match="HTTP 401"):
+                cisco.identity(bad)
+            bad.close()
+        finally:
+            session.close()
