@@ -121,7 +121,8 @@ def _get(s: Session, params: dict[str, str], what: str) -> str:
     if r.status_code == 401:
         raise VendorApiError(f"{API} {what}: HTTP 401: the web credentials were refused", code=401, where=what)
     if r.status_code >= 400:
-        raise VendorApiError(f"{API} {what}: HTTP {r.status_code}: {r.text[:120]}", code=r.status_code, where=what)
+        detail = r.headers.get("X-Sipgw-Sim-Detail", "") or r.text[:120]
+        raise VendorApiError(f"{API} {what}: HTTP {r.status_code}: {detail}", code=r.status_code, where=what)
     return r.text
 
 

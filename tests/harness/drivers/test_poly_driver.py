@@ -141,3 +141,21 @@ def test_a_device_reporting_firmware_below_the_table_is_refused_whatever_the_inv
                                                           "5.4.0.1000)")
     finally:
         drv.deactivate()
+
+
+def test_config_round_trip_and_safe_reboot_on_the_simulator():
+    from harness.simulators import FakeBackend
+    from harness.simulators.poly_rest import PolyRestSimulator
+    from tests.harness.simulators.conftest import fake_identity, wait_until
+
+    backend = FakeBackend(fake_identity("Poly", "VVX 450", "6.4.3.5018", "PolycomVVX-VVX_450-UA/6.4.3.5018"))
+    with PolyRestSimulator(backend, factory_state=False, admin_password="lab-pass", reboot_s=0.3) as sim:
+        s = poly.connect(Endpoint(sim.url, "Polycom", "lab-pass", True, 2.0))
+        poly.config_set(s, {"up.oneTouchDirectory": "0"})
+        got = poly.config_get(s, "up.oneTouchDirectory", "device.auth.localAdminPassword")
+        assert got == {"up.oneTouchDirectory": "0", "device.auth.localAdminPassword": "********"}
+        poly.reboot(s)  # safeReboot: no call up, so at once
+        assert poly.probe(s).problem == "restarting"
+        wait_until(lambda: poly.probe(s).ok, 5.0, "the phone back from its reboot")
+        assert sim.boots == 2 and backend.restarts == 1
+        s.close()
