@@ -168,6 +168,10 @@ class EmbeddedGateway:
         if hasattr(self.media, "start"):
             await self.media.start(self)
         self._install_call_features()
+        from gateway.services.e911 import E911Service  # emergency calls: LIS, PIDF-LO, PSAP (outermost handler)
+
+        self.e911 = E911Service(self)
+        self.e911.install()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)

@@ -321,6 +321,7 @@ class Lab:
             opts.setdefault("connection", spec.entry.connection)
             opts.setdefault("credentials", spec.entry.credentials)
             opts.setdefault("control", self.control)
+            opts.setdefault("network", spec.entry.network)  # dynamic E911 (lab header)
             ctx = DriverContext(
                 device_id=spec.id, vendor=spec.vendor, model=spec.model, firmware=spec.firmware, profile=spec.profile,
                 lines=dev.lines, transport=spec.transport,

@@ -22,6 +22,7 @@ import httpx
 from gateway.control_api.client_features import FeaturesApi
 from gateway.control_api.client_media import MediaApi
 from gateway.control_api.client_signin import SignInApi
+from gateway.control_api.client_voiceapps import VoiceAppsApi
 
 PREFIX = "/api/v1"
 _UNSET: Any = object()
@@ -54,6 +55,7 @@ class ControlClient:
         self.media = MediaApi(self._http)
         self.signin = SignInApi(self._http)
         self.features = FeaturesApi(self._http)
+        self.voiceapps = VoiceAppsApi(self._http)
 
     # --- plumbing ------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -342,7 +342,7 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             self._rpc(lambda w: w.add_account(
                 f"l{line}", f"sip:{acc.username}@{gw.domain}", registrar=registrar, username=acc.username,
                 password=acc.password, proxies=(f"sip:{gw.host}:{gw.port(tp)};lr{suffix}",),
-                transport=tp, display_name=acc.name,
+                transport=tp, display_name=acc.name, register_headers=self._network_headers(),
                 mwi=bool(self.ctx.options.get("mwi_subscribe", False))))
             self._accounts.add(line)
 
@@ -369,6 +369,20 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
             return None
 
         return self.book.wait(final, f"final response to the un-REGISTER of line {line}", timeout)
+
+    def _network_headers(self) -> tuple[tuple[str, str], ...]:
+        """The inventory's network attributes (subnet, LLDP chassis/port) as the lab header the embedded gateway
+        reads for dynamic E911 (a loopback device cannot sit in its subnet; README, "Dynamic E911")."""
+        from gateway.services.e911 import LAB_NETWORK_HEADER
+
+        net = self.ctx.options.get("network")
+        if net is None:
+            return ()
+        lldp = getattr(net, "lldp", None)
+        items = [("subnet", getattr(net, "subnet", None)), ("chassis", getattr(lldp, "chassis", None)),
+                 ("port", getattr(lldp, "port", None))]
+        value = "; ".join(f"{k}={v}" for k, v in items if v)
+        return ((LAB_NETWORK_HEADER, value),) if value else ()
 
     def registration(self, line: int = 0) -> RegistrationInfo:
         self.line(line)

@@ -1,0 +1,63 @@
+"""Sync client for the emergency calling (and later voice-app) routes, used as ``ControlClient.voiceapps``.
+
+    api = ControlClient("http://127.0.0.1:8080")
+    api.voiceapps.set_lis({"addresses": [...], "subnets": [...], "ports": [...]})
+    calls = api.voiceapps.e911_calls(call_id="...")      # the location the gateway resolved, and how
+
+Errors raise ``gateway.control_api.client.ControlApiError`` (status, code, message, where).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+PREFIX = "/api/v1"
+
+
+class VoiceAppsApi:
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def _request(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
+        from gateway.control_api.client import ControlApiError
+
+        try:
+            resp = self._http.request(method, PREFIX + path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise ControlApiError(0, "unreachable", f"{method} {PREFIX}{path}: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                err = resp.json().get("error") or {}
+            except (ValueError, AttributeError):
+                err = {}
+            raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"),
+                                  str(err.get("message") or resp.text[:200]), err.get("where"))
+        return resp.json()
+
+    # --- emergency calling ----------------------------------------------------------------------------------
+    def lis(self) -> dict[str, Any]:
+        return self._request("GET", "/e911/lis")
+
+    def set_lis(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return self._request("PUT", "/e911/lis", json=doc)
+
+    def e911_numbers(self) -> dict[str, Any]:
+        return self._request("GET", "/e911/numbers")
+
+    def e911_calls(self, call_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"call_id": call_id} if call_id else None
+        return self._request("GET", "/e911/calls", params=params)["calls"]
+
+    def wait_e911_call(self, call_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The gateway's record of the emergency call with this A-leg Call-ID (waited for, with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self.e911_calls(call_id)
+            if calls:
+                return calls[-1]
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the gateway saw no emergency call with Call-ID {call_id} within {timeout:.1f} s")
+            time.sleep(0.03)
