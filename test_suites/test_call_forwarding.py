@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.protocols import CallControl, CallState, Forwarding, ForwardingKind, ForwardingRule
+from harness.protocols import CallControl, CallState, Forwarding, ForwardingKind, ForwardingRule, MediaDirection
 
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
@@ -112,6 +112,7 @@ def test_device_forwards_always_and_the_gateway_follows(device, other_device, lo
     assert "SGW-FORWARDED" in _warnings(lab, out.sip_call_id), "the caller was not told the call was forwarded"
     _redirected_at(device, t)
 
+    caller.wait_for_media(out.id, MediaDirection.SENDRECV, timeout=t)  # the forwarded call's media is up
     audio = two_way_audio.with_party(other_device, out.id, target, far)
     assert audio.passed, audio.reason
     caller.hangup(out.id)
@@ -157,6 +158,7 @@ def test_device_forwards_on_timeout_to_another_device(device, other_device, loca
     far = pstn.wait_state(origin, "confirmed", timeout=t)
     evidence.add_call(incoming)
 
+    target.wait_for_media(incoming.id, MediaDirection.SENDRECV, timeout=t)
     audio = two_way_audio.with_party(other_device, incoming.id, pstn, far)
     assert audio.passed, audio.reason
     target.hangup(incoming.id)
@@ -188,6 +190,7 @@ def test_star33_forwards_always_to_another_device_and_star32_resets(device, othe
     incoming = target.wait_for_state(incoming.id, CONFIRMED, timeout=t)
     far = teams.wait_state(origin, "confirmed", timeout=t)
     evidence.add_call(incoming)
+    target.wait_for_media(incoming.id, MediaDirection.SENDRECV, timeout=t)
     audio = two_way_audio.with_party(other_device, incoming.id, teams, far)
     assert audio.passed, audio.reason
     target.hangup(incoming.id)
@@ -250,6 +253,7 @@ def test_star35_simultaneous_ring_teams_user_answers(device, other_device, rules
     calls.wait_for_state(rang.id, ENDED, timeout=t)
     evidence.add_call(out)
 
+    caller.wait_for_media(out.id, MediaDirection.SENDRECV, timeout=t)
     audio = two_way_audio.with_party(other_device, out.id, teams, far)
     assert audio.passed, audio.reason
     caller.hangup(out.id)
