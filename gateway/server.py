@@ -172,6 +172,10 @@ class EmbeddedGateway:
 
         self.e911 = E911Service(self)
         self.e911.install()
+        from gateway.services.call_queues import CallQueues  # call queues and auto attendants
+
+        self.queues = CallQueues(self)
+        self.queues.install()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -61,3 +62,34 @@ class VoiceAppsApi:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"the gateway saw no emergency call with Call-ID {call_id} within {timeout:.1f} s")
             time.sleep(0.03)
+
+    # --- call queues and auto attendants -------------------------------------------------------------------
+    def queues(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/queues")["queues"]
+
+    def put_queue(self, queue_id: str, number: str, agents: list[str], *, method: str = "attendant",
+                  agent_alert_s: float = 15.0, presence_based: bool = False, name: str = "",
+                  opted_out: list[str] | None = None) -> dict[str, Any]:
+        return self._request("PUT", f"/queues/{quote(queue_id, safe='')}", json={
+            "number": number, "agents": agents, "method": method, "agent_alert_s": agent_alert_s,
+            "presence_based": presence_based, "name": name, "opted_out": opted_out or []})
+
+    def delete_queue(self, queue_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/queues/{quote(queue_id, safe='')}")
+
+    def set_agent_opt_in(self, queue_id: str, username: str, opted_in: bool) -> dict[str, Any]:
+        return self._request("PUT", f"/queues/{quote(queue_id, safe='')}/agents/{quote(username, safe='')}",
+                             json={"opted_in": opted_in})
+
+    def queue_calls(self, queue_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"/queues/{quote(queue_id, safe='')}/calls")["calls"]
+
+    def put_attendant(self, attendant_id: str, number: str, menu: dict[str, str], *, name: str = "") -> dict:
+        return self._request("PUT", f"/auto-attendants/{quote(attendant_id, safe='')}",
+                             json={"number": number, "menu": menu, "name": name})
+
+    def delete_attendant(self, attendant_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/auto-attendants/{quote(attendant_id, safe='')}")
+
+    def attendant_calls(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/auto-attendants/calls")["calls"]
