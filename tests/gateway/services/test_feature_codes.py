@@ -203,3 +203,14 @@ def test_available_user_is_routed_normally(router):
     directory.put_user(User("erin", "Erin", "+14255558005"))
     d = r.route("+14255558005", 0.0)
     assert (d.reject_status, d.reject_code) == (480, "SGW-ROUTE-UNREACHABLE")
+
+
+def test_onboarding_device_is_refused(gateway, api, phone):
+    signin = gateway.provisioning.signin
+    mac = "805ec0aabb01"
+    signin.onboard(mac, vendor="Yealink", model="T46S")
+    creds = signin.credentials(mac)
+    onboarding = phone((creds.username, creds.password, None), user_agent=f"Yealink SIP-T46S 66.86.0.15 {mac}")
+    resp = dial(onboarding, "*30*")
+    assert (resp.status, warning_code(resp)) == (403, "SGW-FEATURE-SIGNED-OUT")
+    assert "onboarding" in resp.headers.get("Warning")
