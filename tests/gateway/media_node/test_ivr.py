@@ -101,3 +101,27 @@ def test_device_reaches_the_ivr_with_every_digit_in_both_methods(lab, tmp_path):
     assert device.wait_event("record_complete", since=m, call=call, timeout=5).data["complete"]
     assert_tone(heard, echo_tone_hz("#"))
     hangup_device(lab, call)
+
+
+def test_router_sends_the_service_number_to_the_service(tmp_path):
+    from gateway.services.directory import Directory
+    from gateway.services.model import Flow
+    from gateway.services.registrar import DeviceRegistry, Registrar
+    from gateway.services.routing import Router
+    from gateway.sip.auth import DigestServer
+    from gateway.store.sqlite import Store
+
+    store = Store(tmp_path / "gw.db")
+    try:
+        directory = Directory(store, "sipgw.lab")
+        router = Router(directory, Registrar(directory, DigestServer("sipgw.lab", b"k" * 32), DeviceRegistry(store)),
+                        media=None, domain="sipgw.lab")
+        where: list[Flow | None] = [Flow("UDP", "127.0.0.1", 5999)]
+        router.services["14255559100"] = lambda: where[0]
+        d = router.route("14255559100", 0.0)  # dialled without '+'
+        assert [(t.kind, t.uri) for t in d.targets] == [("service", "sip:+14255559100@127.0.0.1:5999")]
+        where[0] = None
+        busy = router.route("+14255559100", 0.0)
+        assert (busy.reject_status, busy.reject_code) == (480, "SGW-ROUTE-UNREACHABLE")
+    finally:
+        store.close()
