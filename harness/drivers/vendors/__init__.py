@@ -107,5 +107,33 @@ class VendorApiError(OperationFailed):
         super().__init__(message)
 
 
+class InvalidParameters(VendorApiError):
+    """The device refused the request's parameters (Poly 4000)."""
+
+
+class DeviceBusy(VendorApiError):
+    """The device is busy with something else (Poly 4001)."""
+
+
+class LineNotRegistered(VendorApiError):
+    """The line is not registered, so the device will not call on it (Poly 4002)."""
+
+
+class NotAllowed(VendorApiError):
+    """Not allowed in the device's current state (Poly 4003)."""
+
+
+class NoSuchLine(VendorApiError, LookupError):
+    """The line does not exist (Poly 4005)."""
+
+
+class NoSuchCall(VendorApiError, LookupError):
+    """The call does not exist on the device (Poly 4007)."""
+
+
+class DefaultPasswordRefused(VendorApiError):
+    """The API refuses every request while the factory admin password is set (Poly 4010, UCS 5.9.7+)."""
+
+
 class DeviceUnreachable(InfrastructureError):
     """The control API did not answer (connection refused, timeout): the lab, not the device's behaviour."""

@@ -11,8 +11,15 @@ import json
 from typing import Any
 
 from harness.drivers.vendors import (
+    DefaultPasswordRefused,
+    DeviceBusy,
     Endpoint,
+    InvalidParameters,
+    LineNotRegistered,
     LineStatus,
+    NoSuchCall,
+    NoSuchLine,
+    NotAllowed,
     Probe,
     VendorApiError,
     VendorCall,
@@ -35,6 +42,11 @@ STATUS_MEANING = {
     "4009": "input size limit exceeded",
     "4010": "default password not allowed: change the factory admin password first",
     "5000": "the device failed the operation",
+}
+
+ERRORS: dict[str, type[VendorApiError]] = {
+    "4000": InvalidParameters, "4001": DeviceBusy, "4002": LineNotRegistered, "4003": NotAllowed,
+    "4005": NoSuchLine, "4007": NoSuchCall, "4010": DefaultPasswordRefused,
 }
 
 _STATES = {
@@ -73,10 +85,12 @@ def _call(s: Session, method: str, path: str, data: Any = None, *, what: str) ->
         raise VendorApiError(f"{API} {path}: HTTP {r.status_code} with a body that is not JSON: {r.text[:120]!r}",
                              code=r.status_code, where=path) from None
     status = str(doc.get("Status", "")) if isinstance(doc, dict) else ""
+    if status == "4004":
+        raise NotApplicable(f"{API}: {what} is not supported by this device or firmware (Status 4004)")
     if status != "2000":
         meaning = STATUS_MEANING.get(status, "unknown status")
-        raise VendorApiError(f"{API}: {what} answered Status {status or '(none)'} ({meaning})", code=status,
-                             where=path)
+        raise ERRORS.get(status, VendorApiError)(f"{API}: {what} answered Status {status or '(none)'} ({meaning})",
+                                                 code=status, where=path)
     return doc.get("data")
 
 

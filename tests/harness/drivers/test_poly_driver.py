@@ -8,7 +8,18 @@ import pytest
 from harness.drivers.physical.api_driver import CredentialError, endpoint_from
 from harness.drivers.physical.poly_rest import PolyRestDriver
 from harness.drivers.registry import driver_class
-from harness.drivers.vendors import Endpoint, VendorApiError, poly
+from harness.drivers.vendors import (
+    DefaultPasswordRefused,
+    DeviceBusy,
+    Endpoint,
+    InvalidParameters,
+    LineNotRegistered,
+    NoSuchCall,
+    NoSuchLine,
+    NotAllowed,
+    VendorApiError,
+    poly,
+)
 from harness.protocols import CallState, NotApplicable
 from harness.resources import Connection, Credentials
 from tests.harness.drivers.recorded import Replay, context, reply
@@ -69,15 +80,31 @@ def test_sip_status_lines():
     assert not l2.registered and l2.status_code == 403
 
 
-@pytest.mark.parametrize(("file", "text"), [
-    ("status_4010.json", "4010 (default password not allowed: change the factory admin password first)"),
-    ("status_4007.json", "4007 (the call does not exist)"),
+@pytest.mark.parametrize(("file", "error", "text"), [
+    ("status_4010.json", DefaultPasswordRefused,
+     "4010 (default password not allowed: change the factory admin password first)"),
+    ("status_4007.json", NoSuchCall, "4007 (the call does not exist)"),
 ])
-def test_status_codes_become_clear_errors(file, text):
+def test_status_codes_become_clear_typed_errors(file, error, text):
     s, _ = session({("POST", "/api/v1/callctrl/endCall"): (403, reply("poly", file))})
-    with pytest.raises(VendorApiError) as exc:
+    with pytest.raises(error) as exc:
         poly.hangup(s, "0x1")
-    assert text in str(exc.value) and exc.value.where == "/api/v1/callctrl/endCall"
+    assert text in str(exc.value) and exc.value.where == "/api/v1/callctrl/endCall" and exc.value.code == file[7:11]
+
+
+@pytest.mark.parametrize(("status", "error"), [("4000", InvalidParameters), ("4001", DeviceBusy),
+                                               ("4002", LineNotRegistered), ("4003", NotAllowed),
+                                               ("4005", NoSuchLine), ("5000", VendorApiError)])
+def test_every_status_code_has_its_error(status, error):
+    s, _ = session({("POST", "/api/v1/callctrl/dial"): (409, {"Status": status})})
+    with pytest.raises(error, match=f"Status {status}"):
+        poly.dial(s, "+14255550121")
+
+
+def test_4004_is_not_applicable():
+    s, _ = session({("POST", "/api/v1/callctrl/holdCall"): (501, {"Status": "4004"})})
+    with pytest.raises(NotApplicable, match="not supported"):
+        poly.hold(s, "0x1")
 
 
 def test_probe_names_what_bootstrap_must_fix():
