@@ -36,3 +36,20 @@ def test_basic_call_suite_through_vendor_drivers(tmp_path):
     assert proc.returncode == 0
     devices = {d["id"]: d for d in matrix["manifest"]["devices"]}
     assert devices["poly-vvx450"]["firmware_read_back"] == "6.4.3.5018"  # read over the Poly REST API
+
+
+ENV = ("POLY_ADMIN_USER", "POLY_ADMIN_PASSWORD", "YEALINK_WEB_USER", "YEALINK_WEB_PASSWORD", "ALGO_API_PASSWORD",
+       "MP_ADMIN_USER", "MP_ADMIN_PASSWORD")
+
+
+def test_physical_lab_example_is_valid_and_names_a_missing_credential(monkeypatch):
+    from harness.inventory import InventoryError, load_inventory
+
+    for var in ENV:
+        monkeypatch.setenv(var, "set-in-the-lab")
+    inv = load_inventory(ROOT / "examples" / "physical-lab.yaml")
+    drivers = {d.id: d.driver for d in inv.devices}
+    assert drivers["poly-vvx450"] == "poly-rest" and drivers["gigaset-n870"] == "sip-side"
+    monkeypatch.delenv("ALGO_API_PASSWORD")
+    with pytest.raises(InventoryError, match="ALGO_API_PASSWORD"):
+        load_inventory(ROOT / "examples" / "physical-lab.yaml")
