@@ -9,6 +9,7 @@ screenshots of the web pages, and the SIP ladder of the calls the tests make.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 import shutil
@@ -71,6 +72,21 @@ class Provisioned:
         self.evidence.add_bytes("http-exchanges", "http-exchanges.json", json.dumps(ex, indent=1).encode())
 
 
+def records_http(test):
+    """Attach the provisioning server's HTTP exchanges to the test's evidence when the test ends, pass or fail
+    (evidence is collected right after the test body, before fixtures are torn down)."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            with contextlib.suppress(Exception):
+                kwargs["provisioned"].attach_http()
+
+    return wrapper
+
+
 @pytest.fixture
 def provisioned(device, lab, evidence, sipgw_settings) -> Iterator[Provisioned]:
     """The device, factory-reset and provisioned from the gateway's provisioning URL (onboarded, signed out)."""
@@ -88,8 +104,6 @@ def provisioned(device, lab, evidence, sipgw_settings) -> Iterator[Provisioned]:
         assert info.status == "applied", f"{device.id}: provisioning from {url} {info.status}: {info.detail}"
         yield p
     finally:
-        with contextlib.suppress(Exception):
-            p.attach_http()
         _restore(p, sipgw_settings)
 
 

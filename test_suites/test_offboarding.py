@@ -16,7 +16,7 @@ import contextlib
 import pytest
 
 from harness.protocols import CallControl, OperationFailed, SignInState, StateError
-from test_suites.signin_support import DAY, HOUR, provisioned  # noqa: F401  (fixture)
+from test_suites.signin_support import DAY, HOUR, provisioned, records_http  # noqa: F401  (fixture)
 
 
 def disconnect(p) -> None:
@@ -44,6 +44,7 @@ def offboarded_then_back(p, sipgw_settings) -> None:
 
 
 @pytest.mark.feature("offboard_stale_devices")
+@records_http
 def test_paired_device_offboarded_after_30_days(provisioned, sipgw_settings):  # noqa: F811
     """Signed in, then not connected: 29 d 23 h later it stays; at 30 d it is offboarded."""
     p = provisioned
@@ -62,6 +63,7 @@ def test_paired_device_offboarded_after_30_days(provisioned, sipgw_settings):  #
 
 
 @pytest.mark.feature("offboard_stale_devices")
+@records_http
 def test_unpaired_device_offboarded_after_14_days(provisioned, sipgw_settings):  # noqa: F811
     """Signed out, then not connected: 13 d 23 h later it stays; at 14 d it is offboarded."""
     p = provisioned

@@ -14,12 +14,13 @@ from __future__ import annotations
 import pytest
 
 from harness.protocols import CallState, Provisioning
-from test_suites.signin_support import provisioned  # noqa: F401  (fixture)
+from test_suites.signin_support import provisioned, records_http  # noqa: F401  (fixture)
 
 TENANT = "7f1b9c52-5d2e-4a8e-9b1c-2f0e6a1d3c4b"
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_provisioned_from_the_dhcp_url_and_onboarded_signed_out(provisioned, other_device, evidence,  # noqa: F811
                                                                 sipgw_settings):
     """The device fetches its vendor's file, then its state URL; it registers the onboarding account, the gateway
@@ -43,6 +44,7 @@ def test_provisioned_from_the_dhcp_url_and_onboarded_signed_out(provisioned, oth
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_language_and_tenant_tagged_urls(provisioned, sipgw_settings):  # noqa: F811
     """/lang_de and /tenantid/<guid> in the DHCP-given URL reach the configuration and its state URL."""
     p = provisioned

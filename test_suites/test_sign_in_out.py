@@ -23,6 +23,7 @@ from test_suites.signin_support import (  # noqa: F401  (fixtures)
     call_ends,
     page,
     provisioned,
+    records_http,
     require_local_sign_in,
     screenshot,
     web_sign_in,
@@ -52,6 +53,7 @@ def does_not_ring(caller, number: str, settings, evidence) -> None:
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned, other_device, page,  # noqa: F811
                                                                      evidence, sipgw_settings):
     """Sign-in shows a code and URL; the user signs in on that page in a browser; the device is re-provisioned
@@ -77,6 +79,7 @@ def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_settings):  # noqa: F811
     """A common-area account signed in remotely; the admin page shows it signed in; its Sign out button signs
     the device out and the device reads signed out."""
@@ -98,6 +101,7 @@ def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_setting
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_admin_enrolment_with_star55_then_remote_sign_in(provisioned, evidence, sipgw_settings):  # noqa: F811
     """The admin enrols the MAC; a wrong code is refused; the right one is confirmed and the device waits for
     sign-in; remote sign-in of a personal account is refused, of a common-area account accepted."""
@@ -125,6 +129,7 @@ def test_admin_enrolment_with_star55_then_remote_sign_in(provisioned, evidence, 
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_bulk_sign_in_and_each_documented_error(provisioned, sipgw_settings):  # noqa: F811
     """A Username,HardwareId CSV: the device signs in; every other row gets its documented error text; more
     than 100 rows is refused whole; after 168 h the deadline has passed."""
@@ -161,6 +166,7 @@ def test_bulk_sign_in_and_each_documented_error(provisioned, sipgw_settings):  #
 
 
 @pytest.mark.feature("sign_in_out")
+@records_http
 def test_pairing_code_expiry_and_reuse_refused(provisioned, page, evidence, sipgw_settings):  # noqa: F811
     """A code 15 minutes old is refused; a fresh one signs in; the same code again is refused."""
     require_local_sign_in(provisioned.device)
