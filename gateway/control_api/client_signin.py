@@ -42,6 +42,10 @@ class SignInApi:
     def provisioning(self) -> dict[str, Any]:
         return self._request("GET", "/provisioning")
 
+    def configure(self, *, code_ttl_s: int | None = None, lab_mode: bool | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("code_ttl_s", code_ttl_s), ("lab_mode", lab_mode)) if v is not None}
+        return self._request("PATCH", "/provisioning", json=body)
+
     def provisioning_url(self) -> str:
         return self.provisioning()["url"]
 

@@ -51,7 +51,14 @@ class BulkSignIn(Closed):
     csv: str = Field(description="Username,HardwareId rows (HardwareId xx-xx-xx-xx-xx-xx, ATA ports :001 …)")
 
 
-MODELS = (RemoteSignIn, Enrolment, BulkSignIn)
+class ProvisioningSettings(Closed):
+    code_ttl_s: int = Field(default=None, ge=60, le=86400,  # type: ignore[assignment]
+                            description="pairing-code lifetime in seconds (default 900)")
+    lab_mode: bool = Field(default=None,  # type: ignore[assignment]
+                           description="served files keep the harness's control path open")
+
+
+MODELS = (RemoteSignIn, Enrolment, BulkSignIn, ProvisioningSettings)
 
 
 def _prov(gw):
@@ -86,6 +93,18 @@ def routes(gw) -> list[web.RouteDef]:
         url = prov.server.url
         return json_response({"url": url, "signin_page": f"{url}/signin", "admin_page": f"{url}/admin/devices",
                               "code_ttl_s": prov.signin.code_ttl_s, "lab_mode": prov.server.lab_mode})
+
+    async def settings(request: web.Request) -> web.Response:
+        check_query(request, ())
+        body = await read_body(request, ProvisioningSettings)
+        if not body.model_fields_set:
+            raise ApiError(400, "invalid_request", "nothing to change: give code_ttl_s or lab_mode", "body")
+        prov = _prov(gw)
+        if "code_ttl_s" in body.model_fields_set:
+            prov.signin.code_ttl_s = float(body.code_ttl_s)
+        if "lab_mode" in body.model_fields_set:
+            prov.server.lab_mode = body.lab_mode
+        return await info(request)
 
     async def exchanges(request: web.Request) -> web.Response:
         check_query(request, ("after_seq",))
@@ -161,6 +180,7 @@ def routes(gw) -> list[web.RouteDef]:
 
     return [
         web.get(f"{PREFIX}/provisioning", info),
+        web.patch(f"{PREFIX}/provisioning", settings),
         web.get(f"{PREFIX}/provisioning/exchanges", exchanges),
         web.get(f"{PREFIX}/devices/{{key}}/signin", signin_status),
         web.post(f"{PREFIX}/devices/{{key}}/signin", remote_signin),
@@ -175,7 +195,10 @@ _KEY = path_param("key", "the device key (its MAC)")
 _OBJ = {"type": "object"}
 
 OPENAPI_PATHS: dict[str, Any] = {
-    f"{PREFIX}/provisioning": {"get": op("provisioning server URL and web pages", schema=_OBJ, errors=(400, 409))},
+    f"{PREFIX}/provisioning": {
+        "get": op("provisioning server URL and web pages", schema=_OBJ, errors=(400, 409)),
+        "patch": op("pairing-code lifetime and lab mode", schema=_OBJ, body=ProvisioningSettings, errors=(400, 409)),
+    },
     f"{PREFIX}/provisioning/exchanges": {"get": op("HTTP exchanges of the provisioning server", schema=_OBJ)},
     f"{PREFIX}/devices/{{key}}/signin": {
         "get": op("what the device shows: state, pairing code, sign-in URL", schema=_OBJ, params=[_KEY],

@@ -192,3 +192,33 @@ def test_remote_sign_in_refused_for_personal_accounts(gw, api):
     with pytest.raises(ControlApiError) as e:
         api.signin.remote_sign_in(MAC, "avery")
     assert e.value.status == 403 and e.value.code == "personal_account" and e.value.where == "body.username"
+
+
+def test_control_api_errors_are_located_and_change_nothing(gw, api):
+    onboard(gw)
+    cases = [
+        (lambda: api.signin.enrol("not-a-mac"), 400, "body.mac"),
+        (lambda: api.signin.bulk("Name,Mac\nx,00-00-00-00-00-01\n"), 400, "body.csv"),
+        (lambda: api.signin.remote_sign_in("001122334455", "avery"), 404, "path.key"),
+        (lambda: api.signin.remote_sign_in(MAC, "ghost"), 404, "body.username"),
+        (lambda: api.signin.sign_out(MAC), 409, None),
+        (lambda: api.signin.configure(code_ttl_s=5), 400, "body.code_ttl_s"),
+    ]
+    for call, status, where in cases:
+        with pytest.raises(ControlApiError) as e:
+            call()
+        assert (e.value.status, e.value.where) == (status, where), e.value
+    assert api.device(MAC)["pair_state"] == "unpaired"
+
+
+def test_pairing_code_lifetime_is_configurable(gw, api):
+    state_url, _ = onboard(gw)
+    token = state_url.split("/s/")[1].split("/")[0]
+    try:
+        assert api.signin.configure(code_ttl_s=120)["code_ttl_s"] == 120
+        issued = httpx.post(f"{gw.endpoints.provisioning_url}/s/{token}/signin", timeout=5).json()
+        assert issued["expires"] - gw.clock.now() <= 121
+        api.advance_clock(121)
+        assert api.signin.status(MAC)["pairing_code"] is None
+    finally:
+        api.signin.configure(code_ttl_s=900)
