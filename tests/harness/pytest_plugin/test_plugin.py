@@ -346,7 +346,7 @@ def test_matrix_written_once_by_the_controller_under_xdist(lab_dir: pytest.Pytes
     # Plugins this run does not need are left out: three interpreters start (controller and two workers).
     result = lab_dir.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "--sipgw-report", "reports",
                                           "-p", "no:cacheprovider", "-p", "no:allure_pytest",
-                                          "-p", "no:hypothesispytest", "-p", "no:anyio")
+                                          "-p", "no:hypothesispytest", "-p", "no:anyio", timeout=120)
     assert _outcomes(result) == {"passed": 5, "blocked": 2, "not_applicable": 1}
     reports = lab_dir.path / "reports"
     runs = [p for p in reports.iterdir() if p.is_dir() and not p.is_symlink()]
