@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"sipgw-lab lab run bench on {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.2f}")
     if "lab" in wanted:
-        report("default lab, every suite, 1 worker",
-               run_lab(["--inventory", "lab_inventory.yaml"], min(a.timeout, 600.0)), 300)
+        report(f"default lab, every suite, {a.workers} worker(s)",
+               run_lab(["--inventory", "lab_inventory.yaml", "--workers", str(a.workers)], a.timeout), 300)
     if "all-models" in wanted:
         report(f"--all-models, basic call suite, {a.workers} workers",
                run_lab(["--all-models", "--workers", str(a.workers), "--feature", "make_calls",
