@@ -81,8 +81,8 @@ def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned
 @pytest.mark.feature("sign_in_out")
 @records_http
 def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_settings):  # noqa: F811
-    """A common-area account signed in remotely; the admin page shows it signed in; its Sign out button signs
-    the device out and the device reads signed out."""
+    """A common-area account signed in remotely; the admin page shows it signed in; its Restart button makes the
+    device fetch its configuration and register again; its Sign out button signs the device out."""
     p = provisioned
     user, _, _ = p.user(common_area=True)
     p.api.remote_sign_in(p.mac, user)
@@ -92,6 +92,13 @@ def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_setting
     assert row.locator(".state").inner_text() == "Signed in" and row.locator(".user").inner_text() == user
     assert row.locator(".verdict").inner_text() in ("supported", "newer_than_approved")
     screenshot(page, evidence, "admin-signed-in")
+    row.locator("button.restart").click()
+    page.wait_for_selector("#message")
+    assert "Restart requested" in page.inner_text("#message")
+    before = p.prov.restarts
+    assert p.signin.sign_in_status().state is SignInState.SIGNED_IN
+    assert p.prov.restarts == before + 1 and p.prov.provisioned_registration().ok, "the device did not restart"
+    row = page.locator(f'tr[data-key="{p.mac}"]')
     row.locator("button.signout").click()
     page.wait_for_selector("#message")
     assert page.locator(f'tr[data-key="{p.mac}"] .state').inner_text() == "Signed out"

@@ -9,7 +9,8 @@ capabilities plus ``dial_feature_code``:
   the resync (state) URL from it in the vendor's own key names, fetch the state URL, and register the account.
 - ``start_sign_in()``: the Sign-in key: asks the sign-in service for a pairing code; the status carries the code
   and the page URL the device shows. ``sign_in_status()`` reads what the service says (the device's display) and,
-  when that changed the pairing, fetches and applies the new configuration (a device resyncing).
+  when that changed the pairing, fetches and applies the new configuration (a device resyncing); a Restart the
+  admin asked for makes it fetch its configuration and register again.
 - ``sign_out()``: the Sign-out key, then the resync to the signed-out configuration.
 - ``dial_feature_code("*55*123456")``: dials from the provisioned account and returns the ended call with the
   gateway's final status (the confirmation the gateway gives).
@@ -119,6 +120,8 @@ class _ProvState:
     status: str = "factory_default"
     config: dict[str, str] = field(default_factory=dict)
     applied_user: str | None = None
+    restarts: int = 0
+    restart_seen: float | None = None
     exchanges: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -229,6 +232,11 @@ class EmulatedProvisioning(Provisioning, SignIn):
         p.status = "applied"
         return self.provisioning()
 
+    @property
+    def restarts(self) -> int:
+        """How many times the admin's Restart made the device fetch its configuration and register again."""
+        return self._prov.restarts
+
     def provisioned_registration(self) -> RegistrationInfo:
         return self.book.registration(PROV_LINE) or RegistrationInfo(line=PROV_LINE, status_code=0,
                                                                      reason="not registered", expires=0)
@@ -305,6 +313,12 @@ class EmulatedProvisioning(Provisioning, SignIn):
             raise OperationFailed(f"{self.device_id}: sign-in status answered HTTP {resp.status_code}: "
                                   f"{resp.text.strip()[:200]}")
         st = resp.json()
+        asked = st.get("restart_requested")
+        if asked is not None and asked != self._prov.restart_seen:  # the admin's Restart: fetch and register anew
+            self._prov.restart_seen = asked
+            self._prov.restarts += 1
+            self._drop_account()
+            self.resync()
         if st.get("pair_state") == "paired":
             if self._prov.config.get(self._keys()[5]) != "signed_in":
                 self.resync()
