@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := sip-tester kamailio chromium postgresql tshark
+DEB_PACKAGES := sip-tester kamailio chromium postgresql tshark poppler-utils
 PYTEST_WORKERS ?= auto
 
 .PHONY: lab test lint check-imports pytest debs clean help
@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 .venv: $(STAMP)
 
 # Debian packages the lab and the tests use: SIPp, Kamailio (benchmark peer), Chromium (page
-# tests), PostgreSQL (shared results database), tshark (pcap checks). Installed only when missing.
+# tests), PostgreSQL (shared results database), tshark (pcap checks), poppler-utils (pdftoppm: the
+# certification PDF's pages as images in the tests). Installed only when missing.
 debs:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

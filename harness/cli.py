@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.cli_gateway import add_parser as add_gateway_parser
 
     add_gateway_parser(sub)
+
+    from harness.cli_certify import add_parser as add_certify_parser
+
+    add_certify_parser(sub)  # certify, verify, history
     return parser
 
 

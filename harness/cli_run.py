@@ -54,6 +54,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--slowness", type=float, default=None, metavar="FACTOR", help="scale every deadline")
     p.add_argument("--suites", default=str(SUITES_DIR), metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--no-live", action="store_true", help="no live view (for logs and CI)")
+    p.add_argument("--results-db", default=None, metavar="URL",
+                   help="results database (default sqlite in DIR/results.db; postgresql+psycopg://… to share)")
+    p.add_argument("--changed-only", action="store_true",
+                   help="only devices whose firmware or catalogue entry changed since their last pass")
     p.set_defaults(func=cmd_run)
     return p
 
@@ -291,6 +295,25 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(known))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     selected = [d for d in inv.devices if not args.device or d.id in args.device]
+    from harness.history import runhooks
+
+    results_db = runhooks.resolve_url(getattr(args, "results_db", None), args.out)
+    if getattr(args, "changed_only", False):
+        from harness.history.db import ResultsDBError
+
+        try:
+            changed = runhooks.changed_only(selected, results_db)
+        except ResultsDBError as exc:
+            print(f"sipgw-lab: error: --changed-only needs the results history: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        for dev_id, why in changed.items():
+            con.print(f"changed: {dev_id}: {why}", markup=False)
+        if not changed:
+            con.print("--changed-only: no device's firmware or catalogue entry changed since its last pass")
+            return EXIT_OK
+        selected = [d for d in selected if d.id in changed]
+        args.device = [d.id for d in selected]
+    runhooks.drift_before_run(selected, results_db, con)
     if len(selected) <= 60:
         con.print(verdict_table(type(inv)(inv.path, inv.data, tuple(selected), inv.digest),
                                 f"Pre-flight firmware verdicts: {inv.path}"))
@@ -330,6 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sipgw-lab: the run produced no results (pytest exit status {int(ret)})", file=sys.stderr)
         return EXIT_FAILED
     print_summary(con, observer.matrix, run_dir)
+    runhooks.after_run(observer.matrix, run_dir, results_db, con)
     if ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR):
         sys.stderr.write(_tail(log.getvalue()))
         return EXIT_FAILED
