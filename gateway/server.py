@@ -176,6 +176,10 @@ class EmbeddedGateway:
 
         self.queues = CallQueues(self)
         self.queues.install()
+        from gateway.services.meetings import Meetings  # meetings: access number IVR, mixer, participant actions
+
+        self.meetings = Meetings(self)
+        self.meetings.install()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)

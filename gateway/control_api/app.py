@@ -28,7 +28,7 @@ access_log = logging.getLogger("sipgw.http")
 #: Route modules mounted by :class:`ControlApi`, as ``gateway.control_api.routes_<name>``.
 ROUTE_MODULES: tuple[str, ...] = ("system", "users", "devices", "registrations", "calls", "trace", "clock", "media",
                                   "signin", "voicemail", "forwarding", "e911",
-                                  "queues")
+                                  "queues", "meetings")
 #: Modules another part of the gateway provides; the API starts without them (logged) while they are missing.
 OPTIONAL_MODULES = frozenset({"media"})
 

@@ -1,4 +1,4 @@
-"""Sync client for the emergency calling (and later voice-app) routes, used as ``ControlClient.voiceapps``.
+"""Sync client for meetings, call queues, auto attendants and emergency calling, as ``ControlClient.voiceapps``.
 
     api = ControlClient("http://127.0.0.1:8080")
     api.voiceapps.set_lis({"addresses": [...], "subnets": [...], "ports": [...]})
@@ -93,3 +93,46 @@ class VoiceAppsApi:
 
     def attendant_calls(self) -> list[dict[str, Any]]:
         return self._request("GET", "/auto-attendants/calls")["calls"]
+
+    # --- Teams meetings -----------------------------------------------------------------------------------------
+    def put_meeting(self, meeting_id: str, conference_id: str, organiser: str, participants: list[str] | None = None,
+                    *, subject: str = "") -> dict[str, Any]:
+        return self._request("PUT", f"/meetings/{quote(meeting_id, safe='')}", json={
+            "conference_id": conference_id, "organiser": organiser, "participants": participants or [],
+            "subject": subject})
+
+    def meeting(self, meeting_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/meetings/{quote(meeting_id, safe='')}")
+
+    def delete_meeting(self, meeting_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/meetings/{quote(meeting_id, safe='')}")
+
+    def meeting_access(self) -> dict[str, Any]:
+        return self._request("GET", "/meetings/access")
+
+    def join_meeting(self, meeting_id: str, user: str) -> dict[str, Any]:
+        return self._request("POST", f"/meetings/{quote(meeting_id, safe='')}/join", json={"user": user})
+
+    def meeting_dial_out(self, meeting_id: str, by: str, number: str) -> dict[str, Any]:
+        return self._request("POST", f"/meetings/{quote(meeting_id, safe='')}/dial-out",
+                             json={"by": by, "number": number})
+
+    def request_to_join(self, meeting_id: str, by: str, user: str) -> dict[str, Any]:
+        return self._request("POST", f"/meetings/{quote(meeting_id, safe='')}/request-to-join",
+                             json={"by": by, "user": user})
+
+    def add_guest(self, meeting_id: str, by: str, number: str) -> dict[str, Any]:
+        return self._request("POST", f"/meetings/{quote(meeting_id, safe='')}/guests",
+                             json={"by": by, "number": number})
+
+    def wait_roster(self, meeting_id: str, predicate, *, timeout: float = 5.0, what: str = "the roster") -> dict:
+        """The meeting once ``predicate(meeting)`` holds (polled until ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.meeting(meeting_id)
+            if predicate(m):
+                return m
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"meeting {meeting_id}: {what} not seen within {timeout:.1f} s; roster "
+                                   f"{[(r['label'], r['state']) for r in m['roster']]}")
+            time.sleep(0.03)
