@@ -8,8 +8,11 @@
   the dialog extends it; ``Expires: 0`` ends it with a final NOTIFY (``Subscription-State: terminated``);
   a subscription that is not refreshed in time ends with ``terminated;reason=timeout`` (§4.1.3).
 * Devices that do not subscribe get unsolicited NOTIFYs (outside any dialog, as many desk phones expect):
-  on every change of the box, and whenever one of the user's devices registers again (after a reboot or a
-  re-registration), so its lamp is right again.
+  on every change of the box, and when a device registers a new binding (a contact not bound before, a new
+  Call-ID as after a reboot, RFC 3261 §10.2.4, or a new flow) or one whose last NOTIFY no longer matches the
+  box, so its lamp is right again. A plain refresh of a binding that was told the current state gets none:
+  RFC 3842 §5 leaves unsolicited NOTIFY to configuration, and one per refresh is wasted work (an unanswered
+  one retransmits for 32 s, RFC 3261 §17.1.2.2).
 * Body (RFC 3842 §5.2, ``application/simple-message-summary``)::
 
       Messages-Waiting: yes
@@ -33,7 +36,7 @@ from gateway.services.directory import Directory, number_key
 from gateway.services.model import Flow
 from gateway.services.registrar import Binding, Registrar
 from gateway.services.routing import contact_flow
-from gateway.sip import Request, Response, SipParseError
+from gateway.sip import Headers, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
 from gateway.sip.endpoint import Address
 
@@ -78,6 +81,8 @@ class MwiService:
         self.sent: list[tuple[str, str, str]] = []
         self._next_in_dialog: Callable | None = None
         self._next_subscribe: Callable | None = None
+        #: What each live binding was last told unsolicited: username -> contact URI -> (Call-ID, flow, counts).
+        self._told: dict[str, dict[str, tuple[str, Flow, tuple[int, int]]]] = {}
 
     # --- wiring -------------------------------------------------------------------------------------------------
     def install(self, core) -> None:
@@ -182,10 +187,28 @@ class MwiService:
                 self._unsolicited(username, b)
 
     def on_registration(self, username: str, bindings: list[Binding]) -> None:
-        """A device registered (again): tell it the state without waiting for a change (unsolicited when it
-        has no subscription of its own)."""
-        flows = {s.flow for s in self.subscriptions.values() if s.username == username}
+        """The user's bindings changed: tell each new binding (or one told an older state) the current state,
+        unsolicited when it has no subscription of its own. A refresh of a binding that already knows the
+        state sends nothing."""
+        told = self._told.get(username)
+        if not bindings:
+            self._told.pop(username, None)
+            return
+        if told is not None and len(told) > len(bindings):  # forget bindings that are gone
+            live = {b.uri for b in bindings}
+            for uri in [u for u in told if u not in live]:
+                del told[uri]
+        counts = None
+        flows = None
         for b in bindings:
+            last = told.get(b.uri) if told is not None else None
+            if last is not None and last[0] == b.call_id and last[1] == b.flow:
+                if counts is None:
+                    counts = self.counts(username)
+                if last[2] == counts:
+                    continue  # a refresh: this device already shows the current state
+            if flows is None:
+                flows = {s.flow for s in self.subscriptions.values() if s.username == username}
             if b.flow not in flows:
                 self._unsolicited(username, b)
 
@@ -209,7 +232,7 @@ class MwiService:
         self._record(sub.username, str(sub.dialog.remote_target), body)
 
     def _unsolicited(self, username: str, b: Binding) -> None:
-        body, _ = self._body(username)
+        body, counts = self._body(username)
         flow = b.flow
         live = getattr(self.stack, "transports", None)
         if live is not None and flow.transport != "UDP" and not live.is_live(flow):
@@ -226,14 +249,13 @@ class MwiService:
             ("Subscription-State", "active"),
             ("Content-Type", CONTENT_TYPE),
         ]
-        from gateway.sip import Headers
-
         try:
             self.stack.send_request(Request("NOTIFY", b.uri, Headers(headers), body),
                                     Address(flow.transport, flow.host, flow.port))
         except ValueError as exc:
             log.info("mwi: unsolicited NOTIFY to %s not sent: %s", b.uri, exc)
             return
+        self._told.setdefault(username, {})[b.uri] = (b.call_id, b.flow, counts)
         self._record(username, b.uri, body)
 
     def _record(self, username: str, target: str, body: bytes) -> None:

@@ -133,6 +133,7 @@ def test_unsolicited_notify_follows_the_box_and_a_new_registration(gateway, amy)
     on = phone.receive(5, lambda m: is_notify(m) and b"Messages-Waiting: yes" in m.body)
     ok(phone, on)
     assert on.headers.get("Subscription-State") == "active"
+    phone.reg_call_id = f"reg-{secrets.token_hex(6)}@127.0.0.1"  # a reboot: new Call-ID (RFC 3261 §10.2.4)
     assert phone.register().status == 200  # as after a reboot: the state is sent again
     again = phone.receive(5, is_notify)
     ok(phone, again)
