@@ -222,9 +222,9 @@ class ResultsDB:
             args["connect_args"] = {"connect_timeout": max(1, int(connect_timeout_s))}
         elif parsed.get_backend_name() == "sqlite":
             args["connect_args"] = {"timeout": connect_timeout_s}
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(parsed, **args)
             self.migrate()
         except (SQLAlchemyError, OSError, ImportError) as exc:

@@ -114,3 +114,23 @@ def test_history_command(tmp_path, capsys):
     assert "unknown feature id" in capsys.readouterr().err
     assert main(["history", "--reports", str(tmp_path / "empty")]) == 2
     assert "no results database" in capsys.readouterr().err
+
+
+def test_run_changed_only(tmp_path, capsys):
+    out = tmp_path / "reports"
+    inv = tmp_path / "lab.yaml"
+    inv.write_text("gateway: {mode: embedded}\ndevices:\n"
+                   "  - {id: poly-vvx450, vendor: Poly, model: VVX 450, firmware: 5.9.5.0614, driver: emulated,\n"
+                   "     lines: [{number: '+14255550111', name: Blake Rivera}]}\n")
+    with ResultsDB(f"sqlite:///{out / 'results.db'}") as db:
+        for m in three_runs()[:2]:
+            db.record(m)
+    # the firmware the inventory declares passed last time: nothing to run, and nothing is run
+    assert main(["run", "--inventory", str(inv), "--changed-only", "--out", str(out), "--no-live"]) == 0
+    assert "no device's firmware or catalogue entry changed since its last pass" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["results.db"]
+    # an unusable results database: --changed-only cannot decide, so it is bad input and nothing runs
+    (tmp_path / "file").write_text("x")
+    assert main(["run", "--inventory", str(inv), "--changed-only", "--out", str(out), "--no-live",
+                 "--results-db", f"sqlite:///{tmp_path / 'file' / 'r.db'}"]) == 2
+    assert "--changed-only needs the results history" in capsys.readouterr().err
