@@ -8,6 +8,8 @@ services (registrar, B2BUA, OPTIONS). Nothing here knows a call's logic.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -51,6 +53,86 @@ METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "U
 SUPPORTED_TAGS = frozenset({"100rel", "timer", "replaces", "path", "outbound", "gruu"})
 
 
+class TimerQueue:
+    """The transaction timers of the SIP core on one heap, behind a single event-loop timer.
+
+    A busy gateway arms several timers per transaction (RFC 3261 §17: A/B, E/F, G/H, I, J, K, the 2xx
+    retransmission) and cancels most of them within milliseconds. One ``loop.call_at`` handle each costs a
+    handle allocation, a loop-heap insertion and a cancellation; here arming is a heap push and cancelling
+    forgets the timer's id (its heap entry is skipped when it comes up, and the heap is rebuilt when such
+    entries outnumber the live ones). Only the earliest deadline holds a loop timer. Timers fire in deadline
+    order, never before their deadline by more than the loop's clock resolution (as ``call_at`` handles).
+    """
+
+    #: Deadlines this close to "now" count as due (asyncio's own rule uses the clock resolution; uvloop's
+    #: timers have millisecond granularity).
+    TOLERANCE = 0.001
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[TimerId], None]):
+        self._loop = loop
+        self._fire = fire
+        self._heap: list[tuple[float, int, TimerId]] = []
+        self._live: dict[TimerId, int] = {}  # timer id -> sequence number of its current heap entry
+        self._seq = itertools.count()
+        self._handle: asyncio.TimerHandle | None = None
+        self._handle_at = float("inf")
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, timer_id: object) -> bool:
+        return timer_id in self._live
+
+    def arm(self, timer_id: TimerId, deadline: float) -> None:
+        """Arm (or re-arm: the earlier deadline is forgotten) one timer."""
+        seq = next(self._seq)
+        self._live[timer_id] = seq
+        heap = self._heap
+        heapq.heappush(heap, (deadline, seq, timer_id))
+        if deadline < self._handle_at:
+            self._schedule(deadline)
+        if len(heap) > 4096 and len(heap) > 3 * len(self._live):
+            self._compact()
+
+    def cancel(self, timer_id: TimerId) -> bool:
+        return self._live.pop(timer_id, None) is not None
+
+    def clear(self) -> None:
+        self._live.clear()
+        self._heap.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle, self._handle_at = None, float("inf")
+
+    def _schedule(self, deadline: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle_at = deadline
+        self._handle = self._loop.call_at(deadline, self._run)
+
+    def _compact(self) -> None:
+        live = self._live
+        self._heap = [e for e in self._heap if live.get(e[2]) == e[1]]
+        heapq.heapify(self._heap)
+
+    def _run(self) -> None:
+        self._handle, self._handle_at = None, float("inf")
+        live = self._live
+        heap = self._heap
+        due = self._loop.time() + self.TOLERANCE
+        while heap and heap[0][0] <= due:
+            _, seq, timer_id = heapq.heappop(heap)
+            if live.get(timer_id) != seq:
+                continue  # cancelled or re-armed
+            del live[timer_id]
+            self._fire(timer_id)  # may arm new timers (and schedule the loop timer)
+            heap = self._heap  # _compact may have replaced it
+        while heap and live.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)
+        if heap and heap[0][0] < self._handle_at:
+            self._schedule(heap[0][0])
+
+
 @dataclass
 class CoreStats:
     requests: int = 0
@@ -79,7 +161,7 @@ class SipCore:
         self.b2bua = B2BUA(self, domain=domain, agent=agent)
         self.trusted: set[tuple[str, int]] = set()  # (host, port) of media-node endpoints
         self.trusted_hosts: set[str] = set()
-        self._timers: dict[TimerId, asyncio.TimerHandle] = {}
+        self._timers: TimerQueue | None = None
         self._contacts: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Extra handlers by method for out-of-dialog requests (MWI, presence … in later services).
@@ -89,6 +171,9 @@ class SipCore:
     def bind(self, sent_by: dict[str, str]) -> None:
         """Create the endpoint once the listening addresses are known (they go into Via and Contact)."""
         self._loop = asyncio.get_running_loop()
+        if self._timers is not None:
+            self._timers.clear()
+        self._timers = TimerQueue(self._loop, self._fire)
         self.endpoint = SipEndpoint(sent_by=sent_by, timers=self.timers)
         for transport, hostport in sent_by.items():
             suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
@@ -152,11 +237,9 @@ class SipCore:
             elif kind is Deliver:
                 self._dispatch(action.event)
             elif kind is ArmTimer:
-                self._arm(action.timer_id, action.deadline)
+                self._timers.arm(action.timer_id, action.deadline)  # type: ignore[union-attr]
             elif kind is CancelTimer:
-                handle = self._timers.pop(action.timer_id, None)
-                if handle is not None:
-                    handle.cancel()
+                self._timers.cancel(action.timer_id)  # type: ignore[union-attr]
             elif kind is TransactionTimeout or kind is TransportError:
                 self.stats.timeouts += 1
                 self.b2bua.on_transaction_failed(action.transaction, action.response)
@@ -172,15 +255,7 @@ class SipCore:
         except Exception:
             log.exception("error handling a transport failure of %s", transaction)
 
-    def _arm(self, timer_id: TimerId, deadline: float) -> None:
-        old = self._timers.pop(timer_id, None)
-        if old is not None:
-            old.cancel()
-        assert self._loop is not None
-        self._timers[timer_id] = self._loop.call_at(deadline, self._fire, timer_id)
-
     def _fire(self, timer_id: TimerId) -> None:
-        self._timers.pop(timer_id, None)
         if self.endpoint is None:
             return
         try:
