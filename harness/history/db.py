@@ -406,6 +406,14 @@ def _cause(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def display_url(url: str) -> str:
+    """``url`` with its password hidden (for messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def record_run(matrix: Any, url: str, *, kind: str = "run", run_dir: str | Path | None = None) -> RecordResult:
     """Record a run; never raises. The result says where it went or why it did not."""
     try:
@@ -415,10 +423,6 @@ def record_run(matrix: Any, url: str, *, kind: str = "run", run_dir: str | Path 
     except ResultsDBError as exc:
         return RecordResult(False, url, f"results not recorded: {exc}; the run's files are written")
     except (SQLAlchemyError, OSError) as exc:
-        where = url
-        try:
-            where = make_url(url).render_as_string(hide_password=True)
-        except ArgumentError:
-            pass
+        where = display_url(url)
         return RecordResult(False, where, f"results not recorded in {where}: {_cause(exc)}; the run's files "
                                           "are written")

@@ -11,8 +11,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from harness.history.charts import trends_section
-from harness.history.db import FirmwareDrift, Regression, ResultsDB, ResultsDBError, default_url, record_run
+from harness.history.db import (
+    FirmwareDrift,
+    Regression,
+    ResultsDB,
+    ResultsDBError,
+    _cause,
+    default_url,
+    display_url,
+)
 
 MARK_START, MARK_END = "<!-- sipgw-history -->", "<!-- /sipgw-history -->"
 REGRESSIONS_FILE = "regressions.json"
@@ -57,19 +67,16 @@ def after_run(matrix: Any, run_dir: Path | None, url: str, con: Any, *, kind: st
         say(con, d.describe())
     regressions: list[Regression] = []
     histories = []
-    try:
+    try:  # one connection attempt: an unreachable database costs at most its connect timeout once
         with ResultsDB(url) as db:
             regressions = db.regressions(matrix)
-    except ResultsDBError:
-        pass  # record_run below says what is wrong
-    result = record_run(matrix, url, kind=kind, run_dir=run_dir)
-    say(con, result.message)
-    if result.ok:
-        try:
-            with ResultsDB(url) as db:
-                histories = db.history()
-        except ResultsDBError:
-            histories = []
+            db.record(matrix, kind=kind, run_dir=run_dir)
+            say(con, f"recorded run {matrix.manifest.run_id} in {db.where}")
+            histories = db.history()
+    except ResultsDBError as exc:
+        say(con, f"results not recorded: {exc}; the run's files are written")
+    except (SQLAlchemyError, OSError) as exc:
+        say(con, f"results not recorded in {display_url(url)}: {_cause(exc)}; the run's files are written")
     for r in regressions:
         say(con, r.describe())
     if run_dir is not None and run_dir.is_dir():

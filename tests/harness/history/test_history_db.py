@@ -134,3 +134,37 @@ def test_run_changed_only(tmp_path, capsys):
     assert main(["run", "--inventory", str(inv), "--changed-only", "--out", str(out), "--no-live",
                  "--results-db", f"sqlite:///{tmp_path / 'file' / 'r.db'}"]) == 2
     assert "--changed-only needs the results history" in capsys.readouterr().err
+
+
+def test_after_run_records_calls_out_regressions_and_survives_a_dead_database(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from harness.history import runhooks
+
+    runs = three_runs()
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    for n, m in enumerate(runs):
+        run_dir = tmp_path / m.manifest.run_id
+        run_dir.mkdir()
+        (run_dir / "matrix.html").write_text("<html><body><h1>matrix</h1></body></html>")
+        buf = io.StringIO()
+        regs = runhooks.after_run(m, run_dir, url, Console(file=buf, width=200))
+        assert f"recorded run {m.manifest.run_id}" in buf.getvalue()
+        assert len(regs) == (1 if n == 2 else 0)
+    html = (tmp_path / "run-3" / "matrix.html").read_text()
+    assert "REGRESSION poly-vvx450 × hold_resume" in html and html.count("<svg") == 3
+    assert json.loads((tmp_path / "run-3" / "regressions.json").read_text())[0]["feature"] == "hold_resume"
+    runhooks.after_run(runs[2], tmp_path / "run-3", url, Console(file=io.StringIO()))  # again: replaced, not doubled
+    assert (tmp_path / "run-3" / "matrix.html").read_text().count('id="sipgw-trends"') == 1
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    buf = io.StringIO()
+    dead = f"postgresql+psycopg://lab:secret@127.0.0.1:{port}/results"
+    assert runhooks.after_run(runs[0], tmp_path / "run-1", dead, Console(file=buf, width=300)) == []
+    out = buf.getvalue()
+    assert "results not recorded" in out and "the run's files are written" in out and "secret" not in out
+    assert (tmp_path / "run-1" / "matrix.html").exists() and (tmp_path / "run-1" / "regressions.json").exists()
