@@ -50,6 +50,25 @@ def heard_tone(evidence, wav, hz: float, *, who: str, what: str, others: tuple[f
     return verdict
 
 
+def drain_stale(*devices) -> None:
+    """Calls that rang at these devices before this test (an earlier test's, e.g. one a device redirected) are
+    taken off their lists of new calls, so the next incoming call a test waits for is its own."""
+    from harness.protocols import OperationTimeout
+
+    for d in devices:
+        calls = d[CallControl]
+        for _ in range(100):
+            try:
+                calls.wait_for_incoming(timeout=0.0)
+            except (OperationTimeout, TimeoutError):
+                break
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_calls(device):
+    drain_stale(device)
+
+
 @pytest.fixture
 def box(lab, device):
     """The device user's voicemail box, emptied, with a short no-answer time; emptied again afterwards."""
@@ -119,11 +138,13 @@ def test_busy_device_pstn_caller_leaves_a_message_heard_with_star99(device, pstn
 def test_lamp_on_for_a_message_from_a_device_and_off_once_heard(device, other_device, box, lab, evidence,
                                                                 sipgw_settings):
     """Another device calls; nobody answers; the caller leaves a message: the lamp goes on (read back from the
-    device), stays right after the device registers again, and goes off once the message is heard (marked heard in
-    the box, as *99* does — retrieval itself is the voicemail test)."""
+    device), stays on across a registration refresh, and goes off once the message is heard (marked heard in the
+    box, as *99* does — retrieval itself is the voicemail test). The state sent again to a rebooted device (new
+    registration) and across a gateway restart is tested in tests/gateway/services/test_{mwi,voicemail}.py."""
     t = sipgw_settings.deadline(5)
     calls, caller = device[CallControl], other_device[CallControl]
     lamp = device[MessageWaiting]
+    drain_stale(other_device)
     out = caller.dial(device.number)
     incoming = calls.wait_for_incoming(timeout=t)  # rings, unanswered
     _leave_message(lab, box, sipgw_settings)
@@ -134,10 +155,7 @@ def test_lamp_on_for_a_message_from_a_device_and_off_once_heard(device, other_de
     assert on.new == 1, f"{device.id} shows {on.new} new messages, expected 1 (body {on.raw!r})"
     evidence.note(f"message-waiting on: {on.raw!r}")
 
-    before = len(lab.control.features.mwi(box)["notifies"])
-    calls.register(0, timeout=t)  # as after a reboot: the gateway tells the device the state again
-    again = lab.control.features.mwi(box)
-    assert len(again["notifies"]) > before and "Messages-Waiting: yes" in again["notifies"][-1]["body"], again
+    calls.register(0, timeout=t)  # a registration refresh: the lamp stays as it is
     assert lamp.mwi().waiting, f"{device.id} lost its lamp after registering again"
 
     box_now = lab.control.features.voicemail(box)
