@@ -227,8 +227,13 @@ class SipCore:
         for action in actions:
             kind = type(action)
             if kind is Send:
-                flow = Flow(action.dest.transport, action.dest.host, action.dest.port)
+                dest = action.dest
                 tid = action.transaction
+                if dest.transport == "UDP":  # UDP sends need no error callback and no Flow
+                    if not self.transports.send_udp(action.data, dest.host, dest.port) and tid is not None:
+                        self._transport_failed(tid)
+                    continue
+                flow = Flow(dest.transport, dest.host, dest.port)
                 # Only a TCP/TLS send can fail later (background connect); UDP sends need no callback.
                 on_error = (None if tid is None or flow.transport == "UDP"
                             else (lambda tid=tid: self._transport_failed(tid)))

@@ -67,7 +67,10 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         m = self.manager
         m.stats.received += 1
-        flow = Flow("UDP", addr[0], addr[1])
+        flow = m._udp_flows.get(addr)
+        if flow is None:
+            flow = m.udp_flow(addr[0], addr[1])
+            m._udp_flows[addr] = flow
         if m.trace.enabled:
             m.trace.record(time.time(), "in", "UDP", (addr[0], addr[1]), self.local, data)
         if len(data) <= 4 and not data.strip():
@@ -156,6 +159,17 @@ class TransportManager:
         self._tls_client = tls_client_context
         self._pending: dict[tuple[str, str, int], asyncio.Task] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # UDP flows by peer address: a Flow is immutable, so one per peer is built, not one per datagram.
+        self._udp_flows: dict[tuple, Flow] = {}
+        self._udp_hosts: dict[str, int] = {}  # IP literals already checked -> address family
+
+    #: Peers remembered in the flow cache before it is emptied (a bound on memory, not a limit on peers).
+    FLOW_CACHE = 65536
+
+    def udp_flow(self, host: str, port: int) -> Flow:
+        if len(self._udp_flows) >= self.FLOW_CACHE:
+            self._udp_flows.clear()
+        return Flow("UDP", host, port)
 
     def loop_time(self) -> float:
         return self._loop.time() if self._loop else time.monotonic()
@@ -225,26 +239,16 @@ class TransportManager:
         and the message is sent once it is up; ``on_error`` is called (on the loop) if that fails, so the
         transaction fails at once (RFC 3261 §17.1.4) instead of waiting for timer B or F.
         """
+        if flow.transport == "UDP":
+            return self.send_udp(data, flow.host, flow.port)
         try:
-            if flow.transport == "UDP":
-                family = socket.AF_INET6 if ":" in flow.host else socket.AF_INET
-                proto = self._udp_by_family.get(family)
-                if proto is None or proto.transport is None:
-                    raise ConnectionError("no UDP listener for that address family")
-                # Only IP literals: a host name (from a peer's Via or Contact) would mean a blocking DNS
-                # lookup on the event loop, stalling every other flow; the lab resolves nothing (RFC 3263 off).
-                socket.inet_pton(family, flow.host)
-                proto.transport.sendto(data, (flow.host, flow.port))
-                if self.trace.enabled:
-                    self.trace.record(time.time(), "out", "UDP", proto.local, (flow.host, flow.port), data)
-            else:
-                conn = self._connections.get(flow.conn_id) if flow.conn_id else None
-                if conn is None:
-                    conn = self._by_peer.get((flow.transport, flow.host, flow.port))
-                if conn is None:
-                    self._connect_and_send(data, flow, on_error)
-                    return True
-                conn.write(data)
+            conn = self._connections.get(flow.conn_id) if flow.conn_id else None
+            if conn is None:
+                conn = self._by_peer.get((flow.transport, flow.host, flow.port))
+            if conn is None:
+                self._connect_and_send(data, flow, on_error)
+                return True
+            conn.write(data)
             self.stats.sent += 1
             return True
         except (OSError, ConnectionError, ValueError) as exc:
@@ -252,6 +256,31 @@ class TransportManager:
             # anything); the transaction gets a transport error instead of the loop an exception.
             self.stats.send_failures += 1
             log.info("send to %s failed: %s", flow, exc)
+            return False
+
+    def send_udp(self, data: bytes, host: str, port: int) -> bool:
+        """Send one datagram from the listener of the host's address family; False when it cannot be sent."""
+        try:
+            family = self._udp_hosts.get(host)
+            if family is None:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                # Only IP literals: a host name (from a peer's Via or Contact) would mean a blocking DNS
+                # lookup on the event loop, stalling every other flow; the lab resolves nothing (RFC 3263 off).
+                socket.inet_pton(family, host)
+                if len(self._udp_hosts) >= self.FLOW_CACHE:
+                    self._udp_hosts.clear()
+                self._udp_hosts[host] = family
+            proto = self._udp_by_family.get(family)
+            if proto is None or proto.transport is None:
+                raise ConnectionError("no UDP listener for that address family")
+            proto.transport.sendto(data, (host, port))
+            if self.trace.enabled:
+                self.trace.record(time.time(), "out", "UDP", proto.local, (host, port), data)
+            self.stats.sent += 1
+            return True
+        except (OSError, ConnectionError, ValueError) as exc:
+            self.stats.send_failures += 1
+            log.info("send to %s failed: %s", Flow("UDP", host, port), exc)
             return False
 
     def _connect_and_send(self, data: bytes, flow: Flow, on_error: Callable[[], None] | None = None) -> None:
