@@ -24,19 +24,19 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
 
 
 def pass_rate_over_runs(histories: Sequence[CellHistory]) -> str:
-    """Per feature, the share of its cells that passed in each run (runs in time order)."""
+    """Per feature, the passes per attempt of its tests in each run (runs in time order)."""
     runs: dict[str, str] = {}
     tally: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for h in histories:
         for p in h.points:
             runs[p.run_id] = p.started_at
-            if p.outcome == "not_applicable":
+            if p.outcome == "not_applicable" or not p.attempts:
                 continue
             t = tally[h.feature][p.run_id]
-            t[0] += p.outcome == "pass"
-            t[1] += 1
+            t[0] += p.passes
+            t[1] += p.attempts
     order = sorted(runs, key=lambda r: (runs[r], r))
-    title = "Pass rate per feature over runs"
+    title = "Pass rate per feature over runs (passes per attempt)"
     w, h_, left, top, right, bottom = 640, 240, 40, 14, 170, 30
     pw, ph = w - left - right, h_ - top - bottom
     body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
@@ -107,6 +107,8 @@ def trends_section(histories: Sequence[CellHistory], heading: str = "Trends from
     if not histories:
         return f'<section id="sipgw-trends"><h2>{escape(heading)}</h2><p>No recorded runs yet.</p></section>'
     parts = [f'<section id="sipgw-trends"><h2>{escape(heading)}</h2>']
-    for chart in (pass_rate_over_runs(histories), stability_per_model(histories), time_per_test(histories)):
-        parts.append(f"<figure>{chart}</figure>")
+    for chart, caption in ((pass_rate_over_runs(histories), "Pass rate per feature over runs (passes per attempt)"),
+                           (stability_per_model(histories), "Stability per model (passes per attempt)"),
+                           (time_per_test(histories), "Time per test (mean seconds, latest run)")):
+        parts.append(f"<figure><figcaption><strong>{escape(caption)}</strong></figcaption>{chart}</figure>")
     return "".join(parts) + "</section>"

@@ -168,3 +168,18 @@ def test_after_run_records_calls_out_regressions_and_survives_a_dead_database(tm
     out = buf.getvalue()
     assert "results not recorded" in out and "the run's files are written" in out and "secret" not in out
     assert (tmp_path / "run-1" / "matrix.html").exists() and (tmp_path / "run-1" / "regressions.json").exists()
+
+
+def test_pass_rate_chart_plots_passes_per_attempt(tmp_path):
+    import re
+
+    from harness.history.charts import pass_rate_over_runs
+
+    with ResultsDB(f"sqlite:///{tmp_path / 'results.db'}") as db:
+        for m in three_runs():
+            db.record(m)
+        hist = db.history(feature="hold_resume")
+    svg = pass_rate_over_runs(hist)
+    ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
+    top, bottom = ys[0], ys[2]  # 100 % (pass), then 0 % (fail) on the new firmware
+    assert bottom > top and abs(ys[1] - (top + bottom) / 2) < 0.2  # the flaky run: 1 pass in 2 attempts
