@@ -16,6 +16,9 @@ not tied to a device: the device side of a meeting call is an ordinary call, exe
 
 from __future__ import annotations
 
+import itertools
+import os
+
 import pytest
 
 from gateway.services.meetings import ACCESS_NUMBER
@@ -32,29 +35,32 @@ from test_suites._feature_helpers import (
     party_ear,
 )
 
-CONFERENCE_ID = "4711"
+_MEETINGS = itertools.count(1)
 GUEST_TONE_HZ = 820.0
 
 
 @pytest.fixture
 def meeting(lab, teams, device):
-    """Meeting "m1": the Teams-only organiser and the device's user; the organiser's Teams client joins first."""
+    """A new meeting: the Teams-only organiser and the device's user; the organiser's Teams client joins first.
+    Every test has its own meeting and conference id, so nothing of an earlier meeting can answer for it."""
     api = lab.control.voiceapps
     me = device.lines[line_for(device)].username
-    api.put_meeting("m1", CONFERENCE_ID, teams.identity, [me], subject="Weekly sync")
-    api.join_meeting("m1", teams.identity)
+    n = next(_MEETINGS)
+    mid, conf = f"m{os.getpid()}-{n}", f"{os.getpid() % 10000:04d}{n:04d}"
+    api.put_meeting(mid, conf, teams.identity, [me], subject="Weekly sync")
+    api.join_meeting(mid, teams.identity)
     organiser = teams.wait_incoming(state="confirmed", timeout=5)
-    api.wait_roster("m1", lambda m: any(r["kind"] == "teams" and r["joined"] for r in m["in_meeting"]),
+    api.wait_roster(mid, lambda m: any(r["kind"] == "teams" and r["joined"] for r in m["in_meeting"]),
                     what="the organiser in the meeting")
-    yield {"id": "m1", "organiser": organiser, "user": me}
+    yield {"id": mid, "conference_id": conf, "organiser": organiser, "user": me}
     try:
-        api.delete_meeting("m1")
+        api.delete_meeting(mid)
     except Exception:  # the gateway may be reset already
         pass
 
 
-def _hears_everyone(ears, evidence, label, deadline, lab=None, mid="m1"):
-    if lab is not None:  # legs on two hubs: the chain between them is up first
+def _hears_everyone(ears, evidence, label, deadline, lab=None, mid=None):
+    if lab is not None and mid is not None:  # legs on two hubs: the chain between them is up first
         lab.control.voiceapps.wait_roster(mid, lambda m: m["mixed"], timeout=deadline, what="the hubs chained")
     reports = listen(ears, evidence, label, deadline=deadline)
     for ear in ears:
@@ -95,14 +101,14 @@ def test_dial_in_with_conference_id(device, lab, meeting, teams, evidence, sipgw
     out = calls.dial(ACCESS_NUMBER, line=line_for(device))
     out = calls.wait_for_state(out.id, CONFIRMED, timeout=t)
     evidence.add_call(out)
-    calls.send_dtmf(out.id, CONFERENCE_ID + "#")
-    lab.control.voiceapps.wait_roster("m1", lambda m: any(r["kind"] == "dial_in" and r["joined"]
+    calls.send_dtmf(out.id, meeting["conference_id"] + "#")
+    lab.control.voiceapps.wait_roster(meeting["id"], lambda m: any(r["kind"] == "dial_in" and r["joined"]
                                                           for r in m["in_meeting"]), timeout=t,
                                       what="the device joined by conference id")
     org = party_ear(teams, meeting["organiser"])
-    _hears_everyone([device_ear(device, out.id), org], evidence, "in-meeting", t, lab)
+    _hears_everyone([device_ear(device, out.id), org], evidence, "in-meeting", t, lab, meeting["id"])
     calls.hangup(out.id)
-    _left(lab, "m1", "dial_in", t)
+    _left(lab, meeting["id"], "dial_in", t)
     _no_longer_heard(org, device_ear(device, out.id).tone_hz, evidence, "after-leave", t)
 
 
@@ -113,16 +119,16 @@ def test_participant_dials_out_to_the_device(device, lab, meeting, teams, eviden
     device.require("teams_meetings.dial_out")
     t = sipgw_settings.deadline(5)
     number = device.lines[line_for(device)].number
-    lab.control.voiceapps.meeting_dial_out("m1", teams.identity, number)
+    lab.control.voiceapps.meeting_dial_out(meeting["id"], teams.identity, number)
     incoming = _ring_and_answer(device, t)
     evidence.add_call(incoming)
-    lab.control.voiceapps.wait_roster("m1", lambda m: any(r["kind"] == "dial_out" and r["joined"]
+    lab.control.voiceapps.wait_roster(meeting["id"], lambda m: any(r["kind"] == "dial_out" and r["joined"]
                                                           for r in m["in_meeting"]), timeout=t,
                                       what="the dialled-out device in the meeting")
     _hears_everyone([device_ear(device, incoming.id), party_ear(teams, meeting["organiser"])], evidence,
-                    "in-meeting", t, lab)
+                    "in-meeting", t, lab, meeting["id"])
     teams.hangup(meeting["organiser"])
-    _left(lab, "m1", "teams", t)
+    _left(lab, meeting["id"], "teams", t)
     device[CallControl].hangup(incoming.id)
 
 
@@ -131,7 +137,7 @@ def test_request_to_join_rings_the_device(device, lab, meeting, teams, evidence,
     """Request to Join the device's user: the gateway forks to every endpoint of the user (its SIP devices), with
     the meeting's Subject; answering on the device joins the meeting."""
     t = sipgw_settings.deadline(5)
-    lab.control.voiceapps.request_to_join("m1", teams.identity, meeting["user"])
+    lab.control.voiceapps.request_to_join(meeting["id"], teams.identity, meeting["user"])
     incoming = _ring_and_answer(device, t)
     evidence.add_call(incoming)
     rec = gateway_call(lab.control, incoming.sip_call_id, t)
@@ -140,13 +146,13 @@ def test_request_to_join_rings_the_device(device, lab, meeting, teams, evidence,
         "the INVITE towards the device carries no 'Request to join' Subject")
     regs = lab.control.registration(meeting["user"]).get("contacts") or []
     assert len(rec["b_call_ids"]) >= len(regs) >= 1, f"the request rang {rec['b_call_ids']}, bindings {regs}"
-    lab.control.voiceapps.wait_roster("m1", lambda m: any(r["kind"] == "request_to_join" and r["joined"]
+    lab.control.voiceapps.wait_roster(meeting["id"], lambda m: any(r["kind"] == "request_to_join" and r["joined"]
                                                           for r in m["in_meeting"]), timeout=t,
                                       what="the device joined by Request to Join")
     _hears_everyone([device_ear(device, incoming.id), party_ear(teams, meeting["organiser"])], evidence,
-                    "in-meeting", t, lab)
+                    "in-meeting", t, lab, meeting["id"])
     device[CallControl].hangup(incoming.id)
-    _left(lab, "m1", "request_to_join", t)
+    _left(lab, meeting["id"], "request_to_join", t)
 
 
 @pytest.mark.feature("teams_meetings")
@@ -155,21 +161,21 @@ def test_guest_added_by_dial_out(device, lab, meeting, teams, pstn, evidence, si
     dial-out; all three hear each other; the guest leaves and the device no longer hears it."""
     t = sipgw_settings.deadline(5)
     api = lab.control.voiceapps
-    api.request_to_join("m1", teams.identity, meeting["user"])
+    api.request_to_join(meeting["id"], teams.identity, meeting["user"])
     incoming = _ring_and_answer(device, t)
     pstn.tone_hz = GUEST_TONE_HZ
     pstn.configure("auto")
-    api.add_guest("m1", teams.identity, pstn.number)
+    api.add_guest(meeting["id"], teams.identity, pstn.number)
     guest = pstn.wait_incoming(state="confirmed", timeout=t)
     evidence.add_call(incoming)
     evidence.add_call(guest)
-    api.wait_roster("m1", lambda m: sum(1 for r in m["in_meeting"] if r["joined"]) >= 3, timeout=t,
+    api.wait_roster(meeting["id"], lambda m: sum(1 for r in m["in_meeting"] if r["joined"]) >= 3, timeout=t,
                     what="three parties in the meeting")
     dev = device_ear(device, incoming.id)
     _hears_everyone([dev, party_ear(teams, meeting["organiser"]), party_ear(pstn, guest)], evidence,
-                    "three-way", t, lab)
+                    "three-way", t, lab, meeting["id"])
     pstn.hangup(guest)
-    _left(lab, "m1", "guest", t)
+    _left(lab, meeting["id"], "guest", t)
     device[CallControl].hangup(incoming.id)
     hang_up_all(device)
 

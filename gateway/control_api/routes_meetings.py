@@ -64,6 +64,9 @@ def routes(gw) -> list[web.RouteDef]:
             doc = {**doc, "id": mid}
         try:
             _svc(gw).put(doc)
+            ready = _svc(gw).ensure_mixer()
+            if ready is not None:  # the access number can be dialled as soon as the answer arrives
+                await asyncio.wrap_future(ready)
             return json_response(_svc(gw).view(mid))
         except MeetingError as exc:
             raise _err(exc) from None

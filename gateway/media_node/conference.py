@@ -74,6 +74,7 @@ class ConferenceMixer:
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="sipgw-mixer")
         self._accounts = itertools.count(1)
         self._chains: dict[tuple[str, int], Future] = {}
+        self._by_media: dict[str, Leg] = {}  # the node's call id → leg, for legs the node answered
 
     # --- hubs -----------------------------------------------------------------------------------------------
     def start(self) -> Future:
@@ -122,14 +123,18 @@ class ConferenceMixer:
         hub = self.hub_of_worker(media_call.get("worker"))
         if hub is None:
             return None
-        c = self.node.call(media_call["id"])
-        key = (hub.index, c.handle)
         with self._lock:
-            leg = self.legs.get(key)
+            leg = self._by_media.get(media_call["id"])
             if leg is None:
+                try:  # the node forgets its calls on a reset; their last notifications still come
+                    c = self.node.call(media_call["id"])
+                except Exception:
+                    return None
+                key = (hub.index, c.handle)
                 leg = Leg(hub.index, c.handle, None, "dial_in", media_call.get("remote") or "caller",
                           media_call=media_call["id"], sip_call_id=media_call.get("sip_call_id", ""))
                 self.legs[key] = leg
+                self._by_media[media_call["id"]] = leg
             leg.state = media_call["state"]
             if leg.state == "disconnected" and leg.left is None:
                 leg.left = time.time()
@@ -259,5 +264,6 @@ class ConferenceMixer:
         with self._lock:
             for key in [k for k, v in self.legs.items() if v.state == "disconnected"]:
                 del self.legs[key]
+            self._by_media = {k: v for k, v in self._by_media.items() if v.state != "disconnected"}
             self._chains = {k: v for k, v in self._chains.items()
                             if any(leg.meeting == k[0] and leg.kind == "chain" for leg in self.legs.values())}

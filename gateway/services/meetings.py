@@ -162,8 +162,9 @@ class Meetings:
             return
         from gateway.media_node.conference import ConferenceMixer
 
+        # Hubs are reserved when the first meeting is put in place (ensure_mixer), not at start-up: a gateway
+        # without meetings spawns no extra media processes.
         self.mixer = ConferenceMixer(media)
-        self.mixer.start()
         self.gw.router.services[number_key(ACCESS_NUMBER)] = self.mixer.hub_flow
         with_tone = getattr(media, "set_party", None)
         if with_tone is not None:
@@ -185,6 +186,12 @@ class Meetings:
                 self.mixer.hangup(leg)
         self.mixer.forget_ended()
         self.attempts.clear()
+
+    def ensure_mixer(self) -> Future | None:
+        """Reserve the conference hubs (on the mixer's thread; spawning workers when needed)."""
+        if self.mixer is None:
+            return None
+        return self.mixer.start()
 
     def close(self) -> None:
         if self.mixer is not None:
