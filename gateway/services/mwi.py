@@ -8,11 +8,13 @@
   the dialog extends it; ``Expires: 0`` ends it with a final NOTIFY (``Subscription-State: terminated``);
   a subscription that is not refreshed in time ends with ``terminated;reason=timeout`` (§4.1.3).
 * Devices that do not subscribe get unsolicited NOTIFYs (outside any dialog, as many desk phones expect):
-  on every change of the box, and when a device registers a new binding (a contact not bound before, a new
-  Call-ID as after a reboot, RFC 3261 §10.2.4, or a new flow) or one whose last NOTIFY no longer matches the
-  box, so its lamp is right again. A plain refresh of a binding that was told the current state gets none:
-  RFC 3842 §5 leaves unsolicited NOTIFY to configuration, and one per refresh is wasted work (an unanswered
-  one retransmits for 32 s, RFC 3261 §17.1.2.2).
+  on every change of the box, and when a device registers a new binding (a contact not bound before, or
+  bound again after it expired or was removed) or its binding moves to another flow (a new source address or
+  connection, as after a reboot or a NAT rebinding), or the binding's last NOTIFY no longer matches the box,
+  so its lamp is right again. A refresh of a binding that was told the current state gets none, whatever its
+  Call-ID (RFC 3261 §10.3 step 7: the same contact updates the existing binding): RFC 3842 §5 leaves
+  unsolicited NOTIFY to configuration, and one per refresh is wasted work (an unanswered one retransmits for
+  32 s, RFC 3261 §17.1.2.2).
 * Body (RFC 3842 §5.2, ``application/simple-message-summary``)::
 
       Messages-Waiting: yes
@@ -81,8 +83,8 @@ class MwiService:
         self.sent: list[tuple[str, str, str]] = []
         self._next_in_dialog: Callable | None = None
         self._next_subscribe: Callable | None = None
-        #: What each live binding was last told unsolicited: username -> contact URI -> (Call-ID, flow, counts).
-        self._told: dict[str, dict[str, tuple[str, Flow, tuple[int, int]]]] = {}
+        #: What each live binding was last told unsolicited: username -> contact URI -> (flow, counts).
+        self._told: dict[str, dict[str, tuple[Flow, tuple[int, int]]]] = {}
 
     # --- wiring -------------------------------------------------------------------------------------------------
     def install(self, core) -> None:
@@ -202,10 +204,10 @@ class MwiService:
         flows = None
         for b in bindings:
             last = told.get(b.uri) if told is not None else None
-            if last is not None and last[0] == b.call_id and last[1] == b.flow:
+            if last is not None and last[0] == b.flow:
                 if counts is None:
                     counts = self.counts(username)
-                if last[2] == counts:
+                if last[1] == counts:
                     continue  # a refresh: this device already shows the current state
             if flows is None:
                 flows = {s.flow for s in self.subscriptions.values() if s.username == username}
@@ -255,7 +257,7 @@ class MwiService:
         except ValueError as exc:
             log.info("mwi: unsolicited NOTIFY to %s not sent: %s", b.uri, exc)
             return
-        self._told.setdefault(username, {})[b.uri] = (b.call_id, b.flow, counts)
+        self._told.setdefault(username, {})[b.uri] = (b.flow, counts)
         self._record(username, b.uri, body)
 
     def _record(self, username: str, target: str, body: bytes) -> None:
