@@ -172,12 +172,3 @@ def web_sign_in(page, evidence, auth_url: str, username: str, password: str, cod
     page.wait_for_selector("#message")
     screenshot(page, evidence, label)
     return page.inner_text("#message")
-
-
-def call_ends(device, target: str, settings, *, line: int = 0):
-    """``device`` dials ``target``; the ended call (status code and reason as the device saw them)."""
-    from harness.protocols import CallState
-
-    calls = device[CallControl]
-    out = calls.dial(target, line=line)
-    return calls.wait_for_state(out.id, CallState.DISCONNECTED, timeout=settings.deadline(10))

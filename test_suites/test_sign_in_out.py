@@ -16,11 +16,10 @@ import secrets
 
 import pytest
 
-from harness.protocols import CallControl, CallState, SignInState
+from harness.protocols import CallControl, SignInState
 from test_suites.signin_support import (  # noqa: F401  (fixtures)
     HOUR,
     browser,
-    call_ends,
     page,
     provisioned,
     records_http,
@@ -33,28 +32,28 @@ PROV_LINE = 99  # the line the provisioned account's calls are reported on
 
 
 def rings(p, caller, number: str, settings, evidence) -> None:
-    """``caller`` calls ``number``; the device rings on its provisioned account; it declines."""
-    calls = caller[CallControl]
-    out = calls.dial(number)
+    """A PSTN party calls ``number``; the device rings on its provisioned account; it declines (486)."""
+    call = caller.call(number)
     dut = p.device[CallControl]
     incoming = dut.wait_for_incoming(line=PROV_LINE, timeout=settings.deadline(5))
     evidence.add_call(incoming)
     dut.reject(incoming.id, code=486)
-    ended = calls.wait_for_state(out.id, CallState.DISCONNECTED, timeout=settings.deadline(5))
+    ended = caller.wait_state(call, "disconnected", timeout=5)
     evidence.add_call(ended)
-    assert ended.status_code == 486, f"the call to {number} ended {ended.status_code} {ended.reason}"
+    assert ended["status_code"] == 486, f"the call to {number} ended {ended['status_code']}"
 
 
 def does_not_ring(caller, number: str, settings, evidence) -> None:
-    ended = call_ends(caller, number, settings)
+    call = caller.call(number)
+    ended = caller.wait_state(call, "disconnected", timeout=10)
     evidence.add_call(ended)
-    assert ended.status_code == 480, (f"a call to {number} after sign-out ended {ended.status_code} "
-                                      f"{ended.reason}; expected 480 (no device)")
+    assert ended["status_code"] == 480, (f"a call to {number} after sign-out ended {ended['status_code']}; "
+                                         "expected 480 (no device)")
 
 
 @pytest.mark.feature("sign_in_out")
 @records_http
-def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned, other_device, page,  # noqa: F811
+def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned, pstn_party, page,  # noqa: F811
                                                                      evidence, sipgw_settings):
     """Sign-in shows a code and URL; the user signs in on that page in a browser; the device is re-provisioned
     with the user's account and rings for the user's number; Sign-out on the device ends that."""
@@ -70,12 +69,12 @@ def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned
     assert now.user == user and now.number == number, now
     assert p.prov.provisioned_registration().ok, p.prov.provisioned_registration()
     assert p.state() == "paired"
-    rings(p, other_device, number, sipgw_settings, evidence)
+    rings(p, pstn_party, number, sipgw_settings, evidence)
 
     out = p.signin.sign_out()
     assert out.state is not SignInState.SIGNED_IN, out
     assert p.state() == "unpaired"
-    does_not_ring(other_device, number, sipgw_settings, evidence)
+    does_not_ring(pstn_party, number, sipgw_settings, evidence)
 
 
 @pytest.mark.feature("sign_in_out")

@@ -59,6 +59,7 @@ class ProvisioningServer:
             web.post(r"/s/{token}/signin", self.device_signin),
             web.post(r"/s/{token}/signout", self.device_signout),
             web.get(r"/s/{token}/status", self.device_status),
+            web.get("/favicon.ico", _no_icon),  # browsers ask for it on the web pages
             web.get(r"/{path:.*}", self.config),
         ])
         self._runner: web.AppRunner | None = None
@@ -233,6 +234,10 @@ class ProvisioningServer:
                 "pairing_code": pairing.code if pairing else None,
                 "pairing_expires": pairing.expires if pairing else None,
                 "auth_url": f"{self.url}/signin", "restart_requested": self.restarts.get(mac)}
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
 
 
 def _refuse(status: int, message: str) -> web.HTTPException:
