@@ -62,11 +62,15 @@ def _host(h: str) -> str:
 
 
 class TraceRecorder:
-    """A bounded, thread-safe record of SIP messages."""
+    """A bounded, thread-safe record of SIP messages.
+
+    Recording is on the hot path (every message in and out), so an entry is stored as a plain tuple and made a
+    :class:`TraceEntry` only when it is read.
+    """
 
     def __init__(self, max_entries: int = 200_000, enabled: bool = True):
         self.enabled = enabled
-        self._entries: deque[TraceEntry] = deque(maxlen=max_entries)
+        self._entries: deque[tuple] = deque(maxlen=max_entries)
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.dropped = 0
@@ -75,10 +79,11 @@ class TraceRecorder:
                data: bytes) -> None:
         if not self.enabled:
             return
+        entries = self._entries
         with self._lock:
-            if len(self._entries) == self._entries.maxlen:
+            if len(entries) == entries.maxlen:
                 self.dropped += 1
-            self._entries.append(TraceEntry(next(self._seq), time, direction, transport, source, destination, data))
+            entries.append((next(self._seq), time, direction, transport, source, destination, data))
 
     def clear(self) -> None:
         with self._lock:
@@ -93,13 +98,14 @@ class TraceRecorder:
             snapshot = list(self._entries)
         wanted = set(call_ids) if call_ids is not None else None
         out = []
-        for e in snapshot:
-            if since is not None and e.time < since:
+        for t in snapshot:
+            if since is not None and t[1] < since:
                 continue
-            if until is not None and e.time > until:
+            if until is not None and t[1] > until:
                 continue
-            if after_seq is not None and e.seq <= after_seq:
+            if after_seq is not None and t[0] <= after_seq:
                 continue
+            e = TraceEntry(*t)
             if wanted is not None and e.call_id not in wanted:
                 continue
             out.append(e)
@@ -108,7 +114,7 @@ class TraceRecorder:
     @property
     def last_seq(self) -> int:
         with self._lock:
-            return self._entries[-1].seq if self._entries else 0
+            return self._entries[-1][0] if self._entries else 0
 
 
 # --- pcap ---------------------------------------------------------------------------------------------------
