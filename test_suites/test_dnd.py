@@ -112,7 +112,10 @@ def test_feature_code_refused_when_signed_out(device, lab, evidence, sipgw_setti
     t = sipgw_settings.deadline(5)
     control = lab.control
     usernames = {acc.username for acc in device.lines}
-    mine = [d for d in control.devices() if d.get("username") in usernames]
+    ua = device.identity.user_agent if device.identity is not None else None
+    # The device's own record: its user's, and (other phones of the user may have registered) its User-Agent.
+    mine = [d for d in control.devices() if d.get("username") in usernames and d.get("registered")]
+    mine = [d for d in mine if ua is None or d.get("user_agent") == ua] or mine
     assert mine, f"the gateway has no device record for {device.id} ({sorted(usernames)})"
     record = mine[0]
     user = record["username"]
