@@ -28,6 +28,9 @@ LISTEN_S = 0.8
 MIN_ANALYSED_S = 0.5
 #: Audio skipped at the start of every check (jitter buffer filling, a re-INVITE's media switch settling).
 SETTLE_S = 0.15
+#: Audio skipped after a media change (hold, resume, a new call, a conference joined): the detector's own
+#: ``change_settle_s``, time for the re-INVITE's media switch and the jitter buffer to settle.
+AFTER_CHANGE_S = 0.5
 _DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.M)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.media_node.ivr import IVR_NUMBER, echo_tone_hz
 from harness.protocols import CallControl
-from test_suites._feature_helpers import CONFIRMED, device_ear, listen, wait_until
+from test_suites._feature_helpers import AFTER_CHANGE_S, CONFIRMED, device_ear, listen, wait_until
 
 ALL_DIGITS = "0123456789*#"
 
@@ -61,7 +61,7 @@ def test_every_digit_reaches_the_ivr(device, lab, evidence, sipgw_settings):
     # The IVR echoes: its tone is now the tone of '#'. The device hears it; the IVR still hears the device.
     echo = echo_tone_hz(ALL_DIGITS[-1])
     ear = device_ear(device, out.id)
-    rep = listen([ear], evidence, "echo", tones=[echo], settle_s=0.3)
+    rep = listen([ear], evidence, "echo", tones=[echo], settle_s=AFTER_CHANGE_S)
     heard = rep[ear.name].tone(echo)
     evidence.add_media("echo", {"tone_hz": echo, **heard.to_dict()})
     assert heard.present, f"{device.id} does not hear the IVR's echo tone for '#': {heard.describe()}"

@@ -20,6 +20,7 @@ import pytest
 from harness.media import judge_hold, judge_two_way
 from harness.protocols import CallControl, MediaDirection, OperationFailed, OperationTimeout
 from test_suites._feature_helpers import (
+    AFTER_CHANGE_S,
     MIN_ANALYSED_S,
     conclusive,
     connect_to_party,
@@ -41,7 +42,7 @@ HELD_ANSWER = {"recvonly", "inactive"}
 
 def _two_way(device, out, pstn, far, evidence, label):
     ears = [device_ear(device, out.id), party_ear(pstn, far)]
-    rep = listen(ears, evidence, label, settle_s=0.3)  # just after a media change
+    rep = listen(ears, evidence, label, settle_s=AFTER_CHANGE_S)
     dev, party = ears
     verdict = judge_two_way(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, a_name=dev.name,
                             b_name=party.name, min_analysed_s=MIN_ANALYSED_S)

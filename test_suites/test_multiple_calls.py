@@ -22,6 +22,7 @@ from harness.media import AudioReport, DetectorConfig, ToneDetector, judge_confe
 from harness.media.wav import write_wav
 from harness.protocols import AudioProbe, CallControl
 from test_suites._feature_helpers import (
+    AFTER_CHANGE_S,
     CONFIRMED,
     LISTEN_S,
     MIN_ANALYSED_S,
@@ -39,7 +40,7 @@ HELD_ANSWER = {"recvonly", "inactive"}
 
 def _two_way(device, call_id, party, party_call, evidence, label):
     ears = [device_ear(device, call_id), party_ear(party, party_call)]
-    rep = listen(ears, evidence, label, settle_s=0.3)
+    rep = listen(ears, evidence, label, settle_s=AFTER_CHANGE_S)
     a, b = ears
     return conclusive(judge_two_way(rep[a.name], rep[b.name], a.tone_hz, b.tone_hz, a_name=a.name, b_name=b.name,
                                     min_analysed_s=MIN_ANALYSED_S), evidence, label)
@@ -129,15 +130,16 @@ def test_two_call_conference(device, pstn, teams, lab, evidence, sipgw_settings)
 
     parties = [party_ear(pstn, pstn_call), party_ear(teams, teams_call)]
     with ThreadPoolExecutor(2) as pool:
-        f1 = pool.submit(probe.record, first.id, LISTEN_S + 0.3)
-        f2 = pool.submit(probe.record, second.id, LISTEN_S + 0.3)
-        rep = listen(parties, evidence, "conference", settle_s=0.3, tones=[probe.tone_hz])
+        f1 = pool.submit(probe.record, first.id, LISTEN_S + AFTER_CHANGE_S)
+        f2 = pool.submit(probe.record, second.id, LISTEN_S + AFTER_CHANGE_S)
+        rep = listen(parties, evidence, "conference", settle_s=AFTER_CHANGE_S, tones=[probe.tone_hz])
         heard = [f1.result(), f2.result()]
     tones = {device.id: probe.tone_hz, **{e.name: e.tone_hz for e in parties}}
     with tempfile.TemporaryDirectory(prefix="sipgw-conf-") as tmp:
         mix = _device_mix(heard, Path(tmp) / "device-mix.wav")
         evidence.add_bytes(f"conference-{device.id}-heard", "conference-device-mix.wav", mix.read_bytes())
-        device_rep: AudioReport = ToneDetector(DetectorConfig(settle_s=0.3)).analyse_wav(mix, sorted(tones.values()))
+        detector = ToneDetector(DetectorConfig(settle_s=AFTER_CHANGE_S))
+        device_rep: AudioReport = detector.analyse_wav(mix, sorted(tones.values()))
     verdict = conclusive(judge_conference({device.id: device_rep, **rep}, tones, min_analysed_s=MIN_ANALYSED_S),
                          evidence, "conference")
     assert verdict.passed, verdict.reason

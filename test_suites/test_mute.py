@@ -15,6 +15,7 @@ import pytest
 from harness.media import judge_mute, judge_two_way
 from harness.protocols import CallControl
 from test_suites._feature_helpers import (
+    AFTER_CHANGE_S,
     MIN_ANALYSED_S,
     conclusive,
     connect_to_party,
@@ -42,7 +43,7 @@ def test_mute_silences_the_device_only(device, pstn, lab, evidence, sipgw_settin
     assert muted.muted, f"{device.id}: the call does not read back as muted"
     ears = [device_ear(device, out.id), party_ear(pstn, far)]
     dev, party = ears
-    rep = listen(ears, evidence, "muted", settle_s=0.3)
+    rep = listen(ears, evidence, "muted", settle_s=AFTER_CHANGE_S)
     verdict = conclusive(judge_mute(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, muted_name=dev.name,
                                     other_name=party.name, min_analysed_s=MIN_ANALYSED_S), evidence, "muted")
     assert verdict.passed, verdict.reason
@@ -51,7 +52,7 @@ def test_mute_silences_the_device_only(device, pstn, lab, evidence, sipgw_settin
 
     unmuted = calls.unmute(out.id)
     assert not unmuted.muted
-    rep = listen(ears, evidence, "unmuted", settle_s=0.3)
+    rep = listen(ears, evidence, "unmuted", settle_s=AFTER_CHANGE_S)
     audio = conclusive(judge_two_way(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, a_name=dev.name,
                                      b_name=party.name, min_analysed_s=MIN_ANALYSED_S), evidence, "unmuted")
     assert audio.passed, audio.reason
