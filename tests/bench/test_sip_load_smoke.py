@@ -52,8 +52,9 @@ def test_register_then_call_with_no_failures(gateway) -> None:
 
     with Callee(server, workdir) as callee:
         call = measure_run(server, "call", 5, 2, csv_file=csv_file, workdir=workdir, callee=callee)
+    # Counts, not the achieved rate: on a loaded machine the rate criterion is about the machine, not the script.
     assert (call.created, call.successful, call.failed) == (10, 10, 0), call
-    assert call.passed, call.reason
+    assert not call.errors, call.errors
     assert set(call.cpu_us_per_op) == {"gateway", "sipp_client", "sipp_callee"}
 
 
