@@ -77,6 +77,7 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._pending_touch: dict[str, float] = {}
+        self._settings: dict[str, str] | None = None  # loaded on first read (see setting)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -255,9 +256,14 @@ class Store:
 
     # --- settings ---------------------------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-            return row["value"] if row else default
+        """A setting's value. Settings are read on hot paths (voicemail counts on every REGISTER), and only this
+        store writes them, so they are read from the database once and then served from memory."""
+        cache = self._settings
+        if cache is None:
+            with self._lock:
+                cache = self._settings = {r["key"]: r["value"]
+                                          for r in self._db.execute("SELECT key, value FROM settings")}
+        return cache.get(key, default)
 
     def set_setting(self, key: str, value: str) -> None:
         with self._lock:
@@ -265,3 +271,5 @@ class Store:
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
+            if self._settings is not None:
+                self._settings[key] = value  # after the commit: a failed write leaves the cache as stored
