@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -89,8 +90,18 @@ def _migration_1(conn: Connection) -> None:
         t.create(conn, checkfirst=True)
 
 
+def _migration_2(conn: Connection) -> None:
+    """Indexes for the lookups a run makes at its end (regressions by model, a device's runs, runs by time)."""
+    # plain DDL (SQLite and PostgreSQL both know IF NOT EXISTS); Index objects would attach to the shared
+    # Table objects and be created again by migration 1 on the next new database
+    for name, table, cols in (("ix_run_devices_model", "run_devices", "vendor, model, firmware"),
+                              ("ix_run_devices_device", "run_devices", "device_id"),
+                              ("ix_runs_started", "runs", "started_at")):
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})"))
+
+
 #: version → migration; append, never edit an applied one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _migration_1, 2: _migration_2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
@@ -297,8 +308,9 @@ class ResultsDB:
         with self.engine.connect() as conn:
             return list(conn.execute(select(runs.c.run_id).order_by(runs.c.started_at, runs.c.run_id)).scalars())
 
-    def history(self, *, device: str | None = None, model: str | None = None,
-                feature: str | None = None) -> list[CellHistory]:
+    def history(self, *, device: str | None = None, model: str | None = None, feature: str | None = None,
+                devices: list[str] | None = None, last_runs: int | None = None) -> list[CellHistory]:
+        """Per device × feature, oldest run first; ``last_runs`` keeps only the most recent runs."""
         q = (select(cells, run_devices.c.vendor, run_devices.c.model, run_devices.c.firmware, runs.c.started_at)
              .join(run_devices, (run_devices.c.run_id == cells.c.run_id)
                    & (run_devices.c.device_id == cells.c.device_id))
@@ -310,6 +322,11 @@ class ResultsDB:
             q = q.where(_norm(run_devices.c.model) == _norm_text(model))
         if feature:
             q = q.where(cells.c.feature == feature)
+        if devices is not None:
+            q = q.where(cells.c.device_id.in_(devices))
+        if last_runs:
+            recent = select(runs.c.run_id).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(last_runs)
+            q = q.where(cells.c.run_id.in_(recent.scalar_subquery()))
         out: dict[tuple[str, str], CellHistory] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(q).mappings():
@@ -364,30 +381,47 @@ class ResultsDB:
         return out
 
     def regressions(self, matrix: Any) -> list[Regression]:
-        """Cells of ``matrix`` that fail now and passed on the previous firmware of the same model."""
+        """Cells of ``matrix`` that fail now and passed on the previous firmware of the same model.
+
+        The previous firmware is the one of the model's latest recorded run on another firmware; a cell counts as
+        passed there when that device (else any device of the model in that run) passed or was flaky.
+        """
         out = []
+        before_by_model: dict[tuple[str, str, str | None], tuple[str | None, str, dict[str, dict]]] = {}
         with self.engine.connect() as conn:
             for d in matrix.manifest.devices:
-                q = (select(cells.c.feature, cells.c.outcome, cells.c.run_id, run_devices.c.firmware)
-                     .join(run_devices, (run_devices.c.run_id == cells.c.run_id)
-                           & (run_devices.c.device_id == cells.c.device_id))
-                     .join(runs, runs.c.run_id == cells.c.run_id)
-                     .where(run_devices.c.vendor == d.vendor).where(run_devices.c.model == d.model)
-                     .where(run_devices.c.firmware != d.firmware).where(cells.c.run_id != matrix.manifest.run_id)
-                     .order_by(runs.c.started_at.desc(), runs.c.run_id.desc()))
-                prev_fw: str | None = None
-                before: dict[str, Any] = {}
-                for r in conn.execute(q).mappings():
-                    if prev_fw is None:
-                        prev_fw = r["firmware"]
-                    if r["firmware"] != prev_fw:
-                        break  # only the previous firmware, not older ones
-                    before.setdefault(r["feature"], r)
+                key = (d.vendor, d.model, d.firmware)
+                if key not in before_by_model:
+                    last = conn.execute(
+                        select(run_devices.c.run_id, run_devices.c.firmware)
+                        .join(runs, runs.c.run_id == run_devices.c.run_id)
+                        .where(run_devices.c.vendor == d.vendor).where(run_devices.c.model == d.model)
+                        .where(run_devices.c.firmware != d.firmware)
+                        .where(run_devices.c.run_id != matrix.manifest.run_id)
+                        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(1)).mappings().first()
+                    per_device: dict[str, dict] = {}
+                    if last is not None:
+                        rows = conn.execute(
+                            select(cells.c.device_id, cells.c.feature, cells.c.outcome)
+                            .join(run_devices, (run_devices.c.run_id == cells.c.run_id)
+                                  & (run_devices.c.device_id == cells.c.device_id))
+                            .where(cells.c.run_id == last["run_id"]).where(run_devices.c.vendor == d.vendor)
+                            .where(run_devices.c.model == d.model)
+                            .where(run_devices.c.firmware == last["firmware"])).mappings()
+                        for r in rows:
+                            per_device.setdefault(r["device_id"], {})[r["feature"]] = r["outcome"]
+                    before_by_model[key] = (last["firmware"] if last else None, last["run_id"] if last else "",
+                                            per_device)
+                fw_before, run_before, per_device = before_by_model[key]
                 for c in matrix.cells:
-                    b = before.get(c.feature) if c.device_id == d.id else None
-                    if b is not None and b["outcome"] in GOOD and c.outcome in BAD:
-                        out.append(Regression(d.id, c.feature, b["firmware"], d.firmware, b["outcome"], c.outcome,
-                                              b["run_id"]))
+                    if c.device_id != d.id or c.outcome not in BAD:
+                        continue
+                    own = per_device.get(d.id, {}).get(c.feature)
+                    outcome = own if own is not None else next(
+                        (o[c.feature] for o in per_device.values() if o.get(c.feature) in GOOD), None)
+                    if outcome in GOOD:
+                        out.append(Regression(d.id, c.feature, fw_before, d.firmware, outcome, c.outcome,
+                                              run_before))
         return out
 
 

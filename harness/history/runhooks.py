@@ -26,6 +26,7 @@ from harness.history.db import (
 
 MARK_START, MARK_END = "<!-- sipgw-history -->", "<!-- /sipgw-history -->"
 REGRESSIONS_FILE = "regressions.json"
+TREND_RUNS = 30  # matrix.html draws the trends of the run's devices over the most recent runs
 
 
 def resolve_url(arg: str | None, out_dir: str | Path) -> str:
@@ -91,7 +92,7 @@ def after_run(matrix: Any, run_dir: Path | None, url: str, con: Any, *, kind: st
             regressions = db.regressions(matrix)
             db.record(matrix, kind=kind, run_dir=run_dir)
             say(con, f"recorded run {matrix.manifest.run_id} in {db.where}")
-            histories = db.history()
+            histories = db.history(devices=[d.id for d in matrix.manifest.devices], last_runs=TREND_RUNS)
     except ResultsDBError as exc:
         say(con, f"results not recorded: {exc}; the run's files are written")
     except (SQLAlchemyError, OSError) as exc:

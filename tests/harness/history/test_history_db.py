@@ -183,3 +183,25 @@ def test_pass_rate_chart_plots_passes_per_attempt(tmp_path):
     ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
     top, bottom = ys[0], ys[2]  # 100 % (pass), then 0 % (fail) on the new firmware
     assert bottom > top and abs(ys[1] - (top + bottom) / 2) < 0.2  # the flaky run: 1 pass in 2 attempts
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path):
+    from harness.history import db as dbmod
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    eng = create_engine(url)
+    with eng.begin() as c:  # a database written by the first schema
+        dbmod.schema_table.create(c)
+        dbmod.MIGRATIONS[1](c)
+        c.execute(dbmod.schema_table.insert().values(version=1, applied_at="then"))
+    eng.dispose()
+    with ResultsDB(url) as db:
+        assert db.schema_version() == SCHEMA_VERSION == 2
+        db.record(three_runs()[0])
+    with ResultsDB(url) as db:
+        assert db.run_ids() == ["run-1"]
+    eng = create_engine(url)
+    with eng.connect() as c:
+        names = {r[0] for r in c.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))}
+    eng.dispose()
+    assert {"ix_run_devices_model", "ix_runs_started"} <= names
