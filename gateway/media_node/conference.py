@@ -97,7 +97,8 @@ class ConferenceMixer:
         self._exec.shutdown(wait=False, cancel_futures=True)
 
     def _live(self, hub: int) -> int:
-        return sum(1 for leg in self.legs.values() if leg.hub == hub and leg.state != "disconnected")
+        with self._lock:
+            return sum(1 for leg in list(self.legs.values()) if leg.hub == hub and leg.state != "disconnected")
 
     def _has_room(self, hub: _Hub) -> bool:
         """A participant fits: one slot of every hub stays free for a chain call (from or to another hub)."""
@@ -155,7 +156,9 @@ class ConferenceMixer:
         w = hub.worker
         with contextlib.suppress(Exception):
             w.stop_tone(call=leg.handle)
-        others = [o for o in self.legs.values() if o is not leg and o.meeting == leg.meeting and o.hub == leg.hub
+        with self._lock:
+            snapshot = list(self.legs.values())
+        others = [o for o in snapshot if o is not leg and o.meeting == leg.meeting and o.hub == leg.hub
                   and o.state == "confirmed" and o.joined is not None]
         for o in others:
             try:
@@ -170,7 +173,9 @@ class ConferenceMixer:
 
     def _ensure_chains(self, meeting: str | None) -> None:
         """Hubs holding legs of one meeting are chained to its first hub."""
-        hubs = sorted({leg.hub for leg in self.legs.values() if leg.meeting == meeting and leg.state != "disconnected"
+        with self._lock:
+            snapshot = list(self.legs.values())
+        hubs = sorted({leg.hub for leg in snapshot if leg.meeting == meeting and leg.state != "disconnected"
                        and leg.kind != "chain"})
         if len(hubs) < 2 or meeting is None:
             return
@@ -213,7 +218,7 @@ class ConferenceMixer:
         account = hub.accounts.get((from_uri, display))
         if account is None:
             if len(hub.accounts) >= 4:  # pjsua holds few accounts: drop those no live leg uses
-                used = {leg.account for leg in self.legs.values() if leg.hub == hub.index
+                used = {leg.account for leg in list(self.legs.values()) if leg.hub == hub.index
                         and leg.state != "disconnected"}
                 for key, acc in list(hub.accounts.items()):
                     if acc not in used:

@@ -166,22 +166,23 @@ class Meetings:
         # without meetings spawns no extra media processes.
         self.mixer = ConferenceMixer(media)
         self.gw.router.services[number_key(ACCESS_NUMBER)] = self.mixer.hub_flow
-        with_tone = getattr(media, "set_party", None)
-        if with_tone is not None:
-            media.set_party("pstn", ACCESS_NUMBER, tone_hz=IVR_TONE_HZ)
+        media.set_party("pstn", ACCESS_NUMBER, tone_hz=IVR_TONE_HZ)
         media.add_listener(self._on_media)
         reset = getattr(media, "reset", None)
         if callable(reset):  # the per-test reset also ends the calls the mixer placed (the node does not know them)
             def reset_all() -> None:
                 self.reset()
                 reset()
+                media.set_party("pstn", ACCESS_NUMBER, tone_hz=IVR_TONE_HZ)  # the IVR keeps its prompt tone
 
             media.reset = reset_all
 
     def reset(self) -> None:
         if self.mixer is None:
             return
-        for leg in list(self.mixer.legs.values()):
+        with self.mixer._lock:
+            legs = list(self.mixer.legs.values())
+        for leg in legs:
             if leg.state != "disconnected" and leg.media_call is None:
                 self.mixer.hangup(leg)
         self.mixer.forget_ended()
