@@ -107,3 +107,16 @@ def test_bad_input_exits_2(tmp_path, lab_data, capsys):
         z.writestr("hello.txt", "hi")
     assert main(["verify", str(tmp_path / "y.zip")]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "no-such-device"], "--device no-such-device: not in"),
+    (["--device", "poly-vvx450", "--repeat", "0"], "--repeat 0: expected 1 to 1000"),
+])
+def test_certify_bad_input_exits_2_and_writes_nothing(tmp_path, lab_data, capsys, args, message):
+    from pathlib import Path
+
+    inventory = Path(__file__).resolve().parents[3] / "lab_inventory.yaml"
+    assert main(["certify", "--inventory", str(inventory), "--out", str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not lab_data.exists()
