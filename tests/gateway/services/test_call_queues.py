@@ -65,3 +65,41 @@ def test_attendant_menu_checked():
         with pytest.raises(VoiceAppError) as exc:
             check_attendant({"id": "aa", "number": "+14255559300", "menu": menu})
         assert exc.value.where == where
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    from gateway.config import GatewayConfig
+    from gateway.server import EmbeddedGateway
+
+    gw = EmbeddedGateway(tmp_path_factory.mktemp("gw-queues"), GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0"))
+    gw.start_in_thread()
+    yield gw
+    gw.stop_thread()
+
+
+def test_queue_api_validates_and_opts_agents_in_and_out(gateway):
+    from gateway.control_api.client import ControlApiError, ControlClient
+
+    with ControlClient(gateway.endpoints.control_url) as api:
+        api.create_user("qa", "Queue Agent", password="pw-qa-1", number="+14255550901")
+        api.create_user("qb", "Queue Agent B", password="pw-qb-1", number="+14255550902")
+        q = api.voiceapps.put_queue("support", "+14255559201", ["qa", "qb"], method="serial", agent_alert_s=2)
+        assert q["method"] == "serial" and q["opted_out"] == []
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.put_queue("support", "+14255559201", ["qa", "nobody"])
+        assert (exc.value.status, exc.value.where) == (404, "body.agents[1]")
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.put_queue("other", "+14255550901", ["qa"])  # a user's number
+        assert (exc.value.status, exc.value.code) == (409, "conflict")
+        assert [x["id"] for x in api.voiceapps.queues()] == ["support"]
+        assert api.voiceapps.queues()[0]["agents"] == ["qa", "qb"]  # the refused change kept nothing
+        assert api.voiceapps.set_agent_opt_in("support", "qb", False)["opted_out"] == ["qb"]
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.set_agent_opt_in("support", "zz", False)
+        assert exc.value.where == "path.username"
+        assert api.voiceapps.set_agent_opt_in("support", "qb", True)["opted_out"] == []
+        assert api.voiceapps.queue_calls("support") == []
+        api.voiceapps.delete_queue("support")
+        api.delete_user("qa")
+        api.delete_user("qb")

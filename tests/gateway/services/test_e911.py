@@ -105,3 +105,37 @@ def test_emergency_numbers():
     assert emergency_number("911") == "911" and emergency_number("+933") == "933"
     assert emergency_number("112;phone-context=x") == "112"
     assert emergency_number("9110") is None and emergency_number(None) is None
+
+
+# --- through the control API of a running gateway ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    from gateway.config import GatewayConfig
+    from gateway.server import EmbeddedGateway
+
+    data = tmp_path_factory.mktemp("gw-e911")
+    gw = EmbeddedGateway(data, GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0"))
+    gw.start_in_thread()
+    yield gw
+    gw.stop_thread()
+
+
+def test_lis_api_rejects_bad_documents_and_keeps_the_stored_one(gateway):
+    from gateway.control_api.client import ControlApiError, ControlClient
+
+    with ControlClient(gateway.endpoints.control_url) as api:
+        stored = api.voiceapps.set_lis(DOC)
+        assert stored["default_address"] == "hq" and len(stored["ports"]) == 1
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.set_lis({**DOC, "ports": [{"chassis": "00:1b:54:aa:10:01", "port": "Gi1", "address": "x"}]})
+        assert (exc.value.status, exc.value.code, exc.value.where) == (400, "invalid_lis", "body.ports[0].address")
+        assert api.voiceapps.lis() == stored
+        numbers = api.voiceapps.e911_numbers()
+        assert "911" in numbers["emergency"] and numbers["test"] == "933"
+        assert numbers["network_header"] == "X-Sipgw-Lab-Network"
+        assert api.voiceapps.e911_calls() == []
+    # the document is in the store: a new service on the same store reads it back
+    from gateway.services.e911 import E911Service
+
+    assert E911Service(gateway).lis.to_json() == stored

@@ -40,3 +40,38 @@ def test_conference_ids_end_with_hash():
     assert conference_digits(d("4711#")) == ["4711"]
     assert conference_digits(d("12#4711#")) == ["12", "4711"]
     assert conference_digits(d("12*4711#")) == ["4711"]  # '*' starts over
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    from gateway.config import GatewayConfig
+    from gateway.server import EmbeddedGateway
+
+    gw = EmbeddedGateway(tmp_path_factory.mktemp("gw-meet"), GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0"))
+    gw.start_in_thread()
+    yield gw
+    gw.stop_thread()
+
+
+def test_meeting_api_without_a_media_node(gateway):
+    from gateway.control_api.client import ControlApiError, ControlClient
+
+    with ControlClient(gateway.endpoints.control_url) as api:
+        api.create_user("mo", "Meeting Organiser", password="pw-mo-1", number="+14255550911")
+        m = api.voiceapps.put_meeting("m1", "123456", "mo", subject="Plan")
+        assert m["access_number"] == "+14255559500" and m["roster"] == []
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.put_meeting("m2", "123456", "mo")
+        assert (exc.value.status, exc.value.where) == (409, "body.conference_id")
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.meeting_dial_out("m1", "stranger", "+12065550100")
+        assert (exc.value.status, exc.value.code) == (403, "not_a_participant")
+        with pytest.raises(ControlApiError) as exc:  # no media node: no mixer
+            api.voiceapps.meeting_dial_out("m1", "mo", "+12065550100")
+        assert exc.value.status == 409
+        assert api.voiceapps.meeting("m1")["subject"] == "Plan"  # the refused requests changed nothing
+        api.voiceapps.delete_meeting("m1")
+        with pytest.raises(ControlApiError) as exc:
+            api.voiceapps.meeting("m1")
+        assert exc.value.status == 404
+        api.delete_user("mo")
