@@ -140,7 +140,7 @@ def location_at_psap(control, psap_call: dict, t: float) -> tuple[dict, str]:
     return civic_from_pidf(part.body), msg
 
 
-def _check_location(lab, device, psap_call, t, lis, evidence) -> dict:
+def _check_location(lab, device, out, psap_call, t, lis, evidence) -> dict:
     control = lab.control
     number = device.lines[line_for(device)].number
     want_id, want_method = expected_location(device, number)
@@ -149,9 +149,10 @@ def _check_location(lab, device, psap_call, t, lis, evidence) -> dict:
     evidence.add_bytes("pidf-civic", "pidf-civic.txt", repr(civic).encode())
     assert civic == want, (f"{device.id}: the PSAP received {civic}, expected {want_id} ({want_method}) "
                            f"for network {device.spec.entry.network}")
-    seen = [c for c in control.voiceapps.e911_calls() if c["number"] in ("933", "911")]
-    assert seen and seen[-1]["method"] == want_method, f"the gateway resolved by {seen[-1:]}, expected {want_method}"
-    return seen[-1]
+    seen = control.voiceapps.wait_e911_call(out.sip_call_id, timeout=t) if out.sip_call_id else \
+        control.voiceapps.e911_calls()[-1]
+    assert seen["method"] == want_method, f"the gateway resolved by {seen}, expected {want_method}"
+    return seen
 
 
 @pytest.mark.feature("dynamic_e911")
@@ -160,7 +161,7 @@ def test_emergency_call_carries_dynamic_location(device, lab, lis, psap, two_way
     subnet (LLDP only for Cisco: none gives the static address); audio both ways; the device hangs up."""
     t = sipgw_settings.deadline(5)
     out, far = _emergency_call(device, psap, "933", t, evidence)
-    _check_location(lab, device, far, t, lis, evidence)
+    _check_location(lab, device, out, far, t, lis, evidence)
     audio = two_way_audio.with_party(device, out.id, psap, far)
     assert audio.passed, audio.reason
     device[CallControl].hangup(out.id)
@@ -173,7 +174,7 @@ def test_emergency_call_static_address_fallback(device, lab, lis, psap, evidence
     E911 (or without network data, or a Cisco phone without LLDP) sends its number's static address."""
     t = sipgw_settings.deadline(5)
     out, far = _emergency_call(device, psap, "933", t, evidence)
-    record = _check_location(lab, device, far, t, lis, evidence)
+    record = _check_location(lab, device, out, far, t, lis, evidence)
     if not device.profile.entry.e911:
         assert record["dynamic"] is False and "footnote 1" in record["reason"], record
     device[CallControl].hangup(out.id)
@@ -194,7 +195,7 @@ def test_911_from_signed_out_device_and_psap_callback(device, lab, lis, evidence
         control.update_device(record["key"], pair_state="unpaired")
     try:
         out, far = _emergency_call(device, psap911, "911", t, evidence)
-        _check_location(lab, device, far, t, lis, evidence)
+        _check_location(lab, device, out, far, t, lis, evidence)
         psap911.hangup(far)
         device[CallControl].wait_for_state(out.id, ENDED, timeout=t)
     finally:
