@@ -71,7 +71,8 @@ def certification_data(matrix: Any, device_id: str, *, repeat: int, rerun_comman
         elif cell is None:
             verdict, reason = NOT_CERTIFIED, "no test of this feature ran in this certification"
         elif cell.outcome == "pass" and tests:
-            verdict, reason = CERTIFIED, f"{len(tests)} test(s), every one passed in all {repeat} repetition(s)"
+            verdict, reason = CERTIFIED, (f"{len(tests)} test run(s) ({repeat} repetition(s) of each test), "
+                                          "every one passed")
         elif cell.outcome == "not_applicable":
             verdict, reason = NOT_APPLICABLE, cell.reason
         elif cell.outcome == "flaky":
