@@ -177,7 +177,8 @@ step</strong>{% endif %}{% if e.reason %}<br>{{ e.reason }}{% endif %}</p>
 {% if e.ladder_txt %}(<a href="{{ e.ladder_txt }}">text</a>){% endif %}</li>{% endif %}
 {% if e.pcap %}<li>pcap: <a href="{{ e.pcap }}">{{ e.pcap }}</a></li>{% endif %}
 {% if e.sip_call_ids %}<li>SIP Call-IDs: <code>{{ e.sip_call_ids|join(', ') }}</code></li>{% endif %}
-{% if e.media %}<li>Audio figures: <code>{{ e.media|tojson }}</code></li>{% endif %}
+{% if e.media %}<li>Audio figures (all of them in certification.json):<ul>
+{% for line in e.media|media_summary %}<li><code>{{ line }}</code></li>{% endfor %}</ul></li>{% endif %}
 {% if e.device_log %}<li>Device log: <a href="{{ e.device_log }}">{{ e.device_log }}</a></li>{% endif %}
 {% for r in e.read_backs %}<li>Read back ({{ r.name }}): <code>{{ r.result|tojson }}</code></li>{% endfor %}
 <li>Steps: {% for s in e.steps %}{{ s.name }}{% if not s.ok %} (failed: {{ s.error }}){% endif %}
@@ -188,8 +189,32 @@ step</strong>{% endif %}{% if e.reason %}<br>{{ e.reason }}{% endif %}</p>
 """
 
 
+MEDIA_KEYS = ("passed", "reason", "frequency_hz", "level_dbfs", "snr_db", "coverage", "present", "outcome",
+              "rms_dbfs", "hop_s")
+
+
+def media_summary(media: Any, prefix: str = "", limit: int = 24) -> list[str]:
+    """The audio figures a reader looks for, as ``path: value`` lines (the full figures are in the JSON)."""
+    out: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k in ("recording", "recordings", "paths", "segments", "settings", "thresholds", "source"):
+                    continue
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, bool | int | float | str) and path.rsplit(".", 1)[-1] in MEDIA_KEYS:
+            out.append(f"{path}: {round(value, 2) if isinstance(value, float) else value}")
+
+    walk(media, prefix)
+    return out
+
+
 def render_html(data: dict[str, Any]) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["media_summary"] = media_summary
     return env.from_string(TEMPLATE).render(d=data, m=data["run_manifest"])
 
 
