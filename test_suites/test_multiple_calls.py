@@ -140,8 +140,10 @@ def test_two_call_conference(device, pstn, teams, lab, evidence, sipgw_settings)
         evidence.add_bytes(f"conference-{device.id}-heard", "conference-device-mix.wav", mix.read_bytes())
         detector = ToneDetector(DetectorConfig(settle_s=AFTER_CHANGE_S))
         device_rep: AudioReport = detector.analyse_wav(mix, sorted(tones.values()))
-    verdict = conclusive(judge_conference({device.id: device_rep, **rep}, tones, min_analysed_s=MIN_ANALYSED_S),
-                         evidence, "conference")
+    # Two full-level tones mixed into one G.711 stream make intermodulation products (e.g. 3 x 2300 Hz folding to
+    # 1100 Hz at -50 dBFS): the verdict is whether each party hears the other two, not the mix's purity.
+    verdict = conclusive(judge_conference({device.id: device_rep, **rep}, tones, min_analysed_s=MIN_ANALYSED_S,
+                                          min_stray_s=60.0), evidence, "conference")
     assert verdict.passed, verdict.reason
     calls.hangup(first.id)
     calls.hangup(second.id)

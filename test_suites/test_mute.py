@@ -44,8 +44,11 @@ def test_mute_silences_the_device_only(device, pstn, lab, evidence, sipgw_settin
     ears = [device_ear(device, out.id), party_ear(pstn, far)]
     dev, party = ears
     rep = listen(ears, evidence, "muted", settle_s=AFTER_CHANGE_S)
+    # Judged on the device's tone: a muted stream may still carry the codec's noise floor (G.722 at about
+    # -55 dBFS), which is not the device's audio.
     verdict = conclusive(judge_mute(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, muted_name=dev.name,
-                                    other_name=party.name, min_analysed_s=MIN_ANALYSED_S), evidence, "muted")
+                                    other_name=party.name, min_analysed_s=MIN_ANALYSED_S, require_silence=False),
+                         evidence, "muted")
     assert verdict.passed, verdict.reason
     signalled = [r["sdp_direction"] for r in reinvites(trace_of(lab.control, out.sip_call_id, t), mark)]
     evidence.note(f"re-INVITEs while muted: {signalled or 'none'} (mute needs none)")
