@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from device_profiles.catalogue import default_catalogue
 from gateway.services.model import Device, PairState, User
 from gateway.sip.auth import compute_ha1
 
@@ -491,6 +492,8 @@ class SignInService:
                     error = ERR_NO_NUMBER
                 elif device is None or device.pair_state is PairState.OFFBOARDED:
                     error = ERR_DEVICE_NOT_FOUND
+                elif port is not None and (port_error := _port_error(device, port)):
+                    error = port_error
                 elif not self.is_online(key):
                     error = ERR_OFFLINE
                 elif not _within_deadline(device, rec, now):
@@ -501,8 +504,6 @@ class SignInService:
                     error = "User calling policy does not allow SIP devices."
                 elif device.pair_state is PairState.PAIRED:
                     error = f"Device is already signed in as {device.username}."
-                elif port is not None and port != "001":
-                    error = f"Port {port} is not a line of this device in the lab (use :001)."
                 if error is None:
                     self.pair(key, user)
                     log.info("event=signed_in device=%s user=%s how=bulk", key, username)
@@ -544,6 +545,27 @@ class SignInService:
             raise SignInError(404, "unknown_device", f"no device {mac!r}; it onboards when it first fetches its "
                               "configuration, or an admin enrols it by MAC", "key")
         return device
+
+
+def _port_error(device: Device, port: str) -> str | None:
+    """A bulk sign-in ``:NNN`` port suffix checked against the device's model (None when it is usable).
+
+    An ATA's ports are ``:001`` up to its model's usable ports (catalogue ``ports_usable``: an MP114 exposes 3 of
+    its 4); any other device (or a model the catalogue does not know) has the one line ``:001``.
+    """
+    profile = default_catalogue().find(device.model, device.vendor) if device.model else None
+    usable = profile.ports_usable if profile is not None and profile.kind == "ata" else None
+    n = int(port)
+    if usable is None:
+        if n == 1:
+            return None
+        what = f"{profile.vendor} {profile.model} ({profile.kind})" if profile is not None else \
+            f"device {device.key} (model {device.model or 'unknown'})"
+        return f"{ERR_HWID_FORMAT}: port :{port} given, but {what} is not an ATA and has only port :001"
+    if 1 <= n <= usable:
+        return None
+    return (f"{ERR_HWID_FORMAT}: port :{port} is not a usable port of the {profile.vendor} {profile.model}, "
+            f"which has {usable} usable port{'s' if usable != 1 else ''} (:001 to :{usable:03d})")
 
 
 def _within_deadline(device: Device, rec: dict[str, Any], now: float) -> bool:
