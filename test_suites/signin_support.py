@@ -125,6 +125,44 @@ def _restore(p: Provisioned, settings) -> None:
             calls.register(line, timeout=settings.deadline(10))
 
 
+def _representatives(sipgw_inventory, sipgw_settings, feature: str) -> list[str]:
+    """Ids of this run's devices that could carry a gateway-side check of ``feature``, in inventory order: an
+    acceptable firmware verdict, the feature applicable, and a configuration format the provisioning server serves."""
+    from device_profiles.capabilities import applicability
+    from gateway.provisioning.formats import format_for
+
+    chosen = set(sipgw_settings.devices)
+    return [spec.id for spec in sipgw_inventory.devices
+            if (not chosen or spec.id in chosen) and spec.verdict.acceptable
+            and applicability(spec.profile, feature) and applicability(spec.profile, feature.split(".")[0])
+            and format_for(spec.profile.vendor, spec.profile.kind) is not None]
+
+
+def _only_on_representative(device, sipgw_inventory, sipgw_settings, feature: str) -> str:
+    ids = _representatives(sipgw_inventory, sipgw_settings, feature)
+    if not ids or ids[0] != device.id:
+        raise NotApplicable(
+            "a gateway-side check (the device-side behaviour is the same on every device): it runs once, on the "
+            f"run's representative device {ids[0] if ids else '(none eligible in this run)'}",
+            feature=feature.split(".")[0], device_id=device.id)
+    return device.id
+
+
+@pytest.fixture
+def representative(request, device, sipgw_inventory, sipgw_settings) -> str:
+    """Only on the run's representative device (the first eligible one for the test's feature); every other
+    device is not applicable with that reason, before the device is factory-reset and provisioned.
+    List it before ``provisioned``."""
+    feature = request.node.get_closest_marker("feature").args[0]
+    return _only_on_representative(device, sipgw_inventory, sipgw_settings, feature)
+
+
+@pytest.fixture
+def representative_local(device, sipgw_inventory, sipgw_settings) -> str:
+    """``representative`` among the devices with a local sign-in (a display showing a pairing code)."""
+    return _only_on_representative(device, sipgw_inventory, sipgw_settings, "sign_in_out.local")
+
+
 def require_local_sign_in(device) -> None:
     from device_profiles.capabilities import applicability
 
@@ -134,9 +172,10 @@ def require_local_sign_in(device) -> None:
                             device_id=device.id)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser): one per worker session, each
+    test gets its own context (cookies and storage are not shared)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make debs)")

@@ -16,7 +16,13 @@ import contextlib
 import pytest
 
 from harness.protocols import CallControl, OperationFailed, SignInState, StateError
-from test_suites.signin_support import DAY, HOUR, provisioned, records_http  # noqa: F401  (fixture)
+from test_suites.signin_support import (  # noqa: F401  (fixtures)
+    DAY,
+    HOUR,
+    provisioned,
+    records_http,
+    representative,
+)
 
 
 def disconnect(p) -> None:
@@ -45,8 +51,12 @@ def offboarded_then_back(p, sipgw_settings) -> None:
 
 @pytest.mark.feature("offboard_stale_devices")
 @records_http
-def test_paired_device_offboarded_after_30_days(provisioned, sipgw_settings):  # noqa: F811
-    """Signed in, then not connected: 29 d 23 h later it stays; at 30 d it is offboarded."""
+def test_paired_device_offboarded_after_30_days(representative, provisioned, sipgw_settings):  # noqa: F811
+    """Signed in, then not connected: 29 d 23 h later it stays; at 30 d it is offboarded.
+
+    Gateway-side (the sweep's boundaries on the gateway's clock): run once, on the run's representative device.
+    Every device's own factory reset and onboarding from its provisioning format is checked by the provisioning
+    suite."""
     p = provisioned
     user, _, _ = p.user(common_area=True)
     p.api.remote_sign_in(p.mac, user)
@@ -64,8 +74,10 @@ def test_paired_device_offboarded_after_30_days(provisioned, sipgw_settings):  #
 
 @pytest.mark.feature("offboard_stale_devices")
 @records_http
-def test_unpaired_device_offboarded_after_14_days(provisioned, sipgw_settings):  # noqa: F811
-    """Signed out, then not connected: 13 d 23 h later it stays; at 14 d it is offboarded."""
+def test_unpaired_device_offboarded_after_14_days(representative, provisioned, sipgw_settings):  # noqa: F811
+    """Signed out, then not connected: 13 d 23 h later it stays; at 14 d it is offboarded.
+
+    Gateway-side: run once, on the run's representative device (as the 30-day test)."""
     p = provisioned
     disconnect(p)
     p.lab.control.advance_clock(13 * DAY + 23 * HOUR)

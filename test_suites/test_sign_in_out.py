@@ -23,6 +23,8 @@ from test_suites.signin_support import (  # noqa: F401  (fixtures)
     page,
     provisioned,
     records_http,
+    representative,
+    representative_local,
     require_local_sign_in,
     screenshot,
     web_sign_in,
@@ -136,9 +138,13 @@ def test_admin_enrolment_with_star55_then_remote_sign_in(provisioned, evidence, 
 
 @pytest.mark.feature("sign_in_out")
 @records_http
-def test_bulk_sign_in_and_each_documented_error(provisioned, sipgw_settings):  # noqa: F811
+def test_bulk_sign_in_and_each_documented_error(representative, provisioned, sipgw_settings):  # noqa: F811
     """A Username,HardwareId CSV: the device signs in; every other row gets its documented error text; more
-    than 100 rows is refused whole; after 168 h the deadline has passed."""
+    than 100 rows is refused whole; after 168 h the deadline has passed.
+
+    Gateway-side (the service's row checks, limits and deadline): run once, on the run's representative device.
+    What a bulk sign-in does at each device (fetching the signed-in configuration, registering as the user) is the
+    same as a remote sign-in, which every device goes through in the admin enrolment and admin page tests."""
     p = provisioned
     shared, _, _ = p.user(common_area=True)
     no_number, _, _ = p.user(common_area=True, number=False)
@@ -173,8 +179,12 @@ def test_bulk_sign_in_and_each_documented_error(provisioned, sipgw_settings):  #
 
 @pytest.mark.feature("sign_in_out")
 @records_http
-def test_pairing_code_expiry_and_reuse_refused(provisioned, page, evidence, sipgw_settings):  # noqa: F811
-    """A code 15 minutes old is refused; a fresh one signs in; the same code again is refused."""
+def test_pairing_code_expiry_and_reuse_refused(representative_local, provisioned, page, evidence,  # noqa: F811
+                                               sipgw_settings):
+    """A code 15 minutes old is refused; a fresh one signs in; the same code again is refused.
+
+    Gateway-side (the sign-in service judges the code's age and use): run once, on the run's representative device
+    with a local sign-in. Every such device shows its code and signs in with it in the local sign-in test."""
     require_local_sign_in(provisioned.device)
     p = provisioned
     user, password, _ = p.user()
