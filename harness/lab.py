@@ -193,6 +193,7 @@ class Lab:
         self.devices: dict[str, LabDevice] = {}
         self.started = False
         self._lock = threading.RLock()
+        self.labgrid: Any = None  # harness.labgrid_support.LabgridSession when the inventory has labgrid:
 
     @classmethod
     def from_inventory(cls, path: str | Path, gateway: str | None = None, data_dir: str | Path | None = None,
@@ -217,6 +218,7 @@ class Lab:
 
                 self.allocator = PortAllocator()
             try:
+                self._acquire_labgrid()
                 self._start_gateway()
                 self._provision_users()
                 if not self.lazy:
@@ -227,6 +229,15 @@ class Lab:
                 raise
             self.started = True
             return self
+
+    def _acquire_labgrid(self) -> None:
+        """Acquire the inventory's labgrid place (when a coordinator is configured) before any device is used."""
+        from harness.labgrid_support import LabgridSession
+
+        self.labgrid = LabgridSession.from_inventory(self.inventory)
+        if self.labgrid is not None:
+            self.labgrid.acquire()
+            steps.record("lab.labgrid_acquire", args={"place": self.inventory.data.labgrid.place}, device_id=None)
 
     def _start_gateway(self) -> None:
         mode = self.gateway_mode
@@ -406,6 +417,13 @@ class Lab:
                     self.gateway.stop_thread()
                 except Exception:
                     log.exception("stopping the embedded gateway failed")
+            if self.labgrid is not None:
+                try:
+                    self.labgrid.close()
+                    self.labgrid.release()
+                except Exception:
+                    log.exception("releasing the labgrid place failed")
+                self.labgrid = None
             self.started = False
             steps.record("lab.stop", args={"devices": list(self.devices)}, device_id=None)
 

@@ -120,6 +120,42 @@ class Line(_Closed):
         return value
 
 
+class LabgridSection(_Closed):
+    """A shared lab through labgrid (extra ``labgrid``): ``labgrid: {env: FILE, place: NAME, coordinator: HOST:PORT}``.
+
+    ``env`` is a labgrid environment file whose targets hold the power and console resources; with a
+    ``coordinator`` and ``place`` the harness acquires the place before the run and releases it after.
+    """
+
+    env: str | None = None
+    place: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    coordinator: str | None = Field(default=None, pattern=r"^[^\s:/]+:[0-9]{1,5}$")
+
+    @model_validator(mode="after")
+    def _complete(self) -> LabgridSection:
+        if self.coordinator and not self.place:
+            raise ValueError("a labgrid coordinator needs the place to acquire: add place: NAME")
+        if not self.env and not self.place:
+            raise ValueError("name a labgrid environment file (env: FILE) or a place (place: NAME)")
+        return self
+
+
+class LabgridRef(_Closed):
+    """A device's power or console through labgrid: the target in the environment and, if it has several,
+    the driver's name (``power: {labgrid: {target: desk-1, driver: outlet}}``)."""
+
+    target: str
+    driver: str | None = None
+
+
+class PowerRef(_Closed):
+    labgrid: LabgridRef
+
+
+class ConsoleRef(_Closed):
+    labgrid: LabgridRef
+
+
 class DeviceEntry(_Closed):
     id: str = Field(pattern=_ID)
     vendor: str
@@ -133,6 +169,8 @@ class DeviceEntry(_Closed):
     lines: list[Line] = Field(min_length=1)
     network: Network | None = None
     tags: list[str] = Field(default_factory=list)
+    power: PowerRef | None = None
+    console: ConsoleRef | None = None
 
     @field_validator("firmware", mode="before")
     @classmethod
@@ -180,3 +218,12 @@ class InventoryFile(_Closed):
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     defaults: Defaults = Field(default_factory=Defaults)
     devices: list[DeviceEntry] = Field(min_length=1)
+    labgrid: LabgridSection | None = None
+
+    @model_validator(mode="after")
+    def _labgrid_env(self) -> InventoryFile:
+        uses = [d.id for d in self.devices if d.power is not None or d.console is not None]
+        if uses and (self.labgrid is None or not self.labgrid.env):
+            raise ValueError(f"device(s) {', '.join(uses)} name labgrid power/console resources: add "
+                             "'labgrid: {env: FILE}' naming the labgrid environment file that defines them")
+        return self
