@@ -129,6 +129,7 @@ class LabgridConsole(Console):
         self.prompt = re.compile(prompt.encode(), re.MULTILINE)
         self._log = bytearray()
         self._max = max_log_bytes
+        self._mark = 0  # log position at the last take_since_mark(): each test gets what the console said since
         self._lock = threading.Lock()
 
     def _activate(self) -> None:
@@ -142,7 +143,16 @@ class LabgridConsole(Console):
         with self._lock:
             self._log += data
             if len(self._log) > self._max:
-                del self._log[: len(self._log) - self._max]
+                cut = len(self._log) - self._max
+                del self._log[:cut]
+                self._mark = max(0, self._mark - cut)
+
+    def take_since_mark(self) -> bytes:
+        """Drain the console and return what it said (and was sent) since the previous call: one test's log."""
+        self.capture(timeout=0.1)
+        with self._lock:
+            data, self._mark = bytes(self._log[self._mark:]), len(self._log)
+        return data
 
     def capture(self, *, timeout: float = 0.2) -> bytes:
         """Read whatever the device has printed (boot messages, its own log) into the log; returns it."""
@@ -356,6 +366,21 @@ class LabgridSession:
                                       "console: through labgrid")
         self._consoles[device_id] = console = LabgridConsole(target, driver, device_id=device_id, **kw)
         return console
+
+    def add_evidence(self, device_id: str, collector: Any) -> None:
+        """Put what ``device_id``'s console said during the test into the test's evidence (``console.log``).
+
+        Only a console the run opened is read; evidence never changes a test's outcome, so a console that
+        fails to read is noted in the log text instead.
+        """
+        console = self._consoles.get(device_id)
+        if console is None:
+            return
+        try:
+            data = console.take_since_mark()
+        except Exception as exc:
+            data = f"[sipgw-lab: console not read: {type(exc).__name__}: {exc}]\n".encode()
+        collector.add_bytes("console_log", "console.log", data)
 
     def close(self) -> None:
         for target in self._targets.values():

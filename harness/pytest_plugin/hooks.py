@@ -252,6 +252,8 @@ def _finalise_evidence(item: pytest.Item) -> None:
             log_text = device[Console].read_log(200)
     except Exception:  # no console, or the device is gone: the log is optional evidence
         log_text = None
+    if device is not None and getattr(lab, "labgrid", None) is not None:  # labgrid serial console log
+        lab.labgrid.add_evidence(device.id, collector)
     item.stash[EVIDENCE] = collector.finalise(state.run_dir, control, feature=markers.feature_of(item),
                                               device_log=log_text)
     item.config.hook.pytest_sipgw_evidence(item=item, evidence=item.stash[EVIDENCE])

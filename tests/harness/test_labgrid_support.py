@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from harness.inventory import InventoryError, load_inventory
+from harness.lab import Lab
 from harness.labgrid_support import LabgridError, LabgridMissing, LabgridPlace, LabgridSession
 from harness.protocols import PowerState
+from harness.pytest_plugin.evidence import EvidenceCollector
 
 DEVICE = """\
   - id: poly-vvx450
@@ -87,6 +89,10 @@ def test_inventory_without_labgrid_section_has_no_session():
 # --- through labgrid itself ----------------------------------------------------------------------------------
 
 labgrid = pytest.importorskip("labgrid", reason="the labgrid extra is not installed")
+# Import what labgrid's simplerest backend uses now, in this process's own module set: in-process pytest runs of
+# other tests snapshot and restore sys.modules, which would otherwise leave requests half re-imported.
+pytest.importorskip("labgrid.driver.power.simplerest")
+pytest.importorskip("requests.sessions")
 
 
 class _Outlet(BaseHTTPRequestHandler):
@@ -212,6 +218,19 @@ def test_serial_console_through_labgrid_and_its_log_in_the_evidence(tmp_path, ou
         log = path.read_text()
         assert "U-Boot 2024.01 booting" in log and ">>> show version" in log and "FW 5.9.5.0614" in log
         assert "FW 5.9.5.0614" in console.read_log(max_lines=5)
+
+        # Each test's evidence gets what the console said during that test, written by the evidence writer.
+        first, second = EvidenceCollector("t::first", device_id="poly-vvx450"), EvidenceCollector("t::second")
+        session.add_evidence("poly-vvx450", first)
+        console.run("show version", timeout=5)
+        session.add_evidence("poly-vvx450", second)
+        first_log = first.blobs["console_log"][1].decode()
+        second_log = second.blobs["console_log"][1].decode()
+        assert "U-Boot" in first_log and "reboot now" in first_log
+        assert "U-Boot" not in second_log and second_log.startswith(">>> show version")
+        record = first.finalise(tmp_path / "run", feature="boot")
+        written = list((tmp_path / "run").rglob("console.log"))
+        assert len(written) == 1 and "U-Boot 2024.01 booting" in written[0].read_text(), record
     finally:
         session.close()
 
@@ -253,11 +272,11 @@ def test_place_acquired_and_released_on_a_loopback_coordinator(tmp_path):
         place.client("create")
         inv = load_inventory(tmp_path / "lab.yaml", text=inventory_text(
             f"labgrid: {{place: bench-1, coordinator: '{address}'}}\n"))
-        session = LabgridSession.from_inventory(inv)
-        session.acquire()
-        held = place.show()
-        session.release()
+        lab = Lab(inv, gateway="none", lazy=True)
+        with lab:  # the place is acquired around the run
+            held = place.show()
         released = place.show()
+        assert lab.labgrid is None
         acquired_line = next(line for line in held.splitlines() if line.strip().startswith("acquired:"))
         assert acquired_line.split(":", 1)[1].strip() not in ("", "None"), held
         assert "acquired: None" in released, released
