@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.media import AudioReport, DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, read_wav
-from harness.protocols import AudioProbe, CallControl, CallState, InfrastructureError
+from harness.protocols import AudioProbe, CallControl, CallState, InfrastructureError, OperationTimeout
 
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
@@ -235,3 +235,15 @@ def header(message: str, name: str) -> str | None:
 def last_seq(control) -> int:
     entries = control.trace(limit=1)
     return entries[-1]["seq"] if entries else 0
+
+
+def drain_stale(*devices) -> None:
+    """Calls that rang at these devices before this test (an earlier test's, e.g. one a device redirected) are
+    taken off their lists of new calls, so the next incoming call a test waits for is its own."""
+    for d in devices:
+        calls = d[CallControl]
+        for _ in range(100):
+            try:
+                calls.wait_for_incoming(timeout=0.0)
+            except (OperationTimeout, TimeoutError):
+                break

@@ -20,6 +20,7 @@ from __future__ import annotations
 import pytest
 
 from harness.protocols import CallControl, CallState, Forwarding, ForwardingKind, ForwardingRule, MediaDirection
+from test_suites._feature_helpers import drain_stale
 
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
@@ -52,20 +53,6 @@ def target_kind(device, sipgw_inventory, sipgw_settings) -> str:
     while each device runs the test once."""
     ids = _eligible(sipgw_inventory, sipgw_settings)
     return ("pstn", "teams")[ids.index(device.id) % 2 if device.id in ids else 0]
-
-
-def drain_stale(*devices) -> None:
-    """Calls that rang at these devices before this test (an earlier test's, e.g. one a device redirected) are
-    taken off their lists of new calls, so the next incoming call a test waits for is its own."""
-    from harness.protocols import OperationTimeout
-
-    for d in devices:
-        calls = d[CallControl]
-        for _ in range(100):
-            try:
-                calls.wait_for_incoming(timeout=0.0)
-            except (OperationTimeout, TimeoutError):
-                break
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ import pytest
 
 from harness.media import DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector
 from harness.protocols import CallControl, CallState, EventKind
+from test_suites._feature_helpers import drain_stale
 
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
@@ -160,20 +161,6 @@ def _newest_call(party, *, other_than: set[str], state: str, sipgw_settings) -> 
 
     return wait_until(found, timeout=sipgw_settings.deadline(5), what=f"a new {state} call of {party.kind} "
                                                                        f"{party.identity}")
-
-
-def drain_stale(*devices) -> None:
-    """Calls that rang at these devices before this test (an earlier test's, e.g. one a device redirected) are
-    taken off their lists of new calls, so the next incoming call a test waits for is its own."""
-    from harness.protocols import OperationTimeout
-
-    for d in devices:
-        calls = d[CallControl]
-        for _ in range(100):
-            try:
-                calls.wait_for_incoming(timeout=0.0)
-            except (OperationTimeout, TimeoutError):
-                break
 
 
 @pytest.fixture(autouse=True)

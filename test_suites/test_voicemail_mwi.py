@@ -20,6 +20,7 @@ import pytest
 
 from harness.media import DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector
 from harness.protocols import AudioProbe, CallControl, CallState, MessageWaiting
+from test_suites._feature_helpers import drain_stale
 
 CONFIRMED = CallState.CONFIRMED
 ENDED = CallState.DISCONNECTED
@@ -48,20 +49,6 @@ def heard_tone(evidence, wav, hz: float, *, who: str, what: str, others: tuple[f
                                                                   "analysed_s": report.analysed_s})
     evidence.add_media(f"heard {what}", verdict)
     return verdict
-
-
-def drain_stale(*devices) -> None:
-    """Calls that rang at these devices before this test (an earlier test's, e.g. one a device redirected) are
-    taken off their lists of new calls, so the next incoming call a test waits for is its own."""
-    from harness.protocols import OperationTimeout
-
-    for d in devices:
-        calls = d[CallControl]
-        for _ in range(100):
-            try:
-                calls.wait_for_incoming(timeout=0.0)
-            except (OperationTimeout, TimeoutError):
-                break
 
 
 @pytest.fixture(autouse=True)
