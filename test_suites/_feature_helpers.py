@@ -206,11 +206,15 @@ def _has_to_tag(message: str) -> bool:
     return bool(m and ";tag=" in m.group(1).replace(" ", ""))
 
 
-def reinvites(entries: list[dict], after_seq: int = 0) -> list[dict]:
-    """Re-INVITEs (INVITEs with a To tag, RFC 3261 §14) and their SDP direction, in trace order."""
+def reinvites(entries: list[dict], after_seq: int = 0, *, direction: str | None = None,
+              call_id: str | None = None) -> list[dict]:
+    """Re-INVITEs (INVITEs with a To tag, RFC 3261 §14) and their SDP direction, in trace order; only those the
+    gateway received (``direction="in"``) or sent (``"out"``), and only of one Call-ID, when asked."""
     out = []
     for e in entries:
         if e["seq"] <= after_seq or not e["first_line"].startswith("INVITE "):
+            continue
+        if (direction is not None and e["direction"] != direction) or (call_id is not None and e["call_id"] != call_id):
             continue
         if _has_to_tag(e["message"]):
             out.append({**e, "sdp_direction": sdp_direction(e["message"])})

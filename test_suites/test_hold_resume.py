@@ -73,7 +73,7 @@ def test_hold_and_resume_from_the_device(device, pstn, lab, evidence, sipgw_sett
     assert held.local_hold, f"{device.id}: hold was not confirmed on the device (media {held.media_direction})"
     party_media(pstn, far, HELD_ANSWER, t, "sees the hold")
     trace = trace_of(lab.control, out.sip_call_id, t)
-    offers = [r for r in reinvites(trace, mark) if r["direction"] == "in" and r["call_id"] == out.sip_call_id]
+    offers = reinvites(trace, mark, direction="in", call_id=out.sip_call_id)
     assert offers, f"{device.id}: no re-INVITE from the device in the gateway's trace after hold"
     assert offers[0]["sdp_direction"] in HELD_BY_DEVICE, (
         f"{device.id}: its hold re-INVITE offers a={offers[0]['sdp_direction']}, expected sendonly or inactive")
@@ -106,8 +106,8 @@ def test_held_by_the_far_end(device, pstn, lab, evidence, sipgw_settings):
         if calls.call(out.id).media_direction is not MediaDirection.INACTIVE else calls.call(out.id)
     assert held.remote_hold or held.media_direction in (MediaDirection.RECVONLY, MediaDirection.INACTIVE), (
         f"{device.id}: held by the far end but reports media {held.media_direction}")
-    towards_device = [r for r in reinvites(trace_of(lab.control, out.sip_call_id, t), mark)
-                      if r["direction"] == "out" and r["call_id"] == out.sip_call_id]
+    towards_device = reinvites(trace_of(lab.control, out.sip_call_id, t), mark, direction="out",
+                               call_id=out.sip_call_id)
     assert towards_device and towards_device[0]["sdp_direction"] in HELD_BY_DEVICE, (
         f"the gateway relayed no sendonly/inactive re-INVITE to {device.id}: {towards_device}")
     # Silence while held is judged in test_hold_and_resume_from_the_device; here the audio after resume.
@@ -131,8 +131,8 @@ def test_hold_then_immediate_resume(device, pstn, lab, evidence, sipgw_settings)
     calls.hold(out.id)
     calls.resume(out.id)
     party_media(pstn, far, {"sendrecv"}, t, "sees the resume")
-    offers = [r["sdp_direction"] for r in reinvites(trace_of(lab.control, out.sip_call_id, t), mark)
-              if r["direction"] == "in" and r["call_id"] == out.sip_call_id]
+    offers = [r["sdp_direction"] for r in reinvites(trace_of(lab.control, out.sip_call_id, t), mark,
+                                                    direction="in", call_id=out.sip_call_id)]
     assert len(offers) >= 2 and offers[0] in HELD_BY_DEVICE and offers[-1] == "sendrecv", (
         f"{device.id}: re-INVITE offers seen {offers}; expected a hold then a sendrecv resume")
     assert calls.call(out.id).media_direction is MediaDirection.SENDRECV
@@ -152,7 +152,7 @@ def test_session_refresh_while_held(device, pstn, lab, evidence, sipgw_settings)
     mark = last_seq(lab.control)
     calls.refresh_session(out.id)
     trace = trace_of(lab.control, out.sip_call_id, t)
-    offers = [r for r in reinvites(trace, mark) if r["direction"] == "in" and r["call_id"] == out.sip_call_id]
+    offers = reinvites(trace, mark, direction="in", call_id=out.sip_call_id)
     assert offers, f"{device.id}: no refresh re-INVITE in the gateway's trace"
     assert offers[0]["sdp_direction"] in HELD_BY_DEVICE, (
         f"{device.id}: the refresh while held offers a={offers[0]['sdp_direction']}; the call would be resumed")
