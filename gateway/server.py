@@ -66,7 +66,11 @@ class Endpoints:
 
     @property
     def control_url(self) -> str | None:
-        return f"http://{self.http[0]}:{self.http[1]}" if self.http else None
+        """The control API's base URL; an IPv6 host is bracketed (RFC 3986 §3.2.2: ``http://[::1]:8080``)."""
+        if not self.http:
+            return None
+        host, port = self.http
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class EmbeddedGateway:
