@@ -9,12 +9,18 @@
   a subscription that is not refreshed in time ends with ``terminated;reason=timeout`` (§4.1.3).
 * Devices that do not subscribe get unsolicited NOTIFYs (outside any dialog, as many desk phones expect):
   on every change of the box, and when a device registers a new binding (a contact not bound before, or
-  bound again after it expired or was removed) or its binding moves to another flow (a new source address or
-  connection, as after a reboot or a NAT rebinding), or the binding's last NOTIFY no longer matches the box,
-  so its lamp is right again. A refresh of a binding that was told the current state gets none, whatever its
-  Call-ID (RFC 3261 §10.3 step 7: the same contact updates the existing binding): RFC 3842 §5 leaves
-  unsolicited NOTIFY to configuration, and one per refresh is wasted work (an unanswered one retransmits for
-  32 s, RFC 3261 §17.1.2.2).
+  bound again after it expired or was removed), when its binding moves to another flow (a new source address
+  or connection, as after a reboot or a NAT rebinding), when the binding's last NOTIFY no longer matches the
+  box, and when the device *rebooted* to the same address and port (:func:`rebooted`): RFC 3261 §10.2.4 has a
+  UA keep one Call-ID for all registrations of a boot cycle, so a new Call-ID for a bound contact is a new
+  boot cycle, as is a CSeq that went back or a new ``+sip.instance`` / ``reg-id`` (RFC 5626 §4.2). A plain
+  refresh (same Call-ID, higher CSeq, same flow) of a binding that was told the current state gets none:
+  RFC 3842 §5 leaves unsolicited NOTIFY to configuration, and one per refresh is wasted work (an unanswered one
+  retransmits for 32 s, RFC 3261 §17.1.2.2). A UA that sends every REGISTER with a new Call-ID (load tools do)
+  shows that its Call-ID says nothing about boot cycles: once a binding changed its Call-ID twice without a
+  refresh under the same one in between, further Call-ID changes of that binding are refreshes, until it
+  refreshes under one Call-ID again. Such a UA is told at most twice (its first registration and its first
+  Call-ID change).
 * Body (RFC 3842 §5.2, ``application/simple-message-summary``)::
 
       Messages-Waiting: yes
@@ -83,8 +89,8 @@ class MwiService:
         self.sent: list[tuple[str, str, str]] = []
         self._next_in_dialog: Callable | None = None
         self._next_subscribe: Callable | None = None
-        #: What each live binding was last told unsolicited: username -> contact URI -> (flow, counts).
-        self._told: dict[str, dict[str, tuple[Flow, tuple[int, int]]]] = {}
+        #: What each live binding was last told unsolicited: username -> contact URI -> what was told.
+        self._told: dict[str, dict[str, _Told]] = {}
 
     # --- wiring -------------------------------------------------------------------------------------------------
     def install(self, core) -> None:
@@ -204,10 +210,11 @@ class MwiService:
         flows = None
         for b in bindings:
             last = told.get(b.uri) if told is not None else None
-            if last is not None and last[0] == b.flow:
+            if last is not None and last.flow == b.flow and not rebooted(last, b):
+                last.seen(b)
                 if counts is None:
                     counts = self.counts(username)
-                if last[1] == counts:
+                if last.counts == counts:
                     continue  # a refresh: this device already shows the current state
             if flows is None:
                 flows = {s.flow for s in self.subscriptions.values() if s.username == username}
@@ -257,7 +264,13 @@ class MwiService:
         except ValueError as exc:
             log.info("mwi: unsolicited NOTIFY to %s not sent: %s", b.uri, exc)
             return
-        self._told.setdefault(username, {})[b.uri] = (b.flow, counts)
+        told = self._told.setdefault(username, {})
+        last = told.get(b.uri)
+        if last is not None and last.flow == b.flow:
+            last.seen(b)  # the Call-ID history of the binding carries over to what it is told now
+            last.counts = counts
+        else:
+            told[b.uri] = _Told.first(b, counts)
         self._record(username, b.uri, body)
 
     def _record(self, username: str, target: str, body: bytes) -> None:
@@ -304,6 +317,64 @@ class MwiService:
             extra.append(("Warning", warning_header(code, text, "sipgw-lab")))
         self.stack.send_response(tx, Response.for_request(req, status, headers=extra,
                                                           to_tag=None if req.to.tag else secrets.token_hex(6)))
+
+
+@dataclass(slots=True)
+class _Told:
+    """What a binding was last told unsolicited, and what its REGISTERs showed of its boot cycle."""
+
+    flow: Flow
+    counts: tuple[int, int]
+    call_id: str
+    cseq: int
+    instance: str | None
+    reg_id: str | None
+    #: Refreshed at least once under its current Call-ID (RFC 3261 §10.2.4 followed).
+    refreshed: bool = False
+    #: Changed its Call-ID twice without a refresh in between: a new Call-ID is no sign of a reboot.
+    volatile: bool = False
+    #: Its Call-ID changed since the last refresh under one Call-ID.
+    changed: bool = False
+
+    @classmethod
+    def first(cls, b: Binding, counts: tuple[int, int]) -> _Told:
+        return cls(b.flow, counts, b.call_id, b.cseq, b.instance, _reg_id(b))
+
+    def seen(self, b: Binding) -> None:
+        """Follow the binding's Call-ID and CSeq after one of its REGISTERs."""
+        if b.call_id == self.call_id:
+            if b.cseq > self.cseq:
+                self.refreshed = True
+                self.volatile = self.changed = False
+        else:
+            if self.changed and not self.refreshed:
+                self.volatile = True
+            self.changed = True
+            self.refreshed = False
+        self.call_id, self.cseq, self.instance, self.reg_id = b.call_id, b.cseq, b.instance, _reg_id(b)
+
+
+def rebooted(last: _Told, b: Binding) -> bool:
+    """Whether a REGISTER of a bound contact on the same flow starts a new boot cycle of the device.
+
+    RFC 5626 §4.2: a new ``+sip.instance`` or ``reg-id`` is another UA instance or registration. RFC 3261
+    §10.2.4: a UA SHOULD use one Call-ID for all registrations of a boot cycle and increment CSeq by one, so a
+    CSeq that went back under the same Call-ID, or a new Call-ID, is a new boot cycle. The registrar refuses a
+    CSeq that went back under the same Call-ID (§10.3 step 7), so that one shows only where a registrar lets it
+    through. A Call-ID change of a binding whose UA changes its Call-ID on every REGISTER (``volatile``) is not.
+    """
+    if b.instance != last.instance or _reg_id(b) != last.reg_id:
+        return True
+    if b.call_id == last.call_id:
+        return b.cseq < last.cseq
+    if last.volatile:
+        return False
+    return not (last.changed and not last.refreshed)  # a second change without a refresh: a load tool's pattern
+
+
+def _reg_id(b: Binding) -> str | None:
+    params = getattr(b.contact, "params", None)
+    return params.get("reg-id") if params else None
 
 
 def _dest(dialog: Dialog, source: Address) -> Address:

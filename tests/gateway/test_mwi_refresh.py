@@ -60,9 +60,13 @@ def test_new_flow_and_changed_state_are_told_again_a_new_call_id_alone_is_a_refr
     counts = {"zed": (0, 0)}
     svc, stack = make(counts)
     svc.on_registration("zed", [binding()])
-    # RFC 3261 §10.3 step 7: the same contact with another Call-ID updates the binding (load tools do this)
+    # RFC 3261 §10.2.4: a first new Call-ID is a reboot (told); a UA that changes it on every REGISTER without a
+    # refresh in between (load tools do this) shows that its Call-ID marks no boot cycle: a refresh from then on
+    svc.on_registration("zed", [binding(call_id="reg-reboot@x")])
+    assert len(stack.sent) == 2
     svc.on_registration("zed", [binding(call_id="reg-other@x")])
-    assert len(stack.sent) == 1
+    assert len(stack.sent) == 2
+    del stack.sent[0]
     svc.on_registration("zed", [binding(call_id="reg-other@x", port=6000)])  # reboot or NAT rebinding: new flow
     assert len(stack.sent) == 2
     counts["zed"] = (1, 0)  # the box changed without a NOTIFY reaching this binding (e.g. no listener then)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
 
 import pytest
@@ -133,8 +134,17 @@ def test_unsolicited_notify_follows_the_box_and_a_new_registration(gateway, amy)
     on = phone.receive(5, lambda m: is_notify(m) and b"Messages-Waiting: yes" in m.body)
     ok(phone, on)
     assert on.headers.get("Subscription-State") == "active"
+    assert phone.register().status == 200  # a plain refresh (same Call-ID, next CSeq): the lamp is already right
+    with pytest.raises(TimeoutError):
+        phone.receive(1, is_notify)
+    # A reboot to the same address and port: a new Call-ID and CSeq from 1 (RFC 3261 §10.2.4), same socket.
     phone.reg_call_id = f"reg-{secrets.token_hex(6)}@127.0.0.1"
-    assert phone.register().status == 200  # a refresh (even with a new Call-ID): the lamp is already right
+    phone._cseq = itertools.count(1)
+    assert phone.register().status == 200
+    told = phone.receive(5, is_notify)
+    ok(phone, told)
+    assert b"Messages-Waiting: yes" in told.body and b"Voice-Message: 1/0" in told.body
+    assert phone.register().status == 200  # its refresh after the reboot: nothing
     with pytest.raises(TimeoutError):
         phone.receive(1, is_notify)
     rebooted = UdpPhone(gateway.endpoints.udp, AMY[0], AMY[1])  # as after a reboot: a new socket, a new flow
