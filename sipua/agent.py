@@ -276,6 +276,7 @@ class AccountRecord:
     transport: TransportKind | None
     registered: bool  # has a registrar
     reg_active: bool = False  # last REGISTER outcome: a binding exists at the registrar
+    dtmf_method: DtmfMethod | None = None  # None: the worker's
 
 
 # --------------------------------------------------------------------------------------------------
@@ -556,7 +557,8 @@ class UserAgent:
             rc.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
         acc = _Account(self, cmd.id)
         acc.create(rc)
-        self._accounts[cmd.id] = AccountRecord(acc, cmd.transport, cmd.registrar is not None)
+        self._accounts[cmd.id] = AccountRecord(acc, cmd.transport, cmd.registrar is not None,
+                                               dtmf_method=cmd.dtmf_method)
         return {"account": cmd.id, "pj_id": acc.getId()}
 
     def _account(self, account_id: str) -> AccountRecord:
@@ -1038,6 +1040,13 @@ class UserAgent:
         rec = self._calls.get(call.handle)
         if rec is None:
             return
+        acc = self._accounts.get(rec.account)
+        method = (acc.dtmf_method if acc is not None else None) or self.config.dtmf_method
+        if method is DtmfMethod.INFO and prm.sdp.wholeSdp:
+            # An INFO-only UA offers no telephone-event (pjsua2 parses the changed SDP back).
+            stripped = sdp.without_telephone_event(prm.sdp.wholeSdp)
+            if stripped != prm.sdp.wholeSdp:
+                prm.sdp.wholeSdp = stripped
         rec.local_sdp = prm.sdp.wholeSdp or rec.local_sdp
         if prm.remSdp.wholeSdp:
             rec.remote_sdp = prm.remSdp.wholeSdp

@@ -467,11 +467,12 @@ class UAWorker:
                     username: str | None = None, password: str | None = None, realm: str = "*",
                     register_headers: Any = (), expires_s: int = 300, proxies: tuple[str, ...] = (),
                     mwi: bool = False, transport: TransportKind | str | None = None,
-                    display_name: str | None = None) -> dict[str, Any]:
+                    display_name: str | None = None, dtmf_method: DtmfMethod | str | None = None) -> dict[str, Any]:
         return self.request(p.AddAccount(
             id=id, uri=uri, registrar=registrar, username=username, password=password, realm=realm,
             register_headers=register_headers, expires_s=expires_s, proxies=tuple(proxies), mwi=mwi,
-            transport=TransportKind(transport) if transport is not None else None, display_name=display_name))
+            transport=TransportKind(transport) if transport is not None else None, display_name=display_name,
+            dtmf_method=DtmfMethod(dtmf_method) if dtmf_method is not None else None))
 
     def remove_account(self, id: str) -> dict[str, Any]:
         return self.request(p.RemoveAccount(id=id))

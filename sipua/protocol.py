@@ -405,6 +405,9 @@ class AddAccount(Command):
     mwi: bool = False
     transport: TransportKind | None = None
     display_name: str | None = None
+    #: How this account's calls carry DTMF (None: the worker's ``dtmf_method``). With ``info`` the SDP the
+    #: account's calls create offers no ``telephone-event`` (an INFO-only device, RFC 4733 §7.1.1).
+    dtmf_method: DtmfMethod | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.id, "AddAccount.id")
@@ -426,6 +429,8 @@ class AddAccount(Command):
             _set(self, "transport", TransportKind(self.transport))
         if self.display_name is not None:
             _check_text(self.display_name, "AddAccount.display_name")
+        if self.dtmf_method is not None:
+            _set(self, "dtmf_method", DtmfMethod(self.dtmf_method))
 
 
 @dataclass(frozen=True, kw_only=True)

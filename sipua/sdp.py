@@ -136,6 +136,59 @@ def audio_codecs(sdp: str) -> list[str]:
     return [rtpmap.get(pt) or static.get(pt, f"pt{pt}") for pt in formats]
 
 
+def telephone_event_types(sdp: str) -> list[str]:
+    """Payload types of the first audio stream that are RFC 4733 ``telephone-event`` (empty: the SDP's author
+    neither sends nor receives RFC 4733 events on that stream, RFC 4733 §7.1.1)."""
+    out: list[str] = []
+    in_audio = False
+    formats: list[str] = []
+    for raw_line in sdp.replace("\r\n", "\n").split("\n"):
+        line = raw_line.strip()
+        if line.startswith("m="):
+            if in_audio:
+                break
+            parts = line[2:].split()
+            in_audio = bool(parts) and parts[0] == "audio"
+            formats = parts[3:] if in_audio else []
+        elif in_audio and line.startswith("a=rtpmap:"):
+            pt, _, enc = line[len("a=rtpmap:"):].partition(" ")
+            if enc.split("/")[0].strip().lower() == "telephone-event" and pt in formats:
+                out.append(pt)
+    return out
+
+
+def without_telephone_event(sdp: str) -> str:
+    """The SDP with every ``telephone-event`` payload type removed from its audio streams (m= format list,
+    ``a=rtpmap`` and ``a=fmtp`` lines); other lines are kept byte for byte."""
+    eol = "\r\n" if "\r\n" in sdp else "\n"
+    lines = sdp.split(eol)
+    drop: set[str] = set()
+    in_audio = False
+    for line in lines:
+        if line.startswith("m="):
+            in_audio = line[2:].split()[:1] == ["audio"]
+        elif in_audio and line.startswith("a=rtpmap:"):
+            pt, _, enc = line[len("a=rtpmap:"):].partition(" ")
+            if enc.split("/")[0].strip().lower() == "telephone-event":
+                drop.add(pt)
+    if not drop:
+        return sdp
+    out = []
+    in_audio = False
+    for line in lines:
+        if line.startswith("m="):
+            parts = line[2:].split()
+            in_audio = parts[:1] == ["audio"]
+            if in_audio and len(parts) > 3:
+                line = "m=" + " ".join(parts[:3] + [f for f in parts[3:] if f not in drop])
+        elif in_audio and (line.startswith("a=rtpmap:") or line.startswith("a=fmtp:")):
+            pt = line.split(":", 1)[1].split(" ", 1)[0]
+            if pt in drop:
+                continue
+        out.append(line)
+    return eol.join(out)
+
+
 _NAME_ADDR_RE = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^<"]*?))\s*<([^>]*)>')
 
 
