@@ -163,7 +163,9 @@ class EmbeddedGateway:
         from gateway.provisioning import Provisioning  # onboarding, sign-in, offboarding (README)
 
         self.provisioning = Provisioning(self)
-        eps.provisioning_url = await self.provisioning.start(cfg.http_address[0], 0)
+        # ``gateway serve --provisioning HOST:PORT`` sets provisioning_address; else the control API's host, port 0
+        eps.provisioning_url = await self.provisioning.start(
+            *(getattr(self, "provisioning_address", None) or (cfg.http_address[0], 0)))
         from gateway.services.feature_codes import FeatureCodes  # *30*/*31*, chained before the sign-in hooks
 
         self.feature_codes = FeatureCodes(self)

@@ -1,12 +1,13 @@
 """``sipgw-lab gateway serve``: the embedded reference gateway as a foreground process.
 
     sipgw-lab gateway serve --sip 127.0.0.1:5060 --http 127.0.0.1:8080 --data ./gw-data \
-        [--tls HOST:PORT] [--tenant tenant.yaml] [--config gateway.yaml]
+        [--tls HOST:PORT] [--provisioning HOST:PORT] [--tenant tenant.yaml] [--config gateway.yaml]
 
 Logs go to stderr, one line per event (``key=value``, or JSON with ``--log-format json``). Once every listener
 is up and the gateway has answered an OPTIONS sent to its own UDP port, one line goes to stdout:
 
-    event=ready udp=127.0.0.1:5060 tcp=127.0.0.1:5060 tls=127.0.0.1:5061 control=http://127.0.0.1:8080
+    event=ready udp=127.0.0.1:5060 tcp=127.0.0.1:5060 tls=127.0.0.1:5061 control=http://127.0.0.1:8080 \
+        provisioning=http://127.0.0.1:40123
 
 SIGINT or SIGTERM stop it cleanly (listeners closed, store flushed), exit status 0. Bad flags, a bad tenant or
 configuration file, an unusable data directory or a port in use: a located message and exit status 2, with
@@ -274,7 +275,8 @@ async def _serve(gw, ready_out) -> int:
             return EXIT_FAILED
         log.info("event=self_check ok=true method=OPTIONS status=%d rtt_ms=%.1f", status, rtt)
         fields = {"udp": _fmt(*eps.udp), "tcp": _fmt(*eps.tcp), "tls": _fmt(*eps.tls),
-                  "control": eps.control_url or "-", "data": str(gw.data_dir), "pid": os.getpid()}
+                  "control": eps.control_url or "-", "provisioning": eps.provisioning_url or "-",
+                  "data": str(gw.data_dir), "pid": os.getpid()}
         ready_out.write("event=ready " + " ".join(f"{k}={_kv_value(v)}" for k, v in fields.items()) + "\n")
         ready_out.flush()
         log.info("event=ready %s", " ".join(f"{k}={_kv_value(v)}" for k, v in fields.items()))
@@ -296,6 +298,12 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
         _check_free("--sip", sip_host, sip_port, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
         _check_free("--tls", *config.tls_address, (socket.SOCK_STREAM,))
         _check_free("--http", *config.http_address, (socket.SOCK_STREAM,))
+        # --provisioning: the provisioning HTTP server (DHCP option 66/160); default the --http host, a free port
+        prov = _address("--provisioning", args.provisioning, 0) or (config.http_address[0], 0)
+        if prov[1] != 0 and prov == config.http_address:
+            raise ServeError(f"--provisioning {args.provisioning}: the control API (--http) already uses "
+                             f"{_fmt(*prov)}")
+        _check_free("--provisioning", *prov, (socket.SOCK_STREAM,))
         data = _prepare_data_dir(args.data)
     except ServeError as exc:
         print(f"sipgw-lab: error: {exc}", file=sys.stderr)
@@ -313,6 +321,7 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # StoreError (newer schema), sqlite3.DatabaseError (not a database), OSError
         print(f"sipgw-lab: error: --data {args.data}: cannot open the gateway's store: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    gw.provisioning_address = prov
     if tenant is not None:
         # A tenant number that the stored data gives to another user: refuse before writing any of the file.
         for user, _password in tenant.users:
@@ -345,6 +354,9 @@ def add_parser(subparsers) -> None:
                    help="SIP over UDP and TCP (default 127.0.0.1:5060; TLS on PORT + 1 unless --tls)")
     p.add_argument("--tls", metavar="HOST:PORT", help="SIP over TLS (default: the --sip host, port + 1)")
     p.add_argument("--http", metavar="HOST:PORT", help="the control API (default 127.0.0.1:8080)")
+    p.add_argument("--provisioning", metavar="HOST:PORT",
+                   help="the provisioning HTTP server and sign-in pages, what DHCP option 66/160 hands devices "
+                        "(default: the --http host, a free port; the ready line prints provisioning=URL)")
     p.add_argument("--data", required=True, metavar="DIR", help="the gateway's data directory (store, lab CA)")
     p.add_argument("--tenant", metavar="FILE", help="a tenant file of users and PSTN numbers to load")
     p.add_argument("--config", metavar="FILE", help="a gateway configuration file (flags override it)")
