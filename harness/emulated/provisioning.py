@@ -129,6 +129,11 @@ class EmulatedProvisioning(Provisioning, SignIn):
     """HTTP provisioning and sign-in for :class:`~harness.drivers.emulated.EmulatedDriver` (a mixin)."""
 
     _prov_state: _ProvState | None = None
+    #: The worker boot whose worker holds the provisioned account (None: no worker holds it). Set as soon as the
+    #: worker accepted ``add_account``, whatever the REGISTER then gets, and cleared only once the account is gone:
+    #: a set-up after a refused or unanswered REGISTER must remove it before adding it again. It outlives
+    #: ``_prov_state`` (a factory reset forgets the configuration, not the worker's accounts).
+    _prov_account_boot: int | None = None
 
     @property
     def _prov(self) -> _ProvState:
@@ -222,7 +227,7 @@ class EmulatedProvisioning(Provisioning, SignIn):
         p.config = read_config(resp.text)
         p.status = "fetched"
         user = p.config.get(self._keys()[0])
-        if user != p.applied_user:
+        if user != p.applied_user or self._prov_account_boot != self._worker_boot():  # new account, or new worker
             reg = self._register_account(user, p.config.get(self._keys()[1], ""), timeout=timeout)
             if not reg.ok:
                 p.status = "failed"
@@ -265,13 +270,27 @@ class EmulatedProvisioning(Provisioning, SignIn):
         self._drop_account()
         return info
 
-    def _drop_account(self) -> None:
-        if self._prov_state is not None and self._prov_state.applied_user and self.worker is not None:
-            import contextlib
+    def _worker_boot(self) -> int:
+        return getattr(self, "_boot", 1)
 
-            with contextlib.suppress(Exception):
-                self._rpc(lambda w: w.remove_account(PROV_ACCOUNT))
+    def _drop_account(self) -> None:
+        """Remove the provisioned account from the worker when the worker holds it (applied or not)."""
+        if self._prov_state is not None:
             self._prov_state.applied_user = None
+        boot = self._prov_account_boot
+        if boot is None:
+            return
+        if self.worker is None or boot != self._worker_boot():  # that worker process is gone, and the account too
+            self._prov_account_boot = None
+            return
+        try:
+            self._rpc(lambda w: w.remove_account(PROV_ACCOUNT))
+        except StateError:  # powered off: the worker was killed with the account in it
+            pass
+        except OperationFailed as exc:
+            if getattr(exc.__cause__, "code", None) != "no_such_account":
+                raise
+        self._prov_account_boot = None
 
     def _register_account(self, user: str | None, password: str, *, timeout: float) -> RegistrationInfo:
         if not user:
@@ -287,6 +306,7 @@ class EmulatedProvisioning(Provisioning, SignIn):
             PROV_ACCOUNT, f"sip:{user}@{gw.domain}", registrar=f"sip:{gw.host}:{gw.port(tp)}{suffix}",
             username=user, password=password, proxies=(f"sip:{gw.host}:{gw.port(tp)};lr{suffix}",), transport=tp,
             display_name=self._prov.config.get(self._keys()[3]) or None))
+        self._prov_account_boot = self._worker_boot()
 
         def final() -> RegistrationInfo | None:
             for e in self.book.events(mark):
