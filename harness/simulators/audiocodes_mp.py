@@ -11,18 +11,24 @@ REST API for Mediant devices (7.x; vendor-control-apis.md §5.2), HTTP Basic aut
 ``POST /api/v1/actions/saveConfiguration``.
 [INFERRED, not seen on a device]: per-port status at ``GET /api/v1/status/ports[/{port}]`` and its field
 names, the error body shape, HTTP 503 while the device restarts, 409 for a reset refused while calls are up
-with ``gracefulTimeout`` 0 not given. A CLI over SSH is not simulated.
+with ``gracefulTimeout`` 0 not given.
+
+The device state (ports, hook and lock state, resets, the device's own log) lives here and is shared with the
+CLI over SSH (:mod:`harness.simulators.audiocodes_ssh`), which calls the synchronous methods below
+(``port_rows``, ``reset_port``, ``set_port_locked``, ``reset_device``, ``log_lines``) from its own threads.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import web
 
-from harness.simulators.backend import BackendCall, BackendError, CallPhase, DeviceBackend
+from harness.simulators.backend import BackendCall, BackendError, BackendEvent, CallPhase, DeviceBackend, EventKind
 from harness.simulators.base import SimulatorServer, basic_credentials
 
 
@@ -38,6 +44,71 @@ class AudioCodesMpSimulator(SimulatorServer):
         self._off_hook: set[int] = set()
         self.saved_configurations = 0
         self.resets: list[dict[str, Any]] = []
+        self.locked_ports: set[int] = set()
+        self.port_resets: list[int] = []
+        self._device_log: deque[str] = deque(maxlen=500)
+        self._state_lock = threading.RLock()
+
+    # ------------------------------------------------------------------ device state (shared with the SSH CLI)
+
+    def log_event(self, text: str) -> None:
+        """A line of the device's own log (what ``show logging`` prints on the CLI)."""
+        stamp = time.strftime("%d/%m/%Y %H:%M:%S", time.localtime())
+        with self._state_lock:
+            self._device_log.append(f"{stamp} {text}")
+
+    def log_lines(self) -> list[str]:
+        with self._state_lock:
+            return list(self._device_log)
+
+    @property
+    def restarting(self) -> bool:
+        return time.monotonic() < self._restarting_until
+
+    def usable_ports(self) -> list[int]:
+        return [ln.index for ln in self.backend.identity().lines]
+
+    def port_rows(self) -> list[dict[str, Any]]:
+        """Every FXS port as the REST per-port status reports it (blocking: calls the backend)."""
+        calls = self.backend.calls()
+        regs = {r.line: r for r in self.backend.registrations()}
+        return [self._port_json(p, calls, regs) for p in self.usable_ports()]
+
+    def reset_port(self, port: int, via: str) -> None:
+        """Reset an analog channel: the call on it is released and the port is back on-hook, idle."""
+        call = self._call_on(self.backend.calls(), port)
+        if call is not None:
+            self.backend.hangup(call.id)
+        with self._state_lock:
+            self._off_hook.discard(port)
+            self.port_resets.append(port)
+        self.log_event(f"[{via}] Analog port {port} reset{f' (call {call.id} released)' if call else ''}")
+
+    def set_port_locked(self, port: int, locked: bool, via: str) -> None:
+        with self._state_lock:
+            (self.locked_ports.add if locked else self.locked_ports.discard)(port)
+        self.log_event(f"[{via}] Analog port {port} {'locked' if locked else 'unlocked'}")
+
+    def reset_device(self, save: bool, graceful: int, via: str, *, background: bool = False) -> None:
+        """The whole device restarts: it answers nothing for ``restart_s`` from now on, and its SIP stack
+        restarts (blocking, unless ``background``)."""
+        with self._state_lock:
+            self.resets.append({"saveConfiguration": save, "gracefulTimeout": graceful, "via": via})
+            if save:
+                self.saved_configurations += 1
+            self._restarting_until = time.monotonic() + self.restart_s
+            self._off_hook.clear()
+        self.reset_uptime()
+        self.log_event(f"[{via}] Device reset requested (save configuration: {'yes' if save else 'no'})")
+        if background:
+            threading.Thread(target=self.backend.restart, name="audiocodes-restart", daemon=True).start()
+        else:
+            self.backend.restart()
+
+    def on_backend_event(self, event: BackendEvent) -> None:
+        if event.call is not None and event.kind in (EventKind.INCOMING, EventKind.CONNECTED, EventKind.ENDED):
+            c = event.call
+            self.log_event(f"Analog port {c.line}: call {c.id} {event.kind.value} ({c.direction}, remote {c.remote})")
 
     def _error(self, status: int, message: str) -> web.Response:
         return web.json_response({"description": message}, status=status, headers={self.DETAIL_HEADER: message})
@@ -100,6 +171,7 @@ class AudioCodesMpSimulator(SimulatorServer):
         return {"port": port, "type": "FXS", "phoneNumber": line.number or line.username,
                 "registration": "Registered" if r and r.registered else "Not Registered",
                 "hookState": "offHook" if port in self._off_hook else "onHook", "callState": state,
+                "adminState": "locked" if port in self.locked_ports else "unlocked",
                 "remoteNumber": call.remote if call else "", "sipCallId": call.sip_call_id if call else ""}
 
     def _port_index(self, request: web.Request) -> int | web.Response:
@@ -136,17 +208,12 @@ class AudioCodesMpSimulator(SimulatorServer):
             return self._error(400, "body.saveConfiguration: expected true or false")
         if isinstance(graceful, bool) or not isinstance(graceful, int) or graceful < 0:
             return self._error(400, "body.gracefulTimeout: expected 0, 1 or a number of seconds")
-        self.resets.append({"saveConfiguration": save, "gracefulTimeout": graceful})
-        if save:
-            self.saved_configurations += 1
-        self._restarting_until = time.monotonic() + self.restart_s
-        self.reset_uptime()
-        self._off_hook.clear()
-        await self.run_backend(self.backend.restart)
+        await self.run_backend(self.reset_device, save, graceful, "REST")
         return web.json_response({"description": "Device is being reset"})
 
     async def _save(self, request: web.Request) -> web.Response:
         self.saved_configurations += 1
+        self.log_event("[REST] Configuration saved")
         return web.json_response({"description": "Configuration saved"})
 
     # ------------------------------------------------------------------ the analog side (/_sim/)
