@@ -74,6 +74,8 @@ class TraceRecorder:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self.dropped = 0
+        #: Lines that are not SIP messages (a service's decision about a call): (time, text, Call-IDs).
+        self._notes: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=10_000)
 
     def record(self, time: float, direction: str, transport: str, source: Address, destination: Address,
                data: bytes) -> None:
@@ -88,6 +90,23 @@ class TraceRecorder:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._notes.clear()
+
+    def note(self, time: float, text: str, call_ids: Iterable[str]) -> None:
+        """A line about calls that is not a SIP message (the ladder shows it by time)."""
+        if self.enabled:
+            with self._lock:
+                self._notes.append((time, text, tuple(call_ids)))
+
+    def notes(self, *, call_ids: Iterable[str] | None = None, since: float | None = None,
+              until: float | None = None) -> list[dict]:
+        """Notes as ``{"time", "text", "call_ids"}``, those naming any of ``call_ids`` when given."""
+        with self._lock:
+            snapshot = list(self._notes)
+        wanted = set(call_ids) if call_ids is not None else None
+        return [{"time": t, "text": text, "call_ids": list(ids)} for t, text, ids in snapshot
+                if (wanted is None or wanted.intersection(ids)) and (since is None or t >= since)
+                and (until is None or t <= until)]
 
     def __len__(self) -> int:
         return len(self._entries)

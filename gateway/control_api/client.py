@@ -217,6 +217,13 @@ class ControlClient:
         params = self._trace_params(call_id, call, since, until, after_seq, limit)
         return self._json("GET", "/trace", params=params)["entries"]
 
+    def trace_notes(self, *, call_id: str | list[str] | None = None, call: str | None = None,
+                    since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """The trace's notes (service decisions, e.g. DTMF interworking) about those calls: ``{time, text,
+        call_ids}``."""
+        params = self._trace_params(call_id, call, since, until, None, None)
+        return self._json("GET", "/trace", params=params).get("notes", [])
+
     def trace_pcap(self, *, call_id: str | list[str] | None = None, call: str | None = None,
                    since: float | None = None, until: float | None = None, after_seq: int | None = None,
                    limit: int | None = None) -> bytes:

@@ -30,6 +30,19 @@ _FILTERS = ("call_id", "call", "since", "until", "after_seq", "limit")
 PCAP_TYPE = "application/vnd.tcpdump.pcap"
 
 
+def select_notes(gw, request: web.Request) -> list[dict[str, Any]]:
+    """The trace's notes (service decisions) for the same Call-IDs and time window as :func:`select`."""
+    notes = getattr(gw.trace, "notes", None)
+    if notes is None:
+        return []
+    wanted = [v for v in request.query.getall("call_id", []) if v]
+    call = request.query.get("call")
+    if call:
+        rec = find_record(gw, call)
+        wanted += [i for i in (rec.a_call_id, *rec.b_call_ids) if i] if rec is not None else []
+    return notes(call_ids=wanted or None, since=query_float(request, "since"), until=query_float(request, "until"))
+
+
 def select(gw, request: web.Request) -> list[TraceEntry]:
     check_query(request, _FILTERS)
     call_ids: set[str] | None = None
@@ -111,7 +124,8 @@ def routes(gw) -> list[web.RouteDef]:
     async def trace_json(request: web.Request) -> web.Response:
         entries = select(gw, request)
         return json_response({"entries": [e.as_dict() for e in entries], "count": len(entries),
-                              "last_seq": gw.trace.last_seq, "dropped": gw.trace.dropped})
+                              "last_seq": gw.trace.last_seq, "dropped": gw.trace.dropped,
+                              "notes": select_notes(gw, request)})
 
     async def trace_pcap(request: web.Request) -> web.Response:
         entries = select(gw, request)
@@ -120,7 +134,11 @@ def routes(gw) -> list[web.RouteDef]:
 
     async def trace_text(request: web.Request) -> web.Response:
         entries = select(gw, request)
-        return web.Response(text=ladder(entries), content_type="text/plain", charset="utf-8")
+        text = ladder(entries)
+        for n in select_notes(gw, request):
+            stamp = time.strftime("%H:%M:%S", time.gmtime(n["time"])) + f".{int(n['time'] * 1000) % 1000:03d}"
+            text += f"{stamp}  note: {n['text']}\n"
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     return [
         web.get(f"{PREFIX}/trace", trace_json),

@@ -219,6 +219,8 @@ class MediaNode:
         self._closed = False
         #: The IVR party (kind ``ivr``) at its tenant number (:mod:`gateway.media_node.ivr`).
         self.ivr = Ivr()
+        #: Calls anchored for DTMF interworking (:mod:`gateway.media_node.relay`), set by ``start``.
+        self.relay = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -236,6 +238,9 @@ class MediaNode:
         if services is not None:  # calls to the IVR's number reach the IVR party
             services[number_key(self.ivr.number)] = self.ivr_party
         await asyncio.wrap_future(self._ctl.submit(self._start_pool))
+        from gateway.media_node.relay import install
+
+        install(self, gw)
 
     def start_sync(self, gateway_addr: tuple[str, int], *, core: Any = None, directory: Any = None,
                    domain: str = "sipgw.lab") -> None:
@@ -306,6 +311,8 @@ class MediaNode:
             ended = [c for c in self._calls.values() if c.state == "disconnected"]
             self._calls.clear()
         self.ivr.forget()
+        if self.relay is not None:
+            self.relay.reset()
         for c in live:
             self._ctl.submit(lambda c=c: _quietly(c.worker.hangup, c.handle))
         for c in ended:  # nobody can ask for these recordings any more
@@ -390,7 +397,7 @@ class MediaNode:
         for r in stale:
             log.info("media node: no INVITE for %s %s arrived; slot released", r.kind, r.identity)
             if self._pool is not None:
-                self._pool.release(r.worker)
+                self._pool.release(r.worker, 2 if r.kind == "relay" else 1)
 
     # ------------------------------------------------------------------ settings
 
@@ -690,6 +697,8 @@ class MediaNode:
                     _quietly(worker.reject, int(ev.data["call"]), 500)
                     raise
                 return
+            if self.relay is not None and self.relay.on_event(worker, ev):
+                return
             c = self._by_handle.get((id(worker), ev.data.get("call"))) if ev.data.get("call") is not None else None
             if c is None:
                 return
@@ -719,6 +728,9 @@ class MediaNode:
                           and r.expires > now), None)
             if match is not None:
                 self._reservations.remove(match)
+        if match is not None and match.kind == "relay" and self.relay is not None:
+            self.relay.on_incoming(worker, ev, match.identity)
+            return
         if match is not None:
             kind, identity = match.kind, match.identity
         else:

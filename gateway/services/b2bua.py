@@ -167,6 +167,9 @@ class B2BUA:
         self.on_new_call: Callable[[Call], None] | None = None
         self.on_redirect: Callable[[Call, Leg, Response], list[Target] | None] | None = None
         self.on_failure: Callable[[Call], list[Target]] | None = None
+        #: ``on_route(invite, source, decision) -> decision`` before a routed INVITE forks (DTMF interworking
+        #: sends calls whose legs carry digits differently to a relay on the media node); None: fork as routed.
+        self.on_route: Callable[[Request, Address, RouteDecision], RouteDecision] | None = None
         self.calls: dict[str, Call] = {}
         self._by_client_tx: dict[TransactionId, tuple[Call, Leg]] = {}
         self._by_server_tx: dict[TransactionId, Call] = {}
@@ -178,6 +181,8 @@ class B2BUA:
     def new_call(self, invite: Request, tx: TransactionId, source: Address, decision: RouteDecision,
                  caller_identity: NameAddr) -> Call | None:
         """Start a call for an initial INVITE already authorised by the caller's policy checks."""
+        if self.on_route is not None and not decision.rejected:
+            decision = self.on_route(invite, source, decision)
         a = Leg(Side.A, source, f"caller {source}", invite=invite, invite_tx=tx)
         call = Call(self, a, caller_identity, str(invite.request_uri))
         if decision.rejected:

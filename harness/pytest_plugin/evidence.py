@@ -129,8 +129,10 @@ class EvidenceCollector:
         problems: list[str] = []
         if self.sip_call_ids and control is not None:
             try:
+                get_notes = getattr(control, "trace_notes", None)  # service decisions shown in the ladder
+                notes = get_notes(call_id=list(self.sip_call_ids)) if get_notes is not None else []
                 writer.add_trace(control.trace(call_id=list(self.sip_call_ids)), self.labels or None,
-                                 title=self.nodeid)
+                                 title=self.nodeid, notes=[{"time": n["time"], "text": n["text"]} for n in notes])
                 pcap = control.trace_pcap(call_id=list(self.sip_call_ids))
                 if pcap:
                     writer.add_pcap(pcap)

@@ -1,0 +1,331 @@
+"""The DTMF relay: a call anchored on the media node because its two legs carry digits differently.
+
+``gateway.services.dtmf_interworking`` sends the caller's INVITE here (a Request-URI ``relay-<token>`` on a worker
+that reserved two call slots). The relay, in that one pjsua2 worker:
+
+* places the callee's leg back through the gateway, from the caller's identity (number and display name, so the
+  callee sees the caller), asking for the number the caller dialled and naming the anchor in ``X-Sipgw-Dtmf-Relay``;
+  that leg's account offers ``telephone-event`` only when the callee's side uses RFC 4733 (``AddAccount.dtmf_method``);
+  the caller's leg answers the caller's own offer, so each leg negotiates its own DTMF (RFC 3264 §6);
+* rings the caller when the callee rings, answers it when the callee answers (or refuses it with the callee's
+  final status), and bridges the two calls both ways in the worker's conference bridge;
+* sends every digit received on one leg (``onDtmfDigit``, which reports the method) on the other leg in that leg's
+  method (``Call.sendDtmf`` with RFC 2833/4733 or SIP INFO), in the order received; pjsua2 reports no duration
+  for a received digit, so each is sent with the sender's default duration (160 ms);
+* propagates hold and resume (a leg put on hold by its party puts the other leg on hold, RFC 3264 §8.4), hang-up,
+  and CANCEL before answer (the caller's leg ending hangs up the callee's, which pjsua sends as CANCEL while it is
+  unanswered, RFC 3261 §9.1).
+
+Every leg's method is read from what that leg negotiated (``telephone-event`` in the remote SDP → RFC 4733, else
+INFO); digits are kept per relay (``relays()``) as evidence. All worker commands run on the media node's control
+thread, which is where worker events arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.services.dtmf_interworking import (
+    RELAY_HEADER,
+    DtmfInterworking,
+    Method,
+    RelaySpec,
+    telephone_event_types,
+)
+from gateway.services.model import Flow
+
+log = logging.getLogger("sipgw.media.relay")
+
+RESERVATION_TTL_S = 10.0
+DEFAULT_DIGIT_MS = 160
+_ENDED = "DISCONNECTED"
+
+
+@dataclass
+class _Leg:
+    side: str  # "caller" | "callee"
+    handle: int | None = None
+    state: str = "NULL"
+    code: int | None = None
+    sip_call_id: str = ""
+    method: Method | None = None  # from the negotiated SDP, once confirmed
+    held_by_relay: bool = False
+    remote_hold: bool = False
+
+
+@dataclass
+class _Relay:
+    spec: RelaySpec
+    worker: Any
+    caller: _Leg = field(default_factory=lambda: _Leg("caller"))
+    callee: _Leg = field(default_factory=lambda: _Leg("callee"))
+    account: str | None = None
+    ringing: bool = False
+    bridged: bool = False
+    released: bool = False
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    digits: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def other(self, leg: _Leg) -> _Leg:
+        return self.callee if leg is self.caller else self.caller
+
+    def to_json(self) -> dict[str, Any]:
+        def leg(x: _Leg) -> dict[str, Any]:
+            return {"state": x.state, "code": x.code, "sip_call_id": x.sip_call_id,
+                    "method": x.method.value if x.method else None, "held": x.held_by_relay or x.remote_hold}
+        return {"token": self.spec.token, "note": self.spec.note, "dialled": self.spec.dialled,
+                "caller_method": self.spec.caller_method.value, "callee_method": self.spec.callee_method.value,
+                "worker": getattr(self.worker, "name", None), "caller": leg(self.caller), "callee": leg(self.callee),
+                "digits": list(self.digits), "started": self.started, "ended": self.ended,
+                "errors": list(self.errors)}
+
+
+class DtmfRelay:
+    """The relays of one media node (implements ``dtmf_interworking.RelayPort``)."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.service: DtmfInterworking | None = None
+        self._lock = threading.Lock()
+        self._specs: dict[str, RelaySpec] = {}  # reserved, INVITE not yet here
+        self._relays: dict[str, _Relay] = {}
+        self._by_handle: dict[tuple[int, int], tuple[_Relay, _Leg]] = {}
+        self._accounts = 0
+
+    # --- on the gateway's loop ----------------------------------------------------------------------------------
+    def reserve(self, spec: RelaySpec) -> Flow | None:
+        """Two call slots on one worker for an anchored call (never spawns: this runs on the loop)."""
+        node = self.node
+        pool = node._pool
+        if pool is None or node._closed:
+            return None
+        worker = pool.try_acquire(2)
+        node._spawner.submit(self.ensure_pair)
+        if worker is None:
+            log.warning("event=dtmf_relay_no_slot token=%s pool=%s", spec.token, node.metrics())
+            return None
+        from gateway.media_node.node import _Reservation
+
+        with node._lock:
+            node._reservations.append(_Reservation(worker, f"relay-{spec.token}", "relay", spec.token,
+                                                   time.monotonic() + RESERVATION_TTL_S))
+        with self._lock:
+            self._specs[spec.token] = spec
+        node._ctl.submit(node._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
+        return Flow("UDP", node.host, worker.sip_port("udp"))
+
+    def ensure_pair(self) -> None:
+        """Keep one worker with two free slots, so the next anchored call finds room (spawner thread)."""
+        pool = self.node._pool
+        if pool is None or self.node._closed:
+            return
+        with contextlib.suppress(Exception):
+            worker = pool.try_acquire(2) or pool.acquire(2)
+            pool.release(worker, 2)
+
+    # --- on the control thread -----------------------------------------------------------------------------------
+    def on_incoming(self, worker: Any, ev: Any, token: str) -> None:
+        """The caller's INVITE reached the relay: place the callee's leg."""
+        handle = int(ev.data["call"])
+        with self._lock:
+            spec = self._specs.pop(token, None)
+        if spec is None:
+            with contextlib.suppress(Exception):
+                worker.reject(handle, 480, reason="Relay expired")
+            self.node._pool.release(worker, 2)
+            return
+        r = _Relay(spec, worker)
+        r.caller.handle, r.caller.state = handle, "INCOMING"
+        r.caller.sip_call_id = str(ev.data.get("call_id", ""))
+        with self._lock:
+            self._relays[token] = r
+            self._by_handle[(id(worker), handle)] = (r, r.caller)
+        from sipua.sdp import parse_name_addr
+
+        display, uri = parse_name_addr(str(ev.data.get("from", "")))
+        uri = uri.split(";", 1)[0]
+        self._accounts += 1
+        account = f"relay{self._accounts}"
+        node = self.node
+        host, port = node.gateway_addr
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            worker.add_account(account, uri if uri.startswith("sip") else f"sip:{uri}@{node.domain}",
+                               display_name=display, dtmf_method=spec.callee_method.value)
+            r.account = account
+            b = worker.make_call(account, f"sip:{spec.dialled}@{hostport}", headers=[(RELAY_HEADER, spec.token)])
+        except Exception as exc:
+            log.warning("event=dtmf_relay_failed token=%s: %s", token, exc)
+            r.errors.append(f"callee leg not placed: {exc}")
+            with contextlib.suppress(Exception):
+                worker.reject(handle, 500, reason="DTMF relay failed")
+            return
+        r.callee.handle, r.callee.state = b, "CALLING"
+        with self._lock:
+            self._by_handle[(id(worker), b)] = (r, r.callee)
+        with contextlib.suppress(Exception):
+            r.callee.sip_call_id = str(worker.call_info(b).get("call_id", ""))
+        log.info("event=dtmf_relay token=%s caller_call=%d callee_call=%d worker=%s", token, handle, b, worker.name)
+
+    def on_event(self, worker: Any, ev: Any) -> bool:
+        """A worker event: True when it belongs to a relay (handled here)."""
+        call = ev.data.get("call")
+        if call is None or not self._by_handle:
+            return False
+        with self._lock:
+            found = self._by_handle.get((id(worker), int(call)))
+        if found is None:
+            return False
+        r, leg = found
+        try:
+            if ev.type == "call_state":
+                self._on_state(r, leg, str(ev.data.get("state", "")), ev.data.get("code"))
+            elif ev.type == "dtmf":
+                self._on_digit(r, leg, str(ev.data["digit"]), str(ev.data.get("method", "")), ev)
+            elif ev.type == "media_state":
+                self._on_media(r, leg, str(ev.data.get("status", "")))
+        except Exception as exc:
+            log.exception("DTMF relay %s: handling %s failed", r.spec.token, ev.type)
+            r.errors.append(f"{ev.type}: {exc}")
+        return True
+
+    def _on_state(self, r: _Relay, leg: _Leg, state: str, code: Any) -> None:
+        if leg.state == _ENDED:
+            return
+        leg.state = state
+        if code:
+            leg.code = int(code)
+        other = r.other(leg)
+        w = r.worker
+        if state == _ENDED:
+            with self._lock:
+                self._by_handle.pop((id(w), leg.handle), None)
+            if other.handle is not None and other.state != _ENDED:
+                if leg is r.callee and other.state in ("INCOMING", "EARLY"):
+                    status = leg.code if leg.code and 300 <= leg.code < 700 else 480
+                    with contextlib.suppress(Exception):
+                        w.reject(other.handle, status)  # the callee refused: the caller hears why
+                else:
+                    with contextlib.suppress(Exception):
+                        w.hangup(other.handle)  # BYE, or CANCEL for the unanswered callee leg
+            if other.handle is None or other.state == _ENDED:
+                self._finish(r)
+            return
+        if leg is r.callee and state == "EARLY" and not r.ringing and r.caller.state == "INCOMING":
+            r.ringing = True
+            with contextlib.suppress(Exception):
+                w.answer(r.caller.handle, 180)
+        if state == "CONFIRMED":
+            leg.method = self._negotiated(r, leg)
+            if leg is r.callee and r.caller.state in ("INCOMING", "EARLY"):
+                w.answer(r.caller.handle, 200)
+            if not r.bridged and r.caller.handle is not None and r.callee.handle is not None:
+                w.conference(r.caller.handle, r.callee.handle)  # each leg hears the other, nothing else
+                r.bridged = True
+
+    def _negotiated(self, r: _Relay, leg: _Leg) -> Method:
+        """The leg's method: RFC 4733 when its party's SDP lists telephone-event, else INFO."""
+        try:
+            remote = r.worker.call_info(leg.handle).get("remote_sdp") or ""
+        except Exception:
+            remote = ""
+        if remote:
+            return Method.RFC4733 if telephone_event_types(remote) else Method.INFO
+        return r.spec.caller_method if leg is r.caller else r.spec.callee_method
+
+    def _on_digit(self, r: _Relay, leg: _Leg, digit: str, method: str, ev: Any) -> None:
+        other = r.other(leg)
+        wall = time.time() - max(0.0, time.monotonic() - ev.ts)
+        entry: dict[str, Any] = {"digit": digit, "from": leg.side, "received_as": method, "t": round(wall, 3)}
+        r.digits.append(entry)
+        if other.handle is None or other.state != "CONFIRMED":
+            entry["dropped"] = f"the {other.side}'s leg is {other.state.lower()}"
+            return
+        out = other.method or self._negotiated(r, other)
+        other.method = out
+        try:
+            r.worker.send_dtmf(other.handle, digit, method=out.value, duration_ms=DEFAULT_DIGIT_MS)
+            entry["sent_as"] = out.value
+        except Exception as exc:
+            entry["dropped"] = str(exc)
+
+    def _on_media(self, r: _Relay, leg: _Leg, status: str) -> None:
+        """Hold and resume from one party go to the other (the relay's own hold shows as local_hold: ignored)."""
+        other = r.other(leg)
+        if other.handle is None or other.state != "CONFIRMED":
+            return
+        w = r.worker
+        if status == "remote_hold" and not leg.remote_hold:
+            leg.remote_hold = True
+            if not other.held_by_relay:
+                w.hold(other.handle)
+                other.held_by_relay = True
+        elif status == "active" and leg.remote_hold:
+            leg.remote_hold = False
+            if other.held_by_relay:
+                w.unhold(other.handle)
+                other.held_by_relay = False
+
+    def _finish(self, r: _Relay) -> None:
+        if r.released:
+            return
+        r.released = True
+        r.ended = time.time()
+        node = self.node
+        if node._pool is not None:
+            with contextlib.suppress(Exception):
+                node._pool.release(r.worker, 2)
+        if r.account is not None:
+            account, w = r.account, r.worker
+            node._ctl.submit(lambda: _quietly(w.remove_account, account), delay_s=0.5)
+        if self.service is not None:
+            self.service.forget(r.spec.token)
+        log.info("event=dtmf_relay_end token=%s digits=%d", r.spec.token, len(r.digits))
+
+    # --- reads (any thread) and reset ---------------------------------------------------------------------------
+    def relays(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.to_json() for r in self._relays.values()]
+
+    def reset(self) -> None:
+        """Hang up live relays (from any thread) and forget them."""
+        with self._lock:
+            live = [r for r in self._relays.values() if not r.released]
+            self._relays = {t: r for t, r in self._relays.items() if not r.released}
+            self._specs.clear()
+        for r in live:
+            for leg in (r.caller, r.callee):
+                if leg.handle is not None and leg.state != _ENDED:
+                    self.node._ctl.submit(lambda w=r.worker, h=leg.handle: _quietly(w.hangup, h))
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    with contextlib.suppress(Exception):
+        fn(*args)
+
+
+def install(node: Any, gw: Any) -> DtmfInterworking:
+    """Give the node a relay and the gateway's B2BUA the anchoring hook; the decisions go into the trace."""
+    relay = DtmfRelay(node)
+    trace = getattr(gw, "trace", None)
+
+    def note(text: str, call_ids: list[str]) -> None:
+        add = getattr(trace, "note", None)
+        if add is not None:
+            add(time.time(), text, call_ids)
+
+    core = gw.core
+    service = DtmfInterworking(relay, trusted=lambda src: core._is_trusted(src), note=note)
+    relay.service = service
+    node.relay = relay
+    gw.dtmf_interworking = service
+    core.b2bua.on_route = service.on_route
+    node._spawner.submit(relay.ensure_pair)
+    return service

@@ -1,0 +1,336 @@
+"""DTMF interworking: which method each leg of a call carries digits in, and whether the call is anchored.
+
+A device carries DTMF either as RFC 4733 events in RTP (``telephone-event`` in its SDP; RFC 4733 §7.1.1 says a
+UA that can send or receive events lists the payload type) or as SIP INFO ``application/dtmf-relay`` (the legacy
+INFO usage, RFC 6086 §2; a UA that takes INFO says so in ``Allow``, or with ``Recv-Info`` naming an Info Package,
+RFC 6086 §5.2.2). The gateway does not anchor media, so RFC 4733 events travel end to end in RTP and INFO is
+relayed end to end by the B2BUA: a call between a leg that only knows one method and a leg that only knows the
+other loses every digit.
+
+Such calls are anchored on the media node (``gateway.media_node.relay``): the caller's INVITE goes to a relay
+there, which answers it and places the callee's leg itself, bridges the audio both ways, and sends every digit
+received on one leg on the other in that leg's method. The relay's own INVITE is recognised by its token and
+gets the targets the caller's call was routed to, so the callee's side (forking, no-answer forwarding,
+voicemail) is exactly what it would have been. Calls whose legs agree are not touched.
+
+What each leg says, in order of trust:
+
+* the caller: the SDP offer of its INVITE (``telephone-event`` present → RFC 4733, absent → it cannot send or
+  receive events, so INFO when it accepts INFO); an INVITE without SDP (late offer) falls back to the catalogue
+  default for its User-Agent;
+* each callee device: its SDP answer is not known before the INVITE is forked, so the catalogue's default for
+  the registered model (``device_profiles/dtmf.yaml``, by the User-Agent of its REGISTER);
+* media-node parties (Teams clients, PSTN, IVR, voicemail) take either method and are never a reason to anchor.
+
+A leg whose method cannot be told (no SDP and an unrecognised User-Agent) is never a reason to anchor either.
+Everything here is logic over messages and bindings; the relay itself is reached through :class:`RelayPort`.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from device_profiles.dtmf import dtmf_default_for_user_agent
+from gateway.services.model import Flow
+from gateway.services.routing import RouteDecision, Target
+from gateway.sip import Request
+
+log = logging.getLogger("sipgw.dtmf")
+
+#: The header a relay puts on the INVITE of the callee's leg (never relayed to the callee: not in the B2BUA's
+#: RELAYED_HEADERS), naming the anchored call it belongs to.
+RELAY_HEADER = "X-Sipgw-Dtmf-Relay"
+#: An anchor whose relay INVITE has not arrived after this long is forgotten.
+ANCHOR_TTL_S = 30.0
+
+_RTPMAP = re.compile(r"^a=rtpmap:(\d+)\s+([^/\s]+)(?:/(\d+))?", re.IGNORECASE)
+
+
+class Method(enum.StrEnum):
+    RFC4733 = "rfc4733"
+    INFO = "info"
+
+    @property
+    def label(self) -> str:
+        return "RFC 4733" if self is Method.RFC4733 else "INFO"
+
+
+@dataclass(frozen=True)
+class LegDtmf:
+    """How one leg carries digits, and what said so."""
+
+    method: Method
+    basis: str
+
+
+# --- reading what a leg says ------------------------------------------------------------------------------------
+
+def telephone_event_types(sdp: bytes | str) -> list[tuple[str, int]]:
+    """(payload type, clock rate) of every ``telephone-event`` format of the SDP's first audio stream that its
+    m= line lists (RFC 4733 §7.1.1; RFC 4566 §5.14 for m= and a=rtpmap). Empty when there is no audio stream or
+    no such format. Malformed lines are skipped, never raised on: this reads what a peer sent."""
+    text = sdp.decode("utf-8", "replace") if isinstance(sdp, bytes) else sdp
+    in_audio = False
+    formats: list[str] = []
+    found: list[tuple[str, int]] = []
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.strip()
+        if line.startswith("m="):
+            if in_audio:
+                break  # only the first audio stream
+            parts = line[2:].split()
+            in_audio = bool(parts) and parts[0].lower() == "audio"
+            formats = parts[3:] if in_audio else []
+            continue
+        if in_audio:
+            m = _RTPMAP.match(line)
+            if m and m.group(2).lower() == "telephone-event" and m.group(1) in formats:
+                found.append((m.group(1), int(m.group(3) or 8000)))
+    return found
+
+
+def has_audio(sdp: bytes | str) -> bool:
+    text = sdp.decode("utf-8", "replace") if isinstance(sdp, bytes) else sdp
+    return any(line.strip().lower().startswith("m=audio") for line in text.splitlines())
+
+
+def accepts_info(request: Request) -> tuple[bool, str]:
+    """Whether the sender takes SIP INFO, and from which header: ``Recv-Info`` naming an Info Package (RFC 6086
+    §5.2.2; an empty ``Recv-Info`` says it takes none), else ``Allow`` listing INFO (RFC 3261 §20.5)."""
+    headers = request.headers
+    if "Recv-Info" in headers:
+        packages = [p.strip() for p in headers.get_all("Recv-Info") if p.strip()]
+        if packages:
+            return True, f"Recv-Info: {', '.join(packages)}"
+    allow = [m.strip().upper() for m in headers.get_all("Allow")]
+    if "INFO" in allow:
+        return True, "Allow: INFO"
+    if "Recv-Info" in headers:
+        return False, "an empty Recv-Info (no Info Package)"
+    if allow:
+        return False, "Allow without INFO"
+    return False, "no Allow or Recv-Info"
+
+
+def catalogue_method(user_agent: str | None) -> LegDtmf | None:
+    """The catalogue's default for the device a User-Agent names (``device_profiles/dtmf.yaml``)."""
+    d = dtmf_default_for_user_agent(user_agent)
+    if d is None:
+        return None
+    who = f"{d.vendor} {d.kind}" if d.kind else d.vendor
+    return LegDtmf(Method(d.method), f"catalogue default for {who} ({d.source})")
+
+
+def caller_dtmf(invite: Request) -> LegDtmf | None:
+    """The caller's method, from its INVITE: the SDP offer, else its User-Agent in the catalogue."""
+    body = invite.body
+    ctype = (invite.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if body and ctype == "application/sdp" and has_audio(body):
+        events = telephone_event_types(body)
+        if events:
+            pts = ", ".join(f"{pt} (/{rate})" for pt, rate in events)
+            return LegDtmf(Method.RFC4733, f"SDP offer lists telephone-event, payload type {pts}")
+        ok, why = accepts_info(invite)
+        if ok:
+            return LegDtmf(Method.INFO, f"SDP offer without telephone-event; {why}")
+        return None  # neither: digits can only go in-band, nothing to convert
+    return catalogue_method(invite.headers.get("User-Agent"))
+
+
+def callee_dtmf(target: Target) -> LegDtmf | None:
+    """A branch's method: a device's from the catalogue (by its REGISTER's User-Agent); media-node parties take
+    both methods, so they are None (never a reason to anchor)."""
+    if target.kind != "device" or target.binding is None:
+        return None
+    return catalogue_method(target.binding.user_agent)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a call's legs differ. ``anchor`` only when both are known and differ."""
+
+    caller: LegDtmf | None
+    callees: tuple[tuple[str, LegDtmf | None], ...]  # (branch label, method) per device branch
+
+    @property
+    def differing(self) -> list[tuple[str, LegDtmf]]:
+        if self.caller is None:
+            return []
+        return [(label, leg) for label, leg in self.callees if leg is not None and leg.method != self.caller.method]
+
+    @property
+    def anchor(self) -> bool:
+        return bool(self.differing)
+
+    @property
+    def callee_method(self) -> Method | None:
+        """The method the relay offers the callee's side: the one that differs from the caller's."""
+        d = self.differing
+        return d[0][1].method if d else None
+
+    def note(self, where: str = "media node") -> str:
+        """One line for the trace and the log."""
+        if self.caller is None:
+            return "DTMF interworking: caller's method unknown (no SDP with audio, no INFO, unknown User-Agent) " \
+                   "→ not anchored"
+        if not self.callees:
+            return f"DTMF interworking: caller {self.caller.method.label}, no device branch → not anchored"
+        if self.anchor:
+            label, leg = self.differing[0]
+            return (f"DTMF interworking: caller {self.caller.method.label}, callee {leg.method.label} "
+                    f"→ anchored on {where} (caller: {self.caller.basis}; {label}: {leg.basis})")
+        known = [leg for _, leg in self.callees if leg is not None]
+        if not known:
+            return f"DTMF interworking: caller {self.caller.method.label}, callee method unknown → not anchored"
+        return (f"DTMF interworking: caller {self.caller.method.label}, callee {known[0].method.label} "
+                "→ no conversion needed, not anchored")
+
+
+def decide(invite: Request, decision: RouteDecision) -> Decision:
+    """Read both sides of a routed call (pure; see the module docstring for what is trusted)."""
+    caller = caller_dtmf(invite)
+    callees = tuple((t.label, callee_dtmf(t)) for t in decision.targets if t.kind == "device")
+    return Decision(caller, callees)
+
+
+# --- anchoring ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RelaySpec:
+    """What the relay needs to place the callee's leg of an anchored call."""
+
+    token: str
+    dialled: str  # the Request-URI user the caller dialled; the relay's INVITE asks for the same
+    caller_method: Method
+    callee_method: Method
+    note: str
+
+
+class RelayPort(Protocol):
+    """The media node's relay, as the service sees it."""
+
+    def reserve(self, spec: RelaySpec) -> Flow | None: ...
+
+
+@dataclass
+class Anchor:
+    spec: RelaySpec
+    decision: RouteDecision  # the targets the caller's call was routed to
+    created: float
+    a_call_id: str
+    b_call_ids: list[str] = field(default_factory=list)  # the relay's INVITE, once it arrived
+
+
+class DtmfInterworking:
+    """The anchoring hook (``B2BUA.on_route``) and the record of its decisions.
+
+    ``trusted(source)`` says whether an INVITE came from the media node; ``note(text, call_ids)`` writes a line
+    into the gateway's trace. ``relay`` is None while no media node is running: then nothing is anchored and the
+    trace says so.
+    """
+
+    def __init__(self, relay: RelayPort | None, *, trusted: Callable[[object], bool],
+                 note: Callable[[str, list[str]], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 enabled: bool = True) -> None:
+        self.relay = relay
+        self.trusted = trusted
+        self.note = note
+        self.clock = clock
+        self.enabled = enabled
+        self.anchors: dict[str, Anchor] = {}
+        #: Recent decisions, newest last: (a Call-ID, note) for the control API and tests.
+        self.log: list[dict] = []
+        self._tokens = itertools.count(1)
+
+    # --- the hook -------------------------------------------------------------------------------------------
+    def on_route(self, invite: Request, source: object, decision: RouteDecision) -> RouteDecision:
+        """Called by the B2BUA for every routed INVITE before it forks; returns the decision to use."""
+        if not self.enabled or decision.rejected:
+            return decision
+        try:
+            return self._on_route(invite, source, decision)
+        except Exception:  # never let the hook stop a call: it is routed as it was
+            log.exception("DTMF interworking: deciding on %s failed; routed unchanged", invite.call_id)
+            return decision
+
+    def _on_route(self, invite: Request, source: object, decision: RouteDecision) -> RouteDecision:
+        token = invite.headers.get(RELAY_HEADER)
+        if token is not None:
+            return self._relay_leg(invite, source, token, decision)
+        # Only a tenant user's device-to-device calls: media-node parties take both methods; queue, transfer
+        # (Replaces, RFC 3891) and service calls keep their own routing.
+        if (decision.callee is None or "Replaces" in invite.headers
+                or not any(t.kind == "device" for t in decision.targets) or self.trusted(source)):
+            return decision
+        d = decide(invite, decision)
+        if not d.anchor:
+            if d.caller is not None and any(leg is not None for _, leg in d.callees):
+                self._record(invite.call_id, d.note(), anchored=False)
+            return decision
+        return self._anchor(invite, decision, d)
+
+    def _anchor(self, invite: Request, decision: RouteDecision, d: Decision) -> RouteDecision:
+        assert d.caller is not None and d.callee_method is not None
+        self._expire()
+        token = f"r{next(self._tokens)}-{secrets.token_hex(4)}"
+        note = d.note()
+        try:
+            dialled = invite.request_uri.user or ""
+        except Exception:
+            dialled = ""
+        spec = RelaySpec(token, dialled, d.caller.method, d.callee_method, note)
+        flow = self.relay.reserve(spec) if self.relay is not None and dialled else None
+        if flow is None:
+            why = "no media node" if self.relay is None else "no relay slot free on the media node"
+            self._record(invite.call_id, note.replace("→ anchored on media node", f"→ not anchored ({why})"),
+                         anchored=False)
+            return decision
+        self.anchors[token] = Anchor(spec, decision, self.clock(), invite.call_id)
+        self._record(invite.call_id, note, anchored=True, token=token)
+        target = Target("relay", f"sip:relay-{token}@{flow.host}:{flow.port}", flow,
+                        f"DTMF relay {token} on the media node")
+        # callee=None: the caller's call ends at the relay; the user's services (forwarding, voicemail) apply to
+        # the relay's call, which gets this call's targets.
+        return RouteDecision(targets=(target,))
+
+    def _relay_leg(self, invite: Request, source: object, token: str, decision: RouteDecision) -> RouteDecision:
+        anchor = self.anchors.get(token.strip())
+        if anchor is None or not self.trusted(source):
+            log.warning("event=dtmf_relay_unknown token=%r source=%s: routed as dialled", token, source)
+            return decision
+        anchor.b_call_ids.append(invite.call_id)
+        if self.note is not None:
+            self.note(f"DTMF interworking: relay {token} places the callee's leg "
+                      f"({anchor.spec.callee_method.label} towards the callee)", [anchor.a_call_id, invite.call_id])
+        return anchor.decision
+
+    # --- book-keeping -----------------------------------------------------------------------------------------
+    def _record(self, call_id: str, text: str, *, anchored: bool, token: str | None = None) -> None:
+        log.info("event=dtmf_interworking call_id=%s anchored=%s %s", call_id, anchored, text)
+        self.log.append({"call_id": call_id, "anchored": anchored, "relay": token, "note": text,
+                         "time": time.time()})
+        if len(self.log) > 1000:
+            del self.log[:500]
+        if self.note is not None:
+            self.note(text, [call_id])
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for token in [t for t, a in self.anchors.items() if now - a.created > ANCHOR_TTL_S and not a.b_call_ids]:
+            del self.anchors[token]
+
+    def forget(self, token: str) -> None:
+        """The relay's calls ended."""
+        self.anchors.pop(token, None)
+
+    def reset(self) -> None:
+        self.anchors.clear()
+        self.log.clear()

@@ -1,0 +1,230 @@
+"""DTMF interworking through the embedded gateway: two pjsua2 user agents that carry digits differently.
+
+``alice`` (a Yealink: RFC 4733) and ``bob`` (an AudioCodes MediaPack port: SIP INFO, its worker offers no
+telephone-event) call each other through the gateway; the call is anchored on the media node's relay, every digit
+arrives in the receiver's own method, in order, audio flows both ways, and hold, hang-up and CANCEL cross the relay.
+``carol`` (another Yealink) shows that a call whose legs agree is not anchored. Everything judged is observed: the
+digits and methods the far agent reported, the SIP messages in the gateway's trace, the tones recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from gateway.config import GatewayConfig
+from gateway.server import EmbeddedGateway, Endpoints
+from gateway.services.model import User
+from tests.sipua.sipua_helpers import assert_tone
+
+pytestmark = pytest.mark.timeout(120)
+
+SLOW = float(os.environ.get("SIPGW_SLOWNESS", "1") or 1)
+DIGITS = "0123456789*#"
+ALICE = ("alice", "Alice Able", "+14255550201", "pw-a", "Yealink SIP-T54W 96.86.0.100", "rfc4733", 700.0)
+BOB = ("bob", "Bob Baker", "+14255550202", "pw-b", "Audiocodes-Sip-Gateway-MP-504/v.7.26A.356.075", "info", 1100.0)
+CAROL = ("carol", "Carol Cole", "+14255550203", "pw-c", "Yealink SIP-T46U 108.86.0.45", "rfc4733", 900.0)
+
+
+def t(seconds: float) -> float:
+    return seconds * SLOW
+
+
+@dataclass
+class Lab:
+    gw: EmbeddedGateway
+    eps: Endpoints
+    agents: dict  # username -> sipua.UAWorker
+
+    def uri(self, number: str) -> str:
+        host, port = self.eps.udp
+        return f"sip:{number}@{host}:{port}"
+
+    def trace(self, call_ids) -> list:
+        return self.gw.trace.entries(call_ids=set(call_ids))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[Lab]:
+    from sipua import UAWorker, WorkerConfig
+
+    data = tmp_path_factory.mktemp("dtmf-gw")
+    cfg = GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0", firmware_policy="warn", media_workers_max=4)
+    gw = EmbeddedGateway(data, cfg, media="node", control_api=False)
+    for username, name, number, password, *_ in (ALICE, BOB, CAROL):
+        # no voicemail: a busy callee's status reaches the caller instead of a voicemail greeting
+        gw.directory.put_user(User(username, name, number, voicemail=False), password=password)
+    eps = gw.start_in_thread()
+    agents: dict = {}
+    try:
+        host, port = eps.udp
+        for username, _name, _number, password, ua, method, _tone in (ALICE, BOB, CAROL):
+            w = UAWorker.spawn(WorkerConfig(name=username, user_agent=ua, log_path=str(data / f"{username}.log"),
+                                            dtmf_method=method))
+            agents[username] = w
+            w.add_account("d", f"sip:{username}@{cfg.domain}", registrar=f"sip:{host}:{port}",
+                          username=username, password=password)
+            w.wait_event("reg_state", account="d", code=200, timeout=t(10))
+        yield Lab(gw, eps, agents)
+    finally:
+        for w in agents.values():
+            w.close()
+        gw.stop_thread()
+
+
+def wait_for(predicate, timeout: float, what: str, poll_s: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def place(lab: Lab, caller, callee, *, answer: bool = True):
+    """``caller`` dials ``callee``'s number; returns (caller's handle, callee's handle, callee's incoming event)."""
+    a, b = lab.agents[caller[0]], lab.agents[callee[0]]
+    b.auto_answer("immediate" if answer else "never")
+    ma, mb = a.mark(), b.mark()
+    call = a.make_call("d", lab.uri(callee[2]))
+    incoming = b.wait_event("incoming_call", since=mb, timeout=t(10))
+    theirs = incoming.data["call"]
+    if answer:
+        a.wait_event("call_state", since=ma, call=call, state="CONFIRMED", timeout=t(10))
+        b.wait_event("call_state", since=mb, call=theirs, state="CONFIRMED", timeout=t(10))
+        a.wait_event("media_state", since=ma, call=call, status="active", timeout=t(5))
+        b.wait_event("media_state", since=mb, call=theirs, status="active", timeout=t(5))
+    return call, theirs, incoming
+
+
+def hang_up(agent, call: int, *others) -> None:
+    mark = agent.mark()
+    agent.hangup(call)
+    agent.wait_event("call_state", since=mark, call=call, state="DISCONNECTED", timeout=t(5))
+    for other, handle, since in others:
+        other.wait_event("call_state", since=since, call=handle, state="DISCONNECTED", timeout=t(5))
+
+
+def relayed_digits(lab: Lab, sender, call: int, receiver, method: str) -> list:
+    mark = receiver.mark()
+    sender.send_dtmf(call, DIGITS, method=method)
+    wait_for(lambda: len(receiver.events("dtmf", since=mark)) >= len(DIGITS), t(10),
+             f"{len(DIGITS)} digits at {receiver.name}")
+    return [e.data for e in receiver.events("dtmf", since=mark)]
+
+
+def info_call_ids(entries) -> set[str]:
+    return {e.call_id for e in entries if e.first_line.startswith("INFO ")}
+
+
+def _legs(lab: Lab, a_call_id: str) -> tuple[set[str], set[str]]:
+    """The Call-IDs of the caller's side and of the callee's side of an anchored call, from the relay's record."""
+    relay = next(r for r in lab.gw.media.relay.relays() if r["caller"]["sip_call_id"]
+                 and any(n["call_id"] == a_call_id for n in lab.gw.dtmf_interworking.log if n["relay"] == r["token"]))
+    b2bua = lab.gw.core.b2bua
+    caller_side = {a_call_id, relay["caller"]["sip_call_id"]}
+    callee_side = {relay["callee"]["sip_call_id"]}
+    for rec in b2bua.history + [c.record() for c in b2bua.calls.values()]:
+        if rec.a_call_id == relay["callee"]["sip_call_id"]:
+            callee_side.update(rec.b_call_ids)
+    return caller_side, callee_side
+
+
+@pytest.mark.parametrize(("caller", "callee"), [(ALICE, BOB), (BOB, ALICE)], ids=["4733-to-info", "info-to-4733"])
+def test_digits_cross_in_each_legs_method_with_two_way_audio(lab, tmp_path, caller, callee):
+    a, b = lab.agents[caller[0]], lab.agents[callee[0]]
+    call, theirs, incoming = place(lab, caller, callee)
+    a_call_id = a.call_info(call)["call_id"]
+
+    # The callee sees the caller's number and display name, not the relay's.
+    assert caller[2] in incoming.data["from"] and caller[1] in incoming.data["from"], incoming.data["from"]
+    # The decision is in the trace, with what each side said.
+    notes = lab.gw.trace.notes(call_ids=[a_call_id])
+    want = (f"DTMF interworking: caller {'RFC 4733' if caller[5] == 'rfc4733' else 'INFO'}, "
+            f"callee {'RFC 4733' if callee[5] == 'rfc4733' else 'INFO'} → anchored on media node")
+    assert any(n["text"].startswith(want) for n in notes), [n["text"] for n in notes]
+    # Each leg negotiated its own DTMF: telephone-event only where that side uses RFC 4733.
+    for agent, handle, method in ((a, call, caller[5]), (b, theirs, callee[5])):
+        remote = agent.call_info(handle)["remote_sdp"] or ""
+        assert ("telephone-event" in remote) == (method == "rfc4733"), f"{agent.name} was offered:\n{remote}"
+
+    got = relayed_digits(lab, a, call, b, caller[5])
+    assert "".join(d["digit"] for d in got) == DIGITS
+    assert {d["method"] for d in got} == {callee[5]}, f"{b.name} received {[d['method'] for d in got]}"
+    caller_side, callee_side = _legs(lab, a_call_id)
+    with_info = info_call_ids(lab.gw.trace.entries())
+    info_side = callee_side if callee[5] == "info" else caller_side
+    other_side = caller_side if callee[5] == "info" else callee_side
+    assert with_info & info_side, f"no INFO on the {('callee' if callee[5] == 'info' else 'caller')}'s side"
+    assert not with_info & other_side, "INFO appeared on the RFC 4733 side of the call"
+
+    # Audio still flows both ways through the anchor.
+    a.play_tone(caller[6], call=call)
+    b.play_tone(callee[6], call=theirs)
+    heard_a, heard_b = str(tmp_path / "a.wav"), str(tmp_path / "b.wav")
+    ma, mb = a.mark(), b.mark()
+    a.record(call, heard_a, duration_ms=1300)
+    b.record(theirs, heard_b, duration_ms=1300)
+    assert a.wait_event("record_complete", since=ma, call=call, timeout=t(6)).data["complete"]
+    assert b.wait_event("record_complete", since=mb, call=theirs, timeout=t(6)).data["complete"]
+    assert_tone(heard_a, callee[6])
+    assert_tone(heard_b, caller[6])
+    a.stop_tone(call=call)
+    b.stop_tone(call=theirs)
+
+    # Hang-up crosses the relay.
+    hang_up(b, theirs, (a, call, 0))
+    wait_for(lambda: all(r["ended"] for r in lab.gw.media.relay.relays()), t(5), "the relay to end")
+
+
+def test_hold_and_resume_cross_the_relay(lab):
+    a, b = lab.agents["alice"], lab.agents["bob"]
+    call, theirs, _ = place(lab, ALICE, BOB)
+    mb = b.mark()
+    a.hold(call)
+    b.wait_event("media_state", since=mb, call=theirs, status="remote_hold", timeout=t(5))
+    mb = b.mark()
+    a.unhold(call)
+    b.wait_event("media_state", since=mb, call=theirs, status="active", timeout=t(5))
+    hang_up(a, call, (b, theirs, 0))
+
+
+def test_cancel_before_answer_reaches_the_callee(lab):
+    a, b = lab.agents["bob"], lab.agents["alice"]
+    mb = b.mark()
+    call, theirs, _ = place(lab, BOB, ALICE, answer=False)
+    ma = a.mark()
+    a.hangup(call)  # CANCEL: the call is still ringing
+    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(5))
+    ended = b.wait_event("call_state", since=mb, call=theirs, state="DISCONNECTED", timeout=t(5))
+    assert ended.data["code"] == 487, ended.data
+
+
+def test_callee_refusal_reaches_the_caller(lab):
+    a, b = lab.agents["alice"], lab.agents["bob"]
+    b.auto_answer("immediate", code=486)
+    ma = a.mark()
+    call = a.make_call("d", lab.uri(BOB[2]))
+    ended = a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
+    assert ended.data["code"] == 486, ended.data
+    b.auto_answer("immediate")
+
+
+def test_legs_that_agree_are_not_anchored(lab):
+    a, c = lab.agents["alice"], lab.agents["carol"]
+    before = len(lab.gw.media.relay.relays())
+    call, theirs, _ = place(lab, ALICE, CAROL)
+    a_call_id = a.call_info(call)["call_id"]
+    notes = [n["text"] for n in lab.gw.trace.notes(call_ids=[a_call_id])]
+    assert notes == ["DTMF interworking: caller RFC 4733, callee RFC 4733 → no conversion needed, not anchored"]
+    assert len(lab.gw.media.relay.relays()) == before, "a call whose legs agree went through a relay"
+    got = relayed_digits(lab, a, call, c, "rfc4733")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
+    hang_up(a, call, (c, theirs, 0))
+
