@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --force-reinstall --no-deps pyserial-labgrid  # labgrid's serial/ over pyserial's
 	touch $(STAMP)
 
 .venv: $(STAMP)

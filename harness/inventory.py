@@ -158,6 +158,8 @@ def load_inventory(
                     problem([*base, "credentials", key],
                             f"environment variable {var} (credentials.{key} of {dev.id}) is not set; "
                             f"export it before running the lab")
+        if dev.ssh is not None:
+            _check_ssh(dev, base, env, problem)
         profile = cat.find(dev.model, dev.vendor)
         if profile is None:
             vendor_name = cat.vendor_name(dev.vendor)
@@ -191,6 +193,34 @@ def load_inventory(
         raise InventoryError(problems)
     raw = Path(path).read_bytes() if text is None else text.encode()
     return Inventory(path, data, tuple(devices), hashlib.sha256(raw).hexdigest())
+
+
+SSH_DRIVERS = ("audiocodes-mp",)
+
+
+def _check_ssh(dev: DeviceEntry, base: list, env: Mapping[str, str], problem) -> None:
+    """The ``ssh:`` entry: a driver that uses it, a host to reach, and credential variables that are set."""
+    ssh = dev.ssh
+    assert ssh is not None
+    if dev.driver not in SSH_DRIVERS:
+        problem([*base, "ssh"], f"ssh: is used by the {', '.join(SSH_DRIVERS)} driver only; {dev.id} uses "
+                                f"{dev.driver!r}")
+        return
+    simulated = dev.connection is not None and dev.connection.protocol == "simulator"
+    if simulated:
+        if ssh.host or ssh.references():
+            problem([*base, "ssh"], "a simulated device's SSH server is the simulator's own: write 'ssh: {}' "
+                                    "without host or credentials")
+        return
+    if not ssh.host and not (dev.connection is not None and dev.connection.host):
+        problem([*base, "ssh", "host"], "ssh: needs a host (or a connection host to default to)")
+    for key in ("username", "password"):
+        if getattr(ssh, key) is None:
+            problem([*base, "ssh"], f"ssh.{key} is missing: add {key}: {{env: VARIABLE}}")
+    for key, var in ssh.references().items():
+        if var not in env:
+            problem([*base, "ssh", key], f"environment variable {var} (ssh.{key} of {dev.id}) is not set; "
+                                         "export it before running the lab")
 
 
 def _resolve_lines(dev: DeviceEntry, profile: ModelProfile, cat: Catalogue, base: list, problem) -> list[LineSpec]:

@@ -38,11 +38,13 @@ from harness.inventory import DeviceSpec, Inventory, load_inventory
 from harness.protocols import (
     CallControl,
     Capability,
+    Console,
     DeviceBroken,
     DeviceIdentity,
     HarnessError,
     Identity,
     NotApplicable,
+    Power,
     Provisioning,
     RegistrationInfo,
     SignIn,
@@ -111,6 +113,7 @@ class LabDevice:
         self.identity: DeviceIdentity | None = None
         self.registrations: tuple[RegistrationInfo, ...] = ()
         self.lock = threading.RLock()
+        self.labgrid: Any = None  # the lab's LabgridSession: Power and Console of labgrid resources
 
     id = property(lambda self: self.spec.id)
     profile = property(lambda self: self.spec.profile)
@@ -150,6 +153,10 @@ class LabDevice:
 
     def __getitem__(self, protocol: type[C]) -> C:
         self.check()
+        if protocol in (Power, Console):  # the inventory's labgrid resources first (harness.labgrid_support)
+            from harness.labgrid_support import device_capability
+
+            return device_capability(self, protocol)
         return capability_of(self.driver, protocol, device_id=self.id)
 
     def has(self, protocol: type[Capability]) -> bool:
@@ -331,6 +338,8 @@ class Lab:
             # Physical/vendor drivers: how to reach the device, its credential references, the gateway's API.
             opts.setdefault("connection", spec.entry.connection)
             opts.setdefault("credentials", spec.entry.credentials)
+            opts.setdefault("ssh", spec.entry.ssh)  # the device's CLI over SSH (audiocodes-mp)
+            dev.labgrid = self.labgrid
             opts.setdefault("control", self.control)
             opts.setdefault("network", spec.entry.network)  # dynamic E911 (lab header)
             ctx = DriverContext(

@@ -12,6 +12,11 @@ labgrid's own ``labgrid-client``.
     console = session.console("poly-vvx450")
     console.run("uname -a"); console.write_evidence(test_dir)
     session.release()
+
+A device of the lab gets these as its capabilities: ``device[Power]`` and ``device[Console]``
+(:func:`device_capability`) are the labgrid ones when its inventory entry names ``power:`` / ``console:``
+resources, else the driver's own (an emulated device restarts its worker), else ``NotApplicable`` saying
+what the inventory entry lacks.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from harness.protocols import (
     ConsoleResult,
     HarnessError,
     InfrastructureError,
+    NotApplicable,
     OperationFailed,
     Power,
     PowerState,
@@ -389,3 +395,31 @@ class LabgridSession:
         self._targets.clear()
         self._consoles.clear()
         self._env = None
+
+
+# --- device capabilities ------------------------------------------------------------------------------------
+
+
+def device_capability(device: Any, protocol: type[Power] | type[Console]) -> Any:
+    """``device[Power]`` / ``device[Console]`` of a lab device (:class:`harness.lab.LabDevice`).
+
+    The labgrid resource its inventory entry names comes first (the outlet or serial port of the real device),
+    then the driver's own capability; without either, :class:`NotApplicable` says what to add.
+    """
+    entry = device.spec.entry
+    key = "power" if protocol is Power else "console"
+    ref = getattr(entry, key)
+    if ref is not None:
+        session = getattr(device, "labgrid", None)
+        if session is None:
+            raise NotApplicable(f"{key}: names the labgrid target {ref.labgrid.target!r}, but the lab has no labgrid "
+                                "session (the inventory's 'labgrid: {env: FILE}' section was not loaded)",
+                                device_id=device.id)
+        return session.power(device.id) if protocol is Power else session.console(device.id)
+    if isinstance(device.driver, protocol):
+        return device.driver
+    example = "{labgrid: {target: NAME}}" if protocol is Power else "{labgrid: {target: NAME, driver: uart}}"
+    raise NotApplicable(f"no {protocol.__name__}: the inventory entry of {device.id} names no {key}: resource "
+                        f"(add {key}: {example} and a 'labgrid: {{env: FILE}}' section) and the "
+                        f"{type(device.driver).__name__} driver has no {key} control of its own",
+                        device_id=device.id)

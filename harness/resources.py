@@ -74,6 +74,34 @@ class Connection(_Closed):
         return self
 
 
+class SshCli(_Closed):
+    """A device's CLI over SSH (the ``audiocodes-mp`` driver's port status and resets): ``ssh: {host, port,
+    username: {env: V}, password: {env: V}, enable_password: {env: V}, device_type: audiocode_72}``.
+    ``host`` defaults to the connection's host; on a simulated device (``connection: {protocol: simulator}``)
+    the simulator's own SSH server is used and host and credentials are not given."""
+
+    host: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    username: EnvRef | None = None
+    password: EnvRef | None = None
+    enable_password: EnvRef | None = None
+    device_type: Literal["audiocode_72", "audiocode_66", "audiocode_shell"] = "audiocode_72"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literals(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("username", "password", "enable_password"):
+                if isinstance(data.get(key), str | int | float):
+                    raise ValueError(f"ssh.{key}: write a reference to an environment variable, e.g. "
+                                     f"{{env: AUDIOCODES_SSH_{key.upper()}}}, never the value itself")
+        return data
+
+    def references(self) -> dict[str, str]:
+        return {k: v.env for k, v in (("username", self.username), ("password", self.password),
+                                      ("enable_password", self.enable_password)) if v is not None}
+
+
 class Lldp(_Closed):
     chassis: str
     port: str
@@ -171,6 +199,7 @@ class DeviceEntry(_Closed):
     tags: list[str] = Field(default_factory=list)
     power: PowerRef | None = None
     console: ConsoleRef | None = None
+    ssh: SshCli | None = None
 
     @field_validator("firmware", mode="before")
     @classmethod

@@ -1,13 +1,139 @@
 """The ``audiocodes-mp`` driver: AudioCodes MediaPack REST status and reset; calls on FXS ports through an analog
-line simulator (:mod:`harness.drivers.vendors`).
+line simulator (:mod:`harness.drivers.vendors`); with an ``ssh:`` inventory entry, the CLI over SSH (netmiko)
+for port status, port reset and lock, the device's log, and an identity cross-checked between REST and CLI.
+
+Each test's evidence gets ``ssh.log`` (:meth:`AudioCodesMpDriver.add_evidence`): the CLI session's transcript
+during the test (commands and replies, passwords masked) and the device's log as read over SSH at its end.
+On a simulated device (``connection: {protocol: simulator}``) ``ssh: {}`` starts the simulator's SSH server
+(:mod:`harness.simulators.audiocodes_ssh`) in front of the same simulated device, with fresh passwords.
 """
 
 from __future__ import annotations
 
-from harness.drivers.physical.api_driver import ApiDriver
+import contextlib
+import os
+import secrets
+from typing import Any
+
+from harness.drivers.base import DriverContext, requires_active
+from harness.drivers.physical.api_driver import ApiDriver, CredentialError
 from harness.drivers.registry import register_driver
+from harness.drivers.vendors.audiocodes_cli import LogEntry, PortStatus, SshEndpoint
+from harness.steps import step
 
 
 @register_driver("audiocodes-mp")
 class AudioCodesMpDriver(ApiDriver):
     driver_name = "audiocodes-mp"
+
+    def __init__(self, ctx: DriverContext) -> None:
+        super().__init__(ctx)
+        self.ssh = ctx.options.get("ssh")  # harness.resources.SshCli from the inventory, or None
+        self.ssh_simulator: Any = None
+
+    # ------------------------------------------------------------------------------------------ SSH endpoint
+    def _endpoint_options(self) -> dict[str, Any]:
+        if self.ssh is None:
+            return {}
+        return {"ssh": self._ssh_simulated() if self.simulated is not None else self._ssh_physical()}
+
+    def _env(self, key: str) -> str | None:
+        ref = getattr(self.ssh, key)
+        if ref is None:
+            return None
+        value = os.environ.get(ref.env)
+        if value is None:
+            raise CredentialError(f"{self.device_id}: ssh.{key} refers to the environment variable {ref.env}, "
+                                  f"which is not set; export {ref.env} before running")
+        return value
+
+    def _timeouts(self) -> dict[str, float]:
+        return {"timeout": float(self.ctx.options.get("ssh_timeout", 10.0)),
+                "read_timeout": float(self.ctx.options.get("ssh_read_timeout", 10.0))}
+
+    def _ssh_physical(self) -> SshEndpoint:
+        host = self.ssh.host or (self.connection.host if self.connection is not None else None)
+        if not host:
+            raise ValueError(f"{self.device_id}: ssh: needs a host (or a connection host to default to)")
+        return SshEndpoint(host, self.ssh.port, self._env("username") or "", self._env("password") or "",
+                           self._env("enable_password"), self.ssh.device_type, **self._timeouts())
+
+    def _ssh_simulated(self) -> SshEndpoint:
+        from harness.simulators.audiocodes_ssh import AudioCodesSshSimulator
+
+        password, enable = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
+        sim = AudioCodesSshSimulator(self.simulated.sim, username="Admin", password=password,
+                                     enable_password=enable)
+        host, port = sim.start()
+        self.ssh_simulator = sim
+        return SshEndpoint(host, port, "Admin", password, enable, self.ssh.device_type, **self._timeouts())
+
+    def _stop_ssh_simulator(self) -> None:
+        sim, self.ssh_simulator = self.ssh_simulator, None
+        if sim is not None:
+            with contextlib.suppress(Exception):
+                sim.stop()
+
+    def deactivate(self) -> None:
+        try:
+            if self.session is not None and getattr(self.session, "cli", None) is not None:
+                with contextlib.suppress(Exception):
+                    self.session.cli.close()
+        finally:
+            self._stop_ssh_simulator()
+            super().deactivate()
+
+    def kill_simulated(self) -> None:
+        self._stop_ssh_simulator()
+        super().kill_simulated()
+
+    # ------------------------------------------------------------------------------------------ CLI operations
+    @property
+    def cli(self) -> Any:
+        return getattr(self.session, "cli", None)
+
+    @requires_active
+    @step("audiocodes.port_status")
+    def port_status(self) -> list[PortStatus]:
+        """Every analog port as the device reports it (CLI over SSH when configured, else REST)."""
+        return self._api(self.api.port_status)
+
+    @requires_active
+    @step("audiocodes.reset_port")
+    def reset_port(self, port: int) -> PortStatus:
+        """Reset an analog port; returns it as read back idle and on-hook."""
+        return self._api(self.api.reset_port, port)
+
+    @requires_active
+    @step("audiocodes.lock_port")
+    def lock_port(self, port: int) -> PortStatus:
+        return self._api(self.api.lock_port, port)
+
+    @requires_active
+    @step("audiocodes.unlock_port")
+    def unlock_port(self, port: int) -> PortStatus:
+        return self._api(self.api.unlock_port, port)
+
+    @requires_active
+    @step("audiocodes.device_log")
+    def device_log(self) -> list[LogEntry]:
+        return self._api(self.api.device_log)
+
+    def add_evidence(self, collector: Any) -> None:
+        """Put this test's share of the SSH session (and the device's log read over SSH) in ``ssh.log``.
+
+        Evidence never changes a test's outcome: a log that cannot be read is said so in the file instead.
+        """
+        cli = self.cli
+        if cli is None:
+            return
+        try:
+            entries = cli.device_log()
+            device_log = "".join(f"{e.at:%d/%m/%Y %H:%M:%S} {e.text}\n" for e in entries) or "(empty)\n"
+        except Exception as exc:
+            device_log = f"[sipgw-lab: device log not read over SSH: {type(exc).__name__}: {exc}]\n"
+        session = cli.transcript.take_since_mark()
+        text = (f"# {self.device_id}: AudioCodes CLI over SSH at {cli.where} ({cli.ep.device_type}); "
+                "passwords masked\n\n## session during the test\n" + session
+                + "\n## device log (show logging, read at the end of the test)\n" + cli.transcript.mask(device_log))
+        collector.add_bytes("ssh_log", "ssh.log", text.encode())

@@ -4,14 +4,23 @@ An ATA has no call-control API. Calls on its FXS ports are made and answered by 
 in a lab, an analog line simulator (off-hook, on-hook, DTMF dialling). The session takes that actuator as
 the endpoint option ``line_side`` (an object with ``offhook(port)``, ``onhook(port)``, ``dial(port,
 digits)``); without one, call operations are ``NotApplicable`` and say so. The REST API reads the ports back.
+
+With the endpoint option ``ssh`` (an :class:`~harness.drivers.vendors.audiocodes_cli.SshEndpoint`, from the
+inventory's ``ssh:``) the session also has the device's CLI over SSH (:mod:`.audiocodes_cli`, netmiko):
+port status comes from ``show voip ports``, ports are reset, locked and unlocked, the device's log is read,
+and the identity the REST API reports is cross-checked against the CLI's (two interfaces reporting different
+devices means the inventory points them at different boxes). REST stays the path for what REST does
+(status, registration, device reset); without ``ssh`` the CLI operations are ``NotApplicable``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from harness.drivers.vendors import Endpoint, LineStatus, Probe, VendorApiError, VendorCall, VendorIdentity
 from harness.drivers.vendors._http import HttpSession
+from harness.drivers.vendors.audiocodes_cli import AudioCodesCli, LogEntry, PortStatus
 from harness.protocols import CallState, NotApplicable
 
 VENDOR = "AudioCodes"
@@ -27,6 +36,8 @@ class Session(HttpSession):
         self.counter: dict[int, int] = {}
         self.current: dict[int, VendorCall] = {}
         self.dialled: dict[int, str] = {}
+        ssh = ep.options.get("ssh")
+        self.cli: AudioCodesCli | None = AudioCodesCli(ssh) if ssh is not None else None
 
 
 def connect(ep: Endpoint) -> Session:
@@ -34,7 +45,16 @@ def connect(ep: Endpoint) -> Session:
 
 
 def close(s: Session) -> None:
+    if s.cli is not None:
+        s.cli.close()
     s.close()
+
+
+def _cli(s: Session, what: str) -> AudioCodesCli:
+    if s.cli is None:
+        raise NotApplicable(f"the {API} cannot {what}; give the device's inventory entry an ssh: endpoint so the "
+                            "CLI over SSH does it")
+    return s.cli
 
 
 def _json(s: Session, method: str, path: str, body: Any = None) -> Any:
@@ -60,8 +80,52 @@ def probe(s: Session) -> Probe:
 
 def identity(s: Session) -> VendorIdentity:
     d = _json(s, "GET", "/api/v1/status")
-    return VendorIdentity(VENDOR, str(d.get("productType", "")), str(d.get("versionID", "")),
+    rest = VendorIdentity(VENDOR, str(d.get("productType", "")), str(d.get("versionID", "")),
                           str(d.get("macAddress", "")).lower() or None, d.get("serialNumber") or None)
+    if s.cli is None:
+        return rest
+    cli = s.cli.identity()
+    diffs = [f"{what}: REST {a!r}, CLI {b!r}" for what, a, b in (
+        ("model", rest.model, cli.model), ("firmware", rest.firmware, cli.firmware),
+        ("MAC", _plain(rest.mac), _plain(cli.mac)), ("serial", rest.serial, cli.serial)) if a and b and a != b]
+    if diffs:
+        raise VendorApiError(f"the {API} and the CLI over SSH ({s.cli.where}) report different devices ("
+                             f"{'; '.join(diffs)}): check that connection.host and ssh.host name the same device",
+                             code="identity", where="ssh.host")
+    return replace(rest, source="http-api+ssh-cli")
+
+
+def _plain(mac: str | None) -> str | None:
+    return "".join(ch for ch in mac.lower() if ch in "0123456789abcdef") if mac else None
+
+
+def port_status(s: Session) -> list[PortStatus]:
+    """Every analog port: from ``show voip ports`` over SSH when the session has the CLI, else from REST."""
+    if s.cli is not None:
+        return s.cli.ports()
+    out = []
+    for p in _ports(s):
+        out.append(PortStatus(int(p["port"]), str(p.get("type", "FXS")), p.get("phoneNumber") or None,
+                              p.get("hookState") == "offHook", str(p.get("callState", "idle")),
+                              p.get("remoteNumber") or None, p.get("registration") == "Registered",
+                              p.get("adminState") == "locked"))
+    return out
+
+
+def reset_port(s: Session, port: int) -> PortStatus:
+    return _cli(s, "reset an analog port").reset_port(port)
+
+
+def lock_port(s: Session, port: int) -> PortStatus:
+    return _cli(s, "lock an analog port").lock_port(port)
+
+
+def unlock_port(s: Session, port: int) -> PortStatus:
+    return _cli(s, "unlock an analog port").unlock_port(port)
+
+
+def device_log(s: Session) -> list[LogEntry]:
+    return _cli(s, "read the device's log").device_log()
 
 
 def _ports(s: Session) -> list[dict[str, Any]]:
