@@ -139,7 +139,13 @@ def test_lamp_on_for_a_message_from_a_device_and_off_once_heard(device, other_de
     calls.wait_for_state(incoming.id, ENDED, timeout=t)
 
     on = lamp.wait_for_mwi(True, timeout=t)
-    assert on.new == 1, f"{device.id} shows {on.new} new messages, expected 1 (body {on.raw!r})"
+    if on.new or on.old:
+        assert on.new == 1, f"{device.id} shows {on.new} new messages, expected 1 (body {on.raw!r})"
+    else:  # a lamp-only read-back (Cisco Message_Waiting_<n>_): the count is the one the gateway sent the device
+        sent = [n["body"] for n in lab.control.features.mwi(box)["notifies"]]
+        assert sent and "Voice-Message: 1/" in sent[-1].replace("\r\n", "\n"), (
+            f"{device.id}'s lamp is on, but the last message-summary the gateway sent says {sent[-1:]!r}, not 1 new")
+        evidence.note(f"{device.id} reads back the lamp only ({on.raw!r}); the gateway sent {sent[-1]!r}")
     evidence.note(f"message-waiting on: {on.raw!r}")
 
     calls.register(0, timeout=t)  # a registration refresh: the lamp stays as it is

@@ -11,6 +11,7 @@ Calls are identified by small integers (``BackendCall.id``), the handle a vendor
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -36,6 +37,7 @@ class EventKind(StrEnum):
     ENDED = "ended"
     REGISTRATION = "registration"
     DTMF = "dtmf"
+    MWI = "mwi"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,27 @@ class Registration:
     reason: str = ""
     expires_s: int = 0
     registrar: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """The message-waiting state a line shows: the last RFC 3842 ``message-summary`` body the device received
+    (``Messages-Waiting: yes|no``, ``Voice-Message: <new>/<old>``)."""
+
+    line: int
+    waiting: bool = False
+    new: int = 0
+    old: int = 0
+    raw: str = ""
+    t: float | None = None
+
+
+def parse_message_summary(line: int, body: str, t: float | None = None) -> MessageSummary:
+    """RFC 3842 §5.2: ``Messages-Waiting`` and the ``Voice-Message: new/old`` counts."""
+    waiting = bool(re.search(r"(?im)^Messages-Waiting:\s*yes\b", body))
+    m = re.search(r"(?im)^Voice-Message:\s*(\d+)\s*/\s*(\d+)", body)
+    new, old = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    return MessageSummary(line, waiting, new, old, body, t)
 
 
 @dataclass(frozen=True)
@@ -221,6 +244,11 @@ class DeviceBackend(ABC):
                 return c
         raise NoSuchCall(f"call {call_id} does not exist")
 
+    def mwi(self, line: int = 1) -> MessageSummary:
+        """The message-waiting state ``line`` shows (lamp off until a message-summary arrives)."""
+        self.line(line)
+        return MessageSummary(line)
+
     def restart(self) -> None:  # noqa: B027 - optional hook
         """A reboot or re-provisioning: the device registers again."""
 
@@ -282,6 +310,7 @@ class FakeBackend(DeviceBackend):
         self.dtmf_sent: list[tuple[int, str]] = []
         self.transfers: list[tuple[int, str]] = []
         self._bridges: set[tuple[int, int]] = set()
+        self._mwi: dict[int, MessageSummary] = {}
         self.restarts = 0
 
     def identity(self) -> DeviceIdentity:
@@ -408,7 +437,19 @@ class FakeBackend(DeviceBackend):
                 if c.active:
                     self._calls[c.id] = replace(c, phase=CallPhase.ENDED, ended=time.time())
 
+    def mwi(self, line: int = 1) -> MessageSummary:
+        self.line(line)
+        return self._mwi.get(line) or MessageSummary(line)
+
     # -- the far end, played by a test ------------------------------------------------------------------
+    def set_mwi(self, body: str, line: int = 1) -> MessageSummary:
+        """A message-summary NOTIFY arrives with ``body`` (RFC 3842)."""
+        self.line(line)
+        summary = parse_message_summary(line, body, time.time())
+        self._mwi[line] = summary
+        self._emit(BackendEvent(EventKind.MWI, time.time(), data={"line": line, "waiting": summary.waiting}))
+        return summary
+
     def inject_incoming(self, remote: str, line: int = 1) -> BackendCall:
         return self._put(self._new(line, "in", remote, CallPhase.INCOMING), EventKind.INCOMING)
 

@@ -104,6 +104,16 @@ class CiscoMppSimulator(SimulatorServer):
     def connected(self) -> bool:
         return self._ws is not None and not self._ws.closed
 
+    def _param(self, name: str) -> str:
+        """A parameter's value; ``Message_Waiting_<n>_`` is the lamp as the last message-summary NOTIFY of the
+        line set it (admin guide: "indicates whether the Message Waiting Indicator on the phone is lit")."""
+        if name.startswith("Message_Waiting_") and name.endswith("_"):
+            try:
+                return "Yes" if self.backend.mwi(int(name[len("Message_Waiting_"):-1])).waiting else "No"
+            except (ValueError, BackendError):
+                return self.params[name]
+        return self.params[name]
+
     # ------------------------------------------------------------------ call ids
 
     def _cisco_id(self, call: BackendCall) -> int:
@@ -230,7 +240,7 @@ class CiscoMppSimulator(SimulatorServer):
             unknown = [n for n in names if n not in self.params]
             if unknown:
                 raise RemoteSdkError("InvalidParameter", f"params: unknown parameter(s) {unknown}")
-            return {"paramvalues": {n: self.params[n] for n in names}}
+            return {"paramvalues": {n: self._param(n) for n in names}}
         if uri == "/api/Config/v1/SetParams":
             values = req.get("params")
             if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
@@ -295,7 +305,7 @@ class CiscoMppSimulator(SimulatorServer):
                "Elapsed_Time": str(int(self.uptime_s())), "DND_Setting": self.params["DND_Setting"]}
         for r in self.backend.registrations():
             out[f"Registration_State_{r.line}_"] = "Registered" if r.registered else "Failed"
-            out[f"Message_Waiting_{r.line}_"] = self.params.get(f"Message_Waiting_{r.line}_", "No")
+            out[f"Message_Waiting_{r.line}_"] = self._param(f"Message_Waiting_{r.line}_")
         for c in self.backend.calls():
             n = self._cisco_id(c) + 1
             out[f"Call_{n}_State"] = self._call_state(c)

@@ -18,7 +18,11 @@ Device behaviour modelled (the bootstrap quirks):
 - ``safeReboot`` waits for calls to end; while the device reboots every path answers HTTP 503.
 [INFERRED, not seen on a device]: the HTTP status that accompanies each body status (see ``HTTP_STATUS``),
 the 404 while the API is disabled, the ``CallState`` names (from the legacy polling API), the per-user
-layout of ``sipStatus``.
+layout of ``sipStatus``, the list layout of ``callLogs/placed|received|missed`` (``callLogs`` groups them as
+``Placed``/``Received``/``Missed`` with ``LineNumber``, ``Duration``, ``StartTime``, ``RemotePartyName``,
+``RemotePartyNumber``, as published clients read it), and the message-waiting fields of ``lineInfo``
+(``MessageWaiting``, ``NewVoiceMessages``, ``OldVoiceMessages``: what the phone's lamp and message count
+show for the line).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class PolyRestSimulator(SimulatorServer):
         self._reboot_pending = False
         self._ignored: set[int] = set()
         self.boots = 1
+        self.call_logs: dict[str, list[dict[str, str]]] = {"Placed": [], "Received": [], "Missed": []}
         self.config: dict[str, tuple[str, str]] = {}
         self._factory_defaults()
         if not factory_state:
@@ -178,6 +183,8 @@ class PolyRestSimulator(SimulatorServer):
             web.get("/api/v1/webCallControl/sipStatus", h(self._sip_status)),
             web.get("/api/v2/mgmt/device/info", h(self._device_info)),
             web.get("/api/v1/mgmt/device/info", h(self._device_info)),
+            web.get("/api/v1/mgmt/callLogs", h(self._call_logs)),
+            web.get("/api/v1/mgmt/callLogs/{kind}", h(self._call_logs)),
             web.get("/api/v2/mgmt/lineInfo", h(self._line_info)),
             web.get("/api/v1/mgmt/lineInfo", h(self._line_info)),
             web.post("/api/v1/mgmt/config/get", h(self._config_get)),
@@ -361,13 +368,34 @@ class PolyRestSimulator(SimulatorServer):
             "ReadyToUse": "True", "IPV4Address": self.host,
         })
 
+    async def _call_logs(self, request: web.Request) -> web.Response:
+        kind = request.match_info.get("kind")
+        if kind is None:
+            return self._status("2000", data={k: list(v) for k, v in self.call_logs.items()})
+        key = {"placed": "Placed", "received": "Received", "missed": "Missed"}.get(kind)
+        if key is None:
+            return self._status("4000", f"path: callLogs/{kind} (expected placed, received or missed)")
+        return self._status("2000", data=list(self.call_logs[key]))
+
+    def _log_call(self, c: BackendCall) -> None:
+        """An ended call enters the phone's call log: placed, received (answered) or missed."""
+        kind = "Placed" if c.direction == "out" else ("Received" if c.answered else "Missed")
+        duration = str(int((c.ended or time.time()) - c.answered)) if c.answered else ""
+        self.call_logs[kind].append({
+            "LineNumber": str(c.line), "Duration": duration,
+            "StartTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(c.started or time.time())),
+            "RemotePartyName": c.remote, "RemotePartyNumber": c.remote})
+
     async def _line_info(self, request: web.Request) -> web.Response:
         ident = self.backend.identity()
         regs = {r.line: r for r in await self.run_backend(self.backend.registrations)}
         lines = []
         for ln in ident.lines:
             r = regs.get(ln.index)
+            mwi = self.backend.mwi(ln.index)
             lines.append({
+                "MessageWaiting": "true" if mwi.waiting else "false", "NewVoiceMessages": str(mwi.new),
+                "OldVoiceMessages": str(mwi.old),
                 "LineNumber": str(ln.index), "SIPAddress": ln.address, "Label": ln.display_name or ln.username,
                 "UserID": ln.username, "Protocol": "SIP", "LineType": "private",
                 "RegistrationStatus": "registered" if r and r.registered else "unregistered",
@@ -438,6 +466,7 @@ class PolyRestSimulator(SimulatorServer):
     def on_backend_event(self, event: BackendEvent):
         if event.kind is EventKind.ENDED and event.call is not None:
             self._ignored.discard(event.call.id)
+            self._log_call(event.call)
             if self._reboot_pending and not [c for c in self.backend.calls() if c.active]:
                 return self._do_reboot()
         return None

@@ -27,10 +27,12 @@ from harness.simulators.backend import (
     InvalidCallState,
     LineInfo,
     LineNotRegistered,
+    MessageSummary,
     NoSuchCall,
     Registration,
     check_digits,
     check_number,
+    parse_message_summary,
 )
 from sipua import AnswerMode, CommandError, Event, SipUaError, UAWorker, WorkerConfig
 
@@ -74,6 +76,8 @@ class SipuaBackend(DeviceBackend):
         self._muted = False
         self._bridges: set[tuple[int, int]] = set()
         self._media: dict[int, str] = {}  # call -> last media status the worker reported
+        self._dialling: tuple[str, int] | None = None  # (number, line) while make_call is outstanding
+        self._mwi_state: dict[int, MessageSummary] = {}  # line -> the last message-summary it received
         self.dtmf_received: list[tuple[int, str]] = []
         worker.add_listener(self._on_event)
 
@@ -164,6 +168,13 @@ class SipuaBackend(DeviceBackend):
                         if (held or remote_held) != was_held:
                             out = BackendEvent(EventKind.HELD if held or remote_held else EventKind.RESUMED,
                                                ev.ts, call)
+            elif ev.type == "mwi":  # a message-summary NOTIFY (RFC 3842), subscribed or unsolicited
+                line = int(str(d.get("account", "line1"))[4:] or 1)
+                if line in self._regs:
+                    summary = parse_message_summary(line, str(d.get("body", "")), ev.ts)
+                    self._mwi_state[line] = summary
+                    out = BackendEvent(EventKind.MWI, ev.ts, None, {"line": line, "waiting": summary.waiting,
+                                                                   "new": summary.new, "old": summary.old})
             elif ev.type == "dtmf":
                 cid = int(d["call"])
                 self.dtmf_received.append((cid, str(d.get("digit"))))
@@ -177,9 +188,12 @@ class SipuaBackend(DeviceBackend):
         cid = int(d["call"])
         state = str(d.get("state"))
         call = self._calls.get(cid)
-        if call is None:  # an outgoing call whose first event beat make_call's response
-            call = BackendCall(id=cid, line=1, direction="out" if d.get("role") == "caller" else "in",
-                               phase=CallPhase.OUTGOING, remote="", muted=self._muted, started=time.time())
+        if call is None:  # an outgoing call whose first event beat make_call's response (a final response at once)
+            out = d.get("role") == "caller"
+            call = BackendCall(id=cid, line=self._dialling[1] if out and self._dialling else 1,
+                               direction="out" if out else "in", phase=CallPhase.OUTGOING,
+                               remote=self._dialling[0] if out and self._dialling else "", muted=self._muted,
+                               started=time.time())
         if not call.active:
             return None
         if state == "CONFIRMED" and call.phase is not CallPhase.CONNECTED:
@@ -207,6 +221,11 @@ class SipuaBackend(DeviceBackend):
     def registrations(self) -> list[Registration]:
         with self._lock:
             return [self._regs[i] for i in sorted(self._regs)]
+
+    def mwi(self, line: int = 1) -> MessageSummary:
+        self.line(line)
+        with self._lock:
+            return self._mwi_state.get(line) or MessageSummary(line)
 
     def _get(self, call_id: int) -> BackendCall:
         with self._lock:
@@ -240,7 +259,13 @@ class SipuaBackend(DeviceBackend):
         self.line(line)
         if not self.registration(line).registered:
             raise LineNotRegistered(f"line {line} is not registered")
-        cid = int(self._rpc(self.worker.make_call, f"line{line}", self._target(number)))
+        with self._lock:
+            self._dialling = (number, line)
+        try:
+            cid = int(self._rpc(self.worker.make_call, f"line{line}", self._target(number)))
+        finally:
+            with self._lock:
+                self._dialling = None
         sip_call_id = None
         with contextlib.suppress(BackendError):
             sip_call_id = self._rpc(self.worker.call_info, cid).get("call_id")

@@ -19,7 +19,9 @@ variables (``$mac``, ``$ip``, ``$model``, ``$firmware``, ``$call_id``, ``$local`
 ``outgoing_call``, ``call_established``, ``call_terminated``, ``hold``, ``unhold``, ``mute``, ``unmute``,
 ``registered``, ``unregistered``.
 [INFERRED, not seen on a device]: the read-back response format (``key=value`` lines: the format is
-not documented), the 403 for a refused or unconfirmed request, HTTP 400 for an unknown key.
+not documented; ``account.<n>.mwi`` and ``account.<n>.voice_mail.new|old`` stand for the message-waiting
+lamp and counts the phone shows for the account), the 403 for a refused or unconfirmed request, HTTP 400
+for an unknown key.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class YealinkActionUriSimulator(SimulatorServer):
         self.autop_count = 0
         self._conf_from: int | None = None
         self._queue: asyncio.Queue[tuple[str, str]] | None = None
+        self._announced: set[int] = set()  # outgoing calls whose outgoing_call Action URL went out
 
     # ------------------------------------------------------------------ device side
 
@@ -126,7 +129,8 @@ class YealinkActionUriSimulator(SimulatorServer):
                 return web.Response(text="OK")
             if "number" in q:
                 call = await self.run_backend(self.backend.dial, q["number"], 1)
-                self._action_url("outgoing_call", call)  # admin guide: sent when the phone places a call
+                if (await self.run_backend(self.backend.call, call.id)).active:  # else its ENDED event announces it
+                    self._announce(call)  # admin guide: sent when the phone places a call
                 return web.Response(text="OK")
             if "key" in q:
                 for key in q["key"].split(";"):
@@ -164,9 +168,12 @@ class YealinkActionUriSimulator(SimulatorServer):
             regs = {r.line: r for r in self.backend.registrations()}
             for ln in ident.lines:
                 r = regs.get(ln.index)
+                mwi = self.backend.mwi(ln.index)
                 out += [f"account.{ln.index}.user_name={ln.username}", f"account.{ln.index}.sip_server={ln.domain}",
                         f"account.{ln.index}.label={ln.display_name or ln.username}",
-                        f"account.{ln.index}.status={'registered' if r and r.registered else 'unregistered'}"]
+                        f"account.{ln.index}.status={'registered' if r and r.registered else 'unregistered'}",
+                        f"account.{ln.index}.mwi={'1' if mwi.waiting else '0'}",
+                        f"account.{ln.index}.voice_mail.new={mwi.new}", f"account.{ln.index}.voice_mail.old={mwi.old}"]
         if q.get("dnd") == "1":
             out.append(f"features.dnd.enable={self.config['features.dnd.enable']}")
         return "\n".join(out) + "\n"
@@ -314,12 +321,22 @@ class YealinkActionUriSimulator(SimulatorServer):
 
     # ------------------------------------------------------------------ Action URL
 
+    def _announce(self, call: BackendCall | None) -> None:
+        """``outgoing_call`` once per placed call, before any later event of it: a call the gateway refuses at
+        once (a feature code's final response) can end before the dial request returns."""
+        if call is None or call.direction != "out" or call.id in self._announced:
+            return
+        self._announced.add(call.id)
+        self._action_url("outgoing_call", call)
+
     def on_backend_event(self, event: BackendEvent):
         c = event.call
+        if c is not None and event.kind is not EventKind.INCOMING:
+            self._announce(c)
         if event.kind is EventKind.INCOMING:
             self._action_url("incoming_call", c)
         elif event.kind is EventKind.RINGBACK:
-            self._action_url("outgoing_call", c)
+            pass  # announced above
         elif event.kind is EventKind.CONNECTED:
             self._action_url("call_established", c)
         elif event.kind is EventKind.ENDED:
@@ -328,6 +345,8 @@ class YealinkActionUriSimulator(SimulatorServer):
             if self._conf_from is not None and c is not None and c.id == self._conf_from:
                 self._conf_from = None
             self._action_url("call_terminated", c)
+            if c is not None:
+                self._announced.discard(c.id)  # call ids are reused
         elif event.kind is EventKind.HELD and c is not None and c.held:
             self._action_url("hold", c)
         elif event.kind is EventKind.RESUMED:

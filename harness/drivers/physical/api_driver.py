@@ -17,8 +17,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,8 +41,11 @@ from harness.protocols import (
     Identity,
     InfrastructureError,
     MediaDirection,
+    MessageWaiting,
+    MwiState,
     NotApplicable,
     OperationFailed,
+    OperationTimeout,
     Provisioning,
     ProvisioningInfo,
     RegistrationInfo,
@@ -111,7 +116,7 @@ def media_of(vc: VendorCall) -> MediaDirection:
     return MediaDirection.SENDRECV
 
 
-class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
+class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, MessageWaiting):
     """Base of the vendor API drivers; subclasses set ``driver_name`` (a key of ``VENDOR_MODULES``).
 
     ``AudioProbe`` works on simulated devices (their SIP stack sends the tone and records); a physical
@@ -235,7 +240,21 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
             except Exception:  # never let the poller die silently
                 log.exception("%s: poll failed", self.device_id)
                 continue
-            self._sync(calls)
+            ended = self._ended_calls()
+            self._sync(calls, ended)
+
+    def _ended_calls(self) -> list[VendorCall]:
+        """Calls that ended before a poll of the live call list saw them (a feature code's final response, a
+        rejected call), as the vendor API reports them: its event feed (Yealink Action URL, Cisco Remote SDK
+        events) or its call log (Poly). Each is reported once."""
+        fn = getattr(self.api, "ended_calls", None)
+        if fn is None:
+            return []
+        try:
+            return list(fn(self.session))
+        except (VendorApiError, NotApplicable, DeviceUnreachable) as exc:
+            log.debug("%s: ended calls: %s", self.device_id, exc)
+            return []
 
     def _id_for(self, handle: str) -> str:
         """The driver's call id for a vendor handle: handles are reused (pjsua2 slots, Cisco callIds count
@@ -255,10 +274,12 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
     def handle_of(call_id: str) -> str:
         return call_id.rsplit("~", 1)[0]
 
-    def _sync(self, calls: list[VendorCall]) -> None:
-        seen = set()
+    def _sync(self, calls: list[VendorCall], ended: list[VendorCall] | None = None) -> None:
+        seen: set[str] = set()
         with self._sync_lock:
             self._sync_locked(calls, seen)
+            for vc in ended or ():
+                self._sync_ended(vc)
 
     def _gateway_leg(self, vc: VendorCall) -> str | None:
         """The Call-ID of the device's leg as the gateway's B2BUA recorded it (for APIs that report none):
@@ -321,8 +342,67 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
             self.book.update_call(cid, kind, {"read_back": self.api.API}, **changes)
         for old in self.book.calls():
             if old.active and old.id not in seen:
-                self.book.update_call(old.id, EventKind.STATE, {"read_back": "gone from the call list"},
-                                      state=CallState.DISCONNECTED, ended=time.time())
+                status = self._final_status(old)
+                self.book.update_call(old.id, EventKind.STATE, {"read_back": "gone from the call list",
+                                                                "status_from": status[2]},
+                                      state=CallState.DISCONNECTED, ended=time.time(),
+                                      status_code=old.status_code or status[0],
+                                      sip_call_id=old.sip_call_id or status[1])
+
+    def _sync_ended(self, vc: VendorCall) -> None:
+        """A call the API reports ended that no poll saw live: it enters the book already ended, with its final
+        status (the API's, else the final response in the gateway's trace)."""
+        now = time.time()
+        self._gen += 1
+        cid = f"{vc.handle}~{self._gen}"
+        info = CallInfo(id=cid, state=CallState.DISCONNECTED, remote=vc.remote,
+                        direction=CallDirection.INCOMING if vc.direction == "in" else CallDirection.OUTGOING,
+                        sip_call_id=vc.sip_call_id, line=max(vc.line - 1, 0), status_code=vc.status_code,
+                        started=vc.started or now, ended=now)
+        code, sip_call_id, source = (vc.status_code, vc.sip_call_id, self.api.API) if vc.status_code \
+            else self._final_status(info)
+        info = dataclasses.replace(info, status_code=code, sip_call_id=info.sip_call_id or sip_call_id)
+        kind = EventKind.INCOMING if info.direction is CallDirection.INCOMING else EventKind.STATE
+        self.book.put_call(info, kind, read_back=f"ended call reported by the {self.api.API}", status_from=source)
+
+    def _final_status(self, info: CallInfo) -> tuple[int | None, str | None, str | None]:
+        """(final status, Call-ID, where it was read) of a call that ended: the last final response to the
+        device's INVITE (RFC 3261 §13.2.2.4; a 401/407 challenge is not final for the call, §22.2) in the gateway's
+        trace, for vendor APIs that report no status. Outgoing calls are found by the device's INVITE to the
+        number dialled (escaped or not, with or without '+') since the call started."""
+        if self.control is None:
+            return None, None, None
+        try:
+            call_id = info.sip_call_id
+            if call_id is None and info.direction is CallDirection.OUTGOING:
+                call_id = self._invite_call_id(info)
+            if call_id is None:
+                return None, None, None
+            entries = self.control.trace(call_id=call_id)
+        except Exception as exc:  # the gateway is an extra source here; the end itself was read back
+            log.debug("%s: final status of %s: %s", self.device_id, info.id, exc)
+            return None, None, None
+        finals = [int(e["first_line"].split()[1]) for e in entries
+                  if e["first_line"].startswith("SIP/2.0 ") and _cseq_method(e["message"]) == "INVITE"
+                  and int(e["first_line"].split()[1]) >= 200]
+        code = next((c for c in reversed(finals) if c not in (401, 407)), finals[-1] if finals else None)
+        return code, call_id, "the gateway's trace" if code else None
+
+    def _invite_call_id(self, info: CallInfo) -> str | None:
+        mine = {a.username for a in self.ctx.lines} | {a.number.lstrip("+") for a in self.ctx.lines if a.number}
+        want = _dialled(info.remote)
+        since = (info.started or time.time()) - 5.0
+        for e in reversed(self.control.trace(since=since)):
+            line = e["first_line"]
+            if e["direction"] != "in" or not line.startswith("INVITE "):
+                continue
+            m = _FROM_USER.search(e["message"])
+            if m is None or m.group(1).lstrip("+") not in mine:
+                continue
+            if want and _dialled(user_part(line.split()[1])) != want:
+                continue
+            return e["call_id"]
+        return None
 
     def _wait_call(self, call_id: str, test: Callable[[CallInfo], bool], what: str,
                    timeout: float = OP_TIMEOUT) -> CallInfo:
@@ -579,7 +659,10 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
     def blind_transfer(self, call_id: str, target: str) -> CallInfo:
         self.require("call_transfer")
         self._op(call_id, self.api.transfer, target)
-        return self._wait_call(call_id, lambda c: not c.active, "end after the transfer")
+        # The REFER's outcome comes later (NOTIFY sipfrag, RFC 3515 §2.4.5): the call ends when the transfer
+        # succeeds and stays (held) when the target refuses, so the read-back right after the API's answer is
+        # returned; callers wait for the state they expect.
+        return self.book.call(call_id)
 
     def consultative_transfer(self, call_id: str, consult_call_id: str) -> CallInfo:
         raise NotApplicable(f"the {self.api.API} offers only blind transfer")
@@ -609,6 +692,54 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe):
         if isinstance(states, CallState):
             states = {states}
         return self.book.wait_state(call_id, states, timeout)
+
+    # ------------------------------------------------------------------------------------------ MessageWaiting
+    def _mwi_read(self, line: int) -> MwiState:
+        self.require("message_waiting")
+        self.line(line)
+        fn = getattr(self.api, "mwi", None)
+        if fn is None:
+            raise NotApplicable(f"the {self.api.API} reports no message-waiting state", device_id=self.device_id)
+        state = self._api(fn, line + 1)
+        last = self.book.mwi(line)
+        if last is None or (last.waiting, last.new, last.old) != (state.waiting, state.new, state.old):
+            self.book.put_mwi(state)
+        return state
+
+    @requires_active
+    @step("api.mwi")
+    def mwi(self, line: int = 0) -> MwiState:
+        """The message-waiting state the device shows, read back over its API (the lamp; counts where the API
+        reports them)."""
+        return self._mwi_read(line)
+
+    @requires_active
+    @step("api.wait_for_mwi")
+    def wait_for_mwi(self, waiting: bool, *, line: int = 0, timeout: float = 10.0) -> MwiState:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._mwi_read(line)
+            if state.waiting == waiting:
+                return state
+            if time.monotonic() >= deadline:
+                raise OperationTimeout(f"{self.device_id}: message-waiting {'on' if waiting else 'off'} on line "
+                                       f"{line} not read back over the {self.api.API} within {timeout} s "
+                                       f"(last: {state.raw or state})")
+            self._stop.wait(0.2)
+
+
+_FROM_USER = re.compile(r"^(?:From|f)\s*:[^\r\n]*?<?sips?:([^@;>\s]+)", re.M | re.I)
+_CSEQ = re.compile(r"^CSeq\s*:\s*\d+\s+(\S+)", re.M | re.I)
+
+
+def _cseq_method(message: str) -> str | None:
+    m = _CSEQ.search(message)
+    return m.group(1).upper() if m else None
+
+
+def _dialled(user: str) -> str:
+    """A dialled string compared the way the gateway does: '%2A'/'%23' unescaped, without a leading '+'."""
+    return urllib.parse.unquote(user or "").strip().lstrip("+")
 
 
 def compare_identity(ctx: DriverContext, ident: DeviceIdentity) -> list[str]:

@@ -2,6 +2,9 @@
 pattern): ``connect(endpoint) -> session``, ``close(session)``, ``identity``, ``lines``, ``calls``,
 ``dial``, ``answer``, ``reject``, ``hangup``, ``hold``, ``resume``, ``set_mute``, ``send_dtmf``,
 ``transfer``, ``reboot``, ``factory_reset`` and ``probe`` (is the control path usable, and if not, why).
+Optional: ``ended_calls(session)``, the calls that ended before ``calls`` could list them live (a feature
+code's final response), each reported once; ``mwi(session, line)`` and ``dnd(session)``, the message-waiting
+lamp and do-not-disturb state the device shows.
 
 A function the vendor's API does not offer raises :class:`~harness.protocols.NotApplicable` with the reason.
 Every value returned was read back from the device (or reported by it in an event), never assumed.
@@ -85,7 +88,8 @@ class VendorCall:
     local_hold: bool = False
     remote_hold: bool = False
     sip_call_id: str | None = None
-    status_code: int | None = None
+    status_code: int | None = None  # the final SIP status, when the API reports it
+    started: float | None = None  # when the call began (epoch seconds), when the API reports it
 
 
 @dataclass(frozen=True)

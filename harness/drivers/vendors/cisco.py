@@ -35,7 +35,7 @@ from harness.drivers.vendors import (
     VendorCall,
     VendorIdentity,
 )
-from harness.protocols import CallState, NotApplicable
+from harness.protocols import CallState, MwiState, NotApplicable
 
 VENDOR = "Cisco"
 API = "Cisco MPP Remote SDK"
@@ -55,6 +55,9 @@ class Session:
         self.log: list[dict[str, Any]] = []
         self.methods: set[str] | None = None
         self.dialled_fallback: str | None = None
+        self.reported: set[str] = set()  # handles ``calls`` has listed live (for the current call on each)
+        self.fresh_ended: list[VendorCall] = []  # ended before ``calls`` listed them (see ended_calls)
+        self.ended_count = 0
         self._responses: list[dict[str, Any]] = []
         self._ws: web.WebSocketResponse | None = None
         self._req_lock = threading.Lock()  # the phone takes one pending request at a time
@@ -110,15 +113,27 @@ class Session:
         handle = f"{p.get('line', 1)}:{p.get('callId', 0)}"
         state = _STATES.get(str(p.get("state")), CallState.CONFIRMED)
         old = self.calls.get(handle)
+        started = old.started if old is not None else None
         if old is None or old.state is CallState.DISCONNECTED:
-            if state is CallState.DISCONNECTED and old is None:
-                return
+            if state is CallState.DISCONNECTED and old is not None:
+                return  # the end of a call already ended
             if old is not None:  # callIds are reused per line: a new call under an old id
                 self.order.remove(handle)
             self.order.append(handle)
-        self.calls[handle] = VendorCall(handle, state, "in" if p.get("direction") == "incoming" else "out",
-                                        str(p.get("remoteNumber", "")), int(p.get("line", 1)), bool(p.get("muted")),
-                                        p.get("state") == "Hold", False, p.get("sipCallId"))
+            self.reported.discard(handle)
+            started = time.time()
+        new = VendorCall(handle, state, "in" if p.get("direction") == "incoming" else "out",
+                         str(p.get("remoteNumber", "")), int(p.get("line", 1)), bool(p.get("muted")),
+                         p.get("state") == "Hold", False, p.get("sipCallId"), started=started)
+        self.calls[handle] = new
+        if state is CallState.DISCONNECTED:
+            self._ended(new)
+
+    def _ended(self, call: VendorCall) -> None:
+        """A call ended (event, or gone from GetCalls); kept for ``ended_calls`` when no poll listed it live."""
+        self.ended_count += 1
+        if call.handle not in self.reported:
+            self.fresh_ended.append(call)
 
     @property
     def connected(self) -> bool:
@@ -307,8 +322,19 @@ def calls(s: Session) -> list[VendorCall]:
             for h, c in list(s.calls.items()):
                 if h not in seen and c.state is not CallState.DISCONNECTED:
                     s.calls[h] = replace(c, state=CallState.DISCONNECTED)
+                    s._ended(s.calls[h])
     with s.cond:
-        return [s.calls[h] for h in s.order if s.calls[h].state is not CallState.DISCONNECTED]
+        live = [s.calls[h] for h in s.order if s.calls[h].state is not CallState.DISCONNECTED]
+        s.reported.update(c.handle for c in live)
+        return live
+
+
+def ended_calls(s: Session) -> list[VendorCall]:
+    """Calls whose end (``CallStateChanged`` to Idle, or gone from ``GetCalls``) came before ``calls`` listed
+    them live, each once; the Remote SDK's call events carry no SIP status."""
+    with s.cond:
+        out, s.fresh_ended = s.fresh_ended, []
+        return out
 
 
 def _lc(handle: str) -> dict[str, int]:
@@ -322,14 +348,20 @@ def dial(s: Session, number: str, line: int = 1) -> str | None:
         with s.cond:
             s.dialled_fallback = number
         return None
+    with s.cond:
+        ended_before = s.ended_count
     r = s.request("/api/Call/v1/Dial", line=line, number=number)
     handle = f"{r.get('line', line)}:{r.get('callId', 0)}"
     with s.cond:
+        known = s.calls.get(handle)
+        if known is not None and known.state is CallState.DISCONNECTED and s.ended_count > ended_before:
+            return handle  # its events (placed, then ended) came before the Dial response
         if handle not in s.calls or s.calls[handle].state is CallState.DISCONNECTED:
             if handle in s.order:
                 s.order.remove(handle)
             s.order.append(handle)
-            s.calls[handle] = VendorCall(handle, CallState.CALLING, "out", number, line)
+            s.calls[handle] = VendorCall(handle, CallState.CALLING, "out", number, line, started=time.time())
+            s.reported.discard(handle)
     return handle
 
 
@@ -389,7 +421,17 @@ def dnd(s: Session) -> bool:
 
 
 def mwi_lamp(s: Session, line: int = 1) -> bool:
-    return params(s, f"Message_Waiting_{line}_").get(f"Message_Waiting_{line}_") == "Yes"
+    name = f"Message_Waiting_{line}_"
+    if not s.connected:
+        return status_xml(s).get(name) == "Yes"
+    return params(s, name).get(name) == "Yes"
+
+
+def mwi(s: Session, line: int = 1) -> MwiState:
+    """The lamp only: ``Message_Waiting_<n>_`` (Remote SDK ``GetParams``, else ``/admin/status.xml``) says
+    whether it is lit and nothing of how many messages there are, so ``new`` and ``old`` are 0."""
+    lit = mwi_lamp(s, line)
+    return MwiState(line - 1, lit, 0, 0, None, f"Message_Waiting_{line}_={'Yes' if lit else 'No'}", time.time())
 
 
 def bootstrap_params(control_url: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ Status codes in the body become :class:`VendorApiError` with a sentence that say
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from harness.drivers.vendors import (
@@ -26,7 +27,7 @@ from harness.drivers.vendors import (
     VendorIdentity,
 )
 from harness.drivers.vendors._http import HttpSession
-from harness.protocols import CallState, NotApplicable
+from harness.protocols import CallState, MwiState, NotApplicable
 
 VENDOR = "Poly"
 API = "Poly UC Software REST API"
@@ -57,7 +58,10 @@ _STATES = {
 
 
 class Session(HttpSession):
-    pass
+    #: (number dialled, placed-log length before, give up at monotonic time): a dial whose call no
+    #: ``callStatus`` listed yet, looked for in the placed call log (see ended_calls)
+    pending: tuple[str, int, float] | None = None
+    log_entries = 0
 
 
 def connect(ep: Endpoint) -> Session:
@@ -130,8 +134,29 @@ def lines(s: Session) -> list[LineStatus]:
     return out
 
 
+def mwi(s: Session, line: int = 1) -> MwiState:
+    """The message-waiting lamp and counts the phone shows for ``line`` (``lineInfo``)."""
+    data = _call(s, "GET", "/api/v2/mgmt/lineInfo", what="lineInfo") or []
+    entry = next((e for e in data if str(e.get("LineNumber")) == str(line)), None)
+    if entry is None:
+        raise NoSuchLine(f"{API}: lineInfo has no line {line}", code="4005", where="lineInfo")
+    if "MessageWaiting" not in entry:
+        raise NotApplicable(f"the {API} lineInfo of this firmware reports no message-waiting state")
+    raw = ", ".join(f"{k}={entry.get(k)}" for k in ("MessageWaiting", "NewVoiceMessages", "OldVoiceMessages"))
+    return MwiState(line - 1, str(entry["MessageWaiting"]).lower() == "true", _int(entry.get("NewVoiceMessages")),
+                    _int(entry.get("OldVoiceMessages")), str(entry.get("SIPAddress") or ""), raw, time.time())
+
+
+def _int(value: Any) -> int:
+    return int(value) if str(value or "").isdigit() else 0
+
+
 def calls(s: Session) -> list[VendorCall]:
     data = _call(s, "GET", "/api/v2/webCallControl/callStatus", what="callStatus") or []
+    pending = s.pending
+    if pending is not None and any(c.get("Type") != "Incoming" and _same_number(c.get("RemotePartyNumber"),
+                                                                                 pending[0]) for c in data):
+        s.pending = None  # the dialled call is listed live
     out = []
     for c in data:
         state = c.get("CallState", "")
@@ -145,10 +170,44 @@ def calls(s: Session) -> list[VendorCall]:
     return out
 
 
-def dial(s: Session, number: str, line: int = 1) -> str | None:
+def placed_log(s: Session) -> list[dict[str, Any]]:
+    """The placed-calls log (``GET /api/v1/mgmt/callLogs/placed``), oldest first."""
+    return list(_call(s, "GET", "/api/v1/mgmt/callLogs/placed", what="callLogs/placed") or [])
+
+
+def _same_number(a: Any, b: str) -> bool:
+    return str(a or "").removeprefix("sip:").split("@", 1)[0].lstrip("+") == b.removeprefix("sip:").split("@", 1)[0] \
+        .lstrip("+")
+
+
+def dial(s: Session, number: str, line: int = 1, *, log_wait_s: float = 8.0) -> str | None:
     kind = "SIP" if "@" in number or number.startswith("sip:") else "TEL"
+    try:
+        before: int | None = len(placed_log(s))
+    except (VendorApiError, NotApplicable):  # a firmware without the call log: calls are seen live only
+        before = None
     _call(s, "POST", "/api/v1/callctrl/dial", {"Dest": number, "Line": str(line), "Type": kind}, what="dial")
+    if before is not None:
+        s.pending = (number, before, time.monotonic() + log_wait_s)
     return None  # only an acknowledgement: the CallHandle appears in callStatus
+
+
+def ended_calls(s: Session) -> list[VendorCall]:
+    """A dialled call that ended before ``callStatus`` listed it (the gateway answered at once with a final
+    response): its entry in the placed call log, which has no SIP status and no CallHandle."""
+    pending = s.pending
+    if pending is None:
+        return []
+    number, before, give_up = pending
+    entries = placed_log(s)
+    for i, e in enumerate(entries[before:], before):
+        if _same_number(e.get("RemotePartyNumber"), number):
+            s.pending = None
+            return [VendorCall(f"log{i}", CallState.DISCONNECTED, "out", str(e.get("RemotePartyNumber", "")),
+                               int(e.get("LineNumber") or 1))]
+    if time.monotonic() > give_up:
+        s.pending = None
+    return []
 
 
 def _ref(s: Session, action: str, handle: str, **extra: str) -> None:

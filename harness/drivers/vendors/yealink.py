@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness.drivers.vendors import Endpoint, LineStatus, Probe, VendorApiError, VendorCall, VendorIdentity
 from harness.drivers.vendors._http import HttpSession
-from harness.protocols import CallState, NotApplicable
+from harness.protocols import CallState, MwiState, NotApplicable
 
 VENDOR = "Yealink"
 API = "Yealink Action URI"
@@ -38,6 +38,8 @@ class Session(HttpSession):
         self.order: list[str] = []
         self.callbacks: list[tuple[float, str, dict[str, str]]] = []
         self.muted = False
+        self.reported: set[str] = set()  # call ids ``calls`` has listed live
+        self.fresh_ended: list[VendorCall] = []  # ended before ``calls`` listed them (see ended_calls)
         host = str(ep.options.get("listen_host", "127.0.0.1"))
         self.listener = ThreadingHTTPServer((host, int(ep.options.get("listen_port", 0))), _handler(self))
         self.listener.daemon_threads = True
@@ -55,10 +57,15 @@ class Session(HttpSession):
                     self.calls[k] = replace(c, muted=self.muted)
             elif cid:
                 old = self.calls.get(cid)
+                if old is not None and old.state is CallState.DISCONNECTED and event in ("incoming_call",
+                                                                                        "outgoing_call"):
+                    old = None  # $call_id values are reused: a new call under an old id
+                    self.order.remove(cid)
                 if old is None:
                     old = VendorCall(cid, CallState.CALLING, "in" if event == "incoming_call" else "out",
-                                     q.get("remote", ""), muted=self.muted)
+                                     q.get("remote", ""), muted=self.muted, started=time.time())
                     self.order.append(cid)
+                    self.reported.discard(cid)
                 new = {
                     "incoming_call": lambda c: replace(c, state=CallState.INCOMING),
                     # sent when the phone places the call (again on ringback by some loads): never a step back
@@ -69,6 +76,9 @@ class Session(HttpSession):
                     "unhold": lambda c: replace(c, local_hold=False),
                 }[event](old)
                 self.calls[cid] = new
+                if event == "call_terminated" and old.state is not CallState.DISCONNECTED \
+                        and cid not in self.reported:
+                    self.fresh_ended.append(new)
             self.cond.notify_all()
 
     def close(self) -> None:
@@ -165,9 +175,32 @@ def lines(s: Session) -> list[LineStatus]:
     return out
 
 
+def mwi(s: Session, line: int = 1) -> MwiState:
+    """The message-waiting lamp and counts the phone shows for account ``line`` (``phonecfg=get&accounts=1``)."""
+    d = readback(s)
+    if f"account.{line}.status" not in d:
+        raise VendorApiError(f"{API} phonecfg=get: no account {line}", code=404, where="phonecfg=get")
+    if f"account.{line}.mwi" not in d:
+        raise NotApplicable(f"the {API} read-back of this firmware reports no message-waiting state")
+    keys = (f"account.{line}.mwi", f"account.{line}.voice_mail.new", f"account.{line}.voice_mail.old")
+    raw = ", ".join(f"{k}={d.get(k, '')}" for k in keys)
+    num = [int(d[k]) if d.get(k, "").isdigit() else 0 for k in keys[1:]]
+    return MwiState(line - 1, d[keys[0]] == "1", num[0], num[1], d.get(f"account.{line}.user_name"), raw, time.time())
+
+
 def calls(s: Session) -> list[VendorCall]:
     with s.cond:
-        return [s.calls[k] for k in s.order if s.calls[k].state is not CallState.DISCONNECTED]
+        live = [s.calls[k] for k in s.order if s.calls[k].state is not CallState.DISCONNECTED]
+        s.reported.update(c.handle for c in live)
+        return live
+
+
+def ended_calls(s: Session) -> list[VendorCall]:
+    """Calls whose ``call_terminated`` Action URL came before ``calls`` listed them live (a call the gateway
+    answered at once with a final response), each once. The Action URL carries no SIP status."""
+    with s.cond:
+        out, s.fresh_ended = s.fresh_ended, []
+        return out
 
 
 def all_calls(s: Session) -> list[VendorCall]:
@@ -210,12 +243,32 @@ def set_mute(s: Session, handle: str, on: bool) -> None:
 
 
 def send_dtmf(s: Session, handle: str, digits: str) -> None:
-    key(s, ";".join(digits))
+    if set(digits) - set(_KEYPAD):
+        raise NotApplicable(f"the {API} keypad has only 0-9, * and #: {digits!r} cannot be sent")
+    key(s, ";".join(_KEYPAD[d] for d in digits))
+
+
+#: Action URI key values for the keypad (admin guide, "Variable Values": 0-9, STAR, POUND).
+_KEYPAD = {**{str(d): str(d) for d in range(10)}, "*": "STAR", "#": "POUND"}
+
+
+def keypad(number: str) -> list[str]:
+    """The keys that enter ``number`` on the keypad. A Yealink phone enters '+' only by a long press of 0 (or
+    the star key, by configuration), which the Action URI cannot press: a leading '+' is left out, the number
+    entered in the digits the gateway compares numbers by (it routes both forms). Anything else that is not
+    on the keypad cannot be keyed in."""
+    digits = number.removeprefix("+")
+    bad = sorted({ch for ch in digits if ch not in _KEYPAD})
+    if not digits or bad:
+        raise NotApplicable(f"the {API} can key in only 0-9, * and # (a leading '+' is left out): {number!r} has "
+                            f"{', '.join(repr(b) for b in bad) or 'no digit'}")
+    return [_KEYPAD[ch] for ch in digits]
 
 
 def transfer(s: Session, handle: str, target: str) -> None:
+    keys = keypad(target)
     key(s, "F_TRANSFER")
-    key(s, ";".join([*target, "F_TRANSFER"]))  # blind: digits then Transfer again (REFER, RFC 3515)
+    key(s, ";".join([*keys, "F_TRANSFER"]))  # blind: digits then Transfer again (REFER, RFC 3515)
 
 
 def reboot(s: Session) -> None:

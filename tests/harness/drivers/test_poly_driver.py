@@ -123,8 +123,26 @@ def test_dial_body_and_blind_transfer_body():
     poly.transfer(s, "0x1", "+14255550199")
     import json
 
-    assert json.loads(rp.requests[0].content) == {"data": {"Dest": "+14255550121", "Line": "2", "Type": "TEL"}}
-    assert json.loads(rp.requests[1].content) == {"data": {"Ref": "0x1", "TransferDest": "+14255550199"}}
+    posts = [r for r in rp.requests if r.method == "POST"]  # (dial reads the placed-call log first: 404 here)
+    assert json.loads(posts[0].content) == {"data": {"Dest": "+14255550121", "Line": "2", "Type": "TEL"}}
+    assert json.loads(posts[1].content) == {"data": {"Ref": "0x1", "TransferDest": "+14255550199"}}
+    assert s.pending is None  # no call log on this firmware: the call is looked for live only
+
+
+def test_a_dialled_call_that_ended_at_once_is_found_in_the_placed_log():
+    """*30* answered at once with 603: never in callStatus, but in callLogs/placed (once, after the dial)."""
+    old = {"LineNumber": "1", "Duration": "", "StartTime": "2026-01-01T09:00:00", "RemotePartyName": "*30*",
+           "RemotePartyNumber": "*30*"}
+    s, _ = session({("GET", "/api/v1/mgmt/callLogs/placed"): (200, {"Status": "2000", "data": [old]}),
+                    ("POST", "/api/v1/callctrl/dial"): (200, {"Status": "2000"})})
+    poly.dial(s, "*30*")
+    assert poly.ended_calls(s) == []  # the earlier *30* in the log is not this call
+    s2, _ = session({("GET", "/api/v1/mgmt/callLogs/placed"): (200, {"Status": "2000", "data": [old, old]})})
+    s2.pending = s.pending
+    [ended] = poly.ended_calls(s2)
+    assert (ended.state, ended.direction, ended.remote, ended.status_code) == (CallState.DISCONNECTED, "out", "*30*",
+                                                                              None)
+    assert poly.ended_calls(s2) == [] and s2.pending is None  # reported once
 
 
 def test_missing_credential_names_the_variable(monkeypatch):

@@ -37,7 +37,9 @@ def test_remote_sdk_params_and_calls(sim, control):
                                                                        "User_ID_1_": "+14255550101"}
     r = control.request({"Request-URI": "/api/Config/v1/SetParams", "params": {"DND_Setting": "Yes"}})
     assert r["status"] == "Success" and sim.params["DND_Setting"] == "Yes"
-    sim.provision({"Message_Waiting_1_": "Yes"})  # the proxy's NOTIFY lit the lamp
+    r = control.request({"Request-URI": "/api/Config/v1/GetParams", "params": ["Message_Waiting_1_"]})
+    assert r["result"]["paramvalues"]["Message_Waiting_1_"] == "No"
+    sim.backend.set_mwi("Messages-Waiting: yes\r\nVoice-Message: 1/0\r\n")  # the proxy's NOTIFY lit the lamp
     r = control.request({"Request-URI": "/api/Config/v1/GetParams", "params": ["Message_Waiting_1_"]})
     assert r["result"]["paramvalues"]["Message_Waiting_1_"] == "Yes"
     r = control.request({"Request-URI": "/api/Call/v1/Dial", "line": 1, "number": "+14255550102"})
