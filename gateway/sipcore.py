@@ -366,7 +366,7 @@ class SipCore:
                 return self.directory.user(b.username)
         authz = req.headers.get("Proxy-Authorization")
         if authz is None:
-            challenges = [("Proxy-Authenticate", str(c)) for c in self.auth.challenges(self.wall())]
+            challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall())]
             self._reply(tx, req, 407, headers=challenges)
             return None
         try:
@@ -380,7 +380,7 @@ class SipCore:
         result = self.auth.verify(authz, method="INVITE", now=self.wall(), ha1=user.ha1)
         if not result.ok:
             if result.stale:
-                challenges = [("Proxy-Authenticate", str(c)) for c in self.auth.challenges(self.wall(), stale=True)]
+                challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall(), stale=True)]
                 self._reply(tx, req, 407, headers=challenges)
             else:
                 self._reply(tx, req, 403, "SGW-AUTH-FAILED", "authentication failed")

@@ -37,6 +37,7 @@ from gateway.services.routing import RouteDecision, Target
 from gateway.sip import NameAddr, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
 from gateway.sip.endpoint import Address, TransactionId
+from gateway.sip.headers import header_key
 
 log = logging.getLogger("sipgw.b2bua")
 
@@ -669,12 +670,12 @@ def _tags(value: str | None) -> set[str]:
     return {t.strip().lower() for t in (value or "").split(",") if t.strip()}
 
 
+#: RELAYED_HEADERS by header key (lower-cased canonical name, compact forms expanded), as Headers stores them.
+_RELAYED_KEYS = frozenset(header_key(name) for name in RELAYED_HEADERS)
+
+
 def _relayed(message: Request | Response) -> list[tuple[str, str]]:
-    out = []
-    for name, value in message.headers.items():
-        if name in RELAYED_HEADERS:
-            out.append((name, value))
-    return out
+    return [(name, value) for key, name, value in message.headers._fields if key in _RELAYED_KEYS]
 
 
 def _headers(fields: list[tuple[str, str]]):

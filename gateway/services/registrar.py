@@ -232,8 +232,8 @@ class Registrar:
     # --- internals ---------------------------------------------------------------------------------------
     def _challenge(self, req: Request, *, now: float, stale: bool = False) -> Response:
         resp = Response.for_request(req, 401, to_tag=_tag(req))
-        for ch in self.auth.challenges(now, stale=stale):
-            resp.headers.add("WWW-Authenticate", str(ch))
+        for value in self.auth.challenge_values(now, stale=stale):
+            resp.headers.add("WWW-Authenticate", value)
         return resp
 
     def _auth_failed(self, req: Request, flow: Flow, now: float) -> Response:

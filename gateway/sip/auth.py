@@ -296,6 +296,15 @@ class DigestChallenge:
         return "Digest " + ", ".join(parts)
 
 
+def _challenge_text_parts(challenge: DigestChallenge) -> tuple[str, str]:
+    """``str(challenge)`` split around its nonce (a nonce of this module is base64url: nothing to quote)."""
+    marker = "\x00nonce\x00"
+    text = str(DigestChallenge(challenge.realm, marker, challenge.algorithm, challenge.qop, challenge.opaque,
+                               challenge.stale, challenge.domain, challenge.userhash, challenge.extra))
+    head, tail = text.split(marker)
+    return head, tail
+
+
 def parse_challenge(text: str) -> DigestChallenge:
     """Parse a WWW-Authenticate or Proxy-Authenticate header value (one Digest challenge)."""
     what = "Digest challenge"
@@ -626,8 +635,8 @@ class DigestServer:
     """
 
     __slots__ = (
-        "_keys", "_next_sweep", "_random", "algorithms", "allow_no_qop", "clock_skew", "nonce_lifetime",
-        "opaque", "qop", "realm", "tracker",
+        "_header_parts", "_keys", "_next_sweep", "_random", "_realm_bytes", "algorithms", "allow_no_qop",
+        "clock_skew", "nonce_lifetime", "opaque", "qop", "realm", "tracker",
     )  # fmt: skip
 
     def __init__(
@@ -665,6 +674,14 @@ class DigestServer:
         self.tracker = NonceCountTracker(max_tracked_nonces)
         self._random = random_bytes
         self._next_sweep = float("-inf")
+        self._realm_bytes = realm.encode("utf-8")
+        # The text of each challenge around its nonce, by stale flag: what str(DigestChallenge) writes.
+        self._header_parts: dict[bool, list[tuple[str, str]]] = {
+            stale: [_challenge_text_parts(DigestChallenge(realm=realm, nonce="", algorithm=algorithm, qop=self.qop,
+                                                          opaque=opaque, stale=stale))
+                    for algorithm in self.algorithms]
+            for stale in (False, True)
+        }
 
     # -- nonces ------------------------------------------------------------------------------------
 
@@ -674,7 +691,7 @@ class DigestServer:
         return base64.urlsafe_b64encode(payload + mac).decode("ascii").rstrip("=")
 
     def _mac(self, key: bytes, payload: bytes) -> bytes:
-        return hmac.new(key, payload + self.realm.encode("utf-8"), hashlib.sha256).digest()[:_NONCE_MAC_LEN]
+        return hmac.digest(key, payload + self._realm_bytes, "sha256")[:_NONCE_MAC_LEN]
 
     def nonce_issue_time(self, nonce: str) -> float | None:
         """The issue time (seconds) of a nonce this server signed, or None if it is not authentic."""
@@ -702,6 +719,12 @@ class DigestServer:
             )
             for algorithm in self.algorithms
         ]
+
+    def challenge_values(self, now: float, *, stale: bool = False) -> list[str]:
+        """The header values of :meth:`challenges` (``str`` of each, same fresh nonce), written without
+        building the challenge objects: what a 401 or 407 carries (RFC 3261 §22.4, §22.3)."""
+        nonce = self.make_nonce(now)
+        return [head + nonce + tail for head, tail in self._header_parts[stale]]
 
     def challenge(self, now: float, *, stale: bool = False) -> DigestChallenge:
         """The preferred challenge only."""

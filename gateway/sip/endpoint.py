@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import SipParseError
-from .headers import Headers
+from .headers import _KNOWN_SLOTS, Headers, split_list
 from .message import Request, Response
 from .parser import parse_message
 from .timers import Timer, TimerConfig, TimerPolicy, is_reliable_transport
@@ -831,6 +831,10 @@ class SipEndpoint:
         return actions
 
 
+#: Memoised parses a stamped request keeps (all but Via's; RFC 3261 §18.2.1 changes only the top Via).
+_KEPT_SLOTS = _KNOWN_SLOTS - {"top_via", "vias"}
+
+
 def _stamp_via(request: Request, source: Address) -> Request:
     """Add ``received`` and fill ``rport`` in the top Via as §18.2.1 and RFC 3581 §4 require."""
     via = request.top_via
@@ -842,8 +846,22 @@ def _stamp_via(request: Request, source: Address) -> Request:
     if wants_rport:
         params["rport"] = str(source.port)
     stamped = Via(via.transport, via.host, via.port, params, via.protocol)
-    headers: Headers = request.headers.copy()  # what was parsed (From, To, CSeq...) stays parsed
-    headers.remove_first("Via")
-    headers.prepend("Via", str(stamped))
-    headers._remember("top_via", stamped)
-    return request.replace(headers=headers)
+    old = request.headers
+    fields = list(old._fields)
+    for i, (key, name, value) in enumerate(fields):
+        if key == "via":
+            if "," in value:  # "Via: a, b" on one line: only its first element is replaced
+                rest = split_list(value)[1:]
+                fields[i:i + 1] = [(key, name, str(stamped)), (key, name, ", ".join(rest))] if rest else [
+                    (key, name, str(stamped))]
+            else:
+                fields[i] = (key, name, str(stamped))
+            break
+    # What was parsed of the other headers (From, To, CSeq...) stays parsed; of Via only the new top.
+    headers = Headers._from_fields(fields)
+    cache = {slot: v for slot, v in old._cache.items() if slot in _KEPT_SLOTS} if old._cache else {}
+    cache["top_via"] = stamped
+    headers._cache = cache
+    stamped_request = Request(request.method, request.uri, headers, request.body, request.version)
+    stamped_request._request_uri = request._request_uri
+    return stamped_request

@@ -87,7 +87,22 @@ def _parse_host(text: str, what: str, whole: str) -> tuple[str, int | None]:
     return host, port
 
 
+#: Host names and IPv4 addresses already found valid (the same few peers send message after message);
+#: bounded, emptied when full. Only valid hosts are kept, so an error is always reported.
+_GOOD_HOSTS: set[str] = set()
+_GOOD_HOSTS_MAX = 4096
+
+
 def _check_hostname(host: str, what: str, whole: str) -> None:
+    if host in _GOOD_HOSTS:
+        return
+    _check_hostname_text(host, what, whole)
+    if len(_GOOD_HOSTS) >= _GOOD_HOSTS_MAX:
+        _GOOD_HOSTS.clear()
+    _GOOD_HOSTS.add(host)
+
+
+def _check_hostname_text(host: str, what: str, whole: str) -> None:
     if not host or len(host) > 255:
         raise SipParseError(f"missing or oversized host in {_where(what, whole)}")
     m = IPV4_RE.fullmatch(host)

@@ -474,3 +474,17 @@ def test_challenge_and_answer_travel_in_sip_messages() -> None:
     result = server.verify(retry.headers.get(answer_name) or "", method=retry.method, now=T0 + 1,
                            password="s3cret", request_uri=retry.uri)
     assert result.ok and result.username == "1001"
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize("opaque", [None, 'o"paque\\x'])
+def test_challenge_values_are_the_challenges_as_written(stale: bool, opaque: str | None) -> None:
+    # Same random bytes and time: the fast header values must be exactly str() of the challenge objects.
+    a = DigestServer("sip.example.com", SECRET, opaque=opaque, random_bytes=lambda n: b"\x07" * n)
+    b = DigestServer("sip.example.com", SECRET, opaque=opaque, random_bytes=lambda n: b"\x07" * n)
+    values = a.challenge_values(T0, stale=stale)
+    assert values == [str(c) for c in b.challenges(T0, stale=stale)]
+    assert len(values) == 2 and values[0].startswith('Digest realm="sip.example.com", nonce="')
+    # And they work: credentials answering the parsed value verify.
+    result = a.verify(answer(parse_challenge(values[1])), method="REGISTER", now=T0, password="s3cret")
+    assert result.ok, result.reason

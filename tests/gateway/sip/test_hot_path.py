@@ -3,7 +3,8 @@
 - a byte-identical retransmission is matched to its server transaction without being parsed again;
 - the INVITE server transaction's 100 (Trying) leaves before the TU's own final response (§17.2.1);
 - parsed URIs are kept by text but every caller gets its own copy;
-- a header change forgets only what was parsed from that header; copies keep what was parsed.
+- a header change forgets only what was parsed from that header; copies keep what was parsed;
+- the top Via is stamped (received, rport) in place, the other headers staying parsed.
 """
 
 from __future__ import annotations
@@ -137,3 +138,30 @@ def test_a_header_change_forgets_only_that_header() -> None:
     assert msg.to.uri.user == "1001"  # the original keeps its own
     resp = Response.for_request(msg, 180, to_tag="r1")
     assert resp.to.tag == "r1" and resp.cseq == msg.cseq and resp.top_via == msg.top_via
+
+
+def test_the_top_via_is_stamped_in_place_and_the_rest_stays_parsed() -> None:
+    # RFC 3261 §18.2.1 and RFC 3581 §4: received and rport are added to the top Via only.
+    two_vias = INVITE.replace(b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-hot-1;rport\r\n",
+                              b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-hot-1;rport, SIP/2.0/UDP p.example;"
+                              b"branch=z9hG4bKp1\r\nSubject: s\r\nVia: SIP/2.0/TCP q.example;branch=z9hG4bKq1\r\n")
+    parsed = parse_message(two_vias)
+    from_ = parsed.from_
+    actions = _endpoint().receive(two_vias, PHONE, 0.0)
+    req = next(a.event.request for a in actions if isinstance(a, Deliver))
+    assert req.headers.get_all("Via") == [
+        "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-hot-1;rport=5060;received=192.0.2.10",
+        "SIP/2.0/UDP p.example;branch=z9hG4bKp1", "SIP/2.0/TCP q.example;branch=z9hG4bKq1"]
+    assert [name for name, _ in req.headers][:5] == ["Via", "Via", "Subject", "Via", "Max-Forwards"]
+    assert req.top_via.received == "192.0.2.10" and req.top_via.rport == 5060
+    assert [v.host for v in req.vias] == ["10.0.0.1", "p.example", "q.example"]
+    assert req.from_ == from_ and req.cseq == parsed.cseq and req.request_uri.user == "1001"
+    resp = Response.for_request(req, 200, to_tag="t")
+    assert resp.headers.get("Via").startswith("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-hot-1;rport=5060;")
+
+
+def test_a_via_that_names_the_source_without_rport_is_left_alone() -> None:
+    no_rport = INVITE.replace(b";rport\r\n", b"\r\n")
+    actions = _endpoint().receive(no_rport, PHONE, 0.0)
+    req = next(a.event.request for a in actions if isinstance(a, Deliver))
+    assert req.headers.get("Via") == "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-hot-1"
