@@ -168,21 +168,44 @@ def device(request: pytest.FixtureRequest, lab, sipgw_reset, evidence: EvidenceC
     return device_handle(lab, spec.id)
 
 
-@pytest.fixture
-def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
-    """Another device of the inventory to call or be called by: usable firmware, calls apply, not the DUT."""
+def dtmf_method_of(spec) -> str | None:
+    """A device's default DTMF method (``rfc4733`` | ``info``) from the catalogue (``device_profiles/dtmf.yaml``)."""
+    from device_profiles.dtmf import default_dtmf_defaults
+
+    d = default_dtmf_defaults().lookup(spec.profile.vendor, spec.profile.kind)
+    return d.method if d is not None else None
+
+
+def _helper(request: pytest.FixtureRequest, lab, sipgw_inventory, *, same_dtmf: bool):
+    """Another device that makes and receives calls, preferring one whose DTMF method is (``same_dtmf``) or is not
+    the device's; inventory order otherwise."""
     from device_profiles.capabilities import applicability
 
     me = request.node.callspec.params["device"]
-    for spec in sipgw_inventory.devices:
-        if spec.id == me.id or not spec.verdict.acceptable:
-            continue
-        if not (applicability(spec.profile, "make_calls") and applicability(spec.profile, "receive_calls")):
-            continue
-        request.config.stash[STATE].helpers.add(spec.id)
-        return device_handle(lab, spec.id)
-    raise Blocked("the inventory has no second device with usable firmware that makes and receives calls",
-                  device_id=me.id)
+    mine = dtmf_method_of(me)
+    candidates = [spec for spec in sipgw_inventory.devices
+                  if spec.id != me.id and spec.verdict.acceptable
+                  and applicability(spec.profile, "make_calls") and applicability(spec.profile, "receive_calls")]
+    if not candidates:
+        raise Blocked("the inventory has no second device with usable firmware that makes and receives calls",
+                      device_id=me.id)
+    spec = min(candidates, key=lambda s: (dtmf_method_of(s) == mine) != same_dtmf)  # stable: first of the best
+    request.config.stash[STATE].helpers.add(spec.id)
+    return device_handle(lab, spec.id)
+
+
+@pytest.fixture
+def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
+    """Another device of the inventory to call or be called by: usable firmware, calls apply, not the DUT; one with
+    the device's DTMF method when there is one, so the call is not anchored for DTMF interworking."""
+    return _helper(request, lab, sipgw_inventory, same_dtmf=True)
+
+
+@pytest.fixture
+def other_dtmf_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
+    """Like ``other_device``, but preferring a device whose DTMF method differs from the device's (the gateway
+    converts between them); a device of the same method when the inventory has no other."""
+    return _helper(request, lab, sipgw_inventory, same_dtmf=False)
 
 
 @dataclass
