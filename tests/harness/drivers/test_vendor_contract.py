@@ -116,6 +116,29 @@ class TestOtherVendors:
         b.hangup(inc.id)
         assert a.wait_for_state(out.id, CallState.DISCONNECTED, timeout=T).state is CallState.DISCONNECTED
 
+    def test_audiocodes_cli_over_ssh_reads_the_port_resets_it_and_logs_the_session(self, lab, tmp_path):
+        from harness.pytest_plugin.evidence import EvidenceCollector
+
+        dev = lab.device("ata")
+        drv = dev.driver
+        assert dev.identity.source == "http-api+ssh-cli"  # REST and CLI report the same device
+        a, b = lab.device("caller")[CallControl], dev[CallControl]
+        out = a.dial(dev.number)
+        inc = b.wait_for_incoming(timeout=T)
+        b.answer(inc.id)
+        a.wait_for_state(out.id, CallState.CONFIRMED, timeout=T)
+        port = drv.port_status()[0]  # show voip ports, over SSH
+        assert (port.port, port.call_state, port.off_hook) == (1, "connected", True)
+        assert drv.reset_port(1).call_state == "idle"
+        assert a.wait_for_state(out.id, CallState.DISCONNECTED, timeout=T).state is CallState.DISCONNECTED
+        collector = EvidenceCollector("t::ssh", device_id="ata")
+        drv.add_evidence(collector)
+        collector.finalise(tmp_path, feature="make_calls")
+        log = next(tmp_path.rglob("ssh.log")).read_text()
+        assert ">>> show voip ports" in log and ">>> port 1 reset" in log and "[CLI] Analog port 1 reset" in log
+        sim = drv.ssh_simulator
+        assert sim.password not in log and sim.enable_password not in log
+
     def test_factory_reset_turns_the_rest_api_off_and_bootstrap_brings_it_back(self, lab):
         drv = lab.device("callee").driver
         drv.ctx.options["factory_reset"] = True

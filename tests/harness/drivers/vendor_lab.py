@@ -63,6 +63,7 @@ devices:
     firmware: 6.60A.367.001
     driver: audiocodes-mp
     connection: {protocol: simulator}
+    ssh: {}
     lines:
       - {number: "+14255550151", name: Fax Room, port: 1}
 """
