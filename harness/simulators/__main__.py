@@ -4,7 +4,9 @@
     python -m harness.simulators yealink --gateway 127.0.0.1:5060 --user blake --password secret \\
         --number +14255550111 --log-dir /tmp/sim
 
-It prints the simulator's base URL on the first line of stdout and serves until interrupted.
+It prints the simulator's base URL on the first line of stdout and serves until interrupted. ``audiocodes``
+also serves its CLI over SSH (user ``Admin``, login and enable password ``Admin``) and prints
+``ssh://HOST:PORT`` on the second line.
 """
 
 from __future__ import annotations
@@ -79,10 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ssh = None
     try:
         print(sim.start(), flush=True)
+        if sim_cls is AudioCodesMpSimulator:
+            from harness.simulators.audiocodes_ssh import AudioCodesSshSimulator
+
+            ssh = AudioCodesSshSimulator(sim)
+            host, port = ssh.start()
+            print(f"ssh://{host}:{port}", flush=True)
         stop.wait()
     finally:
+        if ssh is not None:
+            ssh.stop()
         sim.stop()
         backend.close()
     return 0

@@ -184,3 +184,26 @@ def test_transcript_has_commands_and_replies_without_passwords(device, cli):
     assert PASSWORD not in whole and ENABLE not in whole and "logged in, enable mode" in whole
     assert cli.transcript.mask(f"pw {PASSWORD}, secret {ENABLE}.") == f"pw {MASK}, secret {MASK}."
     assert cli.transcript.take_since_mark() == ""
+
+
+def test_the_simulator_runner_serves_the_cli_too():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness.simulators", "audiocodes", "--fake"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url, ssh_url = proc.stdout.readline().strip(), proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and ssh_url.startswith("ssh://127.0.0.1:"), (
+            proc.stderr.read() if proc.poll() is not None else (url, ssh_url))
+        host, port = ssh_url.removeprefix("ssh://").rsplit(":", 1)
+        client = AudioCodesCli(SshEndpoint(host, int(port), "Admin", "Admin", timeout=5.0 * SLOW,
+                                           read_timeout=5.0 * SLOW))
+        try:
+            assert client.version().firmware == "6.60A.367.001"
+        finally:
+            client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10 * SLOW) == 0
