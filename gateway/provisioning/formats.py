@@ -10,6 +10,12 @@ key named, never a half-understood file on a phone.
 
 Lab mode adds the settings that keep the harness's control path open (the vendor's HTTP API or action URLs
 stay enabled after provisioning).
+
+A multi-port ATA gets one file with each port's account: port 1 in the keys above, ports 2… in the vendor's
+numbered keys (Cisco ``User_ID_2_``, Poly/OBi ``reg.2.*``; AudioCodes MediaPack ``AuthUserName_2`` … and every
+``Sgw…``/``sgw.…`` pair-state key are *lab design*), rendered from ``lines`` (one dict per port: ``n``,
+``sip_user``, ``sip_password``, ``display_name``, ``number``, ``state``). A port without an account (offboarded)
+has its keys empty.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ class VendorFormat:
     template: str
     keys: frozenset[str]
     content_type: str = "text/plain"
+    #: Keys of ports 2… of a multi-port ATA: a regex whose group ``n`` is the port number.
+    port_keys: str | None = None
+
+    def known_key(self, key: str) -> bool:
+        if key in self.keys:
+            return True
+        m = re.fullmatch(self.port_keys, key) if self.port_keys else None
+        return m is not None and int(m.group("n")) >= 2
 
     def match_file(self, filename: str) -> re.Match | None:
         for pattern in self.files:
@@ -62,12 +76,24 @@ _CISCO = """<flat-profile>
   <Language_Selection>{{ lang }}</Language_Selection>
   <Sign_In_URL>{{ signin_url }}</Sign_In_URL>
   <Pair_State>{{ state }}</Pair_State>
+{%- for l in lines[1:] %}
+  <Proxy_{{ l.n }}_>{{ sip_host }}:{{ sip_port }}</Proxy_{{ l.n }}_>
+  <SIP_Transport_{{ l.n }}_>{{ transport | upper }}</SIP_Transport_{{ l.n }}_>
+  <User_ID_{{ l.n }}_>{{ l.sip_user }}</User_ID_{{ l.n }}_>
+  <Auth_ID_{{ l.n }}_>{{ l.sip_user }}</Auth_ID_{{ l.n }}_>
+  <Password_{{ l.n }}_>{{ l.sip_password }}</Password_{{ l.n }}_>
+  <Display_Name_{{ l.n }}_>{{ l.display_name }}</Display_Name_{{ l.n }}_>
+  <Line_Number_{{ l.n }}_>{{ l.number }}</Line_Number_{{ l.n }}_>
+  <Pair_State_{{ l.n }}_>{{ l.state }}</Pair_State_{{ l.n }}_>
+{%- endfor %}
 {%- if lab_mode %}
   <Enable_Web_Server>Yes</Enable_Web_Server>
   <Enable_Direct_Action_Url>Yes</Enable_Direct_Action_Url>
 {%- endif %}
 </flat-profile>
 """
+_CISCO_PORT_KEYS = (r"(?:Proxy|SIP_Transport|User_ID|Auth_ID|Password|Display_Name|Line_Number|Pair_State)"
+                    r"_(?P<n>\d+)_")
 _CISCO_KEYS = {"Proxy_1_", "SIP_Transport_1_", "User_ID_1_", "Auth_ID_1_", "Password_1_", "Display_Name_1_",
                "Station_Display_Name", "Profile_Rule", "Resync_Periodic", "Language_Selection", "Sign_In_URL",
                "Pair_State", "Enable_Web_Server", "Enable_Direct_Action_Url"}
@@ -80,11 +106,20 @@ _POLY = """<?xml version="1.0" encoding="utf-8" standalone="yes"?>
   <device device.prov.serverName="{{ state_url }}" device.set="1"/>
   <lcl lcl.ml.lang="{{ lang }}"/>
   <sgw sgw.signin.url="{{ signin_url }}" sgw.pair.state="{{ state }}"/>
+{%- for l in lines[1:] %}
+  <reg reg.{{ l.n }}.address="{{ l.sip_user }}" reg.{{ l.n }}.auth.userId="{{ l.sip_user }}"
+       reg.{{ l.n }}.auth.password="{{ l.sip_password }}" reg.{{ l.n }}.displayName="{{ l.display_name }}"
+       reg.{{ l.n }}.label="{{ l.number }}" reg.{{ l.n }}.server.1.address="{{ sip_host }}"
+       reg.{{ l.n }}.server.1.port="{{ sip_port }}" reg.{{ l.n }}.server.1.transport="{{ transport | upper }}Only"
+       reg.{{ l.n }}.sgw.pair.state="{{ l.state }}"/>
+{%- endfor %}
 {%- if lab_mode %}
   <apps apps.restapi.enabled="1"/>
 {%- endif %}
 </polycomConfig>
 """
+_POLY_PORT_KEYS = (r"reg\.(?P<n>\d+)\.(?:address|auth\.userId|auth\.password|displayName|label|server\.1\.address"
+                   r"|server\.1\.port|server\.1\.transport|sgw\.pair\.state)")
 _POLY_KEYS = {"reg.1.address", "reg.1.auth.userId", "reg.1.auth.password", "reg.1.displayName", "reg.1.label",
               "reg.1.server.1.address", "reg.1.server.1.port", "reg.1.server.1.transport", "device.prov.serverName",
               "device.set", "lcl.ml.lang", "sgw.signin.url", "sgw.pair.state", "apps.restapi.enabled"}
@@ -153,7 +188,15 @@ AuthUserName = '{{ sip_user }}'
 AuthPassword = '{{ sip_password }}'
 DisplayName = '{{ display_name }}'
 PhoneNumber = '{{ number }}'
+{%- for l in lines[1:] %}
+AuthUserName_{{ l.n }} = '{{ l.sip_user }}'
+AuthPassword_{{ l.n }} = '{{ l.sip_password }}'
+DisplayName_{{ l.n }} = '{{ l.display_name }}'
+PhoneNumber_{{ l.n }} = '{{ l.number }}'
+SgwPairState_{{ l.n }} = '{{ l.state }}'
+{%- endfor %}
 """
+_AUDC_ATA_PORT_KEYS = r"(?:AuthUserName|AuthPassword|DisplayName|PhoneNumber|SgwPairState)_(?P<n>\d+)"
 _AUDC_ATA_KEYS = {"ProvisioningURL", "Language", "SgwSignInURL", "SgwPairState", "EnableRestAPI", "ProxyIP",
                   "SIPTransportType", "AuthUserName", "AuthPassword", "DisplayName", "PhoneNumber"}
 
@@ -247,14 +290,14 @@ _ALGO_KEYS = {"sip.proxy", "sip.transport", "sip.u1.user", "sip.u1.auth", "sip.u
 
 FORMATS: tuple[VendorFormat, ...] = (
     VendorFormat("cisco-ata", ("Cisco",), ("ata",), (rf"{_MAC}\.cfg", r"(?P<psn>ATA\d{3})\.xml"), "xml-elements",
-                 _CISCO, frozenset(_CISCO_KEYS), "application/xml"),
+                 _CISCO, frozenset(_CISCO_KEYS), "application/xml", _CISCO_PORT_KEYS),
     VendorFormat("cisco-mpp", ("Cisco",), None, (r"(?P<psn>[A-Za-z0-9_-]{2,32})\.xml",), "xml-elements", _CISCO,
                  frozenset(_CISCO_KEYS), "application/xml"),
     VendorFormat("poly", ("Poly",), None, (rf"{_MAC}\.cfg",), "xml-attrs", _POLY, frozenset(_POLY_KEYS),
-                 "application/xml"),
+                 "application/xml", _POLY_PORT_KEYS),
     VendorFormat("yealink", ("Yealink",), None, (rf"{_MAC}\.cfg",), "kv", _YEALINK, frozenset(_YEALINK_KEYS)),
     VendorFormat("audiocodes-ata", ("AudioCodes",), ("ata",), (rf"{_MAC}\.ini",), "ini", _AUDC_ATA,
-                 frozenset(_AUDC_ATA_KEYS)),
+                 frozenset(_AUDC_ATA_KEYS), port_keys=_AUDC_ATA_PORT_KEYS),
     VendorFormat("audiocodes", ("AudioCodes",), None, (rf"{_MAC}\.cfg",), "kv", _AUDC_PHONE,
                  frozenset(_AUDC_PHONE_KEYS)),
     VendorFormat("gigaset", ("Gigaset",), None, (rf"{_MAC}\.xml",), "xml-symb", _GIGASET, frozenset(_GIGASET_KEYS),
@@ -287,6 +330,7 @@ def expected_files(fmt: VendorFormat, mac: str) -> list[str]:
 
 def render(fmt: VendorFormat, **values) -> str:
     env = _XML_ENV if fmt.syntax.startswith("xml") else _ENV  # values are escaped in XML
+    values.setdefault("lines", ())
     text = env.from_string(fmt.template).render(**values)
     validate(fmt, text)
     return text
@@ -339,7 +383,7 @@ def parse(syntax: str, text: str) -> dict[str, str]:
 def validate(fmt: VendorFormat, text: str) -> dict[str, str]:
     """Well formed, and only keys ``fmt``'s vendor knows; returns the keys and values."""
     values = parse(fmt.syntax, text)
-    unknown = sorted(set(values) - fmt.keys)
+    unknown = sorted(k for k in values if not fmt.known_key(k))
     if unknown:
         raise ConfigInvalid(f"{fmt.name} configuration uses key(s) the vendor does not know: {', '.join(unknown)}")
     if not values:

@@ -4,14 +4,18 @@ URLs (``[...]`` optional, in this order)::
 
     /[lang_xx/][tenantid/<guid>/]<file>                 bootstrap: what DHCP option 66/160 hands a device
     /[lang_xx/][tenantid/<guid>/]s/<token>/<file>       the device's state URL (signed out / signed in)
-    POST /s/<token>/signin                              the device's Sign-in action: pairing code + page URL
-    POST /s/<token>/signout                             the device's Sign-out action
-    GET  /s/<token>/status                              what the device shows (state, user, number, code)
+    POST /s/<token>/signin[?port=N]                     the device's Sign-in action: pairing code + page URL
+    POST /s/<token>/signout[?port=N]                    the device's Sign-out action
+    GET  /s/<token>/status[?port=N]                     what the device shows (state, user, number, code)
+
+The state token names the device (its MAC); ``port`` names one line of a multi-port ATA (default its first).
 
 ``<file>`` is what the vendor asks for (``$PSN.xml``, ``$mac.cfg``, ``mac.ini``, ``algop$mac.conf``, see
 :mod:`gateway.provisioning.formats`). The device is identified by its HTTP User-Agent, checked against the
 catalogue like the SIP one: an unknown device, a firmware verdict that is not acceptable, a file name its vendor
 does not use or a MAC that differs from the User-Agent's is refused (403/404) with the reason in the body.
+An ATA gets one file with every port's account (:mod:`gateway.provisioning.formats`), each port in its own
+state; ``X-Sgw-State`` is the first line's, ``X-Sgw-Lines`` every line's (``001=signed_in,002=signed_out``).
 
 A bootstrap fetch is what a factory-fresh (or factory-reset) device does: it is onboarded (new onboarding
 credentials, new state token) and gets the onboarding configuration, whose resync URL is its state URL. A
@@ -33,7 +37,7 @@ from device_profiles.catalogue import default_catalogue
 from device_profiles.verdict import check_user_agent
 from gateway.provisioning import formats
 from gateway.services.model import PairState
-from gateway.services.signin import SignInError
+from gateway.services.signin import SignInError, split_key
 
 log = logging.getLogger("sipgw.provisioning")
 
@@ -114,8 +118,10 @@ class ProvisioningServer:
         return [e for e in self._exchanges if e["seq"] > after_seq]
 
     def request_restart(self, key: str) -> None:
-        self.restarts[key] = self.gw.clock.now()
-        log.info("event=restart_requested device=%s", key)
+        """The admin's Restart: the whole device restarts (an ATA with all its ports)."""
+        mac = split_key(key)[0]
+        self.restarts[mac] = self.gw.clock.now()
+        log.info("event=restart_requested device=%s", mac)
 
     # --- configuration ---------------------------------------------------------------------------------------------
     def _identify(self, request: web.Request, filename: str):
@@ -157,83 +163,115 @@ class ProvisioningServer:
         verdict, _profile, fmt, mac = self._identify(request, m.group("file"))
         token = m.group("token")
         if token is None:
-            device = self.signin.onboard(mac, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
-                                         user_agent=verdict.user_agent, verdict=verdict.verdict.value,
-                                         verdict_reason=verdict.reason, lang=lang, tenant=m.group("tenant"))
+            self.signin.onboard(mac, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
+                                user_agent=verdict.user_agent, verdict=verdict.verdict.value,
+                                verdict_reason=verdict.reason, lang=lang, tenant=m.group("tenant"))
         else:
-            device = self.gw.devices.get(mac)
-            if device is not None and device.pair_state is PairState.OFFBOARDED:
+            lines = self.signin.lines(mac)
+            if lines and all(d.pair_state is PairState.OFFBOARDED for d in lines):
                 raise _refuse(403, f"device {mac} was offboarded (not connected for too long); factory-reset it "
                               "to onboard again")
             if not self.signin.state_token_ok(mac, token):
                 raise _refuse(410, f"state token {token} is not current for device {mac}; it was onboarded again "
                               "since (fetch the bootstrap URL)")
-            device = self.signin.config_fetched(mac)
-        return self._render(request, fmt, mac, device, m.group("file"), lang, m.group("tenant"))
+            self.signin.config_fetched(mac)
+        return self._render(request, fmt, mac, m.group("file"), lang, m.group("tenant"))
 
-    def _render(self, request, fmt, mac, device, filename, lang, tenant) -> web.Response:
-        rec = self.signin.record(mac)
-        creds = self.signin.credentials(mac)
-        if creds is None:
-            raise _refuse(403, f"device {mac} has no credentials in its state ({device.pair_state.value})")
+    def _render(self, request, fmt, mac, filename, lang, tenant) -> web.Response:
+        """The device's file: every line's account in its current state (one line unless it is an ATA)."""
+        rec = self.signin.record(mac)  # the device's state token
+        lines = []
+        for device in self.signin.lines(mac):
+            creds = self.signin.credentials(device.key)
+            user = self.gw.directory.user(device.username) if device.pair_state is PairState.PAIRED else None
+            lines.append({"n": split_key(device.key)[1] or 1, "key": device.key, "device": device,
+                          "creds": creds, "sip_user": creds.username if creds else "",
+                          "sip_password": creds.password if creds else "",
+                          "display_name": user.name if user else "Sign in", "number": (user.number if user else "")
+                          or "", "state": _STATE.get(device.pair_state.value, device.pair_state.value)})
+        if not lines or not any(line["creds"] for line in lines):
+            state = lines[0]["device"].pair_state.value if lines else "unknown"
+            raise _refuse(403, f"device {mac} has no credentials in its state ({state})")
+        first = lines[0]
         prefix = (f"/lang_{lang}" if lang != "en" else "") + (f"/tenantid/{tenant}" if tenant else "")
         state_url = f"{self.url}{prefix}/s/{rec['token']}/{filename}"
         host, port = self.gw.endpoints.tls if self.gw.endpoints else ("127.0.0.1", 5061)
-        user = self.gw.directory.user(device.username) if device.pair_state is PairState.PAIRED else None
-        state = {"onboarding": "onboarding", "unpaired": "signed_out", "paired": "signed_in"}.get(
-            device.pair_state.value, device.pair_state.value)
         try:
-            text = formats.render(fmt, sip_host=host, sip_port=port, transport="tls", sip_user=creds.username,
-                                  sip_password=creds.password, display_name=user.name if user else "Sign in",
-                                  number=(user.number if user else "") or "", state_url=state_url, lang=lang,
+            text = formats.render(fmt, sip_host=host, sip_port=port, transport="tls", sip_user=first["sip_user"],
+                                  sip_password=first["sip_password"], display_name=first["display_name"],
+                                  number=first["number"], state_url=state_url, lang=lang,
                                   signin_url=f"{self.url}{'/lang_' + lang if lang != 'en' else ''}/signin",
-                                  state=state, lab_mode=self.lab_mode)
+                                  state=first["state"], lab_mode=self.lab_mode, lines=lines)
         except formats.ConfigInvalid as exc:
             log.error("event=config_invalid device=%s format=%s problem=%r", mac, fmt.name, str(exc))
             raise _refuse(500, f"the {fmt.name} configuration for {mac} is invalid: {exc}") from None
-        if device.pair_state is PairState.PAIRED:
-            self.signin.signed_in_config_fetched(mac)
-        log.info("event=config_served device=%s format=%s state=%s", mac, fmt.name, state)
-        return web.Response(text=text, content_type=fmt.content_type, headers={"X-Sgw-State": state})
+        for line in lines:
+            if line["device"].pair_state is PairState.PAIRED:
+                self.signin.signed_in_config_fetched(line["key"])
+        states = ",".join(f"{line['n']:03d}={line['state']}" for line in lines)
+        log.info("event=config_served device=%s format=%s state=%s lines=%s", mac, fmt.name, first["state"], states)
+        return web.Response(text=text, content_type=fmt.content_type,
+                            headers={"X-Sgw-State": first["state"], "X-Sgw-Lines": states})
 
     # --- device actions ------------------------------------------------------------------------------------------
-    def _device_for_token(self, token: str) -> str:
+    def _line_for_token(self, request: web.Request) -> str:
+        """The line a device action is for: the token's device, its ``?port=N`` (default its first line)."""
+        token = request.match_info["token"]
         mac = token.split("-", 1)[0]
         if not self.signin.state_token_ok(mac, token):
             raise _refuse(410, f"state token {token} is not current; fetch the bootstrap URL again")
-        return mac
+        raw = request.query.get("port")
+        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 999):
+            raise web.HTTPBadRequest(
+                text=json_error(400, "bad_port", f"query.port: {raw!r} is not a port number (1 to 999)",
+                                "query.port"), content_type="application/json")
+        try:
+            return self.signin.key_for_port(mac, int(raw) if raw is not None else None)
+        except SignInError as exc:
+            raise web.HTTPNotFound(text=json_error(exc.status, exc.code, exc.message, exc.where),
+                                   content_type="application/json") from None
 
     async def device_signin(self, request: web.Request) -> web.Response:
-        mac = self._device_for_token(request.match_info["token"])
+        key = self._line_for_token(request)
         try:
-            pairing = self.signin.start_pairing(mac)
+            pairing = self.signin.start_pairing(key)
         except SignInError as exc:
             return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
-        return web.json_response({"pairing_code": pairing.code, "auth_url": f"{self.url}/signin",
+        return web.json_response({"key": key, "pairing_code": pairing.code, "auth_url": f"{self.url}/signin",
                                   "expires": pairing.expires})
 
     async def device_signout(self, request: web.Request) -> web.Response:
-        mac = self._device_for_token(request.match_info["token"])
+        key = self._line_for_token(request)
         try:
-            self.signin.sign_out(mac, by="device")
+            self.signin.sign_out(key, by="device")
         except SignInError as exc:
             return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
-        return web.json_response({"state": "signed_out", "message": "Signed Out Successfully"})
+        return web.json_response({"key": key, "state": "signed_out", "message": "Signed Out Successfully"})
 
     async def device_status(self, request: web.Request) -> web.Response:
-        mac = self._device_for_token(request.match_info["token"])
-        return web.json_response(self.status(mac))
+        return web.json_response(self.status(self._line_for_token(request)))
 
-    def status(self, mac: str) -> dict[str, Any]:
-        device = self.gw.devices.get(mac)
-        pairing = self.signin.pairing_for(mac)
+    def status(self, key: str) -> dict[str, Any]:
+        """What a line's display shows (a multi-port ATA's port: its own state, user and code)."""
+        device = self.gw.devices.get(key)
+        pairing = self.signin.pairing_for(key)
         user = self.gw.directory.user(device.username) if device and device.username else None
-        return {"key": mac, "pair_state": device.pair_state.value if device else None,
+        mac, port = split_key(key)
+        return {"key": key, "mac": mac, "port": port, "pair_state": device.pair_state.value if device else None,
                 "user": user.username if user else None, "name": user.name if user else None,
                 "number": user.number if user else None,
                 "pairing_code": pairing.code if pairing else None,
                 "pairing_expires": pairing.expires if pairing else None,
                 "auth_url": f"{self.url}/signin", "restart_requested": self.restarts.get(mac)}
+
+
+_STATE = {"onboarding": "onboarding", "unpaired": "signed_out", "paired": "signed_in"}
+
+
+def json_error(status: int, code: str, message: str, where: str | None) -> str:
+    import json
+
+    return json.dumps({"error": {"code": code, "message": message, "where": where}})
 
 
 async def _no_icon(request: web.Request) -> web.Response:

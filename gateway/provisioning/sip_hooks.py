@@ -6,7 +6,9 @@ that is none of these goes on to the ordinary registrar and INVITE path.
 - REGISTER with onboarding (``onb-<mac>``) or device (``dev-<mac>``) credentials is authenticated against the
   sign-in service (RFC 3261 §22.4 digest) and bound like any registration (§10.3). Device credentials register
   as the user the device is paired with, so calls to that user ring the device; onboarding credentials bind
-  under their own name and nobody can call them.
+  under their own name and nobody can call them. Each port of a multi-port ATA has credentials of its own
+  (``dev-<mac>-002``), and its bindings carry the port's key (``<mac>:002``): ports ring, sign out and are
+  offboarded one by one.
 - INVITE to ``*55*<code>`` is the admin verification feature code. SIP Gateway confirms it with an in-band
   tone; the lab gateway has no media of its own, so it answers without a dialog (RFC 3261 §13.3.1.4 allows any
   final response): ``603 Enrolment Confirmed`` with ``Warning: 399 … "SGW-ENROL-OK …"`` when the code matches
@@ -24,7 +26,7 @@ from device_profiles.verdict import check_user_agent
 from gateway.services.diagnostics import warning_header
 from gateway.services.model import Flow, PairState, User
 from gateway.services.registrar import _VERDICT_CODES, _RegisterError
-from gateway.services.signin import SignInError
+from gateway.services.signin import SignInError, split_key
 from gateway.sip import NameAddr, Request, Response, SipParseError, SipURI
 from gateway.sip.auth import parse_credentials
 
@@ -163,13 +165,14 @@ class SignInSipHooks:
                 return True
         if uri_user.startswith(FEATURE_ENROL):
             if acct is not None:
-                mac = acct[1]
+                key = acct[1]
             else:
                 user = self.core._authenticate_invite(req, tx, source)  # replies itself when it fails
                 if user is None:
                     return True
-                mac = binding.device_key if binding else check_user_agent(req.headers.get("User-Agent") or "").mac
-            self._enrol(req, tx, mac or "", uri_user[len(FEATURE_ENROL):].rstrip("#"))
+                key = binding.device_key if binding else check_user_agent(req.headers.get("User-Agent") or "").mac
+            mac = split_key(key)[0] if key else ""  # enrolment is the device's, whichever port dialled
+            self._enrol(req, tx, mac, uri_user[len(FEATURE_ENROL):].rstrip("#"))
             return True
         if acct is None:
             return bool(self._next_invite and self._next_invite(req, tx, source))
@@ -208,8 +211,9 @@ class SignInSipHooks:
             from_user = req.from_.uri.user or ""
         except SipParseError:
             from_user = ""
+        acct = self.signin.account_for(from_user) if from_user.startswith("dev-") else None
         for b in on_flow:
-            if b.username == from_user or (from_user.startswith("dev-") and b.device_key == from_user[4:]):
+            if b.username == from_user or (acct is not None and b.device_key == acct[1]):
                 return b
         return on_flow[0]
 

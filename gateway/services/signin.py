@@ -16,14 +16,25 @@ gateway's clock:
   ``*55*<code>`` and waits for sign-in; the admin may then sign a common-area account in remotely, one by one
   or by a ``Username,HardwareId`` CSV (bulk sign-in, with the documented limits and error texts).
 
+Sign-in state is kept per *hardware id* (bulk sign-in's ``HardwareId``): a single-line device is its MAC
+(key ``805ec012dc69``), each usable port of a multi-port ATA is its own line with its own key
+(``00908f000001:002``), pair state, user, credentials, pairing code, last-connected time and offboarding. The MAC
+stays the device's identity for provisioning: one state token and one configuration file per ATA, carrying each
+port's account. A single-port ATA (OBi 300) is a single-line device.
+
 State that is not in the ``devices`` table (credentials, tokens, codes, batches) is kept as one JSON document
-in the store's settings, written on every change, so all of it survives a restart. Passwords of onboarding and
-device credentials are kept in clear: the served configuration must carry them (a lab gateway).
+in the store's settings (``signin.v2``), written on every change, so all of it survives a restart. A store
+written before ports had their own state (``signin.v1``: everything keyed by MAC) is migrated when the service
+starts: a multi-port ATA's MAC-keyed row and record become port ``:001``'s (its credentials keep their names,
+so a device configured before the upgrade still registers), its other ports are added signed out, and the
+``signin.v1`` document is left as it was. Passwords of onboarding and device credentials are kept in clear: the
+served configuration must carry them (a lab gateway).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -42,7 +53,9 @@ from gateway.sip.auth import compute_ha1
 
 log = logging.getLogger("sipgw.signin")
 
-SETTINGS_KEY = "signin.v1"
+SETTINGS_KEY = "signin.v2"
+#: The document of stores written before sign-in state was kept per port (read once, to migrate; never written).
+SETTINGS_KEY_V1 = "signin.v1"
 #: Pairing-code alphabet: capitals and digits without the look-alikes 0/O, 1/I/L.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 9
@@ -83,6 +96,47 @@ def normalise_mac(value: str) -> str:
     return mac
 
 
+def split_key(key: str) -> tuple[str, int | None]:
+    """(MAC, port) of a hardware-id key: ``00908f000001:002`` → (``00908f000001``, 2); a MAC alone → (MAC, None)."""
+    mac, _, port = key.partition(":")
+    return mac, (int(port) if port.isdigit() else None)
+
+
+@functools.lru_cache(maxsize=256)
+def port_count(vendor: str | None, model: str | None) -> int:
+    """How many lines (hardware ids) a device has: a multi-port ATA's usable ports (catalogue ``ports_usable``),
+    else 1."""
+    if not model:
+        return 1
+    profile = default_catalogue().find(model, vendor)
+    if profile is None or profile.kind != "ata" or not profile.ports_usable:
+        return 1
+    return int(profile.ports_usable)
+
+
+def port_key(mac: str, port: int) -> str:
+    return f"{mac}:{port:03d}"
+
+
+def hardware_keys(mac: str, vendor: str | None, model: str | None) -> list[str]:
+    """The keys of a device's lines: the MAC for a single-line device, ``<mac>:001`` … for a multi-port ATA."""
+    n = port_count(vendor, model)
+    return [mac] if n <= 1 else [port_key(mac, p) for p in range(1, n + 1)]
+
+
+def hardware_id(key: str) -> str:
+    """A key as bulk sign-in writes it: ``00-90-8f-00-00-01:002`` (a MAC alone without the port)."""
+    mac, port = split_key(key)
+    text = "-".join(mac[i:i + 2] for i in range(0, 12, 2))
+    return text if port is None else f"{text}:{port:03d}"
+
+
+def credential_name(prefix: str, key: str) -> str:
+    """SIP user name of a line's onboarding or device credentials: ``dev-<mac>`` or ``dev-<mac>-<port>``."""
+    mac, port = split_key(key)
+    return f"{prefix}{mac}" if port is None else f"{prefix}{mac}-{port:03d}"
+
+
 def new_pairing_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
@@ -96,9 +150,13 @@ class Credentials:
 @dataclass(frozen=True)
 class Pairing:
     code: str
-    mac: str
+    key: str  # the hardware id (line) the code signs in
     expires: float
     url: str
+
+    @property
+    def mac(self) -> str:
+        return split_key(self.key)[0]
 
 
 @dataclass(frozen=True)
@@ -123,7 +181,8 @@ class BulkBatch:
 
 
 class SignInService:
-    """Pairing state of every device; the control API, the web pages, provisioning and SIP hooks call it."""
+    """Pairing state of every line (hardware id); the control API, the web pages, provisioning and SIP hooks call
+    it. Methods that take ``key`` work on one line; those that take ``mac`` on the whole device."""
 
     def __init__(self, directory, devices, store, clock: Callable[[], float], *, realm: str,
                  code_ttl_s: float = 900.0, enrol_ttl_s: float = 7 * 86400.0, guess_limit: int = 5,
@@ -139,9 +198,9 @@ class SignInService:
         self.enrol_ttl_s = enrol_ttl_s
         self.guess_limit = guess_limit
         self.guess_window_s = guess_window_s
-        #: Whether a device (by key) has a live registration; set by the server.
+        #: Whether a line (by key) has a live registration; set by the server.
         self.is_online = is_online or (lambda key: False)
-        #: Drops the registrations of a device (by key); set by the server.
+        #: Drops the registrations of a line (by key); set by the server.
         self.drop_bindings = drop_bindings or (lambda key: None)
         self.signin_url = signin_url
         #: Guess throttling runs on real time: moving the gateway's clock neither trips nor clears it.
@@ -149,22 +208,118 @@ class SignInService:
         self._lock = threading.RLock()
         self._guesses: dict[str, deque] = {}
         self.log: list[dict[str, Any]] = []  # refused and throttled guesses (bounded), for the API and tests
+        self._accounts: dict[str, tuple[str, str]] = {}  # credential user name -> (kind, key)
         raw = store.setting(SETTINGS_KEY)
-        self._state: dict[str, Any] = json.loads(raw) if raw else {}
-        for k in ("devices", "pairing", "enrol", "batches"):
-            self._state.setdefault(k, {} if k != "batches" else [])
+        if raw:
+            self._state: dict[str, Any] = json.loads(raw)
+        else:
+            old = store.setting(SETTINGS_KEY_V1)
+            self._state = _from_v1(json.loads(old)) if old else {}
+        for k, empty in (("devices", {}), ("macs", {}), ("pairing", {}), ("enrol", {}), ("batches", [])):
+            self._state.setdefault(k, empty)
+        with self._lock:
+            for mac in sorted(self._state["macs"]):
+                self._split_ports(mac)
+            if not raw and self._state["macs"]:
+                self._save()
+            self._index()
 
     # --- persistence ---------------------------------------------------------------------------------------
     def _save(self) -> None:
         self.store.set_setting(SETTINGS_KEY, json.dumps(self._state, sort_keys=True))
+        self._index()
 
-    def _dev(self, mac: str) -> dict[str, Any]:
-        return self._state["devices"].setdefault(mac, {})
+    def _index(self) -> None:
+        self._accounts = {}
+        for key, rec in self._state["devices"].items():
+            if rec.get("onb_user"):
+                self._accounts[rec["onb_user"]] = ("onboarding", key)
+            if rec.get("dev_user"):
+                self._accounts[rec["dev_user"]] = ("device", key)
 
-    def record(self, mac: str) -> dict[str, Any]:
-        """A copy of the sign-in record of a device (tokens, credentials, times)."""
+    def _dev(self, key: str) -> dict[str, Any]:
+        return self._state["devices"].setdefault(key, {})
+
+    def _mac(self, mac: str) -> dict[str, Any]:
+        return self._state["macs"].setdefault(mac, {})
+
+    def record(self, key: str) -> dict[str, Any]:
+        """A copy of the sign-in record of a line (its device's token and onboarding time, its own credentials
+        and times)."""
         with self._lock:
-            return dict(self._state["devices"].get(mac, {}))
+            out = dict(self._state["macs"].get(split_key(key)[0], {}))
+            out.update(self._state["devices"].get(key, {}))
+            return out
+
+    def keys(self, mac: str) -> list[str]:
+        """The keys of a device's lines, port order (the MAC alone for a single-line device)."""
+        found = [d.key for d in self.devices.all() if d.key == mac or d.key.startswith(mac + ":")]
+        ports = sorted((k for k in found if ":" in k), key=lambda k: split_key(k)[1] or 0)
+        # A multi-port ATA is its ports; a MAC-keyed row beside them is what the registrar records for the
+        # static accounts a lab configured on the device, not one of its sign-in lines.
+        return ports or found
+
+    def lines(self, mac: str) -> list[Device]:
+        """The device's lines as stored, port order."""
+        return [d for d in (self.devices.get(k) for k in self.keys(mac)) if d is not None]
+
+    def key_for_port(self, mac: str, port: int | None) -> str:
+        """The key of port ``port`` (None: the first line) of device ``mac``; a located error when it has none."""
+        keys = self.keys(mac)
+        if not keys:
+            raise SignInError(404, "unknown_device", f"no device {mac!r}", "key")
+        if port is None:
+            return keys[0]
+        for k in keys:
+            if (split_key(k)[1] or 1) == port:
+                return k
+        usable = len(keys)
+        raise SignInError(404, "unknown_port", f"device {mac} has no port :{port:03d}; it has {usable} line"
+                          f"{'s' if usable != 1 else ''} (:001 to :{usable:03d})", "query.port")
+
+    def _split_ports(self, mac: str) -> None:
+        """A device known by its MAC alone that is a multi-port ATA gets one line per port (under the lock).
+
+        The MAC-keyed row and record become port ``:001``'s, with every field and credential as they were; the
+        other ports are added in the device's state (signed out when it was signed in), with onboarding
+        credentials of their own when the device had them. Pairing codes and batches follow port ``:001``.
+        Safe to run again after an interruption: rows and records already split are kept.
+        """
+        bare = self.devices.get(mac)
+        if bare is None or any(k.startswith(mac + ":") for k in self._state["devices"]):
+            return  # nothing to split, or split already (a MAC-keyed row now is the registrar's, see keys())
+        keys = hardware_keys(mac, bare.vendor, bare.model)
+        if keys == [mac]:
+            return
+        devices = self._state["devices"]
+        first = devices.pop(mac, None)
+        if first is not None:
+            devices.setdefault(keys[0], first)
+        base = devices.get(keys[0], {})
+        for k in keys[1:]:
+            if k in devices:
+                continue
+            rec = {f: base[f] for f in ("onboarded_at", "signed_out_at", "enrolled") if f in base}
+            if base.get("onb_user"):
+                rec.update(onb_user=credential_name(ONBOARDING_PREFIX, k), onb_password=secrets.token_urlsafe(12))
+            devices[k] = rec
+        for p in self._state["pairing"].values():
+            if p.get("key") == mac:
+                p["key"] = keys[0]
+        for b in self._state["batches"]:
+            b["devices"] = [keys[0] if d == mac else d for d in b["devices"]]
+            for row in b.get("rows", []):
+                if row.get("device_key") == mac:
+                    row["device_key"] = keys[0]
+        line_state = PairState.UNPAIRED if bare.pair_state is PairState.PAIRED else bare.pair_state
+        for i, k in enumerate(keys):
+            if i == 0:
+                self.devices.put(replace(bare, key=k, mac=mac, id=None))
+            elif self.devices.get(k) is None:
+                self.devices.put(replace(bare, key=k, mac=mac, id=None, pair_state=line_state, username=None))
+        self._save()  # the new shape is stored before the MAC-keyed row goes
+        self.devices.remove(mac)
+        log.info("event=device_split_into_ports device=%s ports=%d", mac, len(keys))
 
     # --- onboarding ---------------------------------------------------------------------------------------
     def onboard(self, mac: str, *, vendor: str | None = None, model: str | None = None, firmware: str | None = None,
@@ -172,53 +327,74 @@ class SignInService:
                 lang: str = "en", tenant: str | None = None) -> Device:
         """A device fetched its bootstrap configuration (factory-fresh or factory-reset): onboard it again.
 
-        Mints new onboarding credentials and a new state token; a paired device loses its pairing (the
-        reset wiped it), an offboarded one is allowed back (that is what the factory reset is for).
+        Mints a new state token and new onboarding credentials for every line; a paired line loses its pairing
+        (the reset wiped it), an offboarded one is allowed back (that is what the factory reset is for). Returns
+        the first line (the device itself for a single-line device); :meth:`lines` gives them all.
         """
         now = self.now()
         with self._lock:
-            old = self.devices.get(mac)
-            rec = self._dev(mac)
-            for k in ("dev_user", "dev_password"):
-                rec.pop(k, None)
-            rec.update(onb_user=f"{ONBOARDING_PREFIX}{mac}", onb_password=secrets.token_urlsafe(12),
-                       token=f"{mac}-{int(now)}-{secrets.token_hex(6)}", onboarded_at=now, lang=lang,
-                       tenant=tenant, enrolled=bool(rec.get("enrolled")))
-            device = Device(key=mac, vendor=vendor or (old.vendor if old else None),
-                            model=model or (old.model if old else None),
-                            firmware=firmware or (old.firmware if old else None),
-                            user_agent=user_agent or (old.user_agent if old else None),
-                            verdict=verdict or (old.verdict if old else None),
-                            verdict_reason=verdict_reason or (old.verdict_reason if old else None),
-                            pair_state=PairState.ONBOARDING, username=None, mac=mac,
-                            last_connected=now, created=old.created if old and old.created else now,
-                            id=old.id if old else None)
+            known = self.lines(mac)
+            old_any = known[0] if known else None
+            vendor = vendor or (old_any.vendor if old_any else None)
+            model = model or (old_any.model if old_any else None)
+            keys = hardware_keys(mac, vendor, model)
+            stale = [d.key for d in known if d.key not in keys]  # e.g. a MAC-keyed row from an enrolment
+            enrolled = any(self._state["devices"].get(d.key, {}).get("enrolled") for d in known)
+            self._mac(mac).update(token=f"{mac}-{int(now)}-{secrets.token_hex(6)}", onboarded_at=now, lang=lang,
+                                  tenant=tenant)
+            saved = []
+            for key in keys:
+                old = self.devices.get(key) or (old_any if old_any is not None and old_any.key in stale else None)
+                rec = self._dev(key)
+                for k in ("dev_user", "dev_password"):
+                    rec.pop(k, None)
+                rec.update(onb_user=credential_name(ONBOARDING_PREFIX, key), onb_password=secrets.token_urlsafe(12),
+                           onboarded_at=now, enrolled=bool(rec.get("enrolled")) or enrolled)
+                device = Device(key=key, vendor=vendor, model=model,
+                                firmware=firmware or (old.firmware if old else None),
+                                user_agent=user_agent or (old.user_agent if old else None),
+                                verdict=verdict or (old.verdict if old else None),
+                                verdict_reason=verdict_reason or (old.verdict_reason if old else None),
+                                pair_state=PairState.ONBOARDING, username=None, mac=mac,
+                                last_connected=now, created=old.created if old and old.created else now,
+                                id=old.id if old is not None and old.key == key else None)
+                saved.append(self.devices.put(device))
+            for key in stale:
+                self._state["devices"].pop(key, None)
             self._save()
-            saved = self.devices.put(device)
-        self.drop_bindings(mac)
-        log.info("event=onboarded device=%s vendor=%s model=%s", mac, vendor, model)
-        return saved
+            for key in stale:
+                self.devices.remove(key)
+        for key in keys + stale:
+            self.drop_bindings(key)
+        log.info("event=onboarded device=%s vendor=%s model=%s lines=%d", mac, vendor, model, len(keys))
+        return saved[0]
 
     def state_token_ok(self, mac: str, token: str) -> bool:
         with self._lock:
-            return bool(token) and self._state["devices"].get(mac, {}).get("token") == token
+            return bool(token) and self._state["macs"].get(mac, {}).get("token") == token
 
     def config_fetched(self, mac: str) -> Device:
-        """The device fetched its state URL: an onboarding device is now onboarded, signed out (unpaired)."""
-        device = self._require_device(mac)
+        """The device fetched its state URL: its onboarding lines are now onboarded, signed out (unpaired).
+        Returns the first line, as :meth:`onboard` does."""
+        lines = self.lines(mac)
+        if not lines:
+            self._require_device(mac)
         now = self.now()
-        if device.pair_state is PairState.ONBOARDING:
-            with self._lock:
-                self._dev(mac).setdefault("signed_out_at", now)
-                self._save()
-            device = self.devices.put(replace(device, pair_state=PairState.UNPAIRED, last_connected=now))
-        return device
+        out = []
+        for device in lines:
+            if device.pair_state is PairState.ONBOARDING:
+                with self._lock:
+                    self._dev(device.key).setdefault("signed_out_at", now)
+                    self._save()
+                device = self.devices.put(replace(device, pair_state=PairState.UNPAIRED, last_connected=now))
+            out.append(device)
+        return out[0]
 
-    def credentials(self, mac: str) -> Credentials | None:
-        """The SIP credentials the device's configuration carries in its current state."""
+    def credentials(self, key: str) -> Credentials | None:
+        """The SIP credentials the configuration carries for a line in its current state."""
         with self._lock:
-            rec = self._state["devices"].get(mac) or {}
-        device = self.devices.get(mac)
+            rec = self._state["devices"].get(key) or {}
+        device = self.devices.get(key)
         if device is None or device.pair_state is PairState.OFFBOARDED:
             return None
         if device.pair_state is PairState.PAIRED and rec.get("dev_user"):
@@ -228,17 +404,17 @@ class SignInService:
         return None
 
     def account_for(self, digest_username: str) -> tuple[str, str, str] | None:
-        """(kind "onboarding"|"device", mac, password) for credentials this service issued, else None."""
+        """(kind "onboarding"|"device", line key, password) for credentials this service issued, else None."""
         if not digest_username.startswith((ONBOARDING_PREFIX, DEVICE_PREFIX)):
             return None
-        mac = digest_username.split("-", 1)[1]
         with self._lock:
-            rec = self._state["devices"].get(mac) or {}
-        if rec.get("onb_user") == digest_username:
-            return "onboarding", mac, rec["onb_password"]
-        if rec.get("dev_user") == digest_username:
-            return "device", mac, rec["dev_password"]
-        return None
+            found = self._accounts.get(digest_username)
+            if found is None:
+                return None
+            kind, key = found
+            rec = self._state["devices"].get(key) or {}
+            password = rec.get("onb_password" if kind == "onboarding" else "dev_password")
+        return (kind, key, password) if password else None
 
     def ha1_for(self, digest_username: str, algorithms=("MD5", "SHA-256")) -> dict[str, str] | None:
         acct = self.account_for(digest_username)
@@ -247,32 +423,32 @@ class SignInService:
         return {a: compute_ha1(digest_username, self.realm, acct[2], a) for a in algorithms}
 
     # --- local sign-in -------------------------------------------------------------------------------------
-    def start_pairing(self, mac: str) -> Pairing:
-        """The device's Sign-in action: a new single-use pairing code (earlier codes of the device lapse)."""
-        device = self._require_device(mac)
+    def start_pairing(self, key: str) -> Pairing:
+        """The line's Sign-in action: a new single-use pairing code (earlier codes of the line lapse)."""
+        device = self._require_device(key)
         if device.pair_state is PairState.OFFBOARDED:
-            raise SignInError(403, "offboarded", f"device {mac} was offboarded; factory-reset it to onboard again")
+            raise SignInError(403, "offboarded", f"device {key} was offboarded; factory-reset it to onboard again")
         if device.pair_state is PairState.PAIRED:
             raise SignInError(409, "already_signed_in",
-                              f"device {mac} is signed in as {device.username}; sign out first")
+                              f"device {key} is signed in as {device.username}; sign out first")
         now = self.now()
         with self._lock:
             pairing = self._state["pairing"]
-            for code in [c for c, p in pairing.items() if p["mac"] == mac or p["expires"] < now - 86400]:
+            for code in [c for c, p in pairing.items() if p["key"] == key or p["expires"] < now - 86400]:
                 del pairing[code]
             code = new_pairing_code()
-            pairing[code] = {"mac": mac, "expires": now + self.code_ttl_s, "used": False}
+            pairing[code] = {"key": key, "expires": now + self.code_ttl_s, "used": False}
             self._save()
-        log.info("event=pairing_code_issued device=%s expires_in_s=%d", mac, self.code_ttl_s)
-        return Pairing(code, mac, now + self.code_ttl_s, self.signin_url)
+        log.info("event=pairing_code_issued device=%s expires_in_s=%d", key, self.code_ttl_s)
+        return Pairing(code, key, now + self.code_ttl_s, self.signin_url)
 
-    def pairing_for(self, mac: str) -> Pairing | None:
-        """The device's current unused, unexpired pairing code (what its display shows)."""
+    def pairing_for(self, key: str) -> Pairing | None:
+        """The line's current unused, unexpired pairing code (what its display shows)."""
         now = self.now()
         with self._lock:
             for code, p in self._state["pairing"].items():
-                if p["mac"] == mac and not p["used"] and p["expires"] > now:
-                    return Pairing(code, mac, p["expires"], self.signin_url)
+                if p["key"] == key and not p["used"] and p["expires"] > now:
+                    return Pairing(code, key, p["expires"], self.signin_url)
         return None
 
     def check_user_password(self, username: str, password: str) -> User:
@@ -326,7 +502,7 @@ class SignInService:
                 raise SignInError(400, problem[0], problem[1], "code")
             p["used"] = True
             self._save()
-        device = self.pair(p["mac"], user)
+        device = self.pair(p["key"], user)
         log.info("event=signed_in device=%s user=%s how=pairing_code", device.key, user.username)
         return device
 
@@ -354,53 +530,60 @@ class SignInService:
         self.log.append(entry)
         del self.log[:-200]
 
-    def pair(self, mac: str, user: User) -> Device:
-        device = self._require_device(mac)
+    def pair(self, key: str, user: User) -> Device:
+        device = self._require_device(key)
         if device.pair_state is PairState.OFFBOARDED:
-            raise SignInError(403, "offboarded", f"device {mac} was offboarded; factory-reset it to onboard again")
+            raise SignInError(403, "offboarded", f"device {key} was offboarded; factory-reset it to onboard again")
         with self._lock:
-            rec = self._dev(mac)
-            rec.update(dev_user=f"{DEVICE_PREFIX}{mac}", dev_password=secrets.token_urlsafe(12),
+            rec = self._dev(key)
+            rec.update(dev_user=credential_name(DEVICE_PREFIX, key), dev_password=secrets.token_urlsafe(12),
                        signed_in_at=self.now())
             self._save()
         return self.devices.put(replace(device, pair_state=PairState.PAIRED, username=user.username))
 
     # --- sign-out ----------------------------------------------------------------------------------------
-    def sign_out(self, mac: str, *, by: str = "device") -> Device:
-        device = self._require_device(mac)
+    def sign_out(self, key: str, *, by: str = "device") -> Device:
+        """Sign one line out (the other ports of an ATA stay as they are)."""
+        device = self._require_device(key)
         if device.pair_state is not PairState.PAIRED:
-            raise SignInError(409, "not_signed_in", f"device {mac} is not signed in ({device.pair_state.value})")
+            raise SignInError(409, "not_signed_in", f"device {key} is not signed in ({device.pair_state.value})")
         now = self.now()
         with self._lock:
-            rec = self._dev(mac)
+            rec = self._dev(key)
             rec.pop("dev_user", None)
             rec.pop("dev_password", None)
             rec["signed_out_at"] = now
             self._save()
         saved = self.devices.put(replace(device, pair_state=PairState.UNPAIRED, username=None))
-        self.drop_bindings(mac)
-        log.info("event=signed_out device=%s user=%s by=%s", mac, device.username, by)
+        self.drop_bindings(key)
+        log.info("event=signed_out device=%s user=%s by=%s", key, device.username, by)
         return saved
 
-    def forget_credentials(self, mac: str) -> None:
-        """Offboarding: the device's credentials stop working (a factory reset mints new ones)."""
+    def forget_credentials(self, key: str) -> None:
+        """Offboarding of a line: its credentials stop working (a factory reset mints new ones). The device's
+        state token goes with its last line."""
+        mac = split_key(key)[0]
         with self._lock:
-            rec = self._state["devices"].get(mac)
+            rec = self._state["devices"].get(key)
             if rec:
                 for k in ("dev_user", "dev_password", "onb_user", "onb_password", "token"):
                     rec.pop(k, None)
                 rec["enrolled"] = False
-                self._save()
+            others = [d for d in self.lines(mac) if d.key != key and d.pair_state is not PairState.OFFBOARDED]
+            if not others:
+                self._state["macs"].get(mac, {}).pop("token", None)
+            self._save()
 
     # --- admin enrolment ------------------------------------------------------------------------------------
     def enrol(self, mac: str) -> tuple[Device, str, float]:
         """The admin adds a device by MAC: a one-time verification code for ``*55*<code>`` on the device."""
         now = self.now()
-        device = self.devices.get(mac)
-        if device is None:
-            device = self.devices.put(Device(key=mac, mac=mac, pair_state=PairState.ONBOARDING, created=now))
-        elif device.pair_state is PairState.PAIRED:
-            raise SignInError(409, "already_signed_in", f"device {mac} is signed in as {device.username}")
+        lines = self.lines(mac)
+        if not lines:
+            lines = [self.devices.put(Device(key=mac, mac=mac, pair_state=PairState.ONBOARDING, created=now))]
+        paired = [d for d in lines if d.pair_state is PairState.PAIRED]
+        if paired:
+            raise SignInError(409, "already_signed_in", f"device {paired[0].key} is signed in as {paired[0].username}")
         with self._lock:
             enrol = self._state["enrol"]
             for c in [c for c, e in enrol.items() if e["mac"] == mac]:
@@ -410,11 +593,14 @@ class SignInService:
                 code = f"{secrets.randbelow(10**6):06d}"
             enrol[code] = {"mac": mac, "expires": now + self.enrol_ttl_s, "used": False}
             self._save()
-        return device, code, now + self.enrol_ttl_s
+        return lines[0], code, now + self.enrol_ttl_s
 
     def verify_enrolment(self, mac: str, code: str) -> Device:
-        """The device dialled ``*55*<code>``: on a match it is signed out and waiting for sign-in."""
+        """The device dialled ``*55*<code>``: on a match every line of it is signed out and waiting for sign-in."""
         now = self.now()
+        lines = self.lines(mac)
+        if not lines:
+            self._require_device(mac)
         with self._lock:
             e = self._state["enrol"].get(code)
             if e is None or e["mac"] != mac:
@@ -425,18 +611,21 @@ class SignInService:
             if e["expires"] <= now:
                 raise SignInError(403, "verification_code_expired", f"verification code {code!r} has expired")
             e["used"] = True
-            rec = self._dev(mac)
-            rec["enrolled"] = True
-            rec.setdefault("signed_out_at", now)
+            for d in lines:
+                rec = self._dev(d.key)
+                rec["enrolled"] = True
+                rec.setdefault("signed_out_at", now)
             self._save()
-        device = self._require_device(mac)
-        if device.pair_state is PairState.ONBOARDING:
-            device = self.devices.put(replace(device, pair_state=PairState.UNPAIRED))
-        log.info("event=enrolment_verified device=%s", mac)
-        return device
+        out = []
+        for device in lines:
+            if device.pair_state is PairState.ONBOARDING:
+                device = self.devices.put(replace(device, pair_state=PairState.UNPAIRED))
+            out.append(device)
+        log.info("event=enrolment_verified device=%s lines=%d", mac, len(out))
+        return out[0]
 
     # --- remote and bulk sign-in -------------------------------------------------------------------------------
-    def remote_sign_in(self, mac: str, username: str) -> Device:
+    def remote_sign_in(self, key: str, username: str) -> Device:
         user = self.directory.user(username)
         if user is None:
             raise SignInError(404, "unknown_user", f"no user {username!r} in the tenant", "username")
@@ -445,18 +634,34 @@ class SignInService:
                               f"{username} is a personal account: remote sign-in is only for common area phone "
                               "accounts; the user signs in on the device with a pairing code", "username")
         self.check_user_can_use_device(user)
-        device = self._require_device(mac)
+        device = self._require_device(key)
         if device.pair_state is PairState.PAIRED:
-            raise SignInError(409, "already_signed_in", f"device {mac} is signed in as {device.username}", "key")
-        saved = self.pair(mac, user)
-        log.info("event=signed_in device=%s user=%s how=remote", mac, username)
+            raise SignInError(409, "already_signed_in", f"device {key} is signed in as {device.username}", "key")
+        saved = self.pair(key, user)
+        log.info("event=signed_in device=%s user=%s how=remote", key, username)
         return saved
+
+    def _bulk_key(self, mac: str, port: str | None) -> tuple[str | None, str | None]:
+        """(line key, error) of a bulk sign-in hardware id: its MAC's device, and the port among its lines."""
+        lines = self.lines(mac)
+        if not lines:
+            return None, ERR_DEVICE_NOT_FOUND
+        first = lines[0]
+        if port is not None and (port_error := _port_error(first, port)):
+            return None, port_error
+        n = int(port) if port is not None else 1
+        for d in lines:
+            if (split_key(d.key)[1] or 1) == n:
+                return d.key, None
+        return None, ERR_DEVICE_NOT_FOUND
 
     def bulk_sign_in(self, csv_text: str) -> BulkBatch:
         """Bulk sign-in from a ``Username,HardwareId`` CSV; every row gets a result, valid rows are signed in.
 
-        Refused as a whole (nothing signed in): a missing header, more than 100 rows, or a fourth batch while
-        three are running (a batch runs until its devices fetched their signed-in configuration).
+        A hardware id names one line: a MAC (``xx-xx-xx-xx-xx-xx``) for a single-line device, with ``:NNN`` for
+        an ATA's port (a MAC alone is its port ``:001``), so one batch can sign each port of an ATA in to its own
+        user. Refused as a whole (nothing signed in): a missing header, more than 100 rows, or a fourth batch
+        while three are running (a batch runs until its devices fetched their signed-in configuration).
         """
         rows = _read_bulk_csv(csv_text)
         if len(rows) > BULK_MAX_DEVICES:
@@ -469,41 +674,42 @@ class SignInService:
                               f"at most {BULK_MAX_CONCURRENT} bulk sign-in batches run at once; "
                               f"{', '.join(b['id'] for b in running)} are still running", "body.csv")
         now = self.now()
-        counts: dict[str, int] = {}
-        for _, _, hw in rows:
-            counts[hw.lower()] = counts.get(hw.lower(), 0) + 1
+        parsed = [_HWID.match(hw) for _, _, hw in rows]
+        counts: dict[tuple[str, int], int] = {}
+        for m in parsed:  # the same line twice (a MAC alone and its :001 are the same line)
+            if m:
+                line_id = ("".join(m.groups()[:6]).lower(), int(m.group(7) or 1))
+                counts[line_id] = counts.get(line_id, 0) + 1
         results: list[BulkRow] = []
-        for line, username, hw in rows:
+        for (line, username, hw), m in zip(rows, parsed, strict=True):
             key, error = None, None
-            m = _HWID.match(hw)
             if not m:
                 error = ERR_HWID_FORMAT
             else:
-                key = "".join(m.groups()[:6]).lower()
+                mac = "".join(m.groups()[:6]).lower()
                 port = m.group(7)
                 user = self.directory.user(username)
-                device = self.devices.get(key)
-                rec = self.record(key)
-                if counts[hw.lower()] > 1:
+                if counts[(mac, int(port or 1))] > 1:
                     error = ERR_DUPLICATE
                 elif user is None:
                     error = ERR_USER_NOT_FOUND
                 elif not user.number:
                     error = ERR_NO_NUMBER
-                elif device is None or device.pair_state is PairState.OFFBOARDED:
-                    error = ERR_DEVICE_NOT_FOUND
-                elif port is not None and (port_error := _port_error(device, port)):
-                    error = port_error
-                elif not self.is_online(key):
-                    error = ERR_OFFLINE
-                elif not _within_deadline(device, rec, now):
-                    error = ERR_DEADLINE
-                elif not user.common_area:
-                    error = "Remote sign-in is only for common area phone accounts."
-                elif not user.policy.allow_sip_devices_calling:
-                    error = "User calling policy does not allow SIP devices."
-                elif device.pair_state is PairState.PAIRED:
-                    error = f"Device is already signed in as {device.username}."
+                else:
+                    key, error = self._bulk_key(mac, port)
+                    device = self.devices.get(key) if key else None
+                    if error is None and (device is None or device.pair_state is PairState.OFFBOARDED):
+                        error = ERR_DEVICE_NOT_FOUND
+                    elif error is None and not self.is_online(key):
+                        error = ERR_OFFLINE
+                    elif error is None and not _within_deadline(device, self.record(key), now):
+                        error = ERR_DEADLINE
+                    elif error is None and not user.common_area:
+                        error = "Remote sign-in is only for common area phone accounts."
+                    elif error is None and not user.policy.allow_sip_devices_calling:
+                        error = "User calling policy does not allow SIP devices."
+                    elif error is None and device.pair_state is PairState.PAIRED:
+                        error = f"Device is already signed in as {device.username}."
                 if error is None:
                     self.pair(key, user)
                     log.info("event=signed_in device=%s user=%s how=bulk", key, username)
@@ -518,7 +724,7 @@ class SignInService:
         return batch
 
     def running_batches(self) -> list[dict[str, Any]]:
-        """Batches whose signed-in devices have not all fetched their signed-in configuration yet."""
+        """Batches whose signed-in lines have not all fetched their signed-in configuration yet."""
         out = []
         with self._lock:
             for b in self._state["batches"]:
@@ -533,18 +739,38 @@ class SignInService:
         with self._lock:
             return json.loads(json.dumps(self._state["batches"]))
 
-    def signed_in_config_fetched(self, mac: str) -> None:
+    def signed_in_config_fetched(self, key: str) -> None:
         with self._lock:
-            self._dev(mac)["fetched_signed_in"] = self.now()
+            self._dev(key)["fetched_signed_in"] = self.now()
             self._save()
 
     # --- helpers -----------------------------------------------------------------------------------------
-    def _require_device(self, mac: str) -> Device:
-        device = self.devices.get(mac)
+    def _require_device(self, key: str) -> Device:
+        device = self.devices.get(key)
         if device is None:
-            raise SignInError(404, "unknown_device", f"no device {mac!r}; it onboards when it first fetches its "
+            mac, port = split_key(key)
+            lines = self.keys(mac) if port is None else []
+            if lines:  # a multi-port ATA named by its MAC alone
+                raise SignInError(404, "unknown_device", f"device {mac} is an ATA with one line per port; name the "
+                                  f"port: {', '.join(lines)}", "key")
+            raise SignInError(404, "unknown_device", f"no device {key!r}; it onboards when it first fetches its "
                               "configuration, or an admin enrols it by MAC", "key")
         return device
+
+
+def _from_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """The ``signin.v1`` document (everything keyed by MAC) in the ``signin.v2`` shape: the device-level fields
+    (state token, onboarding time, language, tenant) under ``macs``, the rest under the MAC as the line key (a
+    multi-port ATA's record moves on to port ``:001`` in :meth:`SignInService._split_ports`). Nothing is dropped."""
+    devices: dict[str, Any] = {}
+    macs: dict[str, Any] = {}
+    for mac, rec in (old.get("devices") or {}).items():
+        macs[mac] = {k: rec[k] for k in ("token", "onboarded_at", "lang", "tenant") if k in rec}
+        devices[mac] = {k: v for k, v in rec.items() if k not in ("token", "lang", "tenant")}
+    pairing = {code: {"key": p.get("mac"), **{k: v for k, v in p.items() if k != "mac"}}
+               for code, p in (old.get("pairing") or {}).items()}
+    return {"devices": devices, "macs": macs, "pairing": pairing, "enrol": dict(old.get("enrol") or {}),
+            "batches": list(old.get("batches") or [])}
 
 
 def _port_error(device: Device, port: str) -> str | None:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.services.lifecycle import offboarding_date
 from gateway.services.model import PairState
-from gateway.services.signin import SignInError
+from gateway.services.signin import SignInError, hardware_id, split_key
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
@@ -42,12 +42,13 @@ _ADMIN = _ENV.from_string("""<!doctype html>
 <h1>SIP devices</h1>
 {% if message %}<p id="message" class="{{ 'ok' if ok else 'error' }}">{{ message }}</p>{% endif %}
 <table id="devices">
-<thead><tr><th>Device</th><th>Model</th><th>Firmware</th><th>Verdict</th><th>State</th><th>User</th>
+<thead><tr><th>Device</th><th>Hardware ID</th><th>Model</th><th>Firmware</th><th>Verdict</th><th>State</th><th>User</th>
 <th>Last seen</th><th>Offboarding date</th><th>Actions</th></tr></thead>
 <tbody>
 {% for d in devices %}
-<tr data-key="{{ d.key }}" data-state="{{ d.state }}">
-<td>{{ d.key }}</td><td>{{ d.vendor }} {{ d.model }}</td><td>{{ d.firmware }}</td>
+<tr data-key="{{ d.key }}" data-mac="{{ d.mac }}" data-port="{{ d.port }}" data-state="{{ d.state }}">
+<td>{{ d.key }}</td><td class="hardware-id">{{ d.hardware_id }}</td><td>{{ d.vendor }} {{ d.model }}</td>
+<td>{{ d.firmware }}</td>
 <td class="verdict" title="{{ d.verdict_reason }}">{{ d.verdict }}</td><td class="state">{{ d.state_label }}</td>
 <td class="user">{{ d.user }}</td><td class="last-seen">{{ d.last_seen }}</td>
 <td class="offboarding">{{ d.offboarding }}</td>
@@ -56,7 +57,7 @@ _ADMIN = _ENV.from_string("""<!doctype html>
 {% if d.state != 'offboarded' %}<form class="inline" method="post" action="/admin/devices/{{ d.key }}/restart">
 <button type="submit" class="restart">Restart</button></form>{% endif %}</td>
 </tr>
-{% else %}<tr><td colspan="9">No SIP devices yet.</td></tr>{% endfor %}
+{% else %}<tr><td colspan="10">No SIP devices yet.</td></tr>{% endfor %}
 </tbody></table>
 </body></html>
 """)
@@ -106,7 +107,10 @@ def routes(prov) -> list[web.RouteDef]:
     def admin_page(message: str = "", ok: bool = True, status: int = 200) -> web.Response:
         rows = []
         for d in gw.devices.all():
-            rows.append({"key": d.key, "vendor": d.vendor or "", "model": d.model or "", "firmware": d.firmware or "",
+            mac, port = split_key(d.key)
+            rows.append({"key": d.key, "mac": d.mac or "", "port": f"{port:03d}" if port else "",
+                         "hardware_id": hardware_id(d.key) if d.mac and d.mac == mac else "",
+                         "vendor": d.vendor or "", "model": d.model or "", "firmware": d.firmware or "",
                          "verdict": d.verdict or "", "verdict_reason": d.verdict_reason or "",
                          "state": d.pair_state.value, "state_label": STATE_LABELS[d.pair_state],
                          "user": d.username or "", "last_seen": _iso(d.last_connected),

@@ -250,24 +250,25 @@ def _hw(mac: str, port: int) -> str:
 
 @pytest.mark.parametrize(("model", "usable"), [("MP114-FXS", 3), ("MP118-FXS", 6), ("MP112", 2)])
 def test_bulk_accepts_every_usable_ata_port_and_refuses_the_next(env, model, usable):
-    """ATA hardware IDs carry the port (``:001``, ``:002``, …): every usable port of the model signs in; the port
-    after the last usable one (an MP114's 4th) is refused as wrong format, naming the port and the usable count."""
+    """ATA hardware IDs carry the port (``:001``, ``:002``, …): every usable port of the model signs in, each as
+    its own line; the port after the last usable one (an MP114's 4th) is refused as wrong format, naming the port
+    and the usable count."""
     svc, _clock, online, *_ = env
-    macs = [f"00908f{i:06x}" for i in range(1, usable + 2)]
-    for mac in macs:
-        svc.onboard(mac, vendor="AudioCodes", model=model)
-        svc.config_fetched(mac)
-        online.add(mac)
-    rows = [(macs[i], i + 1) for i in range(usable)] + [(macs[usable], usable + 1)]
-    csv = "Username,HardwareId\n" + "".join(f"lobby,{_hw(m, port)}\n" for m, port in rows)
+    mac = "00908f000001"
+    svc.onboard(mac, vendor="AudioCodes", model=model)
+    svc.config_fetched(mac)
+    keys = [f"{mac}:{p:03d}" for p in range(1, usable + 1)]
+    assert [d.key for d in svc.lines(mac)] == keys and svc.devices.get(mac) is None
+    online.update(keys)
+    csv = "Username,HardwareId\n" + "".join(f"lobby,{_hw(mac, port)}\n" for port in range(1, usable + 2))
     batch = svc.bulk_sign_in(csv)
     assert [r.ok for r in batch.rows] == [True] * usable + [False], batch.rows
-    for m, _ in rows[:usable]:
-        assert svc.devices.get(m).pair_state is PairState.PAIRED and svc.devices.get(m).username == "lobby"
+    assert [r.device_key for r in batch.rows[:usable]] == keys
+    for k in keys:
+        assert svc.devices.get(k).pair_state is PairState.PAIRED and svc.devices.get(k).username == "lobby"
     bad = batch.rows[-1]
     assert bad.error.startswith(s.ERR_HWID_FORMAT), bad.error
     assert f":{usable + 1:03d}" in bad.error and f"{usable} usable ports" in bad.error and model in bad.error
-    assert svc.devices.get(macs[usable]).pair_state is PairState.UNPAIRED  # nothing signed in for that row
 
 
 def test_bulk_port_suffix_on_a_phone_only_001_and_port_000_refused(env):
@@ -276,7 +277,7 @@ def test_bulk_port_suffix_on_a_phone_only_001_and_port_000_refused(env):
     onboarded(svc, MAC2)
     svc.onboard("00908f000001", vendor="AudioCodes", model="MP114-FXS")
     svc.config_fetched("00908f000001")
-    online.update({MAC, MAC2, "00908f000001"})
+    online.update({MAC, MAC2, "00908f000001:001"})
     batch = svc.bulk_sign_in("Username,HardwareId\n"
                              f"lobby,{_hw(MAC, 2)}\n"
                              f"lobby,{_hw('00908f000001', 0)}\n"
