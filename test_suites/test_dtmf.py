@@ -1,14 +1,18 @@
-"""DTMF to an IVR.
+"""DTMF to an IVR, and between devices that carry digits differently.
 
 Seed, "Dual-tone multi-frequency (DTMF)": SIP device users can send DTMF digits to an interactive voice
 response (IVR) system.
 
 The IVR is a party of the gateway's media node at a tenant number (``gateway.media_node.ivr``). The device calls
 it and sends every digit 0-9 * # in its own method (RFC 4733 events in RTP, or SIP INFO
-``application/dtmf-relay`` relayed by the gateway, which does not convert between the two: RFC 4733 travels
-end to end because the gateway does not anchor media). Verdicts come from what the IVR received (digits, order,
-method and time, read back over the media API) and from the IVR's echo tone for the last digit, heard by the
-device. Digits and timing are kept as evidence.
+``application/dtmf-relay``; the IVR takes both). Verdicts come from what the IVR received (digits, order, method
+and time, read back over the media API) and from the IVR's echo tone for the last digit, heard by the device.
+
+Device to device: the device calls a helper device that uses the other method (when the inventory has one) and
+sends 0-9 * #, then the helper calls back and does the same. The far device reports every digit in its own method
+(read back through ``CallControl``): the gateway converts, anchoring the call on its media node's relay, and its
+trace says so and shows INFO on the INFO side only. With a helper of the same method no conversion is needed, and
+the test says so. Audio is checked both ways in every call. Digits and timing are kept as evidence.
 """
 
 from __future__ import annotations
@@ -20,7 +24,18 @@ import pytest
 
 from gateway.media_node.ivr import IVR_NUMBER, echo_tone_hz
 from harness.protocols import CallControl
-from test_suites._feature_helpers import AFTER_CHANGE_S, CONFIRMED, device_ear, listen, wait_until
+from harness.pytest_plugin.fixtures import dtmf_method_of
+from test_suites._feature_helpers import (
+    AFTER_CHANGE_S,
+    CONFIRMED,
+    ENDED,
+    device_ear,
+    drain_stale,
+    gateway_call,
+    listen,
+    trace_of,
+    wait_until,
+)
 
 ALL_DIGITS = "0123456789*#"
 
@@ -66,3 +81,84 @@ def test_every_digit_reaches_the_ivr(device, lab, evidence, sipgw_settings):
     evidence.add_media("echo", {"tone_hz": echo, **heard.to_dict()})
     assert heard.present, f"{device.id} does not hear the IVR's echo tone for '#': {heard.describe()}"
     calls.hangup(out.id)
+
+
+_LABEL = {"rfc4733": "RFC 4733", "info": "INFO"}
+
+
+def _has_info(entries: list[dict]) -> bool:
+    return any(e["first_line"].startswith("INFO ") for e in entries)
+
+
+def _digits_across(caller, callee, lab, evidence, sipgw_settings) -> None:
+    """``caller`` dials ``callee``, sends 0-9 * #; ``callee`` reports every digit in its own method; the trace
+    shows how the gateway carried them; audio both ways; ``caller`` hangs up."""
+    t = sipgw_settings.deadline(5)
+    sent_as, want = dtmf_method_of(caller), dtmf_method_of(callee)
+    a, b = caller[CallControl], callee[CallControl]
+    drain_stale(callee)
+    out = a.dial(callee.number)
+    incoming = b.wait_for_incoming(timeout=t)
+    b.answer(incoming.id)
+    out = a.wait_for_state(out.id, CONFIRMED, timeout=t)
+    incoming = b.wait_for_state(incoming.id, CONFIRMED, timeout=t)
+    evidence.add_call(out)
+    evidence.add_call(incoming)
+
+    a.send_dtmf(out.id, ALL_DIGITS)
+    got = wait_until(lambda: len(d := b.call(incoming.id).dtmf_received) >= len(ALL_DIGITS) and d,
+                     timeout=sipgw_settings.deadline(8), what=f"{len(ALL_DIGITS)} digits at {callee.id}")
+    label = f"{caller.id}->{callee.id}"
+    evidence.add_media(f"dtmf {label}", {
+        "sent": ALL_DIGITS, "sent_as": sent_as,
+        "received": [{"digit": d.digit, "method": d.method, "t": d.t} for d in got],
+        "gaps_s": [round(y.t - x.t, 3) for x, y in itertools.pairwise(got)]})
+    digits = "".join(d.digit for d in got)
+    assert digits == ALL_DIGITS, f"{callee.id} received {digits!r} from {caller.id}, sent {ALL_DIGITS!r}"
+    methods = [d.method for d in got]
+    assert set(methods) == {want}, f"{callee.id} should receive every digit as {want}, received {methods}"
+    times = [d.t for d in got]
+    assert times == sorted(times), f"digits arrived out of order in time: {times}"
+
+    # How the gateway carried them, from its trace: both sides of an anchored call, or the one call.
+    control = lab.control
+    caller_call = gateway_call(control, out.sip_call_id, t)
+    callee_call = gateway_call(control, incoming.sip_call_id, t)
+    caller_side, callee_side = trace_of(control, out.sip_call_id, t), trace_of(control, incoming.sip_call_id, t)
+    notes = [n["text"] for n in getattr(control, "trace_notes", lambda **_: [])(call_id=out.sip_call_id)]
+    for n in notes:
+        evidence.note(n)
+    if sent_as != want:
+        assert caller_call["id"] != callee_call["id"], (
+            f"{caller.id} ({_LABEL[sent_as]}) and {callee.id} ({_LABEL[want]}) were connected directly: "
+            "nothing converted their DTMF")
+        want_note = f"DTMF interworking: caller {_LABEL[sent_as]}, callee {_LABEL[want]} → anchored on media node"
+        assert any(n.startswith(want_note) for n in notes), f"the trace does not record the anchoring: {notes}"
+        info_side, other_side = (callee_side, caller_side) if want == "info" else (caller_side, callee_side)
+        assert _has_info(info_side), "no SIP INFO on the INFO side of the anchored call"
+        assert not _has_info(other_side), "SIP INFO on the RFC 4733 side of the anchored call"
+    else:
+        evidence.note(f"{caller.id} and {callee.id} both use {_LABEL[want]}: no conversion was needed")
+        assert caller_call["id"] == callee_call["id"], "a call whose devices use the same DTMF method was anchored"
+        assert _has_info(caller_side) == (want == "info"), f"SIP INFO on the call is not what {_LABEL[want]} implies"
+
+    # Audio still flows both ways (through the anchor when there is one).
+    ears = [device_ear(caller, out.id), device_ear(callee, incoming.id)]
+    rep = listen(ears, evidence, f"audio {label}")
+    for ear, other in ((ears[0], ears[1]), (ears[1], ears[0])):
+        heard = rep[ear.name].tone(other.tone_hz)
+        assert heard.present, f"{ear.name} does not hear {other.name}: {heard.describe()}"
+    a.hangup(out.id)
+    b.wait_for_state(incoming.id, ENDED, timeout=t)
+
+
+@pytest.mark.feature("dtmf")
+def test_every_digit_between_devices_in_each_devices_method(device, other_dtmf_device, lab, evidence,
+                                                            sipgw_settings):
+    """Device → helper and helper → device: 0-9 * # arrive in the receiver's own method, in order; the gateway
+    converts when the two methods differ (anchored on the media node), and audio flows both ways."""
+    helper = other_dtmf_device
+    mine, theirs = dtmf_method_of(device), dtmf_method_of(helper)
+    evidence.note(f"{device.id} uses {_LABEL.get(mine, mine)}, helper {helper.id} uses {_LABEL.get(theirs, theirs)}")
+    _digits_across(device, helper, lab, evidence, sipgw_settings)
+    _digits_across(helper, device, lab, evidence, sipgw_settings)
