@@ -1,0 +1,274 @@
+"""DTMF interworking decisions: what each leg says (SDP, INFO, catalogue) and whether a call is anchored.
+
+Pure logic on parsed messages and bindings; the relay is a fake that records what it was asked to reserve.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from device_profiles.catalogue import default_catalogue
+from device_profiles.dtmf import default_dtmf_defaults, dtmf_default_for_user_agent, load_dtmf_defaults
+from device_profiles.yamlio import DataFileError
+from gateway.services.dtmf_interworking import (
+    RELAY_HEADER,
+    DtmfInterworking,
+    Method,
+    accepts_info,
+    caller_dtmf,
+    decide,
+    telephone_event_types,
+)
+from gateway.services.model import Flow, User
+from gateway.services.registrar import Binding
+from gateway.services.routing import RouteDecision, Target
+from gateway.sip import NameAddr, parse_message
+from harness.emulated.profiles import behaviour_for
+from sipua.sdp import without_telephone_event
+
+YEALINK = "Yealink SIP-T54W 96.86.0.100"
+MEDIAPACK = "Audiocodes-Sip-Gateway-MP-504/v.7.26A.356.075"
+UNKNOWN_UA = "Acme Softphone 1.0"
+
+SDP_4733 = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            "m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n")
+SDP_PLAIN = without_telephone_event(SDP_4733)
+
+
+def invite(sdp: str | None = SDP_4733, *, allow: str | None = "INVITE, ACK, BYE, CANCEL, INFO",
+           recv_info: str | None = None, user_agent: str | None = YEALINK, extra: str = "") -> object:
+    body = (sdp or "").encode()
+    lines = ["INVITE sip:+14255550202@sipgw.lab SIP/2.0",
+             "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx1", "Max-Forwards: 70",
+             "From: <sip:alice@sipgw.lab>;tag=a1", "To: <sip:+14255550202@sipgw.lab>", "Call-ID: call-1@test",
+             "CSeq: 1 INVITE", "Contact: <sip:alice@127.0.0.1:5070>"]
+    if allow is not None:
+        lines.append(f"Allow: {allow}")
+    if recv_info is not None:
+        lines.append(f"Recv-Info: {recv_info}")
+    if user_agent is not None:
+        lines.append(f"User-Agent: {user_agent}")
+    if extra:
+        lines.append(extra)
+    if sdp is not None:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    return parse_message(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+
+def device_target(user_agent: str | None, label: str = "device bob/1") -> Target:
+    flow = Flow("UDP", "127.0.0.1", 5080)
+    b = Binding("bob", NameAddr.parse("<sip:bob@127.0.0.1:5080>"), "sip:bob@127.0.0.1:5080", 1e9, "r", 1, flow,
+                user_agent, "dev", 0.0)
+    return Target("device", b.uri, flow, label, b)
+
+
+def routed(*targets: Target) -> RouteDecision:
+    return RouteDecision(targets=tuple(targets), callee=User("bob", "Bob Baker", "+14255550202"))
+
+
+# --- reading what the legs say ------------------------------------------------------------------------------------
+
+def test_telephone_event_types_reads_the_first_audio_stream_only():
+    assert telephone_event_types(SDP_4733) == [("101", 8000)]
+    assert telephone_event_types(SDP_PLAIN) == []
+    wide = SDP_4733.replace("0 8 101", "0 8 101 102") + "a=rtpmap:102 telephone-event/16000\r\n"
+    assert telephone_event_types(wide.encode()) == [("101", 8000), ("102", 16000)]
+    # A telephone-event rtpmap for a format the m= line does not list does not count.
+    assert telephone_event_types(SDP_4733.replace(" 101\r\n", "\r\n", 1)) == []
+    video_first = "v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 telephone-event/8000\r\n" + SDP_PLAIN[
+        SDP_PLAIN.index("m=audio"):]
+    assert telephone_event_types(video_first) == []
+    second_audio = SDP_PLAIN + "m=audio 4002 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    assert telephone_event_types(second_audio) == []
+    assert telephone_event_types("garbage\r\nm=audio\r\na=rtpmap:x\r\n") == []
+
+
+def test_stripping_telephone_event_keeps_everything_else():
+    assert "telephone-event" not in SDP_PLAIN and "a=fmtp:101" not in SDP_PLAIN
+    assert "m=audio 4000 RTP/AVP 0 8\r\n" in SDP_PLAIN and "a=rtpmap:8 PCMA/8000" in SDP_PLAIN
+    assert without_telephone_event(SDP_PLAIN) == SDP_PLAIN
+
+
+@pytest.mark.parametrize(("allow", "recv_info", "ok", "why"), [
+    ("INVITE, ACK, INFO", None, True, "Allow: INFO"),
+    ("INVITE, ACK, info", None, True, "Allow: INFO"),
+    ("INVITE, ACK", None, False, "Allow without INFO"),
+    (None, None, False, "no Allow or Recv-Info"),
+    ("INVITE, ACK", "foo, dtmf", True, "Recv-Info: foo, dtmf"),
+    ("INVITE, ACK", "", False, "an empty Recv-Info (no Info Package)"),
+    ("INVITE, INFO", "", True, "Allow: INFO"),
+])
+def test_accepts_info_from_recv_info_or_allow(allow, recv_info, ok, why):
+    assert accepts_info(invite(allow=allow, recv_info=recv_info)) == (ok, why)
+
+
+@pytest.mark.parametrize(("sdp", "allow", "user_agent", "method", "basis"), [
+    (SDP_4733, "INVITE, INFO", YEALINK, Method.RFC4733, "SDP offer lists telephone-event, payload type 101"),
+    (SDP_4733, "INVITE", MEDIAPACK, Method.RFC4733, "SDP offer lists telephone-event"),  # the SDP wins
+    (SDP_PLAIN, "INVITE, INFO", YEALINK, Method.INFO, "SDP offer without telephone-event; Allow: INFO"),
+    (SDP_PLAIN, "INVITE", YEALINK, None, None),  # neither method: in-band only, nothing to convert
+    (None, "INVITE, INFO", MEDIAPACK, Method.INFO, "catalogue default for AudioCodes ata"),  # late offer
+    (None, "INVITE, INFO", YEALINK, Method.RFC4733, "catalogue default for Yealink"),
+    (None, "INVITE, INFO", UNKNOWN_UA, None, None),
+    (None, "INVITE, INFO", None, None, None),
+])
+def test_caller_method(sdp, allow, user_agent, method, basis):
+    got = caller_dtmf(invite(sdp, allow=allow, user_agent=user_agent))
+    if method is None:
+        assert got is None
+    else:
+        assert got is not None and got.method is method and basis in got.basis, got
+
+
+# --- every combination of caller and callee ----------------------------------------------------------------------
+
+CALLERS = {"rfc4733": invite(SDP_4733), "info": invite(SDP_PLAIN), "unknown": invite(None, user_agent=UNKNOWN_UA)}
+CALLEES = {"rfc4733": YEALINK, "info": MEDIAPACK, "unknown": UNKNOWN_UA}
+
+
+@pytest.mark.parametrize(("caller", "callee"), list(itertools.product(CALLERS, CALLEES)))
+def test_anchored_exactly_when_both_are_known_and_differ(caller, callee):
+    d = decide(CALLERS[caller], routed(device_target(CALLEES[callee])))
+    differ = "unknown" not in (caller, callee) and caller != callee
+    assert d.anchor is differ
+    note = d.note()
+    if differ:
+        c, e = ("RFC 4733", "INFO") if caller == "rfc4733" else ("INFO", "RFC 4733")
+        assert note.startswith(f"DTMF interworking: caller {c}, callee {e} → anchored on media node"), note
+        assert d.callee_method is Method(callee)
+    elif caller == "unknown":
+        assert "caller's method unknown" in note and note.endswith("not anchored")
+    elif callee == "unknown":
+        assert "callee method unknown → not anchored" in note
+    else:
+        assert "no conversion needed, not anchored" in note
+
+
+def test_media_node_parties_are_never_a_reason_to_anchor():
+    teams = Target("teams", "sip:+14255550202@127.0.0.1:6000", Flow("UDP", "127.0.0.1", 6000), "Teams client of bob")
+    d = decide(invite(SDP_PLAIN), routed(teams))
+    assert d.callees == () and not d.anchor
+
+
+def test_a_fork_is_anchored_when_any_device_differs():
+    d = decide(invite(SDP_4733), routed(device_target(YEALINK, "desk"), device_target(MEDIAPACK, "ata")))
+    assert d.anchor and d.callee_method is Method.INFO and "ata:" in d.note()
+
+
+# --- the hook -----------------------------------------------------------------------------------------------------
+
+RELAY_FLOW = Flow("UDP", "127.0.0.1", 7000)
+
+
+class FakeRelay:
+    def __init__(self, flow: Flow | None = RELAY_FLOW) -> None:
+        self.flow = flow
+        self.specs = []
+
+    def reserve(self, spec):
+        self.specs.append(spec)
+        return self.flow
+
+
+TRUSTED = ("127.0.0.1", 7000)
+
+
+def service(relay=None, notes=None):
+    return DtmfInterworking(relay, trusted=lambda src: src == TRUSTED,
+                            note=(lambda text, ids: notes.append((text, list(ids)))) if notes is not None else None)
+
+
+def test_anchoring_sends_the_call_to_the_relay_and_the_relays_invite_gets_the_original_targets():
+    relay, notes = FakeRelay(), []
+    svc = service(relay, notes)
+    original = routed(device_target(MEDIAPACK))
+    out = svc.on_route(invite(SDP_4733), ("127.0.0.1", 5070), original)
+    assert [t.kind for t in out.targets] == ["relay"] and out.callee is None
+    spec = relay.specs[0]
+    assert (spec.dialled, spec.caller_method, spec.callee_method) == ("+14255550202", Method.RFC4733, Method.INFO)
+    assert out.targets[0].uri == f"sip:relay-{spec.token}@127.0.0.1:7000"
+    assert notes[0][1] == ["call-1@test"] and "→ anchored on media node" in notes[0][0]
+    # The relay's own INVITE (from the media node, naming the anchor) is routed to what the caller's call was.
+    relay_invite = invite(SDP_PLAIN, extra=f"{RELAY_HEADER}: {spec.token}")
+    assert svc.on_route(relay_invite, TRUSTED, routed()) is original
+    # The same header from anywhere else is not believed.
+    assert svc.on_route(relay_invite, ("127.0.0.1", 5070), routed()).targets == ()
+    svc.forget(spec.token)
+    assert spec.token not in svc.anchors
+
+
+@pytest.mark.parametrize("case", ["agree", "rejected", "no_callee", "replaces", "from_media_node", "no_device"])
+def test_calls_that_are_left_alone(case):
+    relay = FakeRelay()
+    svc = service(relay)
+    decision = routed(device_target(MEDIAPACK))
+    req, source = invite(SDP_4733), ("127.0.0.1", 5070)
+    if case == "agree":
+        decision = routed(device_target(YEALINK))
+    elif case == "rejected":
+        decision = RouteDecision(reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE", reject_text="x")
+    elif case == "no_callee":
+        decision = RouteDecision(targets=decision.targets)  # a queue's or a service's own routing
+    elif case == "replaces":
+        req = invite(SDP_4733, extra="Replaces: abc@host;to-tag=1;from-tag=2")
+    elif case == "from_media_node":
+        source = TRUSTED
+    elif case == "no_device":
+        decision = routed(Target("pstn", "sip:+12065550100@127.0.0.1:6000", Flow("UDP", "127.0.0.1", 6000), "PSTN"))
+    assert svc.on_route(req, source, decision) is decision
+    assert relay.specs == []
+
+
+def test_no_relay_slot_or_no_media_node_keeps_the_route_and_says_why():
+    for relay, why in ((FakeRelay(flow=None), "no relay slot free on the media node"), (None, "no media node")):
+        notes = []
+        svc = service(relay, notes)
+        decision = routed(device_target(MEDIAPACK))
+        assert svc.on_route(invite(SDP_4733), ("127.0.0.1", 5070), decision) is decision
+        assert f"→ not anchored ({why})" in notes[0][0]
+        assert svc.anchors == {}
+
+
+def test_a_failing_decision_never_stops_the_call():
+    class Broken(FakeRelay):
+        def reserve(self, spec):
+            raise RuntimeError("boom")
+    decision = routed(device_target(MEDIAPACK))
+    assert service(Broken()).on_route(invite(SDP_4733), ("127.0.0.1", 5070), decision) is decision
+
+
+# --- the catalogue's defaults ---------------------------------------------------------------------------------------
+
+def test_every_catalogue_model_has_a_default_that_the_emulated_device_follows():
+    defaults = default_dtmf_defaults()
+    for profile in default_catalogue():
+        d = defaults.lookup(profile.vendor, profile.kind)
+        assert d is not None, f"{profile.vendor} has no DTMF default in device_profiles/dtmf.yaml"
+        assert d.method == behaviour_for(profile.vendor, profile.kind).dtmf_method, (profile.vendor, profile.kind)
+        assert len(d.source) > 10
+
+
+def test_user_agents_map_to_their_vendors_default():
+    assert dtmf_default_for_user_agent(MEDIAPACK).method == "info"
+    assert dtmf_default_for_user_agent(YEALINK).method == "rfc4733"
+    assert dtmf_default_for_user_agent(UNKNOWN_UA) is None
+    assert dtmf_default_for_user_agent(None) is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("vendors:\n  Acme:\n    method: info\n    source: a vendor that is not there\n", "vendor 'Acme' is not in"),
+    ("vendors:\n  Poly:\n    method: inband\n    source: Poly UC Software guide\n", "method"),
+    ("vendors:\n  Poly:\n    method: info\n    source: Poly UC Software guide\n    kinds:\n      toaster:\n"
+     "        method: info\n        source: no such kind of device\n", "'toaster' is not a device kind"),
+    ("vendors:\n  Poly:\n    method: info\n", "source"),
+])
+def test_bad_dtmf_data_is_located(tmp_path, text, message):
+    path = tmp_path / "dtmf.yaml"
+    path.write_text(text)
+    with pytest.raises(DataFileError) as err:
+        load_dtmf_defaults(path)
+    assert message in str(err.value) and f"{path}:" in str(err.value)
