@@ -30,6 +30,7 @@ class AudioCodesMpDriver(ApiDriver):
         super().__init__(ctx)
         self.ssh = ctx.options.get("ssh")  # harness.resources.SshCli from the inventory, or None
         self.ssh_simulator: Any = None
+        self._log_seen: LogEntry | None = None  # the last device log entry put in a test's evidence
 
     # ------------------------------------------------------------------------------------------ SSH endpoint
     def _endpoint_options(self) -> dict[str, Any]:
@@ -120,20 +121,37 @@ class AudioCodesMpDriver(ApiDriver):
         return self._api(self.api.device_log)
 
     def add_evidence(self, collector: Any) -> None:
-        """Put this test's share of the SSH session (and the device's log read over SSH) in ``ssh.log``.
+        """Put this test's share of the SSH session in ``ssh.log``, with the device's log entries written since
+        the previous test (read over SSH now; that read is not part of the next test's share).
 
         Evidence never changes a test's outcome: a log that cannot be read is said so in the file instead.
         """
         cli = self.cli
         if cli is None:
             return
+        session = cli.transcript.take_since_mark()
         try:
+            if self._dead is not None:  # the device broke: no new SSH session (it would wait for its timeout)
+                raise self._dead
             entries = cli.device_log()
-            device_log = "".join(f"{e.at:%d/%m/%Y %H:%M:%S} {e.text}\n" for e in entries) or "(empty)\n"
+            cli.transcript.take_since_mark()
+            new = _after(entries, self._log_seen)
+            self._log_seen = entries[-1] if entries else self._log_seen
+            device_log = "".join(f"{e.at:%d/%m/%Y %H:%M:%S} {e.text}\n" for e in new) or "(no new entries)\n"
         except Exception as exc:
             device_log = f"[sipgw-lab: device log not read over SSH: {type(exc).__name__}: {exc}]\n"
-        session = cli.transcript.take_since_mark()
         text = (f"# {self.device_id}: AudioCodes CLI over SSH at {cli.where} ({cli.ep.device_type}); "
-                "passwords masked\n\n## session during the test\n" + session
-                + "\n## device log (show logging, read at the end of the test)\n" + cli.transcript.mask(device_log))
+                "passwords masked\n\n## session during the test\n" + (session or "(no commands)\n")
+                + "\n## device log since the previous test (show logging, read at the end of the test)\n"
+                + cli.transcript.mask(device_log))
         collector.add_bytes("ssh_log", "ssh.log", text.encode())
+
+
+def _after(entries: list[LogEntry], seen: LogEntry | None) -> list[LogEntry]:
+    """The entries after the last one already reported (all of them when it rolled out of the buffer)."""
+    if seen is None:
+        return entries
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i] == seen:
+            return entries[i + 1:]
+    return entries
