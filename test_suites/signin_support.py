@@ -50,8 +50,23 @@ class Provisioned:
     def signin(self):
         return self.device[SignIn]
 
-    def state(self) -> str:
-        return self.lab.control.device(self.mac)["pair_state"]
+    def line_key(self, port: int = 1) -> str:
+        """The gateway's key of one of the device's lines: its MAC, or ``<mac>:00N`` for a multi-port ATA's port
+        (each port of an ATA is its own line, with its own sign-in state)."""
+        profile = self.device.profile
+        if profile.kind == "ata" and (profile.ports_usable or 1) > 1:
+            return f"{self.mac}:{port:03d}"
+        if port != 1:
+            raise NotApplicable(f"{profile.vendor} {profile.model} has one line", device_id=self.device.id)
+        return self.mac
+
+    @property
+    def key(self) -> str:
+        """The key of the device's first line (what the admin page and the control API list)."""
+        return self.line_key(1)
+
+    def state(self, port: int = 1) -> str:
+        return self.lab.control.device(self.line_key(port))["pair_state"]
 
     def user(self, *, common_area: bool = False, number: bool = True, allow: bool = True) -> tuple[str, str, str]:
         """A new tenant user (user name, password, number); deleted after the test."""

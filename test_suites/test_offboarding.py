@@ -32,14 +32,14 @@ def disconnect(p) -> None:
         with contextlib.suppress(OperationFailed, StateError):  # a line that holds no registration
             calls.unregister(line)
     p.prov.withdraw()  # the provisioned account's un-REGISTER
-    assert not p.lab.control.device(p.mac)["registered"], "the gateway still holds a registration of the device"
+    assert not p.lab.control.device(p.key)["registered"], "the gateway still holds a registration of the device"
 
 
 def offboarded_then_back(p, sipgw_settings) -> None:
     """Refused with the reason until a factory reset; onboarded (signed out) again after it."""
     info = p.prov.resync()
     assert info.status == "failed" and "403" in (info.detail or "") and "factory-reset" in (info.detail or ""), info
-    assert not p.lab.control.device(p.mac)["registered"]
+    assert not p.lab.control.device(p.key)["registered"]
     if p.device.identity is not None and p.device.identity.mac:  # the gateway knows the device by its SIP UA too
         reg = p.device[CallControl].register(0, timeout=sipgw_settings.deadline(10))
         assert reg.status_code == 403, f"an offboarded device's REGISTER was answered {reg.status_code} {reg.reason}"
@@ -59,7 +59,7 @@ def test_paired_device_offboarded_after_30_days(representative, provisioned, sip
     suite."""
     p = provisioned
     user, _, _ = p.user(common_area=True)
-    p.api.remote_sign_in(p.mac, user)
+    p.api.remote_sign_in(p.key, user)
     assert p.signin.wait_signed_in(timeout=sipgw_settings.deadline(10)).state is SignInState.SIGNED_IN
     disconnect(p)
     p.lab.control.advance_clock(29 * DAY + 23 * HOUR)

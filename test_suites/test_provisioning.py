@@ -31,7 +31,7 @@ def test_provisioned_from_the_dhcp_url_and_onboarded_signed_out(provisioned, evi
     assert "/s/" in (info.detail or ""), f"no state URL in the configuration: {info}"
     reg = p.prov.provisioned_registration()
     assert reg.ok, f"{p.device.id}: the onboarding account's REGISTER was answered {reg.status_code} {reg.reason}"
-    dev = p.lab.control.device(p.mac)
+    dev = p.lab.control.device(p.key)
     assert dev["pair_state"] == "unpaired" and dev["registered"], dev
     assert dev["firmware_verdict"] in ("supported", "newer_than_approved"), dev
     fetched = [e for e in p.api.exchanges(p.first_seq) if e["user_agent"] == p.prov.user_agent]

@@ -16,7 +16,7 @@ import secrets
 
 import pytest
 
-from harness.protocols import CallControl, SignInState
+from harness.protocols import CallControl, NotApplicable, SignInState
 from test_suites.signin_support import (  # noqa: F401  (fixtures)
     HOUR,
     browser,
@@ -33,16 +33,21 @@ from test_suites.signin_support import (  # noqa: F401  (fixtures)
 PROV_LINE = 99  # the line the provisioned account's calls are reported on
 
 
-def rings(p, caller, number: str, settings, evidence) -> None:
-    """A PSTN party calls ``number``; the device rings on its provisioned account; it declines (486)."""
-    call = caller.call(number)
+def rings(p, caller, number: str, settings, evidence, *, line: int = PROV_LINE, not_line: int | None = None) -> None:
+    """A PSTN party calls ``number``; the device rings on the provisioned account of ``line`` (and, when given,
+    not on ``not_line``); it declines (486)."""
     dut = p.device[CallControl]
-    incoming = dut.wait_for_incoming(line=PROV_LINE, timeout=settings.deadline(5))
+    before = {c.id for c in dut.calls()}
+    call = caller.call(number)
+    incoming = dut.wait_for_incoming(line=line, timeout=settings.deadline(5))
     evidence.add_call(incoming)
     dut.reject(incoming.id, code=486)
     ended = caller.wait_state(call, "disconnected", timeout=5)
     evidence.add_call(ended)
     assert ended["status_code"] == 486, f"the call to {number} ended {ended['status_code']}"
+    if not_line is not None:
+        other = [c for c in dut.calls() if c.id not in before and c.line == not_line]
+        assert not other, f"the call to {number} also rang line {not_line}: {other}"
 
 
 def does_not_ring(caller, number: str, settings, evidence) -> None:
@@ -64,7 +69,7 @@ def test_local_sign_in_on_the_web_page_then_sign_out_from_the_device(provisioned
     user, password, number = p.user()
     st = p.signin.start_sign_in()
     assert st.state is SignInState.PAIRING and st.pairing_code and len(st.pairing_code) == 9, st
-    assert p.api.status(p.mac)["pairing_code"] == st.pairing_code  # what the display shows, read back
+    assert p.api.status(p.key)["pairing_code"] == st.pairing_code  # what the display shows, read back
     msg = web_sign_in(page, evidence, st.auth_url, user, password, st.pairing_code, "signin-page")
     assert "signed in as" in msg, f"the sign-in page said: {msg}"
     now = p.signin.wait_signed_in(timeout=sipgw_settings.deadline(10))
@@ -86,10 +91,10 @@ def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_setting
     device fetch its configuration and register again; its Sign out button signs the device out."""
     p = provisioned
     user, _, _ = p.user(common_area=True)
-    p.api.remote_sign_in(p.mac, user)
+    p.api.remote_sign_in(p.key, user)
     assert p.signin.wait_signed_in(timeout=sipgw_settings.deadline(10)).user == user
     page.goto(f"{p.url}/admin/devices")
-    row = page.locator(f'tr[data-key="{p.mac}"]')
+    row = page.locator(f'tr[data-key="{p.key}"]')
     assert row.locator(".state").inner_text() == "Signed in" and row.locator(".user").inner_text() == user
     assert row.locator(".verdict").inner_text() in ("supported", "newer_than_approved")
     screenshot(page, evidence, "admin-signed-in")
@@ -99,10 +104,10 @@ def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_setting
     before = p.prov.restarts
     assert p.signin.sign_in_status().state is SignInState.SIGNED_IN
     assert p.prov.restarts == before + 1 and p.prov.provisioned_registration().ok, "the device did not restart"
-    row = page.locator(f'tr[data-key="{p.mac}"]')
+    row = page.locator(f'tr[data-key="{p.key}"]')
     row.locator("button.signout").click()
     page.wait_for_selector("#message")
-    assert page.locator(f'tr[data-key="{p.mac}"] .state').inner_text() == "Signed out"
+    assert page.locator(f'tr[data-key="{p.key}"] .state').inner_text() == "Signed out"
     screenshot(page, evidence, "admin-signed-out")
     assert p.signin.wait_signed_in(signed_in=False, timeout=sipgw_settings.deadline(10)).state \
         is not SignInState.SIGNED_IN
@@ -128,11 +133,11 @@ def test_admin_enrolment_with_star55_then_remote_sign_in(provisioned, evidence, 
 
     personal, _, _ = p.user()
     with pytest.raises(Exception) as refused:  # the control API's located error
-        p.api.remote_sign_in(p.mac, personal)
+        p.api.remote_sign_in(p.key, personal)
     assert refused.value.status == 403 and "common area" in refused.value.message
     assert p.state() == "unpaired"
     shared, _, _ = p.user(common_area=True)
-    p.api.remote_sign_in(p.mac, shared)
+    p.api.remote_sign_in(p.key, shared)
     assert p.signin.wait_signed_in(timeout=sipgw_settings.deadline(10)).user == shared
 
 
@@ -201,3 +206,40 @@ def test_pairing_code_expiry_and_reuse_refused(representative_local, provisioned
     p.signin.wait_signed_in(timeout=sipgw_settings.deadline(10))
     msg = web_sign_in(page, evidence, fresh.auth_url, user, password, fresh.pairing_code, "code-reused")
     assert "already used" in msg, f"a used code got: {msg}"
+
+
+@pytest.mark.feature("sign_in_out")
+@records_http
+def test_ata_ports_signed_in_to_two_users_in_one_batch(provisioned, pstn_party, evidence,  # noqa: F811
+                                                       sipgw_settings):
+    """Each port of a multi-port ATA is its own line: a bulk batch signs port 1 in to one user and port 2 to
+    another; each port registers as its user and rings for that user's number only; signing port 1 out from the
+    device leaves port 2 signed in and ringing."""
+    p = provisioned
+    profile = p.device.profile
+    if profile.kind != "ata" or (profile.ports_usable or 1) < 2 or len(p.prov.prov_ports()) < 2:
+        raise NotApplicable(f"{profile.vendor} {profile.model} has a single line (not a multi-port ATA)",
+                            feature="sign_in_out", device_id=p.device.id)
+    first, _, number1 = p.user(common_area=True)
+    second, _, number2 = p.user(common_area=True)
+    hw = "-".join(p.mac[i:i + 2] for i in range(0, 12, 2))
+    batch = p.api.bulk(f"Username,HardwareId\n{first},{hw}:001\n{second},{hw}:002\n")
+    assert [(r["ok"], r["device_key"]) for r in batch["rows"]] == [(True, p.line_key(1)), (True, p.line_key(2))], \
+        batch["rows"]
+    deadline = sipgw_settings.deadline(10)
+    assert p.signin.wait_signed_in(timeout=deadline, port=1).user == first
+    assert p.signin.wait_signed_in(timeout=deadline, port=2).user == second
+    line1, line2 = PROV_LINE, PROV_LINE - 1
+    for port in (1, 2):
+        reg = p.prov.provisioned_registration(port)
+        assert reg.ok, f"port {port}'s REGISTER as the signed-in user was answered {reg.status_code} {reg.reason}"
+    assert (p.state(1), p.state(2)) == ("paired", "paired")
+    rings(p, pstn_party, number1, sipgw_settings, evidence, line=line1, not_line=line2)
+    rings(p, pstn_party, number2, sipgw_settings, evidence, line=line2, not_line=line1)
+
+    out = p.signin.sign_out(port=1)
+    assert out.state is not SignInState.SIGNED_IN, out
+    assert (p.state(1), p.state(2)) == ("unpaired", "paired")
+    assert p.signin.sign_in_status(port=2).user == second
+    does_not_ring(pstn_party, number1, sipgw_settings, evidence)
+    rings(p, pstn_party, number2, sipgw_settings, evidence, line=line2, not_line=line1)

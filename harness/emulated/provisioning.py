@@ -16,7 +16,11 @@ capabilities plus ``dial_feature_code``:
   gateway's final status (the confirmation the gateway gives).
 
 Every result is observed: HTTP statuses and bodies, the final REGISTER response, the call's final status.
-The provisioned account is the worker's account ``p99`` (its events are reported as line 99).
+The provisioned account is the worker's account ``p99`` (its events are reported as line 99). A multi-port ATA's
+file carries an account per port (port 1 in the keys above, port N in the vendor's numbered keys); the emulated
+ATA registers ports 1 to ``provisioned_ports`` (device option, default 2, at most the model's usable ports) as
+accounts ``p99``, ``p98``, … on lines 99, 98, …; ``start_sign_in``, ``sign_in_status``, ``sign_out``,
+``provisioned_registration`` and ``dial_feature_code`` take ``port=N`` (default 1).
 """
 
 from __future__ import annotations
@@ -65,6 +69,27 @@ _KEYS: dict[str, tuple[str, str, str, str, str, str]] = {
               "sgw/pair_state"),
     "algo": ("sip.u1.user", "sip.u1.pwd", "prov.url", "sip.u1.display", "sip.u1.number", "sgw.pair_state"),
 }
+
+
+#: Keys of port N ≥ 2 of a multi-port ATA (same order as :data:`_KEYS`; the resync URL is the device's).
+_PORT_KEYS = {
+    "cisco": lambda n: (f"User_ID_{n}_", f"Password_{n}_", "Profile_Rule", f"Display_Name_{n}_", f"Line_Number_{n}_",
+                        f"Pair_State_{n}_"),
+    "poly": lambda n: (f"reg.{n}.auth.userId", f"reg.{n}.auth.password", "device.prov.serverName",
+                       f"reg.{n}.displayName", f"reg.{n}.label", f"reg.{n}.sgw.pair.state"),
+    "audiocodes-ata": lambda n: (f"AuthUserName_{n}", f"AuthPassword_{n}", "ProvisioningURL", f"DisplayName_{n}",
+                                 f"PhoneNumber_{n}", f"SgwPairState_{n}"),
+}
+
+
+def prov_account(port: int) -> str:
+    """The worker account of a provisioned port: ``p99`` for port 1, ``p98`` for port 2, …"""
+    return f"p{prov_line(port)}"
+
+
+def prov_line(port: int) -> int:
+    """The line a provisioned port's events are reported on: 99 for port 1, 98 for port 2, …"""
+    return PROV_LINE + 1 - port
 
 
 def device_family(vendor: str, kind: str) -> str | None:
@@ -119,9 +144,10 @@ class _ProvState:
     state_url: str | None = None
     status: str = "factory_default"
     config: dict[str, str] = field(default_factory=dict)
-    applied_user: str | None = None
+    #: The SIP user each port's account registered with (port → user); absent: nothing applied.
+    applied: dict[int, str] = field(default_factory=dict)
     restarts: int = 0
-    restart_seen: float | None = None
+    restart_seen: dict[int, float] = field(default_factory=dict)
     exchanges: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -129,11 +155,11 @@ class EmulatedProvisioning(Provisioning, SignIn):
     """HTTP provisioning and sign-in for :class:`~harness.drivers.emulated.EmulatedDriver` (a mixin)."""
 
     _prov_state: _ProvState | None = None
-    #: The worker boot whose worker holds the provisioned account (None: no worker holds it). Set as soon as the
-    #: worker accepted ``add_account``, whatever the REGISTER then gets, and cleared only once the account is gone:
-    #: a set-up after a refused or unanswered REGISTER must remove it before adding it again. It outlives
-    #: ``_prov_state`` (a factory reset forgets the configuration, not the worker's accounts).
-    _prov_account_boot: int | None = None
+    #: Per provisioned worker account (``p99`` …), the worker boot whose worker holds it (absent: none does). Set as
+    #: soon as the worker accepted ``add_account``, whatever the REGISTER then gets, and cleared only once the
+    #: account is gone: a set-up after a refused or unanswered REGISTER must remove it before adding it again. It
+    #: outlives ``_prov_state`` (a factory reset forgets the configuration, not the worker's accounts).
+    _prov_account_boot: dict[str, int] | None = None
 
     @property
     def _prov(self) -> _ProvState:
@@ -185,8 +211,23 @@ class EmulatedProvisioning(Provisioning, SignIn):
         return ProvisioningInfo(url=p.url, status=p.status, config_version=p.config.get(self._keys()[5]) if
                                 p.config else None, detail=p.state_url)
 
-    def _keys(self) -> tuple[str, str, str, str, str, str]:
-        return _KEYS[self._family()]
+    def _keys(self, port: int = 1) -> tuple[str, str, str, str, str, str]:
+        fam = self._family()
+        return _KEYS[fam] if port == 1 else _PORT_KEYS[fam](port)
+
+    def prov_ports(self) -> list[int]:
+        """The ports whose provisioned accounts this device registers (``[1]`` unless a multi-port ATA)."""
+        profile = self.ctx.profile
+        usable = getattr(profile, "ports_usable", None) or 1
+        if profile.kind != "ata" or usable <= 1 or self._family() not in _PORT_KEYS:
+            return [1]
+        return list(range(1, min(usable, int(self.ctx.options.get("provisioned_ports", 2))) + 1))
+
+    @property
+    def _boots(self) -> dict[str, int]:
+        if self._prov_account_boot is None:
+            self._prov_account_boot = {}
+        return self._prov_account_boot
 
     @step("provisioning.provision")
     def provision(self, url: str | None = None) -> ProvisioningInfo:
@@ -214,7 +255,8 @@ class EmulatedProvisioning(Provisioning, SignIn):
 
     @step("provisioning.resync")
     def resync(self, *, timeout: float = 10.0) -> ProvisioningInfo:
-        """Fetch the state URL and apply it (re-register when the account changed)."""
+        """Fetch the state URL and apply it: (re-)register each port whose account changed, drop a port's account
+        the configuration no longer carries."""
         p = self._prov
         if not p.state_url:
             raise StateError(f"{self.device_id}: not provisioned yet")
@@ -226,14 +268,22 @@ class EmulatedProvisioning(Provisioning, SignIn):
                                     detail=f"HTTP {resp.status_code}: {resp.text.strip()[:300]}")
         p.config = read_config(resp.text)
         p.status = "fetched"
-        user = p.config.get(self._keys()[0])
-        if user != p.applied_user or self._prov_account_boot != self._worker_boot():  # new account, or new worker
-            reg = self._register_account(user, p.config.get(self._keys()[1], ""), timeout=timeout)
-            if not reg.ok:
-                p.status = "failed"
-                return ProvisioningInfo(url=p.url, status="failed", config_version=p.config.get(self._keys()[5]),
-                                        detail=f"REGISTER answered {reg.status_code} {reg.reason}")
-            p.applied_user = user
+        for port in self.prov_ports():
+            keys = self._keys(port)
+            user = p.config.get(keys[0])
+            if not user:  # no account for this port in its state (e.g. the port was offboarded)
+                self._drop_account(port)
+                continue
+            if user != p.applied.get(port) or self._boots.get(prov_account(port)) != self._worker_boot():
+                reg = self._register_account(user, p.config.get(keys[1], ""), timeout=timeout, port=port)
+                if not reg.ok:
+                    p.status = "failed"
+                    return ProvisioningInfo(url=p.url, status="failed", config_version=p.config.get(self._keys()[5]),
+                                            detail=f"port {port}: REGISTER answered {reg.status_code} {reg.reason}")
+                p.applied[port] = user
+        if not p.applied:
+            p.status = "failed"
+            return ProvisioningInfo(url=p.url, status="failed", detail="the configuration carries no SIP account")
         p.status = "applied"
         return self.provisioning()
 
@@ -242,158 +292,186 @@ class EmulatedProvisioning(Provisioning, SignIn):
         """How many times the admin's Restart made the device fetch its configuration and register again."""
         return self._prov.restarts
 
-    def provisioned_registration(self) -> RegistrationInfo:
-        return self.book.registration(PROV_LINE) or RegistrationInfo(line=PROV_LINE, status_code=0,
-                                                                     reason="not registered", expires=0)
+    def provisioned_registration(self, port: int = 1) -> RegistrationInfo:
+        line = prov_line(port)
+        return self.book.registration(line) or RegistrationInfo(line=line, status_code=0, reason="not registered",
+                                                                expires=0)
 
     @step("provisioning.withdraw")
     def withdraw(self, *, timeout: float = 10.0) -> RegistrationInfo | None:
-        """Un-REGISTER and drop the provisioned account, keeping the configuration (the device is unplugged);
-        returns the final response to the un-REGISTER (None when nothing was registered)."""
-        if self._prov_state is None or not self._prov_state.applied_user or self.worker is None:
+        """Un-REGISTER and drop every provisioned account, keeping the configuration (the device is unplugged);
+        returns the final response to port 1's un-REGISTER (None when nothing was registered)."""
+        if self._prov_state is None or not self._prov_state.applied or self.worker is None:
             return None
-        mark = self.book.last_seq
-        info = None
-        try:
-            self._rpc(lambda w: w.unregister(PROV_ACCOUNT))
+        first = None
+        for port in sorted(self._prov_state.applied):
+            line, account = prov_line(port), prov_account(port)
+            mark = self.book.last_seq
+            info = None
+            try:
+                self._rpc(lambda w, a=account: w.unregister(a))
 
-            def final() -> RegistrationInfo | None:
-                for e in self.book.events(mark):
-                    if (e.kind is EventKind.REGISTRATION and e.line == PROV_LINE
-                            and e.detail.get("status_code", 0) >= 200):
-                        return self.book.registration(PROV_LINE)
-                return None
+                def final(line=line, mark=mark) -> RegistrationInfo | None:
+                    for e in self.book.events(mark):
+                        if (e.kind is EventKind.REGISTRATION and e.line == line
+                                and e.detail.get("status_code", 0) >= 200):
+                            return self.book.registration(line)
+                    return None
 
-            info = self.book.wait(final, "final response to the un-REGISTER of the provisioned account", timeout)
-        except OperationFailed:
-            pass  # not registered at the moment
+                info = self.book.wait(final, f"final response to the un-REGISTER of provisioned port {port}",
+                                      timeout)
+            except OperationFailed:
+                pass  # not registered at the moment
+            if port == 1:
+                first = info
         self._drop_account()
-        return info
+        return first
 
     def _worker_boot(self) -> int:
         return getattr(self, "_boot", 1)
 
-    def _drop_account(self) -> None:
-        """Remove the provisioned account from the worker when the worker holds it (applied or not)."""
-        if self._prov_state is not None:
-            self._prov_state.applied_user = None
-        boot = self._prov_account_boot
-        if boot is None:
-            return
-        if self.worker is None or boot != self._worker_boot():  # that worker process is gone, and the account too
-            self._prov_account_boot = None
-            return
-        try:
-            self._rpc(lambda w: w.remove_account(PROV_ACCOUNT))
-        except StateError:  # powered off: the worker was killed with the account in it
-            pass
-        except OperationFailed as exc:
-            if getattr(exc.__cause__, "code", None) != "no_such_account":
-                raise
-        self._prov_account_boot = None
+    def _drop_account(self, port: int | None = None) -> None:
+        """Remove a port's provisioned account (every port's when ``port`` is None) from the worker when the
+        worker holds it, applied or not."""
+        ports = [port] if port is not None else sorted({1, *self.prov_ports_known()})
+        for n in ports:
+            if self._prov_state is not None:
+                self._prov_state.applied.pop(n, None)
+            account = prov_account(n)
+            boot = self._boots.get(account)
+            if boot is None:
+                continue
+            if self.worker is None or boot != self._worker_boot():  # that worker process is gone, with the account
+                self._boots.pop(account, None)
+                continue
+            try:
+                self._rpc(lambda w, a=account: w.remove_account(a))
+            except StateError:  # powered off: the worker was killed with the account in it
+                pass
+            except OperationFailed as exc:
+                if getattr(exc.__cause__, "code", None) != "no_such_account":
+                    raise
+            self._boots.pop(account, None)
 
-    def _register_account(self, user: str | None, password: str, *, timeout: float) -> RegistrationInfo:
+    def prov_ports_known(self) -> list[int]:
+        """Ports whose accounts may be in the worker: those this device registers, and any left from before."""
+        held = [PROV_LINE + 1 - int(a[1:]) for a in self._boots]
+        try:
+            ports = self.prov_ports()
+        except Exception:  # a device SIP Gateway does not provision has only what it left
+            ports = []
+        return sorted(set(ports) | set(held))
+
+    def _register_account(self, user: str | None, password: str, *, timeout: float,
+                          port: int = 1) -> RegistrationInfo:
         if not user:
             raise OperationFailed(f"{self.device_id}: the configuration carries no SIP user")
-        self._drop_account()
+        self._drop_account(port)
         gw = self.ctx.gateway
         if gw is None:
             raise StateError(f"{self.device_id}: no gateway to register with")
         tp = self.ctx.transport
         suffix = "" if tp == "udp" else f";transport={tp}"
+        account, line = prov_account(port), prov_line(port)
         mark = self.book.last_seq
         self._rpc(lambda w: w.add_account(
-            PROV_ACCOUNT, f"sip:{user}@{gw.domain}", registrar=f"sip:{gw.host}:{gw.port(tp)}{suffix}",
+            account, f"sip:{user}@{gw.domain}", registrar=f"sip:{gw.host}:{gw.port(tp)}{suffix}",
             username=user, password=password, proxies=(f"sip:{gw.host}:{gw.port(tp)};lr{suffix}",), transport=tp,
-            display_name=self._prov.config.get(self._keys()[3]) or None))
-        self._prov_account_boot = self._worker_boot()
+            display_name=self._prov.config.get(self._keys(port)[3]) or None))
+        self._boots[account] = self._worker_boot()
 
         def final() -> RegistrationInfo | None:
             for e in self.book.events(mark):
-                if e.kind is EventKind.REGISTRATION and e.line == PROV_LINE and e.detail.get("status_code", 0) >= 200:
-                    return self.book.registration(PROV_LINE)
+                if e.kind is EventKind.REGISTRATION and e.line == line and e.detail.get("status_code", 0) >= 200:
+                    return self.book.registration(line)
             return None
 
         return self.book.wait(final, f"final REGISTER response of the provisioned account {user}", timeout)
 
     # --- SignIn ------------------------------------------------------------------------------------------
-    def _token_url(self, action: str) -> str:
+    def _token_url(self, action: str, port: int = 1) -> str:
         p = self._prov
         if not p.state_url or "/s/" not in p.state_url:
             raise StateError(f"{self.device_id}: not provisioned (no state URL); provision() first")
         base, rest = p.state_url.split("/s/", 1)
         token = rest.split("/", 1)[0]
         root = base.split("/lang_")[0].split("/tenantid/")[0]
-        return f"{root}/s/{token}/{action}"
+        return f"{root}/s/{token}/{action}" + (f"?port={port}" if port != 1 else "")
 
     @step("signin.status")
-    def sign_in_status(self) -> SignInStatus:
-        resp = self._http("GET", self._token_url("status"))
+    def sign_in_status(self, port: int = 1) -> SignInStatus:
+        resp = self._http("GET", self._token_url("status", port))
         if resp.status_code != 200:
             raise OperationFailed(f"{self.device_id}: sign-in status answered HTTP {resp.status_code}: "
                                   f"{resp.text.strip()[:200]}")
         st = resp.json()
         asked = st.get("restart_requested")
-        if asked is not None and asked != self._prov.restart_seen:  # the admin's Restart: fetch and register anew
-            self._prov.restart_seen = asked
-            self._prov.restarts += 1
-            self._drop_account()
-            self.resync()
+        if asked is not None and asked != self._prov.restart_seen.get(port):  # the admin's Restart: fetch anew
+            seen_elsewhere = asked in self._prov.restart_seen.values()
+            self._prov.restart_seen[port] = asked
+            if not seen_elsewhere:  # one restart of the device, whichever port's display noticed it
+                self._prov.restarts += 1
+                self._drop_account()
+                self.resync()
+        state_key = self._keys(port)[5]
         if st.get("pair_state") == "paired":
-            if self._prov.config.get(self._keys()[5]) != "signed_in":
+            if self._prov.config.get(state_key) != "signed_in":
                 self.resync()
             return SignInStatus(SignInState.SIGNED_IN, user=st.get("user"), number=st.get("number"))
-        if self._prov.config.get(self._keys()[5]) == "signed_in":
+        if self._prov.config.get(state_key) == "signed_in":
             self.resync()  # signed out by the admin: the device falls back to its signed-out configuration
         if st.get("pairing_code"):
             return SignInStatus(SignInState.PAIRING, pairing_code=st["pairing_code"], auth_url=st.get("auth_url"))
         return SignInStatus(SignInState.SIGNED_OUT, auth_url=st.get("auth_url"))
 
     @step("signin.start")
-    def start_sign_in(self) -> SignInStatus:
-        resp = self._http("POST", self._token_url("signin"))
+    def start_sign_in(self, port: int = 1) -> SignInStatus:
+        resp = self._http("POST", self._token_url("signin", port))
         if resp.status_code != 200:
             raise OperationFailed(f"{self.device_id}: Sign-in answered HTTP {resp.status_code}: "
                                   f"{resp.text.strip()[:200]}")
         body = resp.json()
         return SignInStatus(SignInState.PAIRING, pairing_code=body["pairing_code"], auth_url=body["auth_url"])
 
-    def wait_signed_in(self, *, signed_in: bool = True, timeout: float = 10.0, poll_s: float = 0.2) -> SignInStatus:
+    def wait_signed_in(self, *, signed_in: bool = True, timeout: float = 10.0, poll_s: float = 0.2,
+                       port: int = 1) -> SignInStatus:
         """Poll the sign-in service as the device does until it reads (not) signed in; raise at the deadline."""
         deadline = time.monotonic() + timeout
         while True:
-            st = self.sign_in_status()
+            st = self.sign_in_status(port)
             if (st.state is SignInState.SIGNED_IN) == signed_in:
                 return st
             if time.monotonic() >= deadline:
-                raise OperationFailed(f"{self.device_id}: still {st.state.value} after {timeout} s")
+                raise OperationFailed(f"{self.device_id}: port {port} still {st.state.value} after {timeout} s")
             time.sleep(poll_s)  # the device's own polling interval; nothing pushes the change to it
 
     @step("signin.sign_out")
-    def sign_out(self) -> SignInStatus:
-        resp = self._http("POST", self._token_url("signout"))
+    def sign_out(self, port: int = 1) -> SignInStatus:
+        resp = self._http("POST", self._token_url("signout", port))
         if resp.status_code != 200:
             raise OperationFailed(f"{self.device_id}: Sign-out answered HTTP {resp.status_code}: "
                                   f"{resp.text.strip()[:200]}")
         message = resp.json().get("message", "")
         self.resync()
-        st = self.sign_in_status()
+        st = self.sign_in_status(port)
         if st.state is SignInState.SIGNED_IN:
             raise OperationFailed(f"{self.device_id}: still signed in after Sign-out ({message!r})")
         return st
 
     # --- feature codes --------------------------------------------------------------------------------------
     @step("dial_feature_code")
-    def dial_feature_code(self, digits: str, *, timeout: float = 10.0) -> CallInfo:
-        """Dial ``digits`` (e.g. ``*55*123456``) from the provisioned account; the ended call with its status."""
-        if not self._prov.applied_user:
-            raise StateError(f"{self.device_id}: no provisioned account to dial from; provision() first")
+    def dial_feature_code(self, digits: str, *, timeout: float = 10.0, port: int = 1) -> CallInfo:
+        """Dial ``digits`` (e.g. ``*55*123456``) from port ``port``'s provisioned account; the ended call with its
+        status."""
+        if not self._prov.applied.get(port):
+            raise StateError(f"{self.device_id}: no provisioned account on port {port} to dial from; provision() "
+                             "first")
         gw = self.ctx.gateway
         from sipua import protocol as sp
 
         uri = f"sip:{digits}@{gw.domain if gw else '127.0.0.1'}"
-        res = self._rpc(lambda w: w.request(sp.MakeCall(account=PROV_ACCOUNT, target=uri)))
+        res = self._rpc(lambda w: w.request(sp.MakeCall(account=prov_account(port), target=uri)))
         cid = str(res["call"])
-        self._ensure_call(cid, remote=digits, line=PROV_LINE)
-        self.book.update_call(cid, None, sip_call_id=res.get("call_id") or None, line=PROV_LINE)
+        self._ensure_call(cid, remote=digits, line=prov_line(port))
+        self.book.update_call(cid, None, sip_call_id=res.get("call_id") or None, line=prov_line(port))
         return self.book.wait_state(cid, {CallState.DISCONNECTED}, timeout)
