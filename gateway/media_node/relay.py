@@ -14,7 +14,10 @@ that reserved two call slots). The relay, in that one pjsua2 worker:
   for a received digit, so each is sent with the sender's default duration (160 ms);
 * propagates hold and resume (a leg put on hold by its party puts the other leg on hold, RFC 3264 §8.4), hang-up,
   and CANCEL before answer (the caller's leg ending hangs up the callee's, which pjsua sends as CANCEL while it is
-  unanswered, RFC 3261 §9.1).
+  unanswered, RFC 3261 §9.1);
+* follows a transfer by either party: the relay's worker is the transferee of a REFER on a leg (RFC 3515) and the
+  target of an INVITE with Replaces for a leg (RFC 3891); the new call takes that leg's place once answered and is
+  bridged with the other leg, whose party keeps its own dialog.
 
 Every leg's method is read from what that leg negotiated (``telephone-event`` in the remote SDP → RFC 4733, else
 INFO); digits are kept per relay (``relays()``) as evidence. All worker commands run on the media node's control
@@ -56,6 +59,7 @@ class _Leg:
     method: Method | None = None  # from the negotiated SDP, once confirmed
     held_by_relay: bool = False
     remote_hold: bool = False
+    replaces: _Leg | None = None  # a transfer's new call, until it takes this leg's place
 
 
 @dataclass
@@ -187,14 +191,32 @@ class DtmfRelay:
         try:
             if ev.type == "call_state":
                 self._on_state(r, leg, str(ev.data.get("state", "")), ev.data.get("code"))
+            elif leg is not r.caller and leg is not r.callee:
+                pass  # digits and media of a transfer's call count once it has taken its leg's place
             elif ev.type == "dtmf":
                 self._on_digit(r, leg, str(ev.data["digit"]), str(ev.data.get("method", "")), ev)
             elif ev.type == "media_state":
                 self._on_media(r, leg, str(ev.data.get("status", "")))
+            elif ev.type in ("transfer_request", "replaced") and ev.data.get("new_call") is not None:
+                self._on_transfer(r, leg, int(ev.data["new_call"]), ev.type)
         except Exception as exc:
             log.exception("DTMF relay %s: handling %s failed", r.spec.token, ev.type)
             r.errors.append(f"{ev.type}: {exc}")
         return True
+
+    def _on_transfer(self, r: _Relay, leg: _Leg, new_call: int, kind: str) -> None:
+        """pjsua made a call for a leg's transfer (REFER) or took one that replaces it (Replaces)."""
+        if leg is not r.caller and leg is not r.callee:
+            return
+        new = _Leg(leg.side, handle=new_call, state="CALLING" if kind == "transfer_request" else "INCOMING",
+                   replaces=leg)
+        with self._lock:
+            self._by_handle[(id(r.worker), new_call)] = (r, new)
+        with contextlib.suppress(Exception):
+            new.sip_call_id = str(r.worker.call_info(new_call).get("call_id", ""))
+        r.digits.append({"transfer": kind, "side": leg.side, "t": round(time.time(), 3)})
+        log.info("event=dtmf_relay_transfer token=%s side=%s kind=%s new_call=%d", r.spec.token, leg.side, kind,
+                 new_call)
 
     def _on_state(self, r: _Relay, leg: _Leg, state: str, code: Any) -> None:
         if leg.state == _ENDED:
@@ -202,11 +224,44 @@ class DtmfRelay:
         leg.state = state
         if code:
             leg.code = int(code)
-        other = r.other(leg)
         w = r.worker
+        if leg is not r.caller and leg is not r.callee:
+            # a transfer's call not yet in place, or a leg that one replaced: it ends alone
+            if state == _ENDED:
+                with self._lock:
+                    self._by_handle.pop((id(w), leg.handle), None)
+                old = leg.replaces
+                if old is not None and old.state == _ENDED and old in (r.caller, r.callee):
+                    # the transfer failed after its transferor hung up: the other party's call ends too
+                    other = r.other(old)
+                    if other.handle is not None and other.state != _ENDED:
+                        with contextlib.suppress(Exception):
+                            w.hangup(other.handle)
+                    else:
+                        self._finish(r)
+            elif state == "CONFIRMED" and leg.replaces is not None:
+                old, leg.replaces = leg.replaces, None
+                if old is r.caller:
+                    r.caller = leg
+                elif old is r.callee:
+                    r.callee = leg
+                else:
+                    return
+                leg.method = self._negotiated(r, leg)
+                other = r.other(leg)
+                if other.handle is not None and other.state != _ENDED:
+                    w.conference(leg.handle, other.handle)
+                    if other.held_by_relay:
+                        w.unhold(other.handle)
+                        other.held_by_relay = False
+            return
+        other = r.other(leg)
         if state == _ENDED:
             with self._lock:
                 self._by_handle.pop((id(w), leg.handle), None)
+                pending = any(x.replaces is leg and x.state != _ENDED for _, x in self._by_handle.values())
+            if pending:
+                return  # a transfer's call is about to take this leg's place (a transferor that hung up early)
             if other.handle is not None and other.state != _ENDED:
                 if leg is r.callee and other.state in ("INCOMING", "EARLY"):
                     status = leg.code if leg.code and 300 <= leg.code < 700 else 480

@@ -228,3 +228,38 @@ def test_legs_that_agree_are_not_anchored(lab):
     assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
     hang_up(a, call, (c, theirs, 0))
 
+
+
+def test_a_transfer_by_the_callee_moves_the_caller_to_the_target_through_the_relay(lab, tmp_path):
+    """bob (INFO) takes alice's (RFC 4733) anchored call and transfers it blind to carol: the relay's worker follows
+    the REFER, its new call takes bob's place; alice keeps her call and is connected to carol; digits still cross."""
+    a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
+    c.auto_answer("immediate")
+    call, theirs, _ = place(lab, ALICE, BOB)
+    mb, mc = b.mark(), c.mark()
+    b.transfer(theirs, lab.uri(CAROL[2]))  # REFER (RFC 3515), relayed by the gateway to the relay's leg
+    incoming = c.wait_event("incoming_call", since=mc, timeout=t(10))
+    assert ALICE[2] in incoming.data["from"], f"carol should see alice's number: {incoming.data['from']}"
+    carol_call = incoming.data["call"]
+    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
+    final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
+    assert final.data["code"] == 200, final.data
+    b.wait_event("call_state", since=mb, call=theirs, state="DISCONNECTED", timeout=t(10))
+    assert a.call_info(call)["state"] == "CONFIRMED", "alice's call ended with the transfer"
+
+    got = relayed_digits(lab, a, call, c, "rfc4733")
+    assert "".join(d["digit"] for d in got) == DIGITS
+
+    a.play_tone(ALICE[6], call=call)
+    c.play_tone(CAROL[6], call=carol_call)
+    heard_a, heard_c = str(tmp_path / "a.wav"), str(tmp_path / "c.wav")
+    ma, mc = a.mark(), c.mark()
+    a.record(call, heard_a, duration_ms=1300)
+    c.record(carol_call, heard_c, duration_ms=1300)
+    assert a.wait_event("record_complete", since=ma, call=call, timeout=t(6)).data["complete"]
+    assert c.wait_event("record_complete", since=mc, call=carol_call, timeout=t(6)).data["complete"]
+    assert_tone(heard_a, CAROL[6])
+    assert_tone(heard_c, ALICE[6])
+    a.stop_tone(call=call)
+    c.stop_tone(call=carol_call)
+    hang_up(a, call, (c, carol_call, mc))
