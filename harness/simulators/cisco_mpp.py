@@ -16,7 +16,8 @@ Fallbacks: ``POST /CGI/Execute`` with form field ``XML=<CiscoIPPhoneExecute><Exe
 ``Local Credential`` (HTTP digest with the user password)); ``GET /admin/status.xml`` and
 ``/admin/reboot`` when ``Enable Direct Action URL`` is ``Yes`` (HTTP digest, admin).
 [INFERRED, not in the published samples]: the names ``Call/v1/Hold``, ``Resume``, ``Mute``, ``SendDtmf``,
-``Transfer``, ``GetCalls`` and the event names ``CallStateChanged`` / ``RegistrationStateChanged`` (the
+``Transfer``, ``GetCalls``, the call fields (``remoteHold``: the other party holds the call) and the event
+names ``CallStateChanged`` / ``RegistrationStateChanged`` (the
 real names are read from ``GetMetadata`` at run time: drivers should do the same), the error-response
 shape, and the element names of ``status.xml``.
 """
@@ -145,7 +146,7 @@ class CiscoMppSimulator(SimulatorServer):
     def _call_json(self, c: BackendCall) -> dict[str, Any]:
         return {"line": c.line, "callId": self._cisco_id(c), "state": self._call_state(c),
                 "direction": "incoming" if c.direction == "in" else "outgoing", "remoteNumber": c.remote,
-                "muted": c.muted, "sipCallId": c.sip_call_id}
+                "muted": c.muted, "remoteHold": c.remote_held, "sipCallId": c.sip_call_id}
 
     # ------------------------------------------------------------------ Remote SDK (WebSocket client)
 

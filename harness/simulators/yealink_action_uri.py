@@ -16,8 +16,8 @@ Restrictions modelled: requests are refused (HTTP 403) unless the caller's addre
 Action URL: for each event configured as ``action_url.<event>`` the phone GETs the URL with its
 variables (``$mac``, ``$ip``, ``$model``, ``$firmware``, ``$call_id``, ``$local``, ``$remote``,
 ``$display_local``, ``$display_remote``, ``$active_user``) filled in. Events: ``incoming_call``,
-``outgoing_call``, ``call_established``, ``call_terminated``, ``hold``, ``unhold``, ``mute``, ``unmute``,
-``registered``, ``unregistered``.
+``outgoing_call``, ``call_established``, ``call_terminated``, ``hold``, ``unhold``, ``held``, ``unheld`` (the
+other party holds or resumes), ``mute``, ``unmute``, ``registered``, ``unregistered``.
 [INFERRED, not seen on a device]: the read-back response format (``key=value`` lines: the format is
 not documented; ``account.<n>.mwi`` and ``account.<n>.voice_mail.new|old`` stand for the message-waiting
 lamp and counts the phone shows for the account), the 403 for a refused or unconfirmed request, HTTP 400
@@ -27,6 +27,7 @@ for an unknown key.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 import urllib.parse
 from typing import Any
@@ -38,7 +39,7 @@ from harness.simulators.backend import BackendCall, BackendError, BackendEvent, 
 from harness.simulators.base import OutboundRecord, SimulatorServer, basic_credentials
 
 ACTION_URL_EVENTS = ("incoming_call", "outgoing_call", "call_established", "call_terminated", "hold", "unhold",
-                     "mute", "unmute", "registered", "unregistered")
+                     "held", "unheld", "mute", "unmute", "registered", "unregistered")
 _DIGIT_KEYS = {**{str(d): str(d) for d in range(10)}, "*": "*", "#": "#", "STAR": "*", "POUND": "#"}
 
 
@@ -66,6 +67,8 @@ class YealinkActionUriSimulator(SimulatorServer):
         self._conf_from: int | None = None
         self._queue: asyncio.Queue[tuple[str, str]] | None = None
         self._announced: set[int] = set()  # outgoing calls whose outgoing_call Action URL went out
+        self._hold_state: dict[int, tuple[bool, bool]] = {}  # call -> (held, remote held) last reported
+        self._terminated: collections.deque[tuple[int, float]] = collections.deque(maxlen=64)  # (id, started)
 
     # ------------------------------------------------------------------ device side
 
@@ -129,7 +132,7 @@ class YealinkActionUriSimulator(SimulatorServer):
                 return web.Response(text="OK")
             if "number" in q:
                 call = await self.run_backend(self.backend.dial, q["number"], 1)
-                if (await self.run_backend(self.backend.call, call.id)).active:  # else its ENDED event announces it
+                if (call.id, call.started) not in self._terminated:  # else its ENDED event announced it
                     self._announce(call)  # admin guide: sent when the phone places a call
                 return web.Response(text="OK")
             if "key" in q:
@@ -347,10 +350,15 @@ class YealinkActionUriSimulator(SimulatorServer):
             self._action_url("call_terminated", c)
             if c is not None:
                 self._announced.discard(c.id)  # call ids are reused
-        elif event.kind is EventKind.HELD and c is not None and c.held:
-            self._action_url("hold", c)
-        elif event.kind is EventKind.RESUMED:
-            self._action_url("unhold", c)
+                self._hold_state.pop(c.id, None)
+                self._terminated.append((c.id, c.started))
+        elif event.kind in (EventKind.HELD, EventKind.RESUMED) and c is not None:
+            was = self._hold_state.get(c.id, (False, False))
+            if c.held != was[0]:
+                self._action_url("hold" if c.held else "unhold", c)
+            if c.remote_held != was[1]:  # the other party put the call on hold, or took it off
+                self._action_url("held" if c.remote_held else "unheld", c)
+            self._hold_state[c.id] = (c.held, c.remote_held)
         elif event.kind is EventKind.REGISTRATION:
             self._action_url("registered" if event.data.get("registered") else "unregistered", None)
         return None

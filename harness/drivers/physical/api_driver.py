@@ -323,9 +323,26 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
                 old = self.book.call(cid)
             except LookupError:
                 old = None
+            if old is not None and old.active and _new_call_under_old_handle(old, info):
+                # The handle was reused (Cisco callIds, pjsua slots) before a poll saw the old call end.
+                status = self._final_status(old)
+                self.book.update_call(old.id, EventKind.STATE, {"read_back": "its handle now names another call",
+                                                                "status_from": status[2]},
+                                      state=CallState.DISCONNECTED, ended=time.time(),
+                                      status_code=old.status_code or status[0],
+                                      sip_call_id=old.sip_call_id or status[1])
+                self._gen += 1
+                cid = self._ids[vc.handle] = f"{vc.handle}~{self._gen}"
+                info = dataclasses.replace(info, id=cid)
+                seen.add(cid)
+                old = None
             if old is None:
                 kind = EventKind.INCOMING if info.direction is CallDirection.INCOMING else EventKind.STATE
+                if info.state is CallState.CONFIRMED:  # answered before a poll listed it ringing
+                    info = dataclasses.replace(info, answered=time.time())
                 self.book.put_call(info, kind)
+                if info.state is CallState.CONFIRMED:
+                    self._own_tone(cid)
                 continue
             changes: dict[str, Any] = {}
             for name in ("state", "media_direction", "local_hold", "remote_hold", "muted", "remote", "sip_call_id",
@@ -730,6 +747,16 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
 
 _FROM_USER = re.compile(r"^(?:From|f)\s*:[^\r\n]*?<?sips?:([^@;>\s]+)", re.M | re.I)
 _CSEQ = re.compile(r"^CSeq\s*:\s*\d+\s+(\S+)", re.M | re.I)
+
+
+def _new_call_under_old_handle(old: CallInfo, new: CallInfo) -> bool:
+    """A read-back that cannot be the same call: the other direction or party, or back to ringing/dialling once
+    connected (RFC 3261 §12: a confirmed dialog does not return to an early state)."""
+    if old.direction is not new.direction:
+        return True
+    if old.remote and new.remote and _dialled(user_part(old.remote)) != _dialled(user_part(new.remote)):
+        return True
+    return old.state is CallState.CONFIRMED and new.state in (CallState.CALLING, CallState.INCOMING, CallState.EARLY)
 
 
 def _cseq_method(message: str) -> str | None:

@@ -124,7 +124,7 @@ class Session:
             started = time.time()
         new = VendorCall(handle, state, "in" if p.get("direction") == "incoming" else "out",
                          str(p.get("remoteNumber", "")), int(p.get("line", 1)), bool(p.get("muted")),
-                         p.get("state") == "Hold", False, p.get("sipCallId"), started=started)
+                         p.get("state") == "Hold", bool(p.get("remoteHold")), p.get("sipCallId"), started=started)
         self.calls[handle] = new
         if state is CallState.DISCONNECTED:
             self._ended(new)
@@ -373,7 +373,12 @@ def answer(s: Session, handle: str) -> None:
 
 
 def reject(s: Session, handle: str, code: int = 486) -> None:
-    s.request("/api/Call/v1/Hangup", **_lc(handle))  # hanging up a ringing call declines it
+    """Hanging up a ringing call declines it (the phone's Decline); the Remote SDK has no way to choose the
+    status, so a rejection with any other status than a decline (603) is not applicable."""
+    if code != 603:
+        raise NotApplicable(f"the {API} cannot reject a ringing call with {code}: its Hangup declines the call "
+                            "(603 Decline) and no method sets the status")
+    s.request("/api/Call/v1/Hangup", **_lc(handle))
 
 
 def hangup(s: Session, handle: str) -> None:

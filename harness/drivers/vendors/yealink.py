@@ -4,7 +4,7 @@ Control: ``GET /servlet?key=...`` (``ASW:<id>``, ``CANCEL:<id>``, ``HOLD:<id>``,
 digits, ``F_TRANSFER``), ``number=<n>`` to dial; read-back ``phonecfg=get&accounts=1&fw=1``. The phone has no
 call-status read-back: the session runs the **Action URL listener** the phone calls on each event
 (``incoming_call``, ``outgoing_call``, ``call_established``, ``call_terminated``, ``hold``, ``unhold``,
-``mute``, ``unmute``) and keeps the calls from those callbacks, in the order the phone sent them.
+``held``, ``unheld``, ``mute``, ``unmute``) and keeps the calls from those callbacks, in the order the phone sent them.
 
 Before the API works the phone must allow the harness's address (``features.action_uri_limit_ip``) and a
 person must accept "Allow Remote Control?" once (unless ``features.show_action_uri_option=0``): that is the
@@ -26,8 +26,8 @@ from harness.protocols import CallState, MwiState, NotApplicable
 
 VENDOR = "Yealink"
 API = "Yealink Action URI"
-EVENTS = ("incoming_call", "outgoing_call", "call_established", "call_terminated", "hold", "unhold", "mute",
-          "unmute")
+EVENTS = ("incoming_call", "outgoing_call", "call_established", "call_terminated", "hold", "unhold", "held",
+          "unheld", "mute", "unmute")
 
 
 class Session(HttpSession):
@@ -74,6 +74,8 @@ class Session(HttpSession):
                     "call_terminated": lambda c: replace(c, state=CallState.DISCONNECTED),
                     "hold": lambda c: replace(c, local_hold=True),
                     "unhold": lambda c: replace(c, local_hold=False),
+                    "held": lambda c: replace(c, remote_hold=True),  # the other party holds the call
+                    "unheld": lambda c: replace(c, remote_hold=False),
                 }[event](old)
                 self.calls[cid] = new
                 if event == "call_terminated" and old.state is not CallState.DISCONNECTED \
