@@ -194,7 +194,7 @@ class _Call(pj.Call):
 
     @_callback()
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        self._agent.on_call_state(self)
+        self._agent.on_call_state(self, prm)
 
     @_callback()
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
@@ -979,16 +979,20 @@ class UserAgent:
             }
         self._emit(EventType.TRANSPORT_STATE, data)
 
-    def on_call_state(self, call: _Call) -> None:
+    def on_call_state(self, call: _Call, prm: pj.OnCallStateParam | None = None) -> None:
         rec = self._calls.get(call.handle)
         if rec is None:
             return
         ci = call.getInfo()
         rec.state = _STATE_NAMES.get(ci.state, CallState.NULL)
-        self._emit(EventType.CALL_STATE, {
+        data: dict[str, Any] = {
             "call": rec.handle, "state": rec.state.value, "code": int(ci.lastStatusCode),
             "reason": ci.lastReason, "role": rec.role,
-        })
+        }
+        warning = _received_header(prm, "Warning")  # what the response that changed the state said (§20.43)
+        if warning:
+            data["warning"] = warning
+        self._emit(EventType.CALL_STATE, data)
         if rec.state is CallState.DISCONNECTED:
             self._ended[rec.handle] = self._snapshot(rec, ci)
             self._bridges = {b for b in self._bridges if rec.handle not in b}
@@ -1279,6 +1283,17 @@ class UserAgent:
 # --------------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _received_header(prm: Any, name: str) -> str | None:
+    """A header of the message received with a call-state change (None when none was received)."""
+    try:
+        e = prm.e
+        if e.type != pj.PJSIP_EVENT_TSX_STATE or e.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+            return None
+        return sdp.header_value(e.body.tsxState.src.rdata.wholeMsg, name)
+    except Exception:
+        return None
 
 
 def _sip_header(name: str, value: str) -> pj.SipHeader:

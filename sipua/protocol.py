@@ -822,12 +822,13 @@ IncomingCallData = TypedDict(
 )
 
 
-class CallStateData(TypedDict):
+class CallStateData(TypedDict, total=False):
     call: int
     state: str  # CallState
     code: int
     reason: str
     role: str  # "caller" | "callee"
+    warning: str  # the Warning header of the response that changed the state, when it had one
 
 
 class MediaStateData(TypedDict):

@@ -7,8 +7,9 @@ that reserved two call slots). The relay, in that one pjsua2 worker:
   callee sees the caller), asking for the number the caller dialled and naming the anchor in ``X-Sipgw-Dtmf-Relay``;
   that leg's account offers ``telephone-event`` only when the callee's side uses RFC 4733 (``AddAccount.dtmf_method``);
   the caller's leg answers the caller's own offer, so each leg negotiates its own DTMF (RFC 3264 §6);
-* rings the caller when the callee rings, answers it when the callee answers (or refuses it with the callee's
-  final status), and bridges the two calls both ways in the worker's conference bridge;
+* rings the caller when the callee rings (a ``181`` when the callee's side was forwarded), answers it when the
+  callee answers (or refuses it with the callee's final status), copying the response's ``Warning``, and bridges
+  the two calls both ways in the worker's conference bridge;
 * sends every digit received on one leg (``onDtmfDigit``, which reports the method) on the other leg in that leg's
   method (``Call.sendDtmf`` with RFC 2833/4733 or SIP INFO), in the order received; pjsua2 reports no duration
   for a received digit, so each is sent with the sender's default duration (160 ms);
@@ -190,7 +191,7 @@ class DtmfRelay:
         r, leg = found
         try:
             if ev.type == "call_state":
-                self._on_state(r, leg, str(ev.data.get("state", "")), ev.data.get("code"))
+                self._on_state(r, leg, str(ev.data.get("state", "")), ev.data.get("code"), ev.data.get("warning"))
             elif leg is not r.caller and leg is not r.callee:
                 pass  # digits and media of a transfer's call count once it has taken its leg's place
             elif ev.type == "dtmf":
@@ -218,7 +219,7 @@ class DtmfRelay:
         log.info("event=dtmf_relay_transfer token=%s side=%s kind=%s new_call=%d", r.spec.token, leg.side, kind,
                  new_call)
 
-    def _on_state(self, r: _Relay, leg: _Leg, state: str, code: Any) -> None:
+    def _on_state(self, r: _Relay, leg: _Leg, state: str, code: Any, warning: str | None = None) -> None:
         if leg.state == _ENDED:
             return
         leg.state = state
@@ -265,18 +266,22 @@ class DtmfRelay:
             if other.handle is not None and other.state != _ENDED:
                 if leg is r.callee and other.state in ("INCOMING", "EARLY"):
                     status = leg.code if leg.code and 300 <= leg.code < 700 else 480
-                    with contextlib.suppress(Exception):
-                        w.reject(other.handle, status)  # the callee refused: the caller hears why
+                    with contextlib.suppress(Exception):  # the callee refused: the caller hears why
+                        w.reject(other.handle, status, headers=[("Warning", warning)] if warning else ())
                 else:
                     with contextlib.suppress(Exception):
                         w.hangup(other.handle)  # BYE, or CANCEL for the unanswered callee leg
             if other.handle is None or other.state == _ENDED:
                 self._finish(r)
             return
-        if leg is r.callee and state == "EARLY" and not r.ringing and r.caller.state == "INCOMING":
-            r.ringing = True
-            with contextlib.suppress(Exception):
-                w.answer(r.caller.handle, 180)
+        if leg is r.callee and state == "EARLY" and r.caller.state in ("INCOMING", "EARLY"):
+            # Ringing once; a 181 (forwarded) or a provisional with a Warning goes to the caller as it came.
+            forwarded = leg.code == 181 or bool(warning)
+            if not r.ringing or forwarded:
+                r.ringing = True
+                code = leg.code if forwarded and leg.code and 180 <= leg.code < 200 else 180
+                with contextlib.suppress(Exception):
+                    w.answer(r.caller.handle, code, headers=[("Warning", warning)] if warning else ())
         if state == "CONFIRMED":
             leg.method = self._negotiated(r, leg)
             if leg is r.callee and r.caller.state in ("INCOMING", "EARLY"):

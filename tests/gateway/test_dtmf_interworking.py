@@ -206,14 +206,17 @@ def test_cancel_before_answer_reaches_the_callee(lab):
     assert ended.data["code"] == 487, ended.data
 
 
-def test_callee_refusal_reaches_the_caller(lab):
+def test_callee_refusal_reaches_the_caller_with_its_warning(lab):
     a, b = lab.agents["alice"], lab.agents["bob"]
-    b.auto_answer("immediate", code=486)
-    ma = a.mark()
-    call = a.make_call("d", lab.uri(BOB[2]))
-    ended = a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
-    assert ended.data["code"] == 486, ended.data
-    b.auto_answer("immediate")
+    b.auto_answer("immediate", code=403, headers=[("Warning", '399 bob "Not taking calls"')])
+    try:
+        ma = a.mark()
+        call = a.make_call("d", lab.uri(BOB[2]))
+        ended = a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
+    finally:
+        b.auto_answer("immediate")
+    assert ended.data["code"] == 403, ended.data
+    assert "Not taking calls" in ended.data.get("warning", ""), ended.data
 
 
 def test_legs_that_agree_are_not_anchored(lab):
