@@ -207,3 +207,31 @@ def test_the_simulator_runner_serves_the_cli_too():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10 * SLOW) == 0
+
+
+def test_paging_is_on_until_the_client_turns_it_off(device, cli):
+    import paramiko
+
+    rest, ssh = device
+    for i in range(30):
+        rest.log_event(f"paging probe {i}")
+    assert len([e for e in cli.device_log() if e.text.startswith("paging probe")]) == 30  # netmiko: paging off
+    raw = paramiko.SSHClient()
+    raw.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    raw.connect(ssh.host, ssh.port, username="Admin", password=PASSWORD, look_for_keys=False, allow_agent=False,
+                timeout=5 * SLOW)
+    try:
+        chan = raw.invoke_shell()
+        chan.settimeout(5 * SLOW)
+        chan.send(b"show logging\r")
+        seen = b""
+        while b"--MORE--" not in seen:  # a plain session pages at the default window height
+            chunk = chan.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        chan.send(b"q")
+        while not seen.rstrip().endswith(b">"):
+            seen += chan.recv(4096)
+        assert seen.count(b"paging probe") < 30
+    finally:
+        raw.close()
