@@ -28,6 +28,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import re
 import secrets
 import struct
 from collections import OrderedDict
@@ -155,6 +156,16 @@ _WS = " \t\r\n"
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
+# The well-formed case of parse_auth_params in two regular expressions: the scheme, then one parameter at a
+# time (list separators and white space before it, ``name = value``, white space after it). Anything they do not
+# match exactly goes to the character-by-character reader, which says what is wrong and where.
+_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
+_SCHEME_RE = re.compile(rf"[ \t\r\n]*({_TOKEN_CLASS}+)(?=[ \t\r\n]|\Z)")
+_PARAM_RE = re.compile(rf'[ \t\r\n,]*({_TOKEN_CLASS}+)[ \t\r\n]*=[ \t\r\n]*'
+                       rf'(?:"((?:[^"\\]|\\.)*)"|([^ \t\r\n,"]+))[ \t\r\n]*(?:,|\Z)', re.DOTALL)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
 def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """Split an authentication header value into its scheme and ``{lower-case name: value}``.
 
@@ -164,6 +175,39 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """
     if not isinstance(text, str):
         raise TypeError(f"authentication header value must be str, got {type(text).__name__}")
+    fast = _parse_auth_params_fast(text)
+    return fast if fast is not None else _parse_auth_params_slow(text)
+
+
+def _parse_auth_params_fast(text: str) -> tuple[str, dict[str, str]] | None:
+    """parse_auth_params for well-formed text; None for anything else (the slow reader explains it)."""
+    m = _SCHEME_RE.match(text)
+    if m is None:
+        return None
+    scheme = m.group(1)
+    pos = m.end()
+    n = len(text)
+    params: dict[str, str] = {}
+    match = _PARAM_RE.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            if text[pos:].strip(_WS + ","):
+                return None
+            break
+        name = m.group(1).lower()
+        if name in params:
+            return None
+        quoted = m.group(2)
+        if quoted is None:
+            params[name] = m.group(3)
+        else:
+            params[name] = _QUOTED_PAIR_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        pos = m.end()
+    return scheme, params
+
+
+def _parse_auth_params_slow(text: str) -> tuple[str, dict[str, str]]:
     n = len(text)
     i = 0
     while i < n and text[i] in _WS:

@@ -488,3 +488,31 @@ def test_challenge_values_are_the_challenges_as_written(stale: bool, opaque: str
     # And they work: credentials answering the parsed value verify.
     result = a.verify(answer(parse_challenge(values[1])), method="REGISTER", now=T0, password="s3cret")
     assert result.ok, result.reason
+
+
+_AUTH_TEXT = st.text(st.sampled_from(list("aZ09-.!%*_+`'~ \t\r\n,=\"\\;:@/<>")), max_size=40)
+
+
+@given(_AUTH_TEXT)
+def test_the_fast_auth_param_reader_agrees_with_the_careful_one(text: str) -> None:
+    # The regular-expression reader handles well-formed values; whatever it accepts, the character-by-character
+    # reader (the one that explains errors) must accept with the same result.
+    from gateway.sip.auth import _parse_auth_params_fast, _parse_auth_params_slow
+
+    fast = _parse_auth_params_fast(text)
+    if fast is not None:
+        assert fast == _parse_auth_params_slow(text)
+
+
+def test_the_fast_auth_param_reader_takes_ordinary_credentials() -> None:
+    from gateway.sip.auth import _parse_auth_params_fast
+
+    text = ('Digest username="bench0001",realm="sipgw.lab",nonce="AAAB",uri="sip:+1@sipgw.lab",'
+            'response="0123",algorithm=MD5,cnonce="6b8b",qop=auth,nc=00000001, opaque="a\\"b"')
+    assert _parse_auth_params_fast(text) == ("Digest", {
+        "username": "bench0001", "realm": "sipgw.lab", "nonce": "AAAB", "uri": "sip:+1@sipgw.lab",
+        "response": "0123", "algorithm": "MD5", "cnonce": "6b8b", "qop": "auth", "nc": "00000001",
+        "opaque": 'a"b'})
+    assert _parse_auth_params_fast('Digest a=1, a=2') is None  # the careful reader reports the duplicate
+    with pytest.raises(DigestParseError, match="more than once"):
+        parse_auth_params('Digest a=1, a=2')
