@@ -1,6 +1,7 @@
 """sipgw-lab's pytest plugin (entry point ``pytest11: sipgw_lab``): it adapts :class:`harness.lab.Lab` to pytest.
 
-Re-exports only; see ``options``, ``markers``, ``fixtures``, ``hooks``, ``outcomes``, ``collect``, ``progress``.
+Re-exports only; see ``options``, ``markers``, ``fixtures``, ``hooks``, ``outcomes``, ``collect``, ``progress``,
+``crash`` (xdist worker crashes as cells).
 """
 
 from harness.pytest_plugin.evidence import EvidenceCollector
@@ -22,14 +23,18 @@ from harness.pytest_plugin.fixtures import (
 )
 from harness.pytest_plugin.hooks import (
     pytest_addhooks,
+    pytest_collection_finish,
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_configure_node,
     pytest_generate_tests,
+    pytest_load_initial_conftests,
     pytest_report_teststatus,
+    pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_runtest_protocol,
     pytest_runtest_setup,
+    pytest_runtest_teardown,
     pytest_sessionfinish,
     pytest_terminal_summary,
     pytest_testnodedown,
@@ -51,14 +56,18 @@ __all__ = [
     "pstn_party",
     "pytest_addhooks",
     "pytest_addoption",
+    "pytest_collection_finish",
     "pytest_collection_modifyitems",
     "pytest_configure",
     "pytest_configure_node",
     "pytest_generate_tests",
+    "pytest_load_initial_conftests",
     "pytest_report_teststatus",
+    "pytest_runtest_call",
     "pytest_runtest_makereport",
     "pytest_runtest_protocol",
     "pytest_runtest_setup",
+    "pytest_runtest_teardown",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
     "pytest_testnodedown",

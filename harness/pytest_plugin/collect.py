@@ -53,7 +53,14 @@ class MatrixCollector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "sipgw", None)
         if isinstance(record, dict) and record.get("feature"):
-            self.records.append(record)
+            crash = self.config.pluginmanager.get_plugin("sipgw-crash")
+            self.records.append(crash.merge(record) if crash is not None else record)
+
+    def _add_unreported(self) -> None:
+        """Crashed xdist workers: records for device tests that never reported (``crash.CrashHandler``)."""
+        crash = self.config.pluginmanager.get_plugin("sipgw-crash")
+        if crash is not None:
+            self.records.extend(r for r in crash.unreported({r["nodeid"] for r in self.records}) if r.get("feature"))
 
     # --- building ------------------------------------------------------------------------------------
 
@@ -149,6 +156,7 @@ class MatrixCollector:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._add_unreported()
         if not self.records:
             return
         self.matrix = self.build()

@@ -13,6 +13,7 @@ import shlex
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from harness.pytest_plugin.state import STATE, PluginState, budget_path_for, new
 PHASES = pytest.StashKey[dict]()
 ATTEMPTS = pytest.StashKey[list]()
 EVIDENCE = pytest.StashKey[dict]()
+ATTEMPT = pytest.StashKey[int]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,6 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
     state = PluginState(settings=settings, run_id=run_id, started_at=started, budget=budget, is_worker=worker,
                         command_line=config.getoption("sipgw_command_line", None) or command_line)
     config.stash[STATE] = state
+    if worker:
+        folder = config.workerinput.get("sipgw_worker_dir")  # type: ignore[attr-defined]
+        if folder:
+            from harness.pytest_plugin.crash import WorkerFiles
+
+            state.worker_files = WorkerFiles(Path(folder), config.workerinput["workerid"])  # type: ignore[attr-defined]
+            state.worker_files.enable_faulthandler()
+    elif getattr(config.option, "numprocesses", None):
+        _register_crash_handler(config, state)
     if not worker:
         from harness.pytest_plugin.collect import MatrixCollector
 
@@ -79,7 +90,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if not state.is_worker and state.budget.path is not None:
         state.budget.path.unlink(missing_ok=True)
-    for name in ("sipgw-progress", "sipgw-matrix"):
+    if state.worker_files is not None:
+        state.worker_files.close()
+    crash = config.pluginmanager.get_plugin("sipgw-crash")
+    if crash is not None:
+        crash.close()
+    for name in ("sipgw-progress", "sipgw-matrix", "sipgw-crash"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
@@ -94,11 +110,45 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["sipgw_command_line"] = state.command_line
     if state.budget.path is not None:
         node.workerinput["sipgw_budget_path"] = str(state.budget.path)
+    crash = node.config.pluginmanager.get_plugin("sipgw-crash")
+    if crash is not None:
+        node.workerinput["sipgw_worker_dir"] = str(crash.folder)
+
+
+def _register_crash_handler(config: pytest.Config, state: PluginState) -> None:
+    """xdist controller: the plugin that turns a crashed worker's test into a cell (``crash.py``). With a report
+    directory the workers' own output goes to ``<run dir>/workers/gwN.log``."""
+    import tempfile
+
+    from harness.pytest_plugin.crash import OUTPUT_DIR_ENV, CrashHandler
+
+    if state.run_dir is not None:
+        folder, temporary = state.run_dir / "workers", False
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder, temporary = Path(tempfile.mkdtemp(prefix="sipgw-xdist-")), True
+    handler = CrashHandler(config, state, folder, temporary=temporary)
+    if state.run_dir is not None:  # read by each worker before pytest's capture starts (pytest_load_initial_conftests)
+        handler.set_env(OUTPUT_DIR_ENV, str(folder))
+    config.pluginmanager.register(handler, "sipgw-crash")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]):
+    """On an xdist worker of a sipgw run: its stdout/stderr to ``<run dir>/workers/gwN.log`` before pytest's
+    capture saves them, so what a worker prints outside a test's capture survives a crash."""
+    from harness.pytest_plugin.crash import redirect_worker_output
+
+    redirect_worker_output()
+    return (yield)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: merge what a worker read back from its devices and gateway."""
+    crash = node.config.pluginmanager.get_plugin("sipgw-crash")
+    if crash is not None:
+        crash.on_node_down(node, error)
     out = getattr(node, "workeroutput", None) or {}
     state = state_of(node.config)
     try:
@@ -108,6 +158,36 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         pass
     if out.get("sipgw_gateway_build") and not state.gateway_build:
         state.gateway_build = out["sipgw_gateway_build"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """xdist worker: every device test it collected (device, feature, name), for the controller's crash cells."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or state.worker_files is None:
+        return
+    items = {}
+    for item in session.items:
+        spec = device_spec_of(item)
+        if spec is not None:
+            items[item.nodeid] = {"device_id": spec.id, "feature": markers.feature_of(item),
+                                  "nodeid": _clean_nodeid(item.nodeid, spec.id), "name": item.name}
+    state.worker_files.write_items(items)
+
+
+def _note_phase(item: pytest.Item, phase: str) -> None:
+    files = state_of(item.config).worker_files
+    if files is not None:
+        files.running(item.nodeid, phase, item.stash.get(ATTEMPT, 1))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    _note_phase(item, "call")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _note_phase(item, "teardown")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -169,6 +249,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if spec is not None:
             order.setdefault(spec.id, len(order))
     items.sort(key=lambda it: -1 if device_spec_of(it) is None else order[device_spec_of(it).id])
+    _group_node_ids(config, items)
+
+
+def _group_node_ids(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist worker with ``--dist loadgroup``: give each grouped test its ``@<group>`` node-id suffix.
+
+    pytest-xdist 3.8 appends the suffix by assigning ``item._nodeid``, which pytest 9 no longer reads (the node
+    id lives in ``item._id``): the suffix never reached the scheduler, so every test was its own group, each
+    worker got tests of every device and started every device itself. Here the suffix is set where pytest 9 keeps
+    the id (nothing is done when xdist's own suffix is already there, as with older pytest).
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # older pytest: xdist's own assignment works
+        return
+    for item in items:
+        if "@" in item.nodeid.rpartition("]")[2] or not hasattr(item, "_id"):
+            continue
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]
 
 
 def device_spec_of(item: pytest.Item):
@@ -293,6 +397,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     attempts: list[dict] = []
     while True:
+        item.stash[ATTEMPT] = len(attempts) + 1
+        _note_phase(item, "setup")
         item.stash[PHASES] = {}
         if EVIDENCE in item.stash:
             del item.stash[EVIDENCE]
@@ -417,6 +523,11 @@ def _clean_nodeid(nodeid: str, device_id: str) -> str:
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    crash = getattr(report, "sipgw_crash", None)
+    if crash == "rerun":
+        return "rerun", "R", "RERUN"
+    if crash == "error":
+        return STATUS[Outcome.ERROR]
     value = getattr(report, "sipgw_outcome", None)
     if value is None:
         return None

@@ -43,6 +43,10 @@ class PluginState:
     lab: Any = None
     helpers: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: controller: crash records of tests retried after their xdist worker crashed, by node id (until the retry
+    #: reports); worker: the files it keeps for the controller (``harness.pytest_plugin.crash.WorkerFiles``)
+    crashed: dict[str, dict] = field(default_factory=dict)
+    worker_files: Any = None
 
     @property
     def run_dir(self) -> Path | None:
