@@ -16,7 +16,9 @@ import secrets
 
 import pytest
 
-from harness.protocols import CallControl, NotApplicable, SignInState
+from gateway.media_node.confirmation import CONFIRM_TONE_HZ
+from harness.protocols import CallControl, CallState, NotApplicable, SignInState
+from test_suites._feature_helpers import AFTER_CHANGE_S, device_ear, listen
 from test_suites.signin_support import (  # noqa: F401  (fixtures)
     HOUR,
     browser,
@@ -116,16 +118,26 @@ def test_sign_out_from_the_admin_page(provisioned, page, evidence, sipgw_setting
 @pytest.mark.feature("sign_in_out")
 @records_http
 def test_admin_enrolment_with_star55_then_remote_sign_in(provisioned, evidence, sipgw_settings):  # noqa: F811
-    """The admin enrols the MAC; a wrong code is refused; the right one is confirmed and the device waits for
-    sign-in; remote sign-in of a personal account is refused, of a common-area account accepted."""
+    """The admin enrols the MAC; a wrong code is refused with its reason; the right one is answered with the
+    confirmation tone, heard at the device, and the device waits for sign-in; remote sign-in of a personal account
+    is refused, of a common-area account accepted."""
     p = provisioned
     enrol = p.api.enrol(p.mac)
     wrong = p.prov.dial_feature_code("*55*" + ("000000" if enrol["verification_code"] != "000000" else "111111"))
     evidence.add_call(wrong)
     assert wrong.status_code == 403, f"a wrong verification code ended {wrong.status_code} {wrong.reason}"
-    ok = p.prov.dial_feature_code(enrol["dial"])
-    evidence.add_call(ok)
-    assert (ok.status_code, ok.reason) == (603, "Enrolment Confirmed"), f"*55* ended {ok.status_code} {ok.reason}"
+    deadline = sipgw_settings.deadline(10)
+    ok = p.prov.dial_feature_code(enrol["dial"], until="answered", timeout=deadline)
+    assert ok.state is CallState.CONFIRMED, (f"*55* with the right code ended {ok.status_code} {ok.reason}; "
+                                             "expected it answered with the confirmation tone")
+    ear = device_ear(p.device, ok.id)
+    heard = listen([ear], evidence, "enrol-confirmation", tones=[CONFIRM_TONE_HZ],
+                   settle_s=AFTER_CHANGE_S)[ear.name].tone(CONFIRM_TONE_HZ)
+    evidence.add_media("enrolment confirmation tone", {"tone_hz": CONFIRM_TONE_HZ, **heard.to_dict()})
+    assert heard.present, f"{p.device.id} did not hear the {CONFIRM_TONE_HZ:g} Hz confirmation tone: " \
+        f"{heard.describe()}"
+    ended = p.device[CallControl].wait_for_state(ok.id, CallState.DISCONNECTED, timeout=deadline)
+    evidence.add_call(ended)  # the gateway ends the confirmation call itself once the tone has played
     assert p.state() == "unpaired"
     again = p.prov.dial_feature_code(enrol["dial"])
     evidence.add_call(again)

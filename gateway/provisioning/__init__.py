@@ -44,6 +44,11 @@ class Provisioning:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.hooks.install()
+        media = self.gw.media
+        if hasattr(media, "add_listener") and hasattr(media, "_reserve"):  # a media node: *55* gets its tone
+            from gateway.media_node.confirmation import ConfirmationTone
+
+            self.hooks.confirmation = ConfirmationTone(media)
         await self.server.start(host, port)
         self.signin.signin_url = f"{self.server.url}/signin"
         self._task = asyncio.create_task(self._sweeper())

@@ -10,9 +10,11 @@ that is none of these goes on to the ordinary registrar and INVITE path.
   (``dev-<mac>-002``), and its bindings carry the port's key (``<mac>:002``): ports ring, sign out and are
   offboarded one by one.
 - INVITE to ``*55*<code>`` is the admin verification feature code. SIP Gateway confirms it with an in-band
-  tone; the lab gateway has no media of its own, so it answers without a dialog (RFC 3261 §13.3.1.4 allows any
-  final response): ``603 Enrolment Confirmed`` with ``Warning: 399 … "SGW-ENROL-OK …"`` when the code matches
-  this device, ``403 Invalid Verification Code`` with the reason otherwise.
+  tone: when the code matches this device the enrolment is stored and the INVITE goes on to the media node's
+  confirmation-tone party (:mod:`gateway.media_node.confirmation`: answered, 2150 Hz for 3.5 s, then BYE).
+  A refused code gets no tone: a final ``403 Invalid Verification Code`` without a dialog (RFC 3261 §13.3.1.4)
+  and ``Warning: 399 … "SGW-ENROL-REFUSED: <reason>"``. A gateway without a media node confirms in signalling
+  alone, ``603 Enrolment Confirmed`` with ``Warning: 399 … "SGW-ENROL-OK …"``.
 - INVITE with onboarding credentials reaches only ``*55*`` and emergency numbers; anything else is ``403``
   with ``SGW-ONBOARDING-RESTRICTED``. INVITE with device credentials is placed as the paired user.
 """
@@ -26,6 +28,7 @@ from device_profiles.verdict import check_user_agent
 from gateway.services.diagnostics import warning_header
 from gateway.services.model import Flow, PairState, User
 from gateway.services.registrar import _VERDICT_CODES, _RegisterError
+from gateway.services.routing import RouteDecision, Target
 from gateway.services.signin import SignInError, split_key
 from gateway.sip import NameAddr, Request, Response, SipParseError, SipURI
 from gateway.sip.auth import parse_credentials
@@ -53,6 +56,8 @@ class SignInSipHooks:
         self.signin = signin
         self._next_register = None
         self._next_invite = None
+        #: The media node's confirmation-tone service (``party() -> Flow | None``, ``uri(flow)``), when there is one.
+        self.confirmation = None
 
     def install(self) -> None:
         self._next_register = self.core.handlers.get("REGISTER")
@@ -166,13 +171,15 @@ class SignInSipHooks:
         if uri_user.startswith(FEATURE_ENROL):
             if acct is not None:
                 key = acct[1]
+                caller = NameAddr(SipURI.parse(f"sip:{username}@{self.core.domain}"), f"Device {key}")
             else:
                 user = self.core._authenticate_invite(req, tx, source)  # replies itself when it fails
                 if user is None:
                     return True
                 key = binding.device_key if binding else check_user_agent(req.headers.get("User-Agent") or "").mac
+                caller = NameAddr(SipURI.parse(f"sip:{user.number or user.username}@{self.core.domain}"), user.name)
             mac = split_key(key)[0] if key else ""  # enrolment is the device's, whichever port dialled
-            self._enrol(req, tx, mac, uri_user[len(FEATURE_ENROL):].rstrip("#"))
+            self._enrol(req, tx, source, caller, mac, uri_user[len(FEATURE_ENROL):].rstrip("#"))
             return True
         if acct is None:
             return bool(self._next_invite and self._next_invite(req, tx, source))
@@ -217,7 +224,7 @@ class SignInSipHooks:
                 return b
         return on_flow[0]
 
-    def _enrol(self, req: Request, tx, mac: str, code: str) -> None:
+    def _enrol(self, req: Request, tx, source, caller: NameAddr, mac: str, code: str) -> None:
         if not mac:
             self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-REFUSED",
                        "the device could not be identified (no MAC in its User-Agent)")
@@ -228,5 +235,13 @@ class SignInSipHooks:
             log.warning("event=enrolment_refused device=%s reason=%s", mac, exc.code)
             self._send(tx, req, 403, "Invalid Verification Code", "SGW-ENROL-REFUSED", exc.message)
             return
-        self._send(tx, req, 603, "Enrolment Confirmed", "SGW-ENROL-OK",
-                   f"device {mac} is enrolled and waiting for sign-in")
+        flow = self.confirmation.party() if self.confirmation is not None else None
+        if flow is None:
+            if self.confirmation is not None:
+                log.warning("event=enrol_confirmation_tone_unavailable device=%s", mac)
+            self._send(tx, req, 603, "Enrolment Confirmed", "SGW-ENROL-OK",
+                       f"device {mac} is enrolled and waiting for sign-in")
+            return
+        # The confirmation tone: the call goes on to the media node, which answers, plays it and hangs up.
+        target = Target("service", self.confirmation.uri(flow), flow, "enrolment confirmation tone")
+        self.core.b2bua.new_call(req, tx, source, RouteDecision(targets=(target,)), caller)

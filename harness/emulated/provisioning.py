@@ -460,9 +460,13 @@ class EmulatedProvisioning(Provisioning, SignIn):
 
     # --- feature codes --------------------------------------------------------------------------------------
     @step("dial_feature_code")
-    def dial_feature_code(self, digits: str, *, timeout: float = 10.0, port: int = 1) -> CallInfo:
-        """Dial ``digits`` (e.g. ``*55*123456``) from port ``port``'s provisioned account; the ended call with its
-        status."""
+    def dial_feature_code(self, digits: str, *, timeout: float = 10.0, port: int = 1,
+                          until: str = "ended") -> CallInfo:
+        """Dial ``digits`` (e.g. ``*55*123456``) from port ``port``'s provisioned account. ``until="ended"``: the
+        ended call with its final status; ``until="answered"``: the call once it is answered (to listen to it,
+        e.g. ``*55*``'s confirmation tone) or has ended, whichever comes first."""
+        if until not in ("ended", "answered"):
+            raise ValueError(f"until={until!r}: expected 'ended' or 'answered'")
         if not self._prov.applied.get(port):
             raise StateError(f"{self.device_id}: no provisioned account on port {port} to dial from; provision() "
                              "first")
@@ -474,4 +478,5 @@ class EmulatedProvisioning(Provisioning, SignIn):
         cid = str(res["call"])
         self._ensure_call(cid, remote=digits, line=prov_line(port))
         self.book.update_call(cid, None, sip_call_id=res.get("call_id") or None, line=prov_line(port))
-        return self.book.wait_state(cid, {CallState.DISCONNECTED}, timeout)
+        states = {CallState.DISCONNECTED} | ({CallState.CONFIRMED} if until == "answered" else set())
+        return self.book.wait_state(cid, states, timeout)
