@@ -65,6 +65,11 @@ class AudioCodesMpSimulator(SimulatorServer):
     def restarting(self) -> bool:
         return time.monotonic() < self._restarting_until
 
+    def end_restart(self) -> None:
+        """The device is back now (a test that held it restarting with a long ``restart_s``)."""
+        with self._state_lock:
+            self._restarting_until = 0.0
+
     def usable_ports(self) -> list[int]:
         return [ln.index for ln in self.backend.identity().lines]
 
