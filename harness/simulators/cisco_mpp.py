@@ -77,7 +77,7 @@ class CiscoMppSimulator(SimulatorServer):
             self.params[f"Message_Waiting_{ln.index}_"] = "No"
         self._passwords = {"admin": admin_password, "user": user_password}
         self._digest = DigestChallenger("Cisco")
-        self._cisco_ids: dict[int, tuple[int, int]] = {}  # backend id -> (line, callId)
+        self._cisco_ids: dict[int, tuple[int, int, float]] = {}  # backend id -> (line, callId, started)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pending: str | None = None
         self._url_changed: asyncio.Event | None = None
@@ -118,13 +118,20 @@ class CiscoMppSimulator(SimulatorServer):
     # ------------------------------------------------------------------ call ids
 
     def _cisco_id(self, call: BackendCall) -> int:
-        if call.id not in self._cisco_ids:
-            used = {cid for bid, (line, cid) in self._cisco_ids.items() if line == call.line}
-            n = 0
-            while n in used:
-                n += 1
-            self._cisco_ids[call.id] = (call.line, n)
-        return self._cisco_ids[call.id][1]
+        """The call's callId on its line: the lowest one no live call holds (ids count from 0 per line and are
+        reused). Backend ids are reused too, so an entry belongs to the call that started at that time."""
+        entry = self._cisco_ids.get(call.id)
+        if entry is not None and entry[2] == call.started:
+            return entry[1]
+        live = {c.id for c in self.backend.calls()}
+        for bid in [b for b in self._cisco_ids if b not in live and b != call.id]:
+            del self._cisco_ids[bid]  # ended calls free their ids (their end event may never be asked for one)
+        used = {cid for bid, (line, cid, _) in self._cisco_ids.items() if line == call.line and bid != call.id}
+        n = 0
+        while n in used:
+            n += 1
+        self._cisco_ids[call.id] = (call.line, n, call.started)
+        return n
 
     async def _backend_id(self, line: Any, call_id: Any) -> int:
         if not isinstance(line, int) or not isinstance(call_id, int):

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from harness.drivers.vendors import Endpoint, VendorApiError, yealink
-from harness.protocols import CallState
+from harness.protocols import CallState, NotApplicable
 from harness.simulators import FakeBackend
 from harness.simulators.yealink_action_uri import YealinkActionUriSimulator
 from tests.harness.drivers.recorded import Replay, reply
@@ -71,3 +71,55 @@ def test_login_prefix_password_is_redacted_in_the_log(session):
     s, _ = session
     s.request("GET", "/servlet?p=login&q=login&username=admin&pwd=s3cret&phonecfg=get")
     assert "s3cret" not in str(s.log) and "pwd=***" in s.log[-1]["path"]
+
+
+def test_a_call_that_ended_before_it_was_listed_is_reported_once(session):
+    """*30* answered at once: outgoing_call then call_terminated before any poll listed it live."""
+    s, _ = session
+    base = s.listen_url
+    for path in ("outgoing_call?id=3&remote=%2A30%2A", "call_terminated?id=3"):
+        assert httpx.get(f"{base}/{path}").status_code == 200
+    assert yealink.calls(s) == []
+    [ended] = yealink.ended_calls(s)
+    assert (ended.handle, ended.state, ended.direction, ended.remote) == ("3", CallState.DISCONNECTED, "out", "*30*")
+    assert yealink.ended_calls(s) == []  # once
+    # A call listed live, then ended, is not reported again (the driver saw it leave the list).
+    for path in ("outgoing_call?id=3&remote=%2B12065550100", "call_established?id=3"):  # $call_id reused
+        assert httpx.get(f"{base}/{path}").status_code == 200
+    (live,) = yealink.calls(s)
+    assert (live.state, live.remote) == (CallState.CONFIRMED, "+12065550100")
+    assert httpx.get(f"{base}/call_terminated?id=3").status_code == 200
+    assert yealink.calls(s) == [] and yealink.ended_calls(s) == []
+
+
+def test_remote_hold_from_held_and_unheld(session):
+    s, _ = session
+    base = s.listen_url
+    for path in ("incoming_call?id=5&remote=100", "call_established?id=5", "held?id=5"):
+        assert httpx.get(f"{base}/{path}").status_code == 200
+    assert yealink.calls(s)[0].remote_hold and not yealink.calls(s)[0].local_hold
+    assert httpx.get(f"{base}/unheld?id=5").status_code == 200
+    assert not yealink.calls(s)[0].remote_hold
+
+
+def test_transfer_target_is_keyed_on_the_keypad_without_plus():
+    assert yealink.keypad("+14255550111") == list("14255550111")
+    assert yealink.keypad("*34*12#") == ["STAR", "3", "4", "STAR", "1", "2", "POUND"]
+    with pytest.raises(NotApplicable, match="only 0-9"):
+        yealink.keypad("alice")
+
+
+def test_message_waiting_read_back_from_phonecfg():
+    backend = FakeBackend(fake_identity("Yealink", "T46S", "66.86.0.15", "Yealink SIP-T46S 66.86.0.15"))
+    with YealinkActionUriSimulator(backend, allowed_ips=("127.0.0.1",), confirm_prompt=False,
+                                   admin_password="pw") as sim:
+        s = yealink.connect(Endpoint(sim.url, "admin", "pw", True, 2.0))
+        try:
+            assert not yealink.mwi(s, 1).waiting
+            backend.set_mwi("Messages-Waiting: yes\r\nVoice-Message: 2/1\r\n")
+            state = yealink.mwi(s, 1)
+            assert (state.waiting, state.new, state.old, state.line) == (True, 2, 1, 0)
+            with pytest.raises(VendorApiError, match="no account 2"):
+                yealink.mwi(s, 2)
+        finally:
+            s.close()
