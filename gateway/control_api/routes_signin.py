@@ -152,10 +152,10 @@ def routes(gw) -> list[web.RouteDef]:
                 except ValueError as exc:
                     raise ApiError(400, "invalid_request", f"line {n}: {exc}", "body.csv") from None
         signin = _prov(gw).signin
-        for mac in macs:  # check all before enrolling any
-            d = gw.devices.get(mac)
-            if d is not None and d.pair_state.value == "paired":
-                raise ApiError(409, "already_signed_in", f"device {mac} is signed in as {d.username}", "body")
+        for mac in macs:  # check all before enrolling any (every line: each port of an ATA is one)
+            for d in signin.lines(mac):
+                if d.pair_state.value == "paired":
+                    raise ApiError(409, "already_signed_in", f"device {d.key} is signed in as {d.username}", "body")
         out = []
         for mac in macs:
             _, code, expires = signin.enrol(mac)

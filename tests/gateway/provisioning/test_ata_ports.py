@@ -123,3 +123,16 @@ def test_two_ports_signed_in_to_two_users_in_one_batch_ring_and_sign_out_separat
     finally:
         for p in [*onb, *phones, caller]:
             p.close()
+
+
+def test_enrolment_csv_with_an_ata_whose_port_is_signed_in_is_refused_whole(gw, api):
+    from gateway.control_api.client import ControlApiError
+
+    get(f"{gw.endpoints.provisioning_url}/{MAC}.ini")  # (re)onboarded: both ports signed out
+    api.signin.remote_sign_in(P2, "gate")
+    fresh = "02005e0a0b0c"
+    with pytest.raises(ControlApiError) as e:
+        api.signin.enrol_csv(f"{fresh}\n{HW}\n")
+    assert e.value.status == 409 and P2 in e.value.message and e.value.where == "body"
+    assert not [d for d in api.devices() if d["key"] == fresh]  # nothing enrolled, not even the first MAC
+    api.signin.sign_out(P2)
