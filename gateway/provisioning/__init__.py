@@ -2,7 +2,8 @@
 
 :class:`Provisioning` wires the sign-in service (:mod:`gateway.services.signin`), the offboarding sweeper
 (:mod:`gateway.services.lifecycle`), the SIP hooks (:mod:`gateway.provisioning.sip_hooks`) and the HTTP server
-with the web pages (:mod:`gateway.provisioning.server`, :mod:`gateway.web`) into a running gateway:
+with the web pages (:mod:`gateway.provisioning.server`, :mod:`gateway.web`), and, when the gateway has a media
+node, the ``*55*`` confirmation tone (:mod:`gateway.media_node.confirmation`) into a running gateway:
 ``EmbeddedGateway.start()`` creates one as ``gw.provisioning`` and stops it in ``stop()``.
 """
 

@@ -10,6 +10,10 @@ its limit — exactly 30 days (paired) or 14 days (unpaired or still onboarding)
 An offboarded device loses its credentials and registrations, the registrar and the provisioning server refuse
 it with a reason, and only a factory reset (a fresh fetch of the bootstrap configuration) brings it back.
 Pair states and times are in the store, so the sweep after a restart sees what the sweep before it saw.
+
+The sweep goes over devices as stored, one row per line: each port of a multi-port ATA (``<mac>:002``) has its
+own pair state and last-connected time and is offboarded on its own (:mod:`gateway.services.signin`); the ATA
+is refused as a whole only once every port is offboarded.
 """
 
 from __future__ import annotations
