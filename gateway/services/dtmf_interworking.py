@@ -29,6 +29,7 @@ Everything here is logic over messages and bindings; the relay itself is reached
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 import re
@@ -51,7 +52,10 @@ RELAY_HEADER = "X-Sipgw-Dtmf-Relay"
 #: An anchor whose relay INVITE has not arrived after this long is forgotten.
 ANCHOR_TTL_S = 30.0
 
-_RTPMAP = re.compile(r"^a=rtpmap:(\d+)\s+([^/\s]+)(?:/(\d+))?", re.IGNORECASE)
+# RFC 4566 §5.14 (m=<media> <port> <proto> <fmt> ...) and §6 (a=rtpmap:<payload type> <encoding name>/<clock rate>)
+_M_LINE = re.compile(rb"^m=([A-Za-z]+)[ \t]+\S+[ \t]+\S+[ \t]*([^\r\n]*)", re.MULTILINE)
+_ANY_TELEPHONE_EVENT = re.compile(rb"telephone-event", re.IGNORECASE)
+_TELEPHONE_EVENT = re.compile(rb"^a=rtpmap:[ \t]*(\d+)[ \t]+telephone-event(?:/(\d+))?", re.MULTILINE | re.IGNORECASE)
 
 
 class Method(enum.StrEnum):
@@ -77,29 +81,23 @@ def telephone_event_types(sdp: bytes | str) -> list[tuple[str, int]]:
     """(payload type, clock rate) of every ``telephone-event`` format of the SDP's first audio stream that its
     m= line lists (RFC 4733 §7.1.1; RFC 4566 §5.14 for m= and a=rtpmap). Empty when there is no audio stream or
     no such format. Malformed lines are skipped, never raised on: this reads what a peer sent."""
-    text = sdp.decode("utf-8", "replace") if isinstance(sdp, bytes) else sdp
-    in_audio = False
-    formats: list[str] = []
-    found: list[tuple[str, int]] = []
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
-        if line.startswith("m="):
-            if in_audio:
-                break  # only the first audio stream
-            parts = line[2:].split()
-            in_audio = bool(parts) and parts[0].lower() == "audio"
-            formats = parts[3:] if in_audio else []
+    data = sdp.encode("utf-8", "replace") if isinstance(sdp, str) else sdp
+    if _ANY_TELEPHONE_EVENT.search(data) is None:
+        return []  # the common case of an SDP without events, decided without reading its lines
+    lines = list(_M_LINE.finditer(data))
+    for i, m in enumerate(lines):
+        if m.group(1).lower() != b"audio":
             continue
-        if in_audio:
-            m = _RTPMAP.match(line)
-            if m and m.group(2).lower() == "telephone-event" and m.group(1) in formats:
-                found.append((m.group(1), int(m.group(3) or 8000)))
-    return found
+        end = lines[i + 1].start() if i + 1 < len(lines) else len(data)
+        formats = set(m.group(2).split())
+        return [(pt.decode(), int(rate or 8000)) for pt, rate in _TELEPHONE_EVENT.findall(data, m.end(), end)
+                if pt in formats]
+    return []
 
 
 def has_audio(sdp: bytes | str) -> bool:
-    text = sdp.decode("utf-8", "replace") if isinstance(sdp, bytes) else sdp
-    return any(line.strip().lower().startswith("m=audio") for line in text.splitlines())
+    data = sdp.encode("utf-8", "replace") if isinstance(sdp, str) else sdp
+    return any(m.group(1).lower() == b"audio" for m in _M_LINE.finditer(data))
 
 
 def accepts_info(request: Request) -> tuple[bool, str]:
@@ -120,6 +118,7 @@ def accepts_info(request: Request) -> tuple[bool, str]:
     return False, "no Allow or Recv-Info"
 
 
+@functools.lru_cache(maxsize=4096)
 def catalogue_method(user_agent: str | None) -> LegDtmf | None:
     """The catalogue's default for the device a User-Agent names (``device_profiles/dtmf.yaml``)."""
     d = dtmf_default_for_user_agent(user_agent)
@@ -133,11 +132,12 @@ def caller_dtmf(invite: Request) -> LegDtmf | None:
     """The caller's method, from its INVITE: the SDP offer, else its User-Agent in the catalogue."""
     body = invite.body
     ctype = (invite.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-    if body and ctype == "application/sdp" and has_audio(body):
+    if body and ctype == "application/sdp":
         events = telephone_event_types(body)
         if events:
             pts = ", ".join(f"{pt} (/{rate})" for pt, rate in events)
             return LegDtmf(Method.RFC4733, f"SDP offer lists telephone-event, payload type {pts}")
+    if body and ctype == "application/sdp" and has_audio(body):
         ok, why = accepts_info(invite)
         if ok:
             return LegDtmf(Method.INFO, f"SDP offer without telephone-event; {why}")
@@ -246,7 +246,7 @@ class DtmfInterworking:
         self.clock = clock
         self.enabled = enabled
         self.anchors: dict[str, Anchor] = {}
-        #: Recent decisions, newest last: (a Call-ID, note) for the control API and tests.
+        #: Recent anchorings, newest last (Call-ID, relay token, note), for tests and diagnostics.
         self.log: list[dict] = []
         self._tokens = itertools.count(1)
 
@@ -267,7 +267,7 @@ class DtmfInterworking:
             return self._relay_leg(invite, source, token, decision)
         # Only a tenant user's device-to-device calls: media-node parties take both methods; queue, transfer
         # (Replaces, RFC 3891) and service calls keep their own routing.
-        if (decision.callee is None or "Replaces" in invite.headers
+        if (decision.callee is None or invite.headers.get("Replaces") is not None
                 or not any(t.kind == "device" for t in decision.targets) or self.trusted(source)):
             return decision
         d = decide(invite, decision)
@@ -314,15 +314,21 @@ class DtmfInterworking:
 
     # --- book-keeping -----------------------------------------------------------------------------------------
     def _record(self, call_id: str, text: str, *, anchored: bool, token: str | None = None) -> None:
-        log.info("event=dtmf_interworking call_id=%s anchored=%s %s", call_id, anchored, text)
-        self.log.append({"call_id": call_id, "anchored": anchored, "relay": token, "note": text,
-                         "time": time.time()})
-        if len(self.log) > 1000:
-            del self.log[:500]
+        # Every device call passes here: only an anchoring is worth a log line at INFO.
+        if anchored:
+            log.info("event=dtmf_interworking call_id=%s anchored=true %s", call_id, text)
+            self.log.append({"call_id": call_id, "anchored": anchored, "relay": token, "note": text,
+                             "time": time.time()})
+            if len(self.log) > 1000:
+                del self.log[:500]
+        else:
+            log.debug("event=dtmf_interworking call_id=%s anchored=false %s", call_id, text)
         if self.note is not None:
             self.note(text, [call_id])
 
     def _expire(self) -> None:
+        if len(self.anchors) < 32:
+            return  # a handful of anchors waiting for their relay is normal; expire only when they pile up
         now = self.clock()
         for token in [t for t, a in self.anchors.items() if now - a.created > ANCHOR_TTL_S and not a.b_call_ids]:
             del self.anchors[token]
