@@ -8,6 +8,7 @@ string operations and the anchored expressions of :mod:`gateway.sip.abnf`; none 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import NamedTuple
 from urllib.parse import quote, unquote
 
@@ -19,6 +20,8 @@ from gateway.sip.abnf import (
     IPV4_RE,
     PARAM_RE,
     SCHEME_RE,
+    TOKEN,
+    TOKEN_CHARS,
     TOKEN_RE,
     URI_HEADER_CHARS_RE,
     URI_PARAM_CHARS_RE,
@@ -127,15 +130,27 @@ def _host_text(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+#: Parameters without white space or quoted strings up to the end of the text (``;branch=z9hG4bK1;rport``):
+#: the usual case, read with one match and splits; anything else goes through PARAM_RE one at a time.
+_PLAIN_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:=[{TOKEN_CHARS}\[\]:]+)?)*")
+
+
 def parse_params(text: str, pos: int) -> tuple[Params, int]:
     """Read ``*( SEMI generic-param )`` from ``text[pos:]``.
 
     Names are lower-cased (parameter names are case-insensitive); values are kept as written,
     quotes included. Returns the parameters and the position after the last one.
     """
+    n = len(text)
+    if _PLAIN_PARAMS_RE.fullmatch(text, pos) is not None:
+        plain: Params = {}
+        if pos < n:
+            for item in text[pos + 1:].split(";"):
+                name, eq, value = item.partition("=")
+                plain[name.lower()] = value if eq else None
+        return plain, n
     params: Params = {}
     match = PARAM_RE.match
-    n = len(text)
     while pos < n:
         m = match(text, pos)
         if m is None:

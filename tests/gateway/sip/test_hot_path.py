@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.sip import endpoint as endpoint_module
 from gateway.sip.endpoint import Address, Deliver, RequestReceived, Send, SipEndpoint
@@ -165,3 +167,17 @@ def test_a_via_that_names_the_source_without_rport_is_left_alone() -> None:
     actions = _endpoint().receive(no_rport, PHONE, 0.0)
     req = next(a.event.request for a in actions if isinstance(a, Deliver))
     assert req.headers.get("Via") == "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-hot-1"
+
+
+@given(st.text(st.sampled_from(list('aB9-.;=:[] "\t\\x,')), max_size=30), st.integers(0, 3))
+def test_plain_parameters_are_read_as_the_general_reader_reads_them(text: str, pos: int) -> None:
+    from gateway.sip.abnf import PARAM_RE
+    from gateway.sip.uri import parse_params
+
+    pos = min(pos, len(text))
+    expected: dict[str, str | None] = {}
+    end = pos
+    while (m := PARAM_RE.match(text, end)) is not None:
+        expected[m.group(1).lower()] = m.group(2)
+        end = m.end()
+    assert parse_params(text, pos) == (expected, end)
