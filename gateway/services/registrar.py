@@ -400,6 +400,14 @@ class DeviceRegistry:
     def record(self, key: str, user: User, user_agent: str | None, verdict: FirmwareVerdict, wall: float) -> Device:
         with self._lock:
             old = self._cache.get(key)
+            if (old is not None and old.username and old.user_agent == user_agent and old.vendor == verdict.vendor
+                    and old.model == verdict.model and old.firmware == verdict.found and old.mac == verdict.mac
+                    and old.verdict == verdict.verdict.value and old.verdict_reason == verdict.reason):
+                # A refresh from the same device as before: only the last-connected time changes (batched).
+                new = replace(old, last_connected=wall)
+                self._store.touch_device(key, wall)
+                self._cache[key] = new
+                return new
             new = Device(
                 key=key, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
                 user_agent=user_agent, verdict=verdict.verdict.value, verdict_reason=verdict.reason,

@@ -593,7 +593,7 @@ class AuthOutcome(enum.Enum):
     NO_QOP = "credentials without qop are not accepted"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
 class AuthResult:
     outcome: AuthOutcome
     reason: str

@@ -457,6 +457,11 @@ def _scan_quoted(text: str, i: int) -> int:
     return -1
 
 
+#: Parsed name-addr values by their text (see NameAddr.parse); bounded, emptied when full.
+_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
+_NAME_ADDR_CACHE_MAX = 4096
+
+
 class NameAddr:
     """``[display] <uri>;params`` or ``uri;params`` (RFC 3261 §20.10, §25.1 name-addr / addr-spec).
 
@@ -504,6 +509,24 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
+        """Parse a name-addr or addr-spec with its parameters.
+
+        From and To come back unchanged in every message of a transaction and dialog (and a user's address of
+        record in every REGISTER), so, as for SipURI.parse, a successful parse is kept by its text and handed
+        out as a fresh copy; errors are not kept.
+        """
+        hit = _NAME_ADDR_CACHE.get(text)
+        if hit is not None:
+            uri = hit.uri._clone()
+            return cls(uri, hit.display, dict(hit.params) if hit.params else {})
+        parsed = cls._parse_text(text)
+        if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_MAX:
+            _NAME_ADDR_CACHE.clear()
+        _NAME_ADDR_CACHE[text] = cls(parsed.uri._clone(), parsed.display, dict(parsed.params))
+        return parsed
+
+    @classmethod
+    def _parse_text(cls, text: str) -> NameAddr:
         n = len(text)
         i = 0
         while i < n and text[i] in " \t":

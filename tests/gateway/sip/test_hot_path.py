@@ -181,3 +181,18 @@ def test_plain_parameters_are_read_as_the_general_reader_reads_them(text: str, p
         expected[m.group(1).lower()] = m.group(2)
         end = m.end()
     assert parse_params(text, pos) == (expected, end)
+
+
+def test_parsed_addresses_are_kept_but_each_caller_gets_a_copy() -> None:
+    from gateway.sip.uri import NameAddr
+
+    a = NameAddr.parse('"Avery" <sip:+14257000001@sipgw.lab;user=phone>;tag=x1')
+    a.params["tag"] = "changed"
+    a.uri.user = "other"
+    a.uri.params["user"] = "ip"
+    b = NameAddr.parse('"Avery" <sip:+14257000001@sipgw.lab;user=phone>;tag=x1')
+    assert (b.display, b.tag, b.uri.user, b.uri.params) == ("Avery", "x1", "+14257000001", {"user": "phone"})
+    assert b is not a and b.uri is not a.uri
+    for _ in range(2):  # errors are not kept
+        with pytest.raises(Exception, match="missing '>'"):
+            NameAddr.parse("<sip:a@b;tag=1")
