@@ -36,6 +36,7 @@ class Session(HttpSession):
         self.counter: dict[int, int] = {}
         self.current: dict[int, VendorCall] = {}
         self.dialled: dict[int, str] = {}
+        self.dial_sent: set[int] = set()  # ports whose dialled digits went out and whose call no poll saw yet
         ssh = ep.options.get("ssh")
         self.cli: AudioCodesCli | None = AudioCodesCli(ssh) if ssh is not None else None
 
@@ -155,6 +156,7 @@ def calls(s: Session) -> list[VendorCall]:
             direction = "out" if port in s.dialled else "in"
             cur = VendorCall(f"port{port}-{s.counter[port]}", CallState.CALLING, direction, line=port)
             s.dialled.pop(port, None)
+            s.dial_sent.discard(port)
         cur = VendorCall(cur.handle, _STATES.get(state, CallState.CONFIRMED), cur.direction,
                          str(p.get("remoteNumber", "")), port, False, state == "hold", False,
                          p.get("sipCallId") or None)
@@ -179,7 +181,28 @@ def dial(s: Session, number: str, line: int = 1) -> str | None:
     s.dialled[line] = number
     side.offhook(line)
     side.dial(line, number)
+    s.dial_sent.add(line)
     return None
+
+
+def ended_calls(s: Session) -> list[VendorCall]:
+    """A dialled call that ended before a poll saw it (a feature code's final response): its port is off-hook
+    with no call on it (the analog phone hears a reorder tone). The handset is put back on-hook, as a person does
+    on hearing that tone. The port status carries no SIP status."""
+    if not s.dial_sent:
+        return []
+    out = []
+    for p in _ports(s):
+        port = int(p["port"])
+        if port in s.dial_sent and port not in s.current and p.get("callState", "idle") == "idle" \
+                and p.get("hookState") == "offHook":
+            s.dial_sent.discard(port)
+            number = s.dialled.pop(port, "")
+            s.counter[port] = s.counter.get(port, 0) + 1
+            out.append(VendorCall(f"port{port}-{s.counter[port]}", CallState.DISCONNECTED, "out", number, port))
+            if s.line_side is not None:
+                s.line_side.onhook(port)
+    return out
 
 
 def answer(s: Session, handle: str) -> None:
