@@ -61,7 +61,7 @@ from .transaction import (
     received_response_event,
     sent_response_event,
 )
-from .uri import Via
+from .uri import Via, remember_via
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -349,6 +349,7 @@ class SipEndpoint:
         "_policies",
         "_sent_by",
         "_server",
+        "_via_templates",
         "retransmit_2xx",
         "timers",
     )  # fmt: skip
@@ -362,6 +363,7 @@ class SipEndpoint:
         retransmit_2xx: bool = True,
     ) -> None:
         self._sent_by = {k.upper(): v for k, v in sent_by.items()} if isinstance(sent_by, Mapping) else sent_by
+        self._via_templates: dict[str, Via] = {}  # transport -> our Via without parameters
         self.timers = timers or TimerConfig()
         self._policies = {False: self.timers.policy(reliable=False), True: self.timers.policy(reliable=True)}
         self._branch_factory = branch_factory
@@ -478,7 +480,17 @@ class SipEndpoint:
         via = f"SIP/2.0/{transport.upper()} {self._via_sent_by(transport)};branch={branch};rport"
         headers = request.headers.copy()
         headers.prepend("Via", via)
-        return Request.build(request.method, request.uri, headers=headers, body=request.body)
+        # Our own Via needs no parsing: it is built from the sent-by (parsed once) and the branch; the response
+        # brings the same text back, so it is remembered for that parse too.
+        template = self._via_templates.get(transport)
+        if template is None:
+            template = self._via_templates[transport] = Via.parse(f"SIP/2.0/{transport.upper()} "
+                                                                  f"{self._via_sent_by(transport)}")
+        own = template.copy()
+        own.params = {"branch": branch, "rport": None}
+        headers._remember("top_via", own)
+        remember_via(via, own)
+        return Request.build(request.method, request.uri, headers=headers, body=request.body, adopt=True)
 
     # -- sending responses ----------------------------------------------------------------------------
 

@@ -383,10 +383,15 @@ class Request(_Message):
         uri: str | SipURI,
         headers: HeadersInput = None,
         body: bytes = b"",
+        *,
+        adopt: bool = False,
     ) -> Request:
         """A new request, checked: method is a token, the URI parses, Via, From, To, Call-ID and CSeq
         are present and well formed, the CSeq method is the request method. Max-Forwards: 70 is
         added when absent (RFC 3261 §8.1.1.6). Raises ValueError saying what is wrong.
+
+        With ``adopt`` a ``Headers`` object becomes the request's own instead of being copied (the caller
+        built it for this request and does not touch it afterwards).
         """
         if not isinstance(method, str) or TOKEN_RE.fullmatch(method) is None:
             raise ValueError(f"invalid SIP method {method!r}: a method is a token")
@@ -395,7 +400,7 @@ class Request(_Message):
             parsed_uri = uri if isinstance(uri, SipURI) else SipURI.parse(uri_text)
         except SipParseError as err:
             raise ValueError(f"cannot build {method} request: {err.reason}") from None
-        h = _as_headers(headers)
+        h = headers if adopt and isinstance(headers, Headers) else _as_headers(headers)
         req = cls(method, uri_text, h, _check_body(body))
         req._request_uri = parsed_uri
         try:

@@ -605,6 +605,18 @@ class NameAddr:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Parsed Via values by their text (see Via.parse); bounded, emptied when full.
+_VIA_CACHE: dict[str, Via] = {}
+_VIA_CACHE_MAX = 4096
+
+
+def remember_via(text: str, via: Via) -> None:
+    """Keep ``via`` (a copy) as what ``text`` parses to: the endpoint builds its own Via values and knows them."""
+    if len(_VIA_CACHE) >= _VIA_CACHE_MAX:
+        _VIA_CACHE.clear()
+    _VIA_CACHE[text] = via.copy()
+
+
 class Via:
     """One Via value: ``SIP/2.0/UDP host:port;branch=...`` (RFC 3261 §20.42)."""
 
@@ -649,6 +661,26 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        """Parse one Via value. A response brings back the Via its request was sent with, and a retransmission
+        its own: a successful parse is kept by its text (bounded) and handed out as a copy."""
+        hit = _VIA_CACHE.get(text)
+        if hit is not None:
+            return hit.copy()
+        via = cls._parse_text(text)
+        remember_via(text, via)
+        return via
+
+    def copy(self) -> Via:
+        new = object.__new__(Via)
+        new.transport = self.transport
+        new.host = self.host
+        new.port = self.port
+        new.params = dict(self.params)
+        new.protocol = self.protocol
+        return new
+
+    @classmethod
+    def _parse_text(cls, text: str) -> Via:
         m = VIA_SENT_RE.match(text)
         if m is None:
             raise SipParseError(f"malformed Via {printable(text)}: expected SIP/2.0/<transport> <host>")

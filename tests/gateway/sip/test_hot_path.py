@@ -196,3 +196,23 @@ def test_parsed_addresses_are_kept_but_each_caller_gets_a_copy() -> None:
     for _ in range(2):  # errors are not kept
         with pytest.raises(Exception, match="missing '>'"):
             NameAddr.parse("<sip:a@b;tag=1")
+
+
+def test_our_own_via_is_known_without_parsing_and_equals_its_parse() -> None:
+    from gateway.sip.message import Request
+    from gateway.sip.uri import Via
+
+    ep = SipEndpoint(sent_by={"UDP": "[::1]:5062", "TCP": "192.0.2.20:5060"})
+    for transport in ("UDP", "TCP"):
+        out = Request.build("OPTIONS", "sip:1001@192.0.2.10", headers=[
+            ("Via", "SIP/2.0/UDP x.invalid;branch=z9hG4bKgone"), ("From", "<sip:gw@192.0.2.20>;tag=f"),
+            ("To", "<sip:1001@192.0.2.10>"), ("Call-ID", f"own-{transport}"), ("CSeq", "1 OPTIONS")])
+        out.headers.remove_first("Via")
+        _, actions = ep.send_request(out, Address(transport, "192.0.2.10", 5060), 0.0)
+        sent = next(a.message for a in actions if isinstance(a, Send))
+        text = sent.headers.get("Via")
+        assert sent.top_via == Via.parse(text) == Via._parse_text(text)
+        assert sent.top_via.branch.startswith("z9hG4bK") and sent.top_via.rport is True
+        parsed = Via.parse(text)
+        parsed.params["received"] = "x"  # a copy: the remembered value is not changed
+        assert "received" not in Via.parse(text).params and "received" not in sent.top_via.params
