@@ -1,11 +1,12 @@
 """``sipgw-lab run``: the lab through the feature suites, with a live view, reports and an exit status.
 
-    sipgw-lab run [--inventory FILE] [--feature F ...] [--device ID ...] [--workers N] [--repeat N]
+    sipgw-lab run [--inventory FILE] [--feature F ...] [--device ID ...] [--workers N|auto] [--repeat N]
                   [--all-models] [--gateway embedded|HOST:PORT] [--out reports/]
 
 It checks every input first (exit 2 and nothing written on bad input), prints each device's firmware verdict,
 runs pytest on ``test_suites/`` with the sipgw-lab plugin (``-n N --dist loadgroup`` through pytest-xdist when
-N > 1, so one device's tests stay on one worker), shows a live device × feature view, and prints the matrix.
+N > 1, so one device's tests stay on one worker; N is twice the CPUs by default, see :func:`auto_workers`),
+shows a live device × feature view, and prints the matrix.
 pytest's own output goes to ``<run dir>/pytest.log``.
 
 Exit status: 0 when every cell is pass, not_applicable, or blocked by the device's firmware verdict; 1 when any
@@ -43,7 +44,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--feature", action="append", default=[], metavar="F",
                    help="only this seed feature id (repeatable)")
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel pytest-xdist workers (default 1)")
+    p.add_argument("--workers", type=_workers_arg, default="auto", metavar="N|auto",
+                   help="parallel pytest-xdist workers (default auto: twice the CPUs, at most one per device run, "
+                        "at most 16)")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="stability mode: every test N times")
     p.add_argument("--all-models", action="store_true",
                    help="one emulated device per catalogue model instead of the inventory's devices")
@@ -64,11 +67,34 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 # --- input checks ---------------------------------------------------------------------------------------------
 
+def _workers_arg(value: str) -> int | str:
+    value = value.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a number of workers or 'auto'") from None
+
+
+#: Most of a suite's time is spent waiting on events (SIP answers, recordings, timers), so twice as many xdist
+#: workers as CPUs keeps the CPUs busy: measured in bench/README.md ("The lab run").
+AUTO_WORKERS_PER_CPU = 2
+AUTO_WORKERS_MAX = 16
+
+
+def auto_workers(devices: int, cpus: int | None = None) -> int:
+    """``--workers auto``: twice the CPUs, at most one worker per device that will run (a device's tests stay on
+    one worker), at most 16, at least 1."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(AUTO_WORKERS_PER_CPU * cpus, devices, AUTO_WORKERS_MAX))
+
+
 def check_args(args: argparse.Namespace) -> None:
     from device_profiles.catalogue import default_catalogue
 
-    if args.workers < 1 or args.workers > 64:
-        raise RunInputError(f"--workers {args.workers}: expected 1 to 64")
+    if args.workers != "auto" and (args.workers < 1 or args.workers > 64):
+        raise RunInputError(f"--workers {args.workers}: expected 1 to 64, or auto")
     if args.repeat < 1 or args.repeat > 1000:
         raise RunInputError(f"--repeat {args.repeat}: expected 1 to 1000")
     if args.rerun_budget < 0:
@@ -212,7 +238,11 @@ def pytest_args(args: argparse.Namespace, inventory: str, command_line: str, run
            "--sipgw-run-id", run_id, "--alluredir", str(Path(args.out) / run_id / "allure-results"),
            "--rerun-budget", str(args.rerun_budget), "--repeat", str(args.repeat),
            "--sipgw-command-line", command_line, "-p", "no:cacheprovider", "--rootdir", str(Path(args.suites).parent),
-           "-o", "testpaths=", "-rfE", "--import-mode=importlib"]
+           "-o", "testpaths=", "-rfE", "--import-mode=importlib",
+           # The suites need neither the repository's own conftest.py (Hypothesis profiles for tests/) nor the
+           # Hypothesis and anyio plugins: every pytest process (each xdist worker too) would import and
+           # assertion-rewrite them (about 120 modules) before its first test.
+           "--confcutdir", str(Path(args.suites).resolve()), "-p", "no:hypothesispytest", "-p", "no:anyio"]
     if args.slowness is not None:
         out += ["--slowness", str(args.slowness)]
     for f in args.feature:
@@ -313,6 +343,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_OK
         selected = [d for d in selected if d.id in changed]
         args.device = [d.id for d in selected]
+    if args.workers == "auto":
+        args.workers = auto_workers(sum(1 for d in selected if d.verdict.acceptable))
     runhooks.drift_before_run(selected, results_db, con)
     if len(selected) <= 60:
         con.print(verdict_table(type(inv)(inv.path, inv.data, tuple(selected), inv.digest),

@@ -10,6 +10,13 @@ caller (tones detected), and the order of the offers in the gateway's queue reco
 offered a call; with presence-based routing the Teams agent who is away is skipped while the SIP-device agent is
 still offered the call, and the queue record says presence-based routing does not apply to it. An auto
 attendant answers on the media node and transfers the caller to the device's user by digit.
+
+On every device: attendant routing (the device rings with the other agent, answers and talks with the caller), an
+opted-out agent's device never ringing, and presence-based routing still offering the call to the SIP device. The
+other routing methods (serial, round robin, longest idle) and the auto attendant's transfer are gateway-side
+variations (the order and timing of offers, a REFER from the media node; the device's part is an incoming call it
+answers, as under attendant routing): they run once, on the run's representative device, and are not applicable
+elsewhere with that reason.
 """
 
 from __future__ import annotations
@@ -95,8 +102,10 @@ def test_attendant_routing_rings_the_device_agent(device, lab, queues, pstn, tea
 
 
 @pytest.mark.feature("call_queues")
-def test_serial_routing_moves_on_to_the_device_agent(device, lab, queues, pstn, teams, evidence, sipgw_settings):
-    """Serial routing: the first agent (Teams) rings for the alert time without answering, then the device."""
+def test_serial_routing_moves_on_to_the_device_agent(gateway_side, device, lab, queues, pstn, teams, evidence,
+                                                     sipgw_settings):
+    """Serial routing: the first agent (Teams) rings for the alert time without answering, then the device.
+    Gateway-side variation: once, on the run's representative device."""
     t = sipgw_settings.deadline(5) + ALERT_S
     me, _ = _agent(device)
     teams.configure("no_answer")
@@ -111,10 +120,11 @@ def test_serial_routing_moves_on_to_the_device_agent(device, lab, queues, pstn, 
 
 @pytest.mark.feature("call_queues")
 @pytest.mark.parametrize("method", ["round_robin", "longest_idle"])
-def test_rotating_routing_reaches_the_device_agent(method, device, lab, queues, pstn, teams, evidence,
+def test_rotating_routing_reaches_the_device_agent(method, gateway_side, device, lab, queues, pstn, teams, evidence,
                                                    sipgw_settings):
     """Round robin starts each call with the next agent; longest idle with the agent whose last answered queue
-    call is oldest. The device answers one call; the next one starts with the other agent (Teams answers)."""
+    call is oldest. The device answers one call; the next one starts with the other agent (Teams answers).
+    Gateway-side variation: once, on the run's representative device."""
     t = sipgw_settings.deadline(5) + ALERT_S
     me, _ = _agent(device)
     qid = f"q-{method}"
@@ -186,9 +196,10 @@ def test_presence_based_routing_does_not_apply_to_sip_devices(device, lab, queue
 
 
 @pytest.mark.feature("call_queues")
-def test_auto_attendant_routes_by_digit(device, lab, pstn, two_way_audio, evidence, sipgw_settings):
+def test_auto_attendant_routes_by_digit(gateway_side, device, lab, pstn, two_way_audio, evidence, sipgw_settings):
     """An auto attendant answers; the caller presses 1; the attendant transfers the caller to the device's user,
-    whose device rings and talks with the caller."""
+    whose device rings and talks with the caller. Gateway-side variation: once, on the run's representative
+    device."""
     t = sipgw_settings.deadline(5)
     _, number = _agent(device)
     api = lab.control.voiceapps

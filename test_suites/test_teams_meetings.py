@@ -12,6 +12,11 @@ its own recording), and leaving is seen by the others: the leaver's leg ends in 
 and its tone is gone from what the others hear. The conference mixer runs on the media node; a meeting with more
 parties than one media process holds is bridged across two processes (``test_mixer_spans_two_media_processes``,
 not tied to a device: the device side of a meeting call is an ordinary call, exercised by every device above).
+
+What depends on the device runs on every device: dialling in with its own DTMF method, and being rung by Request to
+Join and answering into the meeting. Dial-out by a participant and a guest added by dial-out are gateway-side
+variations (the device's leg is an incoming call it answers, as in Request to Join and the receive-calls suite):
+they run once, on the run's representative device, and are not applicable elsewhere with that reason.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import pytest
 
 from gateway.services.meetings import ACCESS_NUMBER
 from harness.protocols import CallControl
-from harness.pytest_plugin.fixtures import MediaParty
+from harness.pytest_plugin.fixtures import MediaParty, gateway_side_only
 from test_suites._feature_helpers import (
     CONFIRMED,
     device_ear,
@@ -46,7 +51,9 @@ def meeting(lab, teams, device):
     api = lab.control.voiceapps
     me = device.lines[line_for(device)].username
     n = next(_MEETINGS)
-    mid, conf = f"m{os.getpid()}-{n}", f"{os.getpid() % 10000:04d}{n:04d}"
+    # Each worker has its own gateway: a per-process counter keeps ids unique. The conference id has the IVR's
+    # shortest length (4 digits): every digit is sent in the device's DTMF method and takes its time.
+    mid, conf = f"m{os.getpid()}-{n}", f"{n % 10000:04d}"
     api.put_meeting(mid, conf, teams.identity, [me], subject="Weekly sync")
     api.join_meeting(mid, teams.identity)
     organiser = teams.wait_incoming(state="confirmed", timeout=5)
@@ -57,6 +64,13 @@ def meeting(lab, teams, device):
         api.delete_meeting(mid)
     except Exception:  # the gateway may be reset already
         pass
+
+
+@pytest.fixture
+def dial_out_representative(request, device) -> str:
+    """Dial-out applies to the device, and this is the run's representative device for it (else not applicable)."""
+    device.require("teams_meetings.dial_out")
+    return gateway_side_only(request, "teams_meetings.dial_out")
 
 
 def _hears_everyone(ears, evidence, label, deadline, lab=None, mid=None):
@@ -113,10 +127,12 @@ def test_dial_in_with_conference_id(device, lab, meeting, teams, evidence, sipgw
 
 
 @pytest.mark.feature("teams_meetings")
-def test_participant_dials_out_to_the_device(device, lab, meeting, teams, evidence, sipgw_settings):
+def test_participant_dials_out_to_the_device(dial_out_representative, device, lab, meeting, teams, evidence,
+                                            sipgw_settings):
     """The organiser dials out to the device's number from the meeting; the device answers and is in the meeting;
-    the organiser leaves and the device's user sees it in the roster."""
-    device.require("teams_meetings.dial_out")
+    the organiser leaves and the device's user sees it in the roster.
+
+    Gateway-side variation: run once, on the run's representative device (see the module docstring)."""
     t = sipgw_settings.deadline(5)
     number = device.lines[line_for(device)].number
     lab.control.voiceapps.meeting_dial_out(meeting["id"], teams.identity, number)
@@ -156,9 +172,11 @@ def test_request_to_join_rings_the_device(device, lab, meeting, teams, evidence,
 
 
 @pytest.mark.feature("teams_meetings")
-def test_guest_added_by_dial_out(device, lab, meeting, teams, pstn, evidence, sipgw_settings):
+def test_guest_added_by_dial_out(gateway_side, device, lab, meeting, teams, pstn, evidence, sipgw_settings):
     """The device is in the meeting (Request to Join); the organiser adds a guest from outside the tenant by
-    dial-out; all three hear each other; the guest leaves and the device no longer hears it."""
+    dial-out; all three hear each other; the guest leaves and the device no longer hears it.
+
+    Gateway-side variation: run once, on the run's representative device (see the module docstring)."""
     t = sipgw_settings.deadline(5)
     api = lab.control.voiceapps
     api.request_to_join(meeting["id"], teams.identity, meeting["user"])

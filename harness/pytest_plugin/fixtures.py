@@ -194,6 +194,45 @@ def _helper(request: pytest.FixtureRequest, lab, sipgw_inventory, *, same_dtmf: 
     return device_handle(lab, spec.id)
 
 
+def representative_device(config: pytest.Config, feature: str) -> str | None:
+    """The run's representative device for ``feature`` (a seed feature id, or a sub-feature such as
+    ``teams_meetings.dial_out``): the first selected device, in inventory order, with an acceptable firmware
+    verdict to which the feature applies. Every worker computes the same one."""
+    from device_profiles.capabilities import applicability
+
+    for spec in config.stash[STATE].selected_devices():
+        if spec.verdict.acceptable and applicability(spec.profile, feature.split(".")[0]) and \
+                applicability(spec.profile, feature):
+            return spec.id
+    return None
+
+
+def gateway_side_only(request: pytest.FixtureRequest, feature: str | None = None) -> str:
+    """A gateway-side variation (what is checked does not depend on the device beyond what the device's other
+    tests check): it runs once, on the run's representative device; on every other device the test is not
+    applicable with that reason. Returns the representative's id."""
+    from harness.protocols import NotApplicable
+
+    if feature is None:
+        from harness.pytest_plugin.markers import feature_of
+
+        feature = feature_of(request.node)
+    spec = getattr(getattr(request.node, "callspec", None), "params", {}).get("device")
+    chosen = representative_device(request.config, feature) if feature else None
+    if spec is None or chosen != spec.id:
+        raise NotApplicable("a gateway-side variation (the device's part is checked by its other tests): it runs "
+                            f"once, on the run's representative device {chosen or '(none eligible in this run)'}",
+                            feature=(feature or "").split(".")[0] or None, device_id=getattr(spec, "id", None))
+    return chosen
+
+
+@pytest.fixture
+def gateway_side(request: pytest.FixtureRequest) -> str:
+    """Only on the run's representative device for the test's feature (:func:`gateway_side_only`); ask for it
+    first, so that no other fixture sets anything up on the devices where the test does not run."""
+    return gateway_side_only(request)
+
+
 @pytest.fixture
 def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
     """Another device of the inventory to call or be called by: usable firmware, calls apply, not the DUT; one with

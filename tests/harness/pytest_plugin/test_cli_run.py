@@ -10,7 +10,7 @@ import pytest
 
 from device_profiles.catalogue import default_catalogue
 from harness.cli import main
-from harness.cli_run import all_models_inventory_text, exit_status, models_not_emulated
+from harness.cli_run import all_models_inventory_text, auto_workers, exit_status, models_not_emulated
 from harness.inventory import load_inventory
 from harness.reporting.model import Matrix, features_from_catalogue
 
@@ -84,7 +84,8 @@ def fake_lab(tmp_path: Path) -> Path:
 
 def _run(lab: Path, *extra: str) -> int:
     return main(["run", "--inventory", str(lab / "lab.yaml"), "--out", str(lab / "reports"),
-                 "--suites", str(lab / "suites"), "--no-live", *extra])
+                 "--suites", str(lab / "suites"), "--no-live",
+                 *(() if "--workers" in extra else ("--workers", "1")), *extra])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -176,3 +177,19 @@ def test_all_models_inventory_has_every_catalogue_model() -> None:
         (m.vendor, m.model) for m in cat if f"{m.vendor} {m.model}" not in skipped}
     assert all(d.verdict.acceptable for d in inv.devices)
     assert all(d.driver == "emulated" for d in inv.devices)
+
+
+def test_auto_workers_twice_the_cpus_at_most_one_per_device() -> None:
+    assert auto_workers(19, cpus=2) == 4
+    assert auto_workers(3, cpus=2) == 3  # a device's tests stay on one worker: no idle workers
+    assert auto_workers(0, cpus=2) == 1
+    assert auto_workers(200, cpus=64) == 16
+
+
+def test_workers_must_be_a_count_or_auto(fake_lab: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _run(fake_lab, "--workers", "two")
+    assert exc.value.code == 2 and "expected a number of workers or 'auto'" in capsys.readouterr().err
+    assert _run(fake_lab, "--workers", "-1") == 2
+    assert "--workers -1: expected 1 to 64, or auto" in capsys.readouterr().err
+    assert not (fake_lab / "reports").exists()

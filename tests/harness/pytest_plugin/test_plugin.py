@@ -401,3 +401,28 @@ def test_evidence_collects_steps_and_the_call_ids_they_returned() -> None:
     out = ev.finalise(None)
     assert [s["name"] for s in out["steps"]] == ["dial"]
     assert out["sip_call_ids"] == ["abc@127.0.0.1", "media-leg-1"]
+
+
+def test_gateway_side_variation_runs_once_on_the_representative_device(lab_dir: pytest.Pytester) -> None:
+    lab_dir.makepyfile(test_suite=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.feature("make_calls")
+        def test_every_device(device):
+            pass
+
+        @pytest.mark.feature("make_calls")
+        def test_gateway_side(gateway_side, device):
+            assert gateway_side == device.id
+    """))
+    result = lab_dir.runpytest("--sipgw-report", "reports", "-p", "no:cacheprovider")
+    m = _matrix(lab_dir)
+    runs = {(t["name"].split("[")[0], c["device_id"]): t for c in m["cells"] for t in c["tests"]}
+    # The first device in inventory order with an acceptable verdict to which the feature applies.
+    assert runs[("test_gateway_side", "poly-vvx450")]["outcome"] == "pass"
+    assert runs[("test_every_device", "yealink-t46s")]["outcome"] == "pass"
+    other = runs[("test_gateway_side", "yealink-t46s")]
+    assert other["outcome"] == "not_applicable"
+    assert "runs once, on the run's representative device poly-vvx450" in other["reason"]
+    assert runs[("test_gateway_side", "cisco-7841-old")]["outcome"] == "blocked"  # firmware first
+    assert result.ret == 0
