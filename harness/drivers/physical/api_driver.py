@@ -7,6 +7,16 @@ return the call as read back after the device reports the change (or raise ``Ope
 was last seen). A control API that stops answering is an :class:`InfrastructureError` within about a
 second, and breaks the device for the rest of the run.
 
+A call that ends before a poll lists it live (a feature code such as ``*30*`` answered at once with a final
+response, RFC 3261 §13.2.2.4) is read back from what the API reports of ended calls (the vendor module's
+``ended_calls``: Yealink ``call_terminated``, Cisco Remote SDK events, Poly's placed call log, an FXS port
+left off-hook) and enters the call list already ended. The final status of an ended call comes from the API
+when it reports one, else from the final response to the device's INVITE in the gateway's trace; a handle
+the API reuses for another call ends the old call. Nothing waits out a deadline to decide that a call ended.
+
+``MessageWaiting`` is the vendor's read-back of the lamp (``mwi`` of the vendor module), polled until it
+shows the state awaited.
+
 Identity is read back from the device before anything else and compared with the inventory
 (:attr:`ApiDriver.identity_check`); the firmware verdict is recomputed from what the device reports.
 """

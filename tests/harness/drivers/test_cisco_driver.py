@@ -105,3 +105,34 @@ def test_xml_push_and_status_xml_fallbacks_while_the_sdk_is_not_connected():
             bad.close()
         finally:
             session.close()
+
+
+def test_a_call_that_ends_before_a_poll_is_reported_once_and_the_lamp_is_read_back(phone):
+    """A call placed and ended between two polls (a feature code's final response) is reported by ended_calls
+    once; a call a poll listed live is not; the lamp is Message_Waiting_1_ and nothing of the counts."""
+    session, sim, backend = phone
+    sim.provision(cisco.bootstrap_params(session.url))
+    session.wait_connected(5.0)
+    cisco.dial(session, "*30*")
+    call = backend.calls()[0]
+    backend.far_hangup(call.id)  # the gateway's 603, before any poll
+    ended = wait_until(lambda: cisco.ended_calls(session), 5.0, "the ended call")
+    assert [(c.state, c.direction, c.remote) for c in ended] == [(CallState.DISCONNECTED, "out", "*30*")]
+    assert cisco.ended_calls(session) == [] and cisco.calls(session) == []
+
+    cisco.dial(session, "+12065550100")
+    live = wait_until(lambda: cisco.calls(session), 5.0, "the live call")
+    backend.far_hangup(backend.calls()[0].id)
+    wait_until(lambda: not cisco.calls(session), 5.0, "the call gone from GetCalls")
+    assert live[0].remote == "+12065550100" and cisco.ended_calls(session) == []  # seen live: not "fresh"
+
+    assert not cisco.mwi(session, 1).waiting
+    backend.set_mwi("Messages-Waiting: yes\r\nVoice-Message: 1/0\r\n")
+    lamp = cisco.mwi(session, 1)
+    assert lamp.waiting and (lamp.new, lamp.old) == (0, 0) and lamp.raw == "Message_Waiting_1_=Yes"
+
+
+def test_reject_other_than_a_decline_is_not_applicable(phone):
+    session, _, _ = phone
+    with pytest.raises(NotApplicable, match="declines"):
+        cisco.reject(session, "1:0", 486)
