@@ -193,3 +193,25 @@ def test_request_log_is_evidence(sim, http, tmp_path):
     assert json.loads(rows[0]["request_body"]) == {"data": {"Dest": "+14255550199"}}
     assert json.loads(rows[0]["response_body"]) == {"Status": "2000"}
     assert "wrong user or password" in rows[1]["detail"]
+
+
+def test_call_logs_and_message_waiting_in_line_info(sim, http):
+    """Ended calls enter callLogs (placed / received / missed); lineInfo shows the line's lamp and counts."""
+    backend = sim.backend
+    assert status(http.post("/api/v1/callctrl/dial", json={"data": {"Dest": "*30*", "Line": "1"}})) == "2000"
+    backend.far_hangup(backend.calls()[0].id)  # the gateway's final response
+    missed = backend.inject_incoming("+12065550100")
+    backend.far_hangup(missed.id)
+    placed = wait_until(lambda: http.get("/api/v1/mgmt/callLogs/placed").json()["data"], 5.0, "the placed log")
+    assert [(e["RemotePartyNumber"], e["LineNumber"], e["Duration"]) for e in placed] == [("*30*", "1", "")]
+    logs = wait_until(lambda: (d := http.get("/api/v1/mgmt/callLogs").json()["data"])["Missed"] and d, 5.0,
+                      "the missed log")
+    assert [e["RemotePartyNumber"] for e in logs["Missed"]] == ["+12065550100"] and logs["Received"] == []
+    r = http.get("/api/v1/mgmt/callLogs/other")
+    assert status(r) == "4000" and "placed, received or missed" in r.headers[sim.DETAIL_HEADER]
+
+    line1 = http.get("/api/v2/mgmt/lineInfo").json()["data"][0]
+    assert (line1["MessageWaiting"], line1["NewVoiceMessages"]) == ("false", "0")
+    backend.set_mwi("Messages-Waiting: yes\r\nVoice-Message: 2/1\r\n")
+    line1 = http.get("/api/v2/mgmt/lineInfo").json()["data"][0]
+    assert (line1["MessageWaiting"], line1["NewVoiceMessages"], line1["OldVoiceMessages"]) == ("true", "2", "1")
