@@ -110,7 +110,7 @@ class Dialog:
     """One dialog's state (RFC 3261 §12.1) and the rules for requests inside it (§12.2)."""
 
     __slots__ = (
-        "_cseq_factory", "call_id", "is_uac", "local", "local_seq", "local_target", "remote",
+        "_cseq_factory", "_texts", "call_id", "is_uac", "local", "local_seq", "local_target", "remote",
         "remote_seq", "remote_target", "route_set", "secure", "state",
     )  # fmt: skip
 
@@ -144,6 +144,9 @@ class Dialog:
         self.is_uac = is_uac
         self.state = state
         self._cseq_factory = cseq_factory
+        #: (local, remote, route set, remote target) and what create_request writes for them: the To, From,
+        #: Request-URI and Route texts, computed again only when one of them is replaced.
+        self._texts: tuple | None = None
 
     def __repr__(self) -> str:
         role = "UAC" if self.is_uac else "UAS"
@@ -308,22 +311,27 @@ class Dialog:
             if method == "ACK":
                 raise DialogError("an ACK carries the CSeq number of its INVITE; use create_ack")
             cseq = self.next_cseq()
+        texts = self._texts
+        if (texts is None or texts[0] is not self.local or texts[1] is not self.remote
+                or texts[2] is not self.route_set or texts[3] is not self.remote_target):
+            uri, routes = _route_request(self.remote_target, self.route_set)
+            texts = self._texts = (self.local, self.remote, self.route_set, self.remote_target, str(self.remote),
+                                   str(self.local), str(uri), [("Route", str(route)) for route in routes])
         fields: list[tuple[str, str]] = [
-            ("To", str(self.remote)),
-            ("From", str(self.local)),
+            ("To", texts[4]),
+            ("From", texts[5]),
             ("Call-ID", self.call_id),
             ("CSeq", f"{cseq} {method}"),
             ("Max-Forwards", _MAX_FORWARDS),
         ]
-        uri, routes = _route_request(self.remote_target, self.route_set)
-        fields.extend(("Route", str(route)) for route in routes)
+        fields.extend(texts[7])
         if method in TARGET_REFRESH_METHODS and self.local_target is not None:
             fields.append(("Contact", f"<{self.local_target}>"))
         extra = headers.items() if isinstance(headers, Mapping) else headers
         fields.extend(extra)
         if not isinstance(body, bytes):
             raise TypeError(f"a SIP body is bytes, not {type(body).__name__}")
-        return Request(method, str(uri), Headers(fields), body)
+        return Request(method, texts[6], Headers(fields), body)
 
     def create_ack(
         self, invite_cseq: int, *, body: bytes = b"", headers: Iterable[tuple[str, str]] = ()

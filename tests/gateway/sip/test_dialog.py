@@ -182,6 +182,14 @@ def test_target_refresh_in_confirmed_dialog_keeps_the_route_set() -> None:
     ])
     dialog.update_from_response(response_to(bye, 200, tag=None, contact="<sip:elsewhere@h>"))
     assert dialog.remote_target == SipURI.parse("sip:bob@198.51.100.1")
+    # Requests built after the refresh follow the new target and route set (the texts are not stale).
+    from gateway.sip.dialog import _route_request
+
+    after = dialog.create_request("INFO")
+    uri, routes = _route_request(dialog.remote_target, dialog.route_set)
+    assert after.uri == str(uri) != reinvite.uri
+    assert after.headers.get_all("Route") == [str(r) for r in routes] == reinvite.headers.get_all("Route")
+    assert after.headers.get("To") == str(dialog.remote) and after.headers.get("From") == str(dialog.local)
 
 
 # --- UAS side ----------------------------------------------------------------------------------------
