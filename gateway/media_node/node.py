@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.media_node.ivr import Ivr
+from gateway.media_node.relay import RELAY_SLOTS
 from gateway.media_node.tones import ToneAllocator
 from gateway.media_node.wavfile import WavError, snapshot_wav
 from gateway.services.directory import number_key
@@ -397,7 +398,7 @@ class MediaNode:
         for r in stale:
             log.info("media node: no INVITE for %s %s arrived; slot released", r.kind, r.identity)
             if self._pool is not None:
-                self._pool.release(r.worker, 2 if r.kind == "relay" else 1)
+                self._pool.release(r.worker, RELAY_SLOTS if r.kind == "relay" else 1)
 
     # ------------------------------------------------------------------ settings
 

@@ -1,7 +1,7 @@
 """The DTMF relay: a call anchored on the media node because its two legs carry digits differently.
 
 ``gateway.services.dtmf_interworking`` sends the caller's INVITE here (a Request-URI ``relay-<token>`` on a worker
-that reserved two call slots). The relay, in that one pjsua2 worker:
+that reserved call slots for it). The relay, in that one pjsua2 worker:
 
 * places the callee's leg back through the gateway, from the caller's identity (number and display name, so the
   callee sees the caller), asking for the number the caller dialled and naming the anchor in ``X-Sipgw-Dtmf-Relay``;
@@ -46,6 +46,9 @@ from gateway.services.model import Flow
 log = logging.getLogger("sipgw.media.relay")
 
 RESERVATION_TTL_S = 10.0
+#: Call slots a relay holds: a whole worker (pjsua's limit is 4 calls per process). Its two legs, a transfer's new
+#: call and the call it replaces must fit, and no party may share the worker (a party's transfer needs room too).
+RELAY_SLOTS = 4
 DEFAULT_DIGIT_MS = 160
 _ENDED = "DISCONNECTED"
 
@@ -106,12 +109,12 @@ class DtmfRelay:
 
     # --- on the gateway's loop ----------------------------------------------------------------------------------
     def reserve(self, spec: RelaySpec) -> Flow | None:
-        """Two call slots on one worker for an anchored call (never spawns: this runs on the loop)."""
+        """``RELAY_SLOTS`` call slots on one worker for an anchored call (never spawns: this runs on the loop)."""
         node = self.node
         pool = node._pool
         if pool is None or node._closed:
             return None
-        worker = pool.try_acquire(2)
+        worker = pool.try_acquire(RELAY_SLOTS)
         node._spawner.submit(self.ensure_pair)
         if worker is None:
             log.warning("event=dtmf_relay_no_slot token=%s pool=%s", spec.token, node.metrics())
@@ -127,13 +130,15 @@ class DtmfRelay:
         return Flow("UDP", node.host, worker.sip_port("udp"))
 
     def ensure_pair(self) -> None:
-        """Keep one worker with two free slots, so the next anchored call finds room (spawner thread)."""
+        """Keep one worker with ``RELAY_SLOTS`` free slots, so the next anchored call finds room (spawner thread)."""
         pool = self.node._pool
         if pool is None or self.node._closed:
             return
-        with contextlib.suppress(Exception):
-            worker = pool.try_acquire(2) or pool.acquire(2)
-            pool.release(worker, 2)
+        try:
+            worker = pool.try_acquire(RELAY_SLOTS) or pool.acquire(RELAY_SLOTS)
+            pool.release(worker, RELAY_SLOTS)
+        except Exception as exc:
+            log.warning("DTMF relay: no idle media worker could be started: %s", exc)
 
     # --- on the control thread -----------------------------------------------------------------------------------
     def on_incoming(self, worker: Any, ev: Any, token: str) -> None:
@@ -144,7 +149,7 @@ class DtmfRelay:
         if spec is None:
             with contextlib.suppress(Exception):
                 worker.reject(handle, 480, reason="Relay expired")
-            self.node._pool.release(worker, 2)
+            self.node._pool.release(worker, RELAY_SLOTS)
             return
         r = _Relay(spec, worker)
         r.caller.handle, r.caller.state = handle, "INCOMING"
@@ -341,7 +346,7 @@ class DtmfRelay:
         node = self.node
         if node._pool is not None:
             with contextlib.suppress(Exception):
-                node._pool.release(r.worker, 2)
+                node._pool.release(r.worker, RELAY_SLOTS)
         if r.account is not None:
             account, w = r.account, r.worker
             node._ctl.submit(lambda: _quietly(w.remove_account, account), delay_s=0.5)

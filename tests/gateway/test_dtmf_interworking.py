@@ -18,7 +18,7 @@ import pytest
 
 from gateway.config import GatewayConfig
 from gateway.server import EmbeddedGateway, Endpoints
-from gateway.services.model import User
+from gateway.services.model import PstnRange, User
 from tests.sipua.sipua_helpers import assert_tone
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,6 +27,7 @@ SLOW = float(os.environ.get("SIPGW_SLOWNESS", "1") or 1)
 DIGITS = "0123456789*#"
 ALICE = ("alice", "Alice Able", "+14255550201", "pw-a", "Yealink SIP-T54W 96.86.0.100", "rfc4733", 700.0)
 BOB = ("bob", "Bob Baker", "+14255550202", "pw-b", "Audiocodes-Sip-Gateway-MP-504/v.7.26A.356.075", "info", 1100.0)
+PSTN_PREFIX = "+1206555"
 CAROL = ("carol", "Carol Cole", "+14255550203", "pw-c", "Yealink SIP-T46U 108.86.0.45", "rfc4733", 900.0)
 
 
@@ -58,6 +59,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     for username, name, number, password, *_ in (ALICE, BOB, CAROL):
         # no voicemail: a busy callee's status reaches the caller instead of a voicemail greeting
         gw.directory.put_user(User(username, name, number, voicemail=False), password=password)
+    gw.directory.set_pstn_ranges([PstnRange(PSTN_PREFIX, None)])
     eps = gw.start_in_thread()
     agents: dict = {}
     try:
@@ -266,3 +268,34 @@ def test_a_transfer_by_the_callee_moves_the_caller_to_the_target_through_the_rel
     a.stop_tone(call=call)
     c.stop_tone(call=carol_call)
     hang_up(a, call, (c, carol_call, mc))
+
+
+def test_an_attended_transfer_by_the_callee_connects_the_caller_to_the_consulted_party(lab):
+    """bob (INFO) holds alice's (RFC 4733) anchored call, consults a PSTN party, and transfers with Replaces: the relay
+    follows, alice is connected to the PSTN party, bob's calls end."""
+    a, b = lab.agents["alice"], lab.agents["bob"]
+    node = lab.gw.media
+    call, theirs, _ = place(lab, ALICE, BOB)
+    b.hold(theirs)
+    mb = b.mark()
+    number = PSTN_PREFIX + "0100"
+    # The relay took a whole media worker; the party needs a slot on another one (started in the background).
+    wait_for(lambda: (m := node.metrics())["capacity"] - m["reserved"] >= 1, t(10), "a free media-node call slot")
+    consult = b.make_call("d", lab.uri(number))
+    b.wait_event("call_state", since=mb, call=consult, state="CONFIRMED", timeout=t(10))
+    party = wait_for(lambda: next((c for c in node.calls(number) if c.state == "confirmed"), None), t(5),
+                     "the PSTN party to answer the consultation")
+    mb = b.mark()
+    b.transfer_replaces(theirs, consult)
+    final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
+    assert final.data["code"] == 200, final.data
+    moved = wait_for(lambda: next((c for c in node.calls(number) if c.id != party.id and c.state == "confirmed"),
+                                  None), t(5), "the PSTN party's call that replaced the consultation")
+    wait_for(lambda: node.call(party.id).state == "disconnected", t(5), "the consultation to be replaced")
+    for handle in (theirs, consult):
+        b.wait_event("call_state", since=mb, call=handle, state="DISCONNECTED", timeout=t(10))
+    assert a.call_info(call)["state"] == "CONFIRMED", "alice's call ended with the transfer"
+    ma = a.mark()
+    a.hangup(call)
+    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(5))
+    wait_for(lambda: node.call(moved.id).state == "disconnected", t(5), "the hang-up to reach the PSTN party")
