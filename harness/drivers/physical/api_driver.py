@@ -65,7 +65,7 @@ from harness.steps import step
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-OP_TIMEOUT = 8.0  # how long an operation waits for the device to report its effect
+OP_TIMEOUT = 8.0  # how long an operation waits for the device to report its effect (times the slowness factor)
 FAILURES_BEFORE_DEAD = 3
 
 
@@ -431,13 +431,26 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
             return e["call_id"]
         return None
 
+    @property
+    def op_timeout(self) -> float:
+        """How long an operation waits for its effect in the read-back: driver option ``op_timeout_s``, else
+        ``OP_TIMEOUT`` scaled by ``$SIPGW_SLOWNESS`` (the lab's slowness factor for loaded machines)."""
+        if self.ctx.options.get("op_timeout_s") is not None:
+            return float(self.ctx.options["op_timeout_s"])
+        try:
+            factor = float(os.environ.get("SIPGW_SLOWNESS") or 1.0)
+        except ValueError:
+            factor = 1.0
+        return OP_TIMEOUT * min(max(factor, 1.0), 100.0)
+
     def _wait_call(self, call_id: str, test: Callable[[CallInfo], bool], what: str,
-                   timeout: float = OP_TIMEOUT) -> CallInfo:
+                   timeout: float | None = None) -> CallInfo:
         def check() -> CallInfo | None:
             info = self.book.call(call_id)
             return info if test(info) else None
 
-        return self.book.wait_for(check, f"{what} of call {call_id} (read back over the {self.api.API})", timeout)
+        return self.book.wait_for(check, f"{what} of call {call_id} (read back over the {self.api.API})",
+                                  timeout or self.op_timeout)
 
     def start_polling(self) -> None:
         self._polling.set()
@@ -619,7 +632,8 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
                     return self.book.call(e.call.id)
             return None
 
-        return self.book.wait_for(new_outgoing, f"the call to {target} in the {self.api.API} read-back", OP_TIMEOUT)
+        return self.book.wait_for(new_outgoing, f"the call to {target} in the {self.api.API} read-back",
+                                  self.op_timeout)
 
     def _op(self, call_id: str, fn: Callable[..., Any], *args: Any) -> None:
         self.book.call(call_id)  # UnknownCall names the calls there are
