@@ -315,6 +315,13 @@ class SippStats:
     retransmissions: int
     exit_status: int
     errors: list[str] = field(default_factory=list)
+    #: SIPp's own watchdog ("Overload warning: the minor watchdog timer … has been tripped"): SIPp was not
+    #: scheduled in time (a loaded machine); kept apart from the errors of the scenario's messages.
+    warnings: list[str] = field(default_factory=list)
+
+
+#: What SIPp writes to its error file when its own main loop ran late (not about any message).
+SIPP_WATCHDOG = "Overload warning: the minor watchdog timer"
 
 
 def _epoch(text: str) -> float:
@@ -342,14 +349,19 @@ def read_sipp_stats(stat_file: Path, exit_status: int, error_file: Path | None) 
         return last[col[name]]
 
     errors: list[str] = []
+    warnings: list[str] = []
     if error_file is not None and error_file.exists():
         with open(error_file, errors="replace") as f:
             for line in f:
-                if "\t" in line and len(errors) < 5:
-                    errors.append(line.strip()[:300])
+                if "\t" not in line:
+                    continue
+                kept = warnings if SIPP_WATCHDOG in line else errors
+                if len(kept) < 5:
+                    kept.append(line.strip()[:300])
     return SippStats(created=int(get("TotalCallCreated")), successful=int(get("SuccessfulCall(C)")),
                      failed=int(get("FailedCall(C)")), elapsed_s=_epoch(get("CurrentTime")) - _epoch(get("StartTime")),
-                     retransmissions=int(get("Retransmissions(C)")), exit_status=exit_status, errors=errors)
+                     retransmissions=int(get("Retransmissions(C)")), exit_status=exit_status, errors=errors,
+                     warnings=warnings)
 
 
 def sipp_command(scenario: str, *, target: str | None, port: int, csv_file: Path | None, rate: float | None,
@@ -477,6 +489,7 @@ class RunResult:
     passed: bool
     reason: str
     errors: list[str]
+    warnings: list[str] = field(default_factory=list)  # SIPp's watchdog: SIPp itself ran late
 
 
 def measure_run(server: Server, scenario: str, rate: float, duration_s: float, *, csv_file: Path, workdir: Path,
@@ -507,7 +520,7 @@ def measure_run(server: Server, scenario: str, rate: float, duration_s: float, *
     per_op = {k: (v / stats.successful * 1e6 if stats.successful else None) for k, v in cpu.items()}
     return RunResult(server.name, scenario, rate, duration_s, stats.created, stats.successful, stats.failed,
                      stats.elapsed_s, achieved, stats.retransmissions, drops, cpu, per_op, not reasons,
-                     "; ".join(reasons) or "pass", stats.errors)
+                     "; ".join(reasons) or "pass", stats.errors, stats.warnings)
 
 
 @dataclass

@@ -87,3 +87,22 @@ def test_rate_search_narrows_to_the_knee() -> None:
     again = rate_search(fake, start=100, hint=search.best.target_rate, deadline=float("inf"), run_cost_s=0)
     assert again.best is not None and 1000 / 1.07 <= again.best.target_rate <= 1000
     assert len(again.runs) < len(search.runs)
+
+
+def test_sipp_watchdog_lines_are_warnings_not_scenario_errors(tmp_path: Path) -> None:
+    from bench.sip_load import read_sipp_stats
+
+    stat = tmp_path / "s.csv"
+    stat.write_text("StartTime;CurrentTime;TotalCallCreated;SuccessfulCall(C);FailedCall(C);Retransmissions(C)\n"
+                    "2026-11-26\t12:00:00.0\t100.0;2026-11-26\t12:00:02.0\t102.0;10;9;1;3\n")
+    err = tmp_path / "e.log"
+    err.write_text("sipp: The following events occurred:\n"
+                   "2026-11-26\t12:00:01.0\t101.0: Overload warning: the minor watchdog timer 500ms has been "
+                   "tripped (612), 119 trips remaining.\n"
+                   "2026-11-26\t12:00:01.5\t101.5: Aborting call on unexpected message for Call-Id 'x': "
+                   "while expecting '200' (index 7), received 'SIP/2.0 481'\n")
+    stats = read_sipp_stats(stat, 1, err)
+    assert (stats.created, stats.successful, stats.failed, stats.retransmissions) == (10, 9, 1, 3)
+    assert stats.elapsed_s == 2.0
+    assert len(stats.errors) == 1 and "Aborting call" in stats.errors[0]
+    assert len(stats.warnings) == 1 and "watchdog" in stats.warnings[0]
