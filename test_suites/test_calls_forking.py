@@ -320,7 +320,13 @@ def test_busy_everywhere_gives_busy(device, pstn, lab, second_phone, evidence, s
         phone.worker.auto_answer("immediate", 486, account=phone.account)
         origin = pstn.call(device.number)
         incoming = calls.wait_for_incoming(timeout=t)
-        calls.reject(incoming.id, code=486)
+        try:
+            calls.reject(incoming.id, code=486)
+        except NotApplicable:  # e.g. a device that answers by itself: leave it idle (read back) for the next test
+            with contextlib.suppress(Exception):
+                pstn.hangup(origin)
+                calls.wait_for_state(incoming.id, ENDED, timeout=t)
+            raise
         done = wait_until(lambda: (c := pstn.refresh(origin))["state"] == "disconnected" and c, timeout=t,
                           what="the caller's call to end")
         evidence.add_call(incoming)
