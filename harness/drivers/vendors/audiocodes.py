@@ -151,6 +151,8 @@ def calls(s: Session) -> list[VendorCall]:
             s.current.pop(port, None)
             continue
         cur = s.current.get(port)
+        if cur is not None and port in s.dialled:  # dialled since: the call seen before ended between two polls
+            cur = None
         if cur is None:
             s.counter[port] = s.counter.get(port, 0) + 1
             direction = "out" if port in s.dialled else "in"
