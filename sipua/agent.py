@@ -66,6 +66,7 @@ _STREAM_DIR = {
     pj.PJMEDIA_DIR_ENCODING_DECODING: "sendrecv",
 }
 _DTMF_METHODS = {pj.PJSUA_DTMF_METHOD_RFC2833: DtmfMethod.RFC4733, pj.PJSUA_DTMF_METHOD_SIP_INFO: DtmfMethod.INFO}
+_DTMF_IS_END = 2  # PJMEDIA_STREAM_DTMF_IS_END (pjmedia/stream.h; not exported by the wheel)
 _PJ_DTMF = {DtmfMethod.RFC4733: pj.PJSUA_DTMF_METHOD_RFC2833, DtmfMethod.INFO: pj.PJSUA_DTMF_METHOD_SIP_INFO}
 _TRANSPORT_TYPES = {
     (TransportKind.UDP, False): pj.PJSIP_TRANSPORT_UDP,
@@ -211,6 +212,11 @@ class _Call(pj.Call):
     @_callback()
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         self._agent.on_dtmf(self, prm)
+
+    @_callback()
+    def onDtmfEvent(self, prm: pj.OnDtmfEventParam) -> None:
+        if int(prm.flags) & _DTMF_IS_END:  # called every packet while a digit lasts: only its end is reported
+            self._agent.on_dtmf_end(self, prm)
 
     @_callback()
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:
@@ -1058,6 +1064,14 @@ class UserAgent:
     def on_dtmf(self, call: _Call, prm: pj.OnDtmfDigitParam) -> None:
         duration = int(prm.duration)
         self._emit(EventType.DTMF, {
+            "call": call.handle, "digit": prm.digit,
+            "method": _DTMF_METHODS.get(prm.method, DtmfMethod.RFC4733).value,
+            "duration_ms": duration if 0 <= duration < 60000 else None,
+        })
+
+    def on_dtmf_end(self, call: _Call, prm: pj.OnDtmfEventParam) -> None:
+        duration = int(prm.duration)
+        self._emit(EventType.DTMF_END, {
             "call": call.handle, "digit": prm.digit,
             "method": _DTMF_METHODS.get(prm.method, DtmfMethod.RFC4733).value,
             "duration_ms": duration if 0 <= duration < 60000 else None,

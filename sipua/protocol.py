@@ -94,6 +94,7 @@ class EventType(enum.StrEnum):
     CALL_STATE = "call_state"
     MEDIA_STATE = "media_state"
     DTMF = "dtmf"
+    DTMF_END = "dtmf_end"  # a received digit ended: its duration (RFC 4733 end packet, INFO Duration)
     TRANSFER_STATUS = "transfer_status"
     TRANSFER_REQUEST = "transfer_request"
     REPLACED = "replaced"

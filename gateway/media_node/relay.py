@@ -11,8 +11,9 @@ that reserved call slots for it). The relay, in that one pjsua2 worker:
   callee answers (or refuses it with the callee's final status), copying the response's ``Warning``, and bridges
   the two calls both ways in the worker's conference bridge;
 * sends every digit received on one leg (``onDtmfDigit``, which reports the method) on the other leg in that leg's
-  method (``Call.sendDtmf`` with RFC 2833/4733 or SIP INFO), in the order received; pjsua2 reports no duration
-  for a received digit, so each is sent with the sender's default duration (160 ms);
+  method (``Call.sendDtmf`` with RFC 2833/4733 or SIP INFO), in the order received and with the duration it had
+  (the ``dtmf_end`` event: the RFC 4733 end packet, or the INFO body's ``Duration``); a digit whose end is not
+  seen goes on with 160 ms when the next digit starts or after ``END_WAIT_S``;
 * propagates hold and resume (a leg put on hold by its party puts the other leg on hold, RFC 3264 §8.4), hang-up,
   and CANCEL before answer (the caller's leg ending hangs up the callee's, which pjsua sends as CANCEL while it is
   unanswered, RFC 3261 §9.1);
@@ -50,6 +51,7 @@ RESERVATION_TTL_S = 10.0
 #: call and the call it replaces must fit, and no party may share the worker (a party's transfer needs room too).
 RELAY_SLOTS = 4
 DEFAULT_DIGIT_MS = 160
+END_WAIT_S = 1.5  # a received digit whose end was not seen by then is sent with DEFAULT_DIGIT_MS
 _ENDED = "DISCONNECTED"
 
 
@@ -91,7 +93,8 @@ class _Relay:
         return {"token": self.spec.token, "note": self.spec.note, "dialled": self.spec.dialled,
                 "caller_method": self.spec.caller_method.value, "callee_method": self.spec.callee_method.value,
                 "worker": getattr(self.worker, "name", None), "caller": leg(self.caller), "callee": leg(self.callee),
-                "digits": list(self.digits), "started": self.started, "ended": self.ended,
+                "digits": [{k: v for k, v in d.items() if k not in ("leg", "started", "ended")} for d in self.digits],
+                "started": self.started, "ended": self.ended,
                 "errors": list(self.errors)}
 
 
@@ -201,6 +204,9 @@ class DtmfRelay:
                 pass  # digits and media of a transfer's call count once it has taken its leg's place
             elif ev.type == "dtmf":
                 self._on_digit(r, leg, str(ev.data["digit"]), str(ev.data.get("method", "")), ev)
+            elif ev.type == "dtmf_end":
+                self._on_digit_end(r, leg, str(ev.data["digit"]), str(ev.data.get("method", "")),
+                                   ev.data.get("duration_ms"), ev)
             elif ev.type == "media_state":
                 self._on_media(r, leg, str(ev.data.get("status", "")))
             elif ev.type in ("transfer_request", "replaced") and ev.data.get("new_call") is not None:
@@ -306,17 +312,47 @@ class DtmfRelay:
         return r.spec.caller_method if leg is r.caller else r.spec.callee_method
 
     def _on_digit(self, r: _Relay, leg: _Leg, digit: str, method: str, ev: Any) -> None:
-        other = r.other(leg)
+        """A digit started on ``leg``: it is sent on when it ends (its duration known). An INFO digit's end is
+        reported before its start: then it has gone already."""
+        early = next((e for e in r.digits if e.get("leg") is leg and e["digit"] == digit and not e["started"]), None)
+        if early is not None:
+            early["started"] = True
+            return
+        for older in [e for e in r.digits if e.get("leg") is leg and not e["ended"]]:
+            self._send(r, older, None, "no end seen before the next digit")  # keep the order
         wall = time.time() - max(0.0, time.monotonic() - ev.ts)
-        entry: dict[str, Any] = {"digit": digit, "from": leg.side, "received_as": method, "t": round(wall, 3)}
+        entry: dict[str, Any] = {"digit": digit, "from": leg.side, "received_as": method, "t": round(wall, 3),
+                                 "leg": leg, "started": True, "ended": False}
         r.digits.append(entry)
-        if other.handle is None or other.state != "CONFIRMED":
-            entry["dropped"] = f"the {other.side}'s leg is {other.state.lower()}"
+        self.node._ctl.submit(lambda: self._send(r, entry, None, f"no end seen in {END_WAIT_S} s")
+                              if not entry["ended"] else None, delay_s=END_WAIT_S)
+
+    def _on_digit_end(self, r: _Relay, leg: _Leg, digit: str, method: str, duration: Any, ev: Any) -> None:
+        entry = next((e for e in r.digits if e.get("leg") is leg and e["digit"] == digit and not e["ended"]), None)
+        if entry is None:  # the end came first (INFO): the digit starts and ends here
+            wall = time.time() - max(0.0, time.monotonic() - ev.ts)
+            entry = {"digit": digit, "from": leg.side, "received_as": method, "t": round(wall, 3), "leg": leg,
+                     "started": False, "ended": False}
+            r.digits.append(entry)
+        self._send(r, entry, int(duration) if duration else None, None)
+
+    def _send(self, r: _Relay, entry: dict[str, Any], duration: int | None, why_default: str | None) -> None:
+        if entry["ended"]:
+            return
+        entry["ended"] = True
+        leg = entry["leg"]
+        other = r.other(leg) if leg in (r.caller, r.callee) else None
+        ms = min(max(duration, 40), 5000) if duration else DEFAULT_DIGIT_MS
+        entry["duration_ms"] = ms
+        if why_default:
+            entry["duration_note"] = why_default
+        if other is None or other.handle is None or other.state != "CONFIRMED":
+            entry["dropped"] = f"the {other.side if other else 'other'}'s leg is not connected"
             return
         out = other.method or self._negotiated(r, other)
         other.method = out
         try:
-            r.worker.send_dtmf(other.handle, digit, method=out.value, duration_ms=DEFAULT_DIGIT_MS)
+            r.worker.send_dtmf(other.handle, entry["digit"], method=out.value, duration_ms=ms)
             entry["sent_as"] = out.value
         except Exception as exc:
             entry["dropped"] = str(exc)

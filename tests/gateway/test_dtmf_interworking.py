@@ -113,12 +113,19 @@ def hang_up(agent, call: int, *others) -> None:
         other.wait_event("call_state", since=since, call=handle, state="DISCONNECTED", timeout=t(5))
 
 
+DIGIT_MS = 240  # not the senders' default (160), so a relay that dropped the duration would show
+
+
 def relayed_digits(lab: Lab, sender, call: int, receiver, method: str) -> list:
+    """``sender`` sends 0-9 * # (each ``DIGIT_MS`` long); what ``receiver`` reported: each digit with the
+    duration of its end event (``duration_ms``)."""
     mark = receiver.mark()
-    sender.send_dtmf(call, DIGITS, method=method)
-    wait_for(lambda: len(receiver.events("dtmf", since=mark)) >= len(DIGITS), t(10),
-             f"{len(DIGITS)} digits at {receiver.name}")
-    return [e.data for e in receiver.events("dtmf", since=mark)]
+    sender.send_dtmf(call, DIGITS, method=method, duration_ms=DIGIT_MS)
+    wait_for(lambda: len(receiver.events("dtmf_end", since=mark)) >= len(DIGITS), t(12),
+             f"{len(DIGITS)} digits ended at {receiver.name}")
+    ends = receiver.events("dtmf_end", since=mark)
+    return [{**e.data, "duration_ms": end.data["duration_ms"]}
+            for e, end in zip(receiver.events("dtmf", since=mark), ends, strict=False)]
 
 
 def info_call_ids(entries) -> set[str]:
@@ -159,6 +166,9 @@ def test_digits_cross_in_each_legs_method_with_two_way_audio(lab, tmp_path, call
     got = relayed_digits(lab, a, call, b, caller[5])
     assert "".join(d["digit"] for d in got) == DIGITS
     assert {d["method"] for d in got} == {callee[5]}, f"{b.name} received {[d['method'] for d in got]}"
+    durations = [d["duration_ms"] for d in got]
+    assert all(d is not None and abs(d - DIGIT_MS) <= 40 for d in durations), (
+        f"each digit lasted {DIGIT_MS} ms when sent; {b.name} received {durations}")
     caller_side, callee_side = _legs(lab, a_call_id)
     with_info = info_call_ids(lab.gw.trace.entries())
     info_side = callee_side if callee[5] == "info" else caller_side
