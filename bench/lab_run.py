@@ -1,6 +1,6 @@
 """Lab run figures: basic call test time, the default lab through every suite, --all-models, memory and CPU.
 
-    .venv/bin/python -m bench.lab_run [--only lab,all-models] [--workers N] [--timeout S]
+    .venv/bin/python -m bench.lab_run [--only lab,all-models] [--workers N|auto] [--timeout S]
 
 Runs ``sipgw-lab run`` as a child process (``--no-live``) and, while it runs, samples ``/proc`` twice a second:
 the RSS of every pjsua2 worker process (a descendant with ``pjsua`` mapped), and the CPU time of every
@@ -9,7 +9,8 @@ the whole process tree. Prints:
 
 - the median duration of a basic call test (register, call, two-way audio verified, hang up) from matrix.json;
   target < 1.5 s;
-- the default lab (``lab_inventory.yaml``) through every existing suite: wall time; target < 5 min;
+- the default lab (``lab_inventory.yaml``) through every existing suite: wall time; target < 5 min; test counts per
+  outcome, test time per suite module and the largest device groups (a device's tests stay on one worker);
 - ``--all-models`` (one emulated device per catalogue model) through the basic call suite; target < 10 min;
 - worker RSS (median and max) and the gateway's CPU share.
 
@@ -158,11 +159,45 @@ def basic_call_durations(matrix: dict | None) -> list[float]:
             if t["outcome"] == "pass" and t["name"].split("[")[0] in BASIC_CALL_TESTS]
 
 
+def suite_times(matrix: dict | None) -> tuple[dict[str, tuple[float, int]], dict[str, float]]:
+    """Per suite module: (sum of its test durations, number of tests); per device: sum of its test durations
+    (worker-seconds: a device's tests run on one worker, so the largest device is a floor for the wall time)."""
+    suites: dict[str, list] = {}
+    devices: dict[str, float] = {}
+    for c in (matrix or {}).get("cells", []):
+        for t in c["tests"]:
+            mod = t["nodeid"].split("::")[0].rsplit("/", 1)[-1]
+            s = suites.setdefault(mod, [0.0, 0])
+            s[0] += t["duration_s"]
+            s[1] += 1
+            devices[c["device_id"]] = devices.get(c["device_id"], 0.0) + t["duration_s"]
+    return {k: (v[0], v[1]) for k, v in suites.items()}, devices
+
+
+def test_counts(matrix: dict | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in (matrix or {}).get("cells", []):
+        for t in c["tests"]:
+            out[t["outcome"]] = out.get(t["outcome"], 0) + 1
+    return out
+
+
 def report(name: str, res: dict, target_s: float) -> None:
     m = res["matrix"]
     counts = ", ".join(f"{v} {k}" for k, v in (m["summary"]["counts"].items() if m else []) if v)
     status = "TIMED OUT" if res["timed_out"] else f"exit {res['exit']}"
     print(f"{name}: {res['wall_s']:.1f} s wall (target < {target_s:.0f} s) — {status}; cells: {counts or 'none'}")
+    tests = ", ".join(f"{v} {k}" for k, v in sorted(test_counts(m).items(), key=lambda kv: -kv[1]))
+    if tests:
+        print(f"  tests: {tests}")
+    suites, devices = suite_times(m)
+    if suites:
+        total = sum(v[0] for v in suites.values())
+        print(f"  test time per suite (worker-seconds, sum {total:.0f} s):")
+        for mod, (secs, n) in sorted(suites.items(), key=lambda kv: -kv[1][0]):
+            print(f"    {mod:28s} {secs:7.1f} s  {n:4d} tests")
+        top = sorted(devices.items(), key=lambda kv: -kv[1])[:3]
+        print("  largest device groups: " + ", ".join(f"{d} {v:.0f} s" for d, v in top))
     d = basic_call_durations(m)
     if d:
         print(f"  basic call test: median {statistics.median(d):.2f} s over {len(d)} tests "
@@ -184,12 +219,14 @@ def report(name: str, res: dict, target_s: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="lab,all-models", help="comma list of: lab, all-models")
-    ap.add_argument("--workers", type=int, default=2, help="pytest-xdist workers for --all-models (default 2)")
+    ap.add_argument("--workers", default="auto",
+                    help="pytest-xdist workers: a number or auto (sipgw-lab run's default; default auto)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds before a run is killed (default 900)")
     a = ap.parse_args(argv)
     wanted = {w.strip() for w in a.only.split(",") if w.strip()}
     unknown = wanted - {"lab", "all-models"}
-    if unknown or not 1 <= a.workers <= 16 or not 10 <= a.timeout <= 3600:
+    workers_ok = a.workers == "auto" or (a.workers.isdigit() and 1 <= int(a.workers) <= 16)
+    if unknown or not workers_ok or not 10 <= a.timeout <= 3600:
         print(f"bad arguments: only={sorted(unknown) or 'ok'} workers={a.workers} timeout={a.timeout}",
               file=sys.stderr)
         return 2

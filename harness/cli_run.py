@@ -5,7 +5,7 @@
 
 It checks every input first (exit 2 and nothing written on bad input), prints each device's firmware verdict,
 runs pytest on ``test_suites/`` with the sipgw-lab plugin (``-n N --dist loadgroup`` through pytest-xdist when
-N > 1, so one device's tests stay on one worker; N is twice the CPUs by default, see :func:`auto_workers`),
+N > 1, so one device's tests stay on one worker; N is three per CPU by default, see :func:`auto_workers`),
 shows a live device × feature view, and prints the matrix.
 pytest's own output goes to ``<run dir>/pytest.log``.
 
@@ -45,7 +45,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="only this seed feature id (repeatable)")
     p.add_argument("--device", action="append", default=[], metavar="ID", help="only this device (repeatable)")
     p.add_argument("--workers", type=_workers_arg, default="auto", metavar="N|auto",
-                   help="parallel pytest-xdist workers (default auto: twice the CPUs, at most one per device run, "
+                   help="parallel pytest-xdist workers (default auto: three per CPU, at most one per device run, "
                         "at most 16)")
     p.add_argument("--repeat", type=int, default=1, metavar="N", help="stability mode: every test N times")
     p.add_argument("--all-models", action="store_true",
@@ -77,14 +77,15 @@ def _workers_arg(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{value!r}: expected a number of workers or 'auto'") from None
 
 
-#: Most of a suite's time is spent waiting on events (SIP answers, recordings, timers), so twice as many xdist
-#: workers as CPUs keeps the CPUs busy: measured in bench/README.md ("The lab run").
-AUTO_WORKERS_PER_CPU = 2
+#: Most of a suite's time is spent waiting on events (SIP answers, recordings in real time, timers), so more xdist
+#: workers than CPUs keep the CPUs busy; past three per CPU the audio checks start to starve (measured on 2 CPUs:
+#: bench/README.md, "The lab run").
+AUTO_WORKERS_PER_CPU = 3
 AUTO_WORKERS_MAX = 16
 
 
 def auto_workers(devices: int, cpus: int | None = None) -> int:
-    """``--workers auto``: twice the CPUs, at most one worker per device that will run (a device's tests stay on
+    """``--workers auto``: three per CPU, at most one worker per device that will run (a device's tests stay on
     one worker), at most 16, at least 1."""
     cpus = cpus or os.cpu_count() or 1
     return max(1, min(AUTO_WORKERS_PER_CPU * cpus, devices, AUTO_WORKERS_MAX))

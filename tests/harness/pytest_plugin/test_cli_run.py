@@ -179,11 +179,12 @@ def test_all_models_inventory_has_every_catalogue_model() -> None:
     assert all(d.driver == "emulated" for d in inv.devices)
 
 
-def test_auto_workers_twice_the_cpus_at_most_one_per_device() -> None:
-    assert auto_workers(19, cpus=2) == 4
+def test_auto_workers_three_per_cpu_at_most_one_per_device() -> None:
+    assert auto_workers(19, cpus=2) == 6
     assert auto_workers(3, cpus=2) == 3  # a device's tests stay on one worker: no idle workers
     assert auto_workers(0, cpus=2) == 1
     assert auto_workers(200, cpus=64) == 16
+    assert auto_workers(5, cpus=1) == 3
 
 
 def test_workers_must_be_a_count_or_auto(fake_lab: Path, capsys) -> None:
