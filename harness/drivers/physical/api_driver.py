@@ -419,9 +419,10 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
         mine = {a.username for a in self.ctx.lines} | {a.number.lstrip("+") for a in self.ctx.lines if a.number}
         want = _dialled(info.remote)
         since = (info.started or time.time()) - 5.0
-        for e in reversed(self.control.trace(since=since)):
+        taken = {c.sip_call_id for c in self.book.calls() if c.sip_call_id and c.id != info.id}
+        for e in self.control.trace(since=since):  # the oldest INVITE no other call of the device owns
             line = e["first_line"]
-            if e["direction"] != "in" or not line.startswith("INVITE "):
+            if e["direction"] != "in" or not line.startswith("INVITE ") or e["call_id"] in taken:
                 continue
             m = _FROM_USER.search(e["message"])
             if m is None or m.group(1).lstrip("+") not in mine:
