@@ -101,6 +101,17 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class Divert:
+    """The device's own call forwarding on a line: every call at once (``always``), or after ringing
+    ``no_answer_s`` seconds (``no_answer``); the device answers the INVITE with 302 and a Contact naming the
+    target (RFC 3261 §8.3, §21.3.3)."""
+
+    always: str | None = None
+    no_answer: str | None = None
+    no_answer_s: float = 20.0
+
+
+@dataclass(frozen=True)
 class MessageSummary:
     """The message-waiting state a line shows: the last RFC 3842 ``message-summary`` body the device received
     (``Messages-Waiting: yes|no``, ``Voice-Message: <new>/<old>``)."""
@@ -249,6 +260,10 @@ class DeviceBackend(ABC):
         self.line(line)
         return MessageSummary(line)
 
+    def set_divert(self, line: int, divert: Divert) -> None:
+        """Forward the line's calls as ``divert`` says (a device setting applied by its configuration)."""
+        raise NotSupported(f"{type(self).__name__}: call forwarding is not supported")
+
     def restart(self) -> None:  # noqa: B027 - optional hook
         """A reboot or re-provisioning: the device registers again."""
 
@@ -311,6 +326,7 @@ class FakeBackend(DeviceBackend):
         self.transfers: list[tuple[int, str]] = []
         self._bridges: set[tuple[int, int]] = set()
         self._mwi: dict[int, MessageSummary] = {}
+        self.diverts: dict[int, Divert] = {}
         self.restarts = 0
 
     def identity(self) -> DeviceIdentity:
@@ -440,6 +456,10 @@ class FakeBackend(DeviceBackend):
     def mwi(self, line: int = 1) -> MessageSummary:
         self.line(line)
         return self._mwi.get(line) or MessageSummary(line)
+
+    def set_divert(self, line: int, divert: Divert) -> None:
+        self.line(line)
+        self.diverts[line] = divert
 
     # -- the far end, played by a test ------------------------------------------------------------------
     def set_mwi(self, body: str, line: int = 1) -> MessageSummary:

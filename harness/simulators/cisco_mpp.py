@@ -16,7 +16,8 @@ Fallbacks: ``POST /CGI/Execute`` with form field ``XML=<CiscoIPPhoneExecute><Exe
 ``Local Credential`` (HTTP digest with the user password)); ``GET /admin/status.xml`` and
 ``/admin/reboot`` when ``Enable Direct Action URL`` is ``Yes`` (HTTP digest, admin).
 [INFERRED, not in the published samples]: the names ``Call/v1/Hold``, ``Resume``, ``Mute``, ``SendDtmf``,
-``Transfer``, ``GetCalls``, the call fields (``remoteHold``: the other party holds the call) and the event
+``Transfer``, ``GetCalls``, the call fields (``remoteHold``: the other party holds the call), the forwarding
+parameters ``Cfwd_All_Dest``, ``Cfwd_No_Ans_Dest``, ``Cfwd_No_Ans_Delay`` (SPA heritage) and the event
 names ``CallStateChanged`` / ``RegistrationStateChanged`` (the
 real names are read from ``GetMetadata`` at run time: drivers should do the same), the error-response
 shape, and the element names of ``status.xml``.
@@ -35,7 +36,16 @@ from xml.sax.saxutils import escape, quoteattr
 import aiohttp
 from aiohttp import web
 
-from harness.simulators.backend import BackendCall, BackendError, BackendEvent, CallPhase, DeviceBackend, EventKind
+from harness.simulators.backend import (
+    BackendCall,
+    BackendError,
+    BackendEvent,
+    CallPhase,
+    DeviceBackend,
+    Divert,
+    EventKind,
+    check_number,
+)
 from harness.simulators.base import DigestChallenger, OutboundRecord, SimulatorServer
 
 RECONNECT_MIN_S = 0.1
@@ -70,6 +80,7 @@ class CiscoMppSimulator(SimulatorServer):
             "Product_Name": f"CP-{ident.model}-3PCC",
             "Software_Version": ident.firmware,
             "MAC_Address": ident.mac_plain.upper(),
+            "Cfwd_All_Dest": "", "Cfwd_No_Ans_Dest": "", "Cfwd_No_Ans_Delay": "20",
         }
         for ln in ident.lines:
             self.params[f"User_ID_{ln.index}_"] = ln.number or ln.username
@@ -90,10 +101,25 @@ class CiscoMppSimulator(SimulatorServer):
         for k, v in params.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise ValueError(f"provision: {k!r}={v!r}: parameters and values must be strings")
+        divert = self._divert({**self.params, **params}) if any(k.startswith("Cfwd_") for k in params) else None
         old_url = self.params.get("Control_Server_URL", "")
         self.params.update(params)
+        if divert is not None:
+            self.backend.set_divert(1, divert)
         if self.params.get("Control_Server_URL", "") != old_url and self._loop is not None:
             self._loop.call_soon_threadsafe(self._kick)
+
+    @staticmethod
+    def _divert(params: dict[str, str]) -> Divert:
+        """The phone's own forwarding (``Cfwd_All_Dest``; ``Cfwd_No_Ans_Dest`` after ``Cfwd_No_Ans_Delay``
+        seconds), checked before anything is stored."""
+        delay = params.get("Cfwd_No_Ans_Delay", "20") or "20"
+        if not delay.isdigit() or not 1 <= int(delay) <= 600:
+            raise ValueError(f"Cfwd_No_Ans_Delay: {delay!r} is not a number of seconds (1-600)")
+        for name in ("Cfwd_All_Dest", "Cfwd_No_Ans_Dest"):
+            if params.get(name):
+                check_number(params[name], name)
+        return Divert(params.get("Cfwd_All_Dest") or None, params.get("Cfwd_No_Ans_Dest") or None, float(delay))
 
     def _kick(self) -> None:
         if self._url_changed is not None:
@@ -253,7 +279,10 @@ class CiscoMppSimulator(SimulatorServer):
             values = req.get("params")
             if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
                 raise RemoteSdkError("InvalidParameter", "params: expected an object of parameter: string value")
-            self.provision(values)
+            try:
+                self.provision(values)
+            except ValueError as exc:
+                raise RemoteSdkError("InvalidParameter", f"params: {exc}") from None
             return {"paramvalues": dict(values)}
         if uri == "/api/Call/v1/Dial":
             number, line = req.get("number"), req.get("line", 1)

@@ -22,6 +22,7 @@ from harness.simulators.backend import (
     CallPhase,
     DeviceBackend,
     DeviceIdentity,
+    Divert,
     EventKind,
     InvalidArgument,
     InvalidCallState,
@@ -226,6 +227,22 @@ class SipuaBackend(DeviceBackend):
         self.line(line)
         with self._lock:
             return self._mwi_state.get(line) or MessageSummary(line)
+
+    def set_divert(self, line: int, divert: Divert) -> None:
+        """The worker answers the line's INVITEs with 302 and a Contact naming the target: at once, or after
+        ringing (180) for the no-answer time."""
+        self.line(line)
+        acc = f"line{line}"
+        if divert.always:
+            check_number(divert.always, "always")
+            contact = (("Contact", f"<{self._target(divert.always)}>"),)
+            self._rpc(self.worker.auto_answer, "immediate", 302, headers=contact, account=acc)
+        elif divert.no_answer:
+            check_number(divert.no_answer, "no_answer")
+            self._rpc(self.worker.auto_answer, "delayed", 302, delay_ms=int(divert.no_answer_s * 1000), ring=True,
+                      headers=(("Contact", f"<{self._target(divert.no_answer)}>"),), account=acc)
+        else:
+            self._rpc(self.worker.auto_answer, "never", account=acc)
 
     def _get(self, call_id: int) -> BackendCall:
         with self._lock:

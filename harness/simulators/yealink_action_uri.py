@@ -20,8 +20,10 @@ variables (``$mac``, ``$ip``, ``$model``, ``$firmware``, ``$call_id``, ``$local`
 other party holds or resumes), ``mute``, ``unmute``, ``registered``, ``unregistered``.
 [INFERRED, not seen on a device]: the read-back response format (``key=value`` lines: the format is
 not documented; ``account.<n>.mwi`` and ``account.<n>.voice_mail.new|old`` stand for the message-waiting
-lamp and counts the phone shows for the account), the 403 for a refused or unconfirmed request, HTTP 400
-for an unknown key.
+lamp and counts the phone shows for the account; with ``fw=1`` the forward configuration
+``account.<n>.always_fwd.enable|target`` and ``account.<n>.timeout_fwd.enable|target|timeout`` (seconds), which
+``phonecfg=set`` writes and the phone applies by answering INVITEs with 302), the 403 for a refused or unconfirmed
+request, HTTP 400 for an unknown key.
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from harness.simulators.backend import BackendCall, BackendError, BackendEvent, CallPhase, DeviceBackend, EventKind
+from harness.simulators.backend import (
+    BackendCall,
+    BackendError,
+    BackendEvent,
+    CallPhase,
+    DeviceBackend,
+    Divert,
+    EventKind,
+    check_number,
+)
 from harness.simulators.base import OutboundRecord, SimulatorServer, basic_credentials
 
 ACTION_URL_EVENTS = ("incoming_call", "outgoing_call", "call_established", "call_terminated", "hold", "unhold",
@@ -76,7 +87,30 @@ class YealinkActionUriSimulator(SimulatorServer):
         for k, v in params.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise ValueError(f"provision: {k!r}={v!r}: parameters and values must be strings")
+        diverts = self._diverts({**self.config, **params}, params)  # checked before anything is stored
         self.config.update(params)
+        for line, divert in diverts.items():
+            self.backend.set_divert(line, divert)
+
+    def _diverts(self, config: dict[str, str], changed: dict[str, str]) -> dict[int, Divert]:
+        """The lines whose forwarding (``account.<n>.always_fwd.*``, ``account.<n>.timeout_fwd.*``) changed, and
+        what it is now."""
+        out = {}
+        for ln in self.backend.identity().lines:
+            pre = f"account.{ln.index}."
+            if not any(k.startswith((pre + "always_fwd.", pre + "timeout_fwd.")) for k in changed):
+                continue
+            always = config.get(pre + "always_fwd.target", "") if config.get(pre + "always_fwd.enable") == "1" else ""
+            no_answer = config.get(pre + "timeout_fwd.target", "") \
+                if config.get(pre + "timeout_fwd.enable") == "1" else ""
+            raw = config.get(pre + "timeout_fwd.timeout", "20") or "20"
+            if not raw.isdigit() or not 1 <= int(raw) <= 600:
+                raise ValueError(f"{pre}timeout_fwd.timeout: {raw!r} is not a number of seconds (1-600)")
+            for name, target in (("always_fwd.target", always), ("timeout_fwd.target", no_answer)):
+                if target:
+                    check_number(target, pre + name)
+            out[ln.index] = Divert(always or None, no_answer or None, float(raw))
+        return out
 
     def confirm_remote_control(self) -> None:
         """Someone pressed OK on the "Allow Remote Control?" prompt."""
@@ -128,7 +162,10 @@ class YealinkActionUriSimulator(SimulatorServer):
                 params = {k: v for k, v in q.items() if k not in ("phonecfg", "p", "q", "username", "pwd")}
                 if not params:
                     return self._refuse(400, "phonecfg=set: no parameter given")
-                self.provision(params)
+                try:
+                    self.provision(params)
+                except ValueError as exc:
+                    return self._refuse(400, f"phonecfg=set: {exc}")
                 return web.Response(text="OK")
             if "number" in q:
                 call = await self.run_backend(self.backend.dial, q["number"], 1)
@@ -167,6 +204,10 @@ class YealinkActionUriSimulator(SimulatorServer):
         out = [f"model={ident.model}", f"mac={ident.mac_plain}"]
         if q.get("fw") == "1":
             out.append(f"fw={ident.firmware}")
+            for ln in ident.lines:  # the forward configuration (admin guide: phonecfg=get ... fw)
+                for key in ("always_fwd.enable", "always_fwd.target", "timeout_fwd.enable", "timeout_fwd.target",
+                            "timeout_fwd.timeout"):
+                    out.append(f"account.{ln.index}.{key}={self.config.get(f'account.{ln.index}.{key}', '')}")
         if q.get("accounts") == "1":
             regs = {r.line: r for r in self.backend.registrations()}
             for ln in ident.lines:

@@ -48,6 +48,9 @@ from harness.protocols import (
     CallState,
     DeviceIdentity,
     EventKind,
+    Forwarding,
+    ForwardingKind,
+    ForwardingRule,
     Identity,
     InfrastructureError,
     MediaDirection,
@@ -126,7 +129,7 @@ def media_of(vc: VendorCall) -> MediaDirection:
     return MediaDirection.SENDRECV
 
 
-class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, MessageWaiting):
+class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, MessageWaiting, Forwarding):
     """Base of the vendor API drivers; subclasses set ``driver_name`` (a key of ``VENDOR_MODULES``).
 
     ``AudioProbe`` works on simulated devices (their SIP stack sends the tone and records); a physical
@@ -734,6 +737,46 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
         if isinstance(states, CallState):
             states = {states}
         return self.book.wait_state(call_id, states, timeout)
+
+    # ------------------------------------------------------------------------------------------ Forwarding
+    # The device's own forwarding, set through its configuration over the API and read back from it; the device
+    # answers INVITEs with 302 and a Contact naming the target (RFC 3261 §8.3, §21.3.3).
+    def _fwd(self, name: str) -> Callable[..., Any]:
+        self.require("local_call_forwarding")
+        fn = getattr(self.api, name, None)
+        if fn is None:
+            raise NotApplicable(f"sipgw-lab does not set the device's own forwarding over the {self.api.API}",
+                                device_id=self.device_id)
+        return fn
+
+    @requires_active
+    @step("api.set_forwarding")
+    def set_forwarding(self, rule: ForwardingRule) -> ForwardingRule:
+        fn = self._fwd("set_forwarding")
+        self.line(rule.line)
+        if rule.kind is ForwardingKind.TIMEOUT and rule.timeout_s is not None and not 1 <= rule.timeout_s <= 600:
+            raise ValueError(f"forwarding timeout {rule.timeout_s!r} s must be between 1 and 600")
+        self._api(fn, rule.line + 1, rule)
+        read = [r for r in self.forwarding(rule.line) if r.kind is rule.kind]
+        if rule.enabled and (not read or _dialled(read[0].target) != _dialled(rule.target)):
+            raise OperationFailed(f"{self.device_id}: {rule.kind.value} forwarding to {rule.target} was set, but the "
+                                  f"{self.api.API} reads back {read or 'none'}")
+        return read[0] if read else rule
+
+    @requires_active
+    @step("api.clear_forwarding")
+    def clear_forwarding(self, kind: ForwardingKind | None = None, *, line: int = 0) -> None:
+        fn = getattr(self.api, "clear_forwarding", None)
+        if fn is None:  # nothing can have been set over this API
+            return
+        self.line(line)
+        self._api(fn, line + 1, kind)
+
+    @requires_active
+    def forwarding(self, line: int = 0) -> tuple[ForwardingRule, ...]:
+        fn = self._fwd("forwarding")
+        self.line(line)
+        return tuple(self._api(fn, line + 1))
 
     # ------------------------------------------------------------------------------------------ MessageWaiting
     def _mwi_read(self, line: int) -> MwiState:

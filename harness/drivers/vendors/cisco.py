@@ -35,7 +35,7 @@ from harness.drivers.vendors import (
     VendorCall,
     VendorIdentity,
 )
-from harness.protocols import CallState, MwiState, NotApplicable
+from harness.protocols import CallState, ForwardingKind, ForwardingRule, MwiState, NotApplicable
 
 VENDOR = "Cisco"
 API = "Cisco MPP Remote SDK"
@@ -437,6 +437,43 @@ def mwi(s: Session, line: int = 1) -> MwiState:
     whether it is lit and nothing of how many messages there are, so ``new`` and ``old`` are 0."""
     lit = mwi_lamp(s, line)
     return MwiState(line - 1, lit, 0, 0, None, f"Message_Waiting_{line}_={'Yes' if lit else 'No'}", time.time())
+
+
+def _fwd_line(line: int) -> None:
+    if line != 1:
+        raise NotApplicable(f"the {API} forwarding parameters (Cfwd_*) are the phone's, for line 1 only")
+
+
+def set_forwarding(s: Session, line: int, rule: ForwardingRule) -> None:
+    """The phone's own forwarding through ``SetParams``: ``Cfwd_All_Dest``, or ``Cfwd_No_Ans_Dest`` after
+    ``Cfwd_No_Ans_Delay`` seconds (SPA-heritage names, checked against ``GetParams``)."""
+    _fwd_line(line)
+    if rule.kind is ForwardingKind.ALWAYS:
+        set_params(s, {"Cfwd_All_Dest": rule.target if rule.enabled else ""})
+    elif rule.kind is ForwardingKind.TIMEOUT:
+        set_params(s, {"Cfwd_No_Ans_Dest": rule.target if rule.enabled else "",
+                       "Cfwd_No_Ans_Delay": str(int(rule.timeout_s or 20))})
+    else:
+        raise NotApplicable(f"sipgw-lab drives always and timeout forwarding over the {API}, not {rule.kind.value}")
+
+
+def clear_forwarding(s: Session, line: int, kind: ForwardingKind | None = None) -> None:
+    _fwd_line(line)
+    names = {ForwardingKind.ALWAYS: "Cfwd_All_Dest", ForwardingKind.TIMEOUT: "Cfwd_No_Ans_Dest"}
+    set_params(s, {n: "" for k, n in names.items() if kind is None or k is kind})
+
+
+def forwarding(s: Session, line: int) -> list[ForwardingRule]:
+    _fwd_line(line)
+    p = params(s, "Cfwd_All_Dest", "Cfwd_No_Ans_Dest", "Cfwd_No_Ans_Delay")
+    out = []
+    if p.get("Cfwd_All_Dest"):
+        out.append(ForwardingRule(ForwardingKind.ALWAYS, p["Cfwd_All_Dest"], True, None, 0))
+    if p.get("Cfwd_No_Ans_Dest"):
+        delay = p.get("Cfwd_No_Ans_Delay", "")
+        out.append(ForwardingRule(ForwardingKind.TIMEOUT, p["Cfwd_No_Ans_Dest"], True,
+                                  int(delay) if delay.isdigit() else None, 0))
+    return out
 
 
 def bootstrap_params(control_url: str) -> dict[str, str]:

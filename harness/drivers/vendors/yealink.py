@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness.drivers.vendors import Endpoint, LineStatus, Probe, VendorApiError, VendorCall, VendorIdentity
 from harness.drivers.vendors._http import HttpSession
-from harness.protocols import CallState, MwiState, NotApplicable
+from harness.protocols import CallState, ForwardingKind, ForwardingRule, MwiState, NotApplicable
 
 VENDOR = "Yealink"
 API = "Yealink Action URI"
@@ -283,6 +283,44 @@ def factory_reset(s: Session) -> None:
 
 def config_set(s: Session, params: dict[str, str]) -> None:
     _get(s, {"phonecfg": "set", **params}, "phonecfg=set")
+
+
+_FWD = {ForwardingKind.ALWAYS: "always_fwd", ForwardingKind.TIMEOUT: "timeout_fwd"}
+
+
+def _fwd_kind(kind: ForwardingKind) -> str:
+    if kind not in _FWD:
+        raise NotApplicable(f"sipgw-lab drives {', '.join(k.value for k in _FWD)} forwarding over the {API}, not "
+                            f"{kind.value}")
+    return _FWD[kind]
+
+
+def set_forwarding(s: Session, line: int, rule: ForwardingRule) -> None:
+    """The phone's own forwarding (``account.<n>.always_fwd.*`` / ``timeout_fwd.*`` through ``phonecfg=set``)."""
+    pre = f"account.{line}.{_fwd_kind(rule.kind)}"
+    params = {f"{pre}.enable": "1" if rule.enabled else "0", f"{pre}.target": rule.target}
+    if rule.kind is ForwardingKind.TIMEOUT:
+        params[f"{pre}.timeout"] = str(int(rule.timeout_s or 20))
+    config_set(s, params)
+
+
+def clear_forwarding(s: Session, line: int, kind: ForwardingKind | None = None) -> None:
+    kinds = [kind] if kind is not None else list(_FWD)
+    config_set(s, {f"account.{line}.{_fwd_kind(k)}.enable": "0" for k in kinds})
+
+
+def forwarding(s: Session, line: int) -> list[ForwardingRule]:
+    """The forward configuration read back (``phonecfg=get&fw=1``)."""
+    d = readback(s)
+    out = []
+    for kind, name in _FWD.items():
+        pre = f"account.{line}.{name}"
+        if d.get(f"{pre}.enable") == "1" and d.get(f"{pre}.target"):
+            raw = d.get(f"{pre}.timeout", "")
+            out.append(ForwardingRule(kind, d[f"{pre}.target"], True,
+                                      int(raw) if kind is ForwardingKind.TIMEOUT and raw.isdigit() else None,
+                                      line - 1))
+    return out
 
 
 def bootstrap_params(harness_ip: str) -> dict[str, str]:

@@ -136,3 +136,24 @@ def test_reject_other_than_a_decline_is_not_applicable(phone):
     session, _, _ = phone
     with pytest.raises(NotApplicable, match="declines"):
         cisco.reject(session, "1:0", 486)
+
+
+def test_own_forwarding_set_read_back_and_applied_to_the_device(phone):
+    """Cfwd_* through SetParams: the device forwards (the backend's divert), GetParams reads the rule back; a bad
+    delay is refused with the parameter named and nothing stored."""
+    from harness.protocols import ForwardingKind, ForwardingRule
+    from harness.simulators.backend import Divert
+
+    session, sim, backend = phone
+    sim.provision(cisco.bootstrap_params(session.url))
+    session.wait_connected(5.0)
+    cisco.set_forwarding(session, 1, ForwardingRule(ForwardingKind.TIMEOUT, "+14255550102", timeout_s=2))
+    assert backend.diverts[1] == Divert(None, "+14255550102", 2.0)
+    assert cisco.forwarding(session, 1) == [ForwardingRule(ForwardingKind.TIMEOUT, "+14255550102", True, 2, 0)]
+    with pytest.raises(VendorApiError, match="Cfwd_No_Ans_Delay"):
+        cisco.set_params(session, {"Cfwd_No_Ans_Delay": "soon"})
+    assert sim.params["Cfwd_No_Ans_Delay"] == "2" and backend.diverts[1].no_answer_s == 2.0
+    cisco.clear_forwarding(session, 1)
+    assert backend.diverts[1] == Divert(None, None, 2.0) and cisco.forwarding(session, 1) == []
+    with pytest.raises(NotApplicable, match="line 1 only"):
+        cisco.forwarding(session, 2)

@@ -123,3 +123,26 @@ def test_message_waiting_read_back_from_phonecfg():
                 yealink.mwi(s, 2)
         finally:
             s.close()
+
+
+def test_own_forwarding_through_phonecfg_set_and_read_back():
+    from harness.protocols import ForwardingKind, ForwardingRule
+    from harness.simulators.backend import Divert
+
+    backend = FakeBackend(fake_identity("Yealink", "T46S", "66.86.0.15", "Yealink SIP-T46S 66.86.0.15"))
+    with YealinkActionUriSimulator(backend, allowed_ips=("127.0.0.1",), confirm_prompt=False,
+                                   admin_password="pw") as sim:
+        s = yealink.connect(Endpoint(sim.url, "admin", "pw", True, 2.0))
+        try:
+            yealink.set_forwarding(s, 1, ForwardingRule(ForwardingKind.ALWAYS, "+12065550100"))
+            assert backend.diverts[1] == Divert("+12065550100", None, 20.0)
+            assert yealink.forwarding(s, 1) == [ForwardingRule(ForwardingKind.ALWAYS, "+12065550100", True, None, 0)]
+            with pytest.raises(VendorApiError, match=r"timeout_fwd\.timeout"):
+                yealink.config_set(s, {"account.1.timeout_fwd.timeout": "0"})
+            assert "account.1.timeout_fwd.timeout" not in sim.config  # refused as a whole
+            with pytest.raises(NotApplicable, match="not busy"):
+                yealink.set_forwarding(s, 1, ForwardingRule(ForwardingKind.BUSY, "+12065550100"))
+            yealink.clear_forwarding(s, 1)
+            assert backend.diverts[1] == Divert(None, None, 20.0) and yealink.forwarding(s, 1) == []
+        finally:
+            s.close()
