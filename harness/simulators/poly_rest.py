@@ -22,7 +22,9 @@ layout of ``sipStatus``, the list layout of ``callLogs/placed|received|missed`` 
 ``Placed``/``Received``/``Missed`` with ``LineNumber``, ``Duration``, ``StartTime``, ``RemotePartyName``,
 ``RemotePartyNumber``, as published clients read it), and the message-waiting fields of ``lineInfo``
 (``MessageWaiting``, ``NewVoiceMessages``, ``OldVoiceMessages``: what the phone's lamp and message count
-show for the line).
+show for the line), the forwarding parameters ``divert.fwd.<n>.enabled``, ``divert.<n>.contact``,
+``divert.noanswer.<n>.enabled|contact|timeout`` (seconds), and that a call the phone redirected (302) at once is
+logged as missed.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from harness.simulators.backend import (
     BackendEvent,
     CallPhase,
     DeviceBackend,
+    Divert,
     EventKind,
+    check_number,
 )
 from harness.simulators.base import SimulatorServer, basic_credentials
 
@@ -95,8 +99,32 @@ class PolyRestSimulator(SimulatorServer):
         for key, value in params.items():  # all checked before any is applied
             if not isinstance(key, str) or not key or not isinstance(value, str | int):
                 raise ValueError(f"provision: {key!r}={value!r}: parameters and values must be strings")
+        merged = {**{k: v[0] for k, v in self.config.items()}, **{k: str(v) for k, v in params.items()}}
+        diverts = {ln.index: self._divert(merged, ln.index) for ln in self.backend.identity().lines
+                   if any(k.startswith("divert.") for k in params)}
         for key, value in params.items():
             self.config[key] = (str(value), source)
+        for line, divert in diverts.items():
+            self.backend.set_divert(line, divert)
+
+    @staticmethod
+    def _divert(config: dict[str, str], line: int) -> Divert:
+        """The line's own forwarding: ``divert.fwd.<n>.enabled`` to ``divert.<n>.contact``, or
+        ``divert.noanswer.<n>.enabled`` to ``divert.noanswer.<n>.contact`` after ``divert.noanswer.<n>.timeout``
+        seconds; checked before anything is stored."""
+        always = config.get(f"divert.{line}.contact", "") if config.get(f"divert.fwd.{line}.enabled") == "1" else ""
+        no_answer = config.get(f"divert.noanswer.{line}.contact", "") \
+            if config.get(f"divert.noanswer.{line}.enabled") == "1" else ""
+        raw = config.get(f"divert.noanswer.{line}.timeout", "") or "20"
+        if not raw.isdigit() or not 1 <= int(raw) <= 600:
+            raise ValueError(f"divert.noanswer.{line}.timeout: {raw!r} is not a number of seconds (1-600)")
+        for name, target in ((f"divert.{line}.contact", always), (f"divert.noanswer.{line}.contact", no_answer)):
+            if target:
+                try:
+                    check_number(target, name)
+                except BackendError as exc:
+                    raise ValueError(str(exc)) from None
+        return Divert(always or None, no_answer or None, float(raw))
 
     @property
     def admin_password(self) -> str:
@@ -422,7 +450,10 @@ class PolyRestSimulator(SimulatorServer):
         for key, value in params.items():
             if not isinstance(value, str):
                 return self._status("4000", f"body.data.{key}: values are strings, got {type(value).__name__}")
-        self.provision(params, source="web")  # checked as a whole first: nothing is half-applied
+        try:
+            self.provision(params, source="web")  # checked as a whole first: nothing is half-applied
+        except ValueError as exc:
+            return self._status("4000", f"body.data: {exc}")
         return self._status("2000")
 
     async def _safe_reboot(self, request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from harness.drivers.vendors import (
     VendorIdentity,
 )
 from harness.drivers.vendors._http import HttpSession
-from harness.protocols import CallState, MwiState, NotApplicable
+from harness.protocols import CallState, ForwardingKind, ForwardingRule, MwiState, NotApplicable
 
 VENDOR = "Poly"
 API = "Poly UC Software REST API"
@@ -62,6 +62,11 @@ class Session(HttpSession):
     #: ``callStatus`` listed yet, looked for in the placed call log (see ended_calls)
     pending: tuple[str, int, float] | None = None
     log_entries = 0
+    #: while the phone forwards calls itself: how many missed-log entries were accounted for, the incoming calls
+    #: listed live (handle -> (remote, answered)) and the remotes of those that left unanswered (see ended_calls)
+    missed_seen: int | None = None
+    live_in: dict[str, tuple[str, bool]]
+    unanswered: list[str]
 
 
 def connect(ep: Endpoint) -> Session:
@@ -157,6 +162,16 @@ def calls(s: Session) -> list[VendorCall]:
     if pending is not None and any(c.get("Type") != "Incoming" and _same_number(c.get("RemotePartyNumber"),
                                                                                  pending[0]) for c in data):
         s.pending = None  # the dialled call is listed live
+    if s.missed_seen is not None:  # the incoming calls listed live, for ended_calls
+        now = {str(c["CallHandle"]): (str(c.get("RemotePartyNumber", "")), c.get("CallState") != "Offering")
+               for c in data if c.get("Type") == "Incoming"}
+        for handle, (remote, answered) in list(s.live_in.items()):
+            if handle not in now:
+                del s.live_in[handle]
+                if not answered:
+                    s.unanswered.append(remote)
+        for handle, (remote, answered) in now.items():
+            s.live_in[handle] = (remote, answered or s.live_in.get(handle, ("", False))[1])
     out = []
     for c in data:
         state = c.get("CallState", "")
@@ -194,7 +209,29 @@ def dial(s: Session, number: str, line: int = 1, *, log_wait_s: float = 8.0) -> 
 
 def ended_calls(s: Session) -> list[VendorCall]:
     """A dialled call that ended before ``callStatus`` listed it (the gateway answered at once with a final
-    response): its entry in the placed call log, which has no SIP status and no CallHandle."""
+    response): its entry in the placed call log, which has no SIP status and no CallHandle. While the phone
+    forwards calls itself, an incoming call it redirected at once: its missed-log entry that no unanswered call
+    listed live accounts for (read while no incoming call is listed, so a live call's entry is matched first)."""
+    return _ended_missed(s) + _ended_placed(s)
+
+
+def _ended_missed(s: Session) -> list[VendorCall]:
+    if s.missed_seen is None or s.live_in:
+        return []
+    entries = list(_call(s, "GET", "/api/v1/mgmt/callLogs/missed", what="callLogs/missed") or [])
+    out = []
+    for i, e in enumerate(entries[s.missed_seen:], s.missed_seen):
+        remote = str(e.get("RemotePartyNumber", ""))
+        match = next((r for r in s.unanswered if _same_number(r, remote)), None)
+        if match is not None:
+            s.unanswered.remove(match)
+            continue
+        out.append(VendorCall(f"missed{i}", CallState.DISCONNECTED, "in", remote, int(e.get("LineNumber") or 1)))
+    s.missed_seen = len(entries)
+    return out
+
+
+def _ended_placed(s: Session) -> list[VendorCall]:
     pending = s.pending
     if pending is None:
         return []
@@ -253,6 +290,55 @@ def config_get(s: Session, *names: str) -> dict[str, str]:
 
 def config_set(s: Session, params: dict[str, str]) -> None:
     _call(s, "POST", "/api/v1/mgmt/config/set", {k: str(v) for k, v in params.items()}, what="config/set")
+
+
+def _watch_missed(s: Session, on: bool) -> None:
+    if not on:
+        s.missed_seen = None
+        return
+    if s.missed_seen is None:
+        s.missed_seen = len(list(_call(s, "GET", "/api/v1/mgmt/callLogs/missed", what="callLogs/missed") or []))
+        s.live_in, s.unanswered = {}, []
+
+
+def set_forwarding(s: Session, line: int, rule: ForwardingRule) -> None:
+    """The phone's own forwarding through ``config/set``: ``divert.fwd.<n>.enabled`` to ``divert.<n>.contact``,
+    or ``divert.noanswer.<n>.*`` with its timeout in seconds."""
+    on = "1" if rule.enabled else "0"
+    if rule.kind is ForwardingKind.ALWAYS:
+        config_set(s, {f"divert.fwd.{line}.enabled": on, f"divert.{line}.contact": rule.target})
+    elif rule.kind is ForwardingKind.TIMEOUT:
+        config_set(s, {f"divert.noanswer.{line}.enabled": on, f"divert.noanswer.{line}.contact": rule.target,
+                       f"divert.noanswer.{line}.timeout": str(int(rule.timeout_s or 20))})
+    else:
+        raise NotApplicable(f"sipgw-lab drives always and timeout forwarding over the {API}, not {rule.kind.value}")
+    _watch_missed(s, bool(forwarding(s, line)))
+
+
+def clear_forwarding(s: Session, line: int, kind: ForwardingKind | None = None) -> None:
+    params = {}
+    if kind in (None, ForwardingKind.ALWAYS):
+        params[f"divert.fwd.{line}.enabled"] = "0"
+    if kind in (None, ForwardingKind.TIMEOUT):
+        params[f"divert.noanswer.{line}.enabled"] = "0"
+    if params:
+        config_set(s, params)
+    _watch_missed(s, bool(forwarding(s, line)))
+
+
+def forwarding(s: Session, line: int) -> list[ForwardingRule]:
+    """The forwarding configuration read back (``config/get``)."""
+    names = [f"divert.fwd.{line}.enabled", f"divert.{line}.contact", f"divert.noanswer.{line}.enabled",
+             f"divert.noanswer.{line}.contact", f"divert.noanswer.{line}.timeout"]
+    c = config_get(s, *names)
+    out = []
+    if c.get(names[0]) == "1" and c.get(names[1]):
+        out.append(ForwardingRule(ForwardingKind.ALWAYS, c[names[1]], True, None, line - 1))
+    if c.get(names[2]) == "1" and c.get(names[3]):
+        raw = c.get(names[4], "")
+        out.append(ForwardingRule(ForwardingKind.TIMEOUT, c[names[3]], True, int(raw) if raw.isdigit() else None,
+                                  line - 1))
+    return out
 
 
 def reboot(s: Session) -> None:

@@ -215,3 +215,16 @@ def test_call_logs_and_message_waiting_in_line_info(sim, http):
     backend.set_mwi("Messages-Waiting: yes\r\nVoice-Message: 2/1\r\n")
     line1 = http.get("/api/v2/mgmt/lineInfo").json()["data"][0]
     assert (line1["MessageWaiting"], line1["NewVoiceMessages"], line1["OldVoiceMessages"]) == ("true", "2", "1")
+
+
+def test_forwarding_config_is_applied_to_the_device_and_refused_as_a_whole(sim, http):
+    from harness.simulators.backend import Divert
+
+    body = {"divert.noanswer.1.enabled": "1", "divert.noanswer.1.contact": "+12065550100",
+            "divert.noanswer.1.timeout": "2"}
+    assert status(http.post("/api/v1/mgmt/config/set", json={"data": body})) == "2000"
+    assert sim.backend.diverts[1] == Divert(None, "+12065550100", 2.0)
+    r = http.post("/api/v1/mgmt/config/set", json={"data": {"divert.fwd.1.enabled": "1",
+                                                            "divert.noanswer.1.timeout": "never"}})
+    assert status(r) == "4000" and "divert.noanswer.1.timeout" in r.headers[sim.DETAIL_HEADER]
+    assert sim.config["divert.noanswer.1.timeout"][0] == "2" and "divert.fwd.1.enabled" not in sim.config
