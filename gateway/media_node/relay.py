@@ -396,7 +396,9 @@ class DtmfRelay:
             return [r.to_json() for r in self._relays.values()]
 
     def reset(self) -> None:
-        """Hang up live relays (from any thread) and forget them."""
+        """Hang up live relays (from any thread) and forget them, and the service's anchors and decisions."""
+        if self.service is not None:
+            self.service.reset()
         with self._lock:
             live = [r for r in self._relays.values() if not r.released]
             self._relays = {t: r for t, r in self._relays.items() if not r.released}
