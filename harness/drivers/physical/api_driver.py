@@ -163,6 +163,7 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
         self._failures = 0
         self._ids: dict[str, str] = {}
         self._legs: dict[str, str] = {}  # call id -> the device leg's Call-ID, from the gateway
+        self._began: dict[str, float] = {}  # call id -> when the API says the call began (where it says)
         self._gen = 0
         self._sync_lock = threading.RLock()
 
@@ -336,7 +337,9 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
                 old = self.book.call(cid)
             except LookupError:
                 old = None
-            if old is not None and old.active and _new_call_under_old_handle(old, info):
+            began = self._began.get(cid)
+            if old is not None and old.active and (_new_call_under_old_handle(old, info) or (
+                    vc.started is not None and began is not None and vc.started != began)):
                 # The handle was reused (Cisco callIds, pjsua slots) before a poll saw the old call end.
                 status = self._final_status(old)
                 self.book.update_call(old.id, EventKind.STATE, {"read_back": "its handle now names another call",
@@ -350,6 +353,8 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
                 seen.add(cid)
                 old = None
             if old is None:
+                if vc.started is not None:  # when the API says the call began: a later call under the handle differs
+                    self._began[cid] = vc.started
                 kind = EventKind.INCOMING if info.direction is CallDirection.INCOMING else EventKind.STATE
                 if info.state is CallState.CONFIRMED:  # answered before a poll listed it ringing
                     info = dataclasses.replace(info, answered=time.time())
