@@ -15,12 +15,14 @@ the run. Here the controller instead:
 - gives every device test that never reported (xdist gave up after too many crashed workers) an ``error`` cell
   saying so, so the matrix has no silent holes and the run ends in bounded time.
 
-What the controller knows about a worker comes from files the worker writes in the run's ``workers/``
-directory (``<run dir>/workers``, or a temporary directory without ``--sipgw-report``): ``gwN.items.json``
-(every device test it collected: device, feature, name), ``gwN.current.json`` (the test and phase running now)
-and ``gwN.log``: progress notes, what Python's faulthandler prints on a fatal signal and, with ``--sipgw-report``,
-the worker's standard error from its start (which would otherwise go to the controller's terminal).
-Output a test writes while pytest captures it is held in pytest's capture buffer and dies with the worker.
+A lab test without a device (``sipgw_infrastructure``) is handled the same way (the budget, no rerun past it),
+without a cell. What the controller knows about a worker comes from files the worker writes in the run's
+``workers/`` directory (``<run dir>/workers``, or a temporary directory without ``--sipgw-report``):
+``gwN.items.json`` (every test it collected: device, feature, name), ``gwN.current.json`` (the test and phase
+running now) and ``gwN.log``: progress notes, what Python's faulthandler prints on a fatal signal and, with
+``--sipgw-report``, the worker's standard error from its start (which would otherwise go to the controller's
+terminal). Output a test writes while pytest captures it is held in pytest's capture buffer and dies with the
+worker.
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ class CrashHandler:
             return
         scope, nodeid = found
         info = self._item_info(nodeid)
-        if info is None:  # not a device test (or the worker died before writing its items): xdist's own report
+        if info is None:  # the worker died before writing its items: xdist's own report and rescheduling
             return
         self.crashes += 1
         wid = str(getattr(getattr(node, "gateway", None), "id", "?"))
@@ -276,8 +278,15 @@ class CrashHandler:
         if retry:
             rep.outcome = "rerun"  # type: ignore[assignment]
             self.state.crashed[record["nodeid"]] = record  # merged into the test's own record when it reports
-        else:
+        elif record.get("device_id"):  # a lab test without a device has no cell: the report says it all
             rep.sipgw = record  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """``--dist loadgroup`` with a guard for replacement workers (:func:`group_scheduling`)."""
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        return group_scheduling()(config, log)
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> bool | None:
@@ -313,7 +322,7 @@ class CrashHandler:
     def unreported(self, reported: set[str]) -> list[dict]:
         """Records for device tests that never reported in a run where workers crashed: retried crash records
         whose retry never came, then tests xdist dropped when it stopped replacing crashed workers."""
-        out = list(self.state.crashed.values())
+        out = [r for r in self.state.crashed.values() if r.get("device_id")]
         self.state.crashed.clear()
         if not self.crashes:
             return out
@@ -322,7 +331,7 @@ class CrashHandler:
         for path in sorted(self.folder.glob("*.items.json")):
             items.update(_read_json(path) or {})
         for info in items.values():
-            if info["nodeid"] in seen:
+            if not info.get("device_id") or info["nodeid"] in seen:
                 continue
             seen.add(info["nodeid"])
             reason = (f"infrastructure: not run: {self.crashes} xdist worker(s) crashed and xdist stopped "
@@ -331,3 +340,22 @@ class CrashHandler:
                         "name": info["name"], "outcome": "error", "duration_s": 0.0, "reason": reason,
                         "attempts": [{"outcome": "error", "duration_s": 0.0, "error": reason}], "evidence": {}})
         return out
+
+
+def group_scheduling() -> type:
+    """pytest-xdist's ``LoadGroupScheduling`` that leaves a replacement worker alone until it has collected.
+
+    When two workers crash close together, xdist starts two replacements; the first to finish collecting makes the
+    scheduler hand work to every node, the second one included, whose collection is not registered yet, and xdist
+    stops the whole run with an internal ``KeyError`` (``LoadScopeScheduling._assign_work_unit``). The second one
+    gets its work when its own collection arrives (``schedule()`` runs again then).
+    """
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SipgwGroupScheduling(LoadGroupScheduling):
+        def _reschedule(self, node: Any) -> None:
+            if node not in self.registered_collections:
+                return
+            super()._reschedule(node)
+
+    return SipgwGroupScheduling

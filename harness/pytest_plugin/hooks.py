@@ -161,16 +161,18 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """xdist worker: every device test it collected (device, feature, name), for the controller's crash cells."""
+    """xdist worker: every test it collected (device, feature, name; no device for a lab test), for the
+    controller's handling of a crashed worker."""
     state = session.config.stash.get(STATE, None)
     if state is None or state.worker_files is None:
         return
     items = {}
     for item in session.items:
         spec = device_spec_of(item)
-        if spec is not None:
-            items[item.nodeid] = {"device_id": spec.id, "feature": markers.feature_of(item),
-                                  "nodeid": _clean_nodeid(item.nodeid, spec.id), "name": item.name}
+        items[item.nodeid] = {"device_id": spec.id if spec is not None else None,
+                              "feature": markers.feature_of(item) if spec is not None else None,
+                              "nodeid": _clean_nodeid(item.nodeid, spec.id) if spec is not None else item.nodeid,
+                              "name": item.name}
     state.worker_files.write_items(items)
 
 

@@ -43,6 +43,14 @@ SUITE = textwrap.dedent("""
         if f"{device.id}:segv" in mode:
             faulthandler._sigsegv()  # what a native library's crash does to the worker
 
+    @pytest.mark.sipgw_infrastructure
+    def test_lab_only():
+        marker = Path(os.environ["CRASH_DIR"]) / "lab-only.ran"
+        with open(marker, "a") as fh:
+            fh.write("x\\n")
+        if "lab:exit" in os.environ.get("CRASH_MODE", ""):
+            os._exit(5)
+
     @pytest.mark.feature("dtmf")
     def test_after(device):
         runs = _ran(device, "after")
@@ -83,7 +91,7 @@ def _test(matrix: dict, device: str, name: str) -> dict:
     return found[0]
 
 
-def _runs(lab: pytest.Pytester, device: str, name: str) -> int:
+def _runs(lab: pytest.Pytester, device: str, name: str) -> int:  # how often a device's test ran
     path = lab.path / "ran" / f"{device}-{name}.ran"
     return len(path.read_text().split()) if path.exists() else 0
 
@@ -113,7 +121,8 @@ def test_a_crash_past_the_budget_is_an_error_cell_and_never_rerun(crash_lab: pyt
     monkeypatch.setenv("CRASH_MODE", "")
     # yealink: a segfault in the middle of its group; poly: os._exit in its group's last test (no test left
     # behind it, so the controller sends the report itself).
-    result, m = _run(crash_lab, "yealink-t46s:segv poly-vvx450:exit-last", 0, "poly-vvx450", "yealink-t46s")
+    result, m = _run(crash_lab, "yealink-t46s:segv poly-vvx450:exit-last lab:exit", 0, "poly-vvx450",
+                     "yealink-t46s")
     segv = _test(m, "yealink-t46s", "test_crash")
     assert segv["outcome"] == "error", segv
     assert "killed by SIGSEGV" in segv["reason"] and "(call)" in segv["reason"]
@@ -130,5 +139,9 @@ def test_a_crash_past_the_budget_is_an_error_cell_and_never_rerun(crash_lab: pyt
     assert m["summary"]["counts"]["error"] == 2 and m["summary"]["counts"]["pass"] == 4
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*ERROR*test_crash*yealink-t46s*"])
+    # A lab test without a device: the same budget (not run again), reported, no cell.
+    assert (crash_lab.path / "ran" / "lab-only.ran").read_text().split() == ["x"]
+    result.stdout.fnmatch_lines(["*ERROR at call of test_lab_only*", "*crashed (exit status 5)*"])
+    assert not any("test_lab_only" in t["name"] for c in m["cells"] for t in c["tests"])
     logs = sorted(p.name for p in Path(crash_lab.path / "reports").glob("*/workers/gw*.log"))
     assert len(logs) >= 3, logs  # two workers and at least one replacement, each with its own output file
