@@ -170,8 +170,9 @@ class Lab:
     def __init__(self, inventory: Inventory, *, gateway: str | None = None, data_dir: str | Path | None = None,
                  devices: Iterable[str] | None = None, lazy: bool = False, media: str | None = None,
                  allocator: Any = None, gateway_config: Any = None, driver_options: dict[str, dict] | None = None,
-                 control_api: bool = True):
+                 control_api: bool = True, slowness: float | None = None):
         self.inventory = inventory
+        self.slowness = slowness  # the run's --slowness factor, handed to every driver (option "slowness")
         mode = gateway or inventory.data.gateway.mode
         if mode == "external":
             ext = inventory.data.gateway.external
@@ -335,6 +336,8 @@ class Lab:
             spec = dev.spec
             opts = dict(self.driver_options.get(spec.id, {}))
             opts.setdefault("index", [s.id for s in self.specs].index(spec.id))
+            if self.slowness is not None:
+                opts.setdefault("slowness", self.slowness)
             # Physical/vendor drivers: how to reach the device, its credential references, the gateway's API.
             opts.setdefault("connection", spec.entry.connection)
             opts.setdefault("credentials", spec.entry.credentials)

@@ -41,7 +41,7 @@ def sipgw_lab_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Set
         from harness.lab import Lab
 
         return Lab.from_inventory(str(settings.inventory), gateway=settings.gateway,
-                                  data_dir=tmp_path_factory.mktemp("sipgw-gateway"))
+                                  data_dir=tmp_path_factory.mktemp("sipgw-gateway"), slowness=settings.slowness)
 
     return make
 

@@ -443,11 +443,12 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
     @property
     def op_timeout(self) -> float:
         """How long an operation waits for its effect in the read-back: driver option ``op_timeout_s``, else
-        ``OP_TIMEOUT`` scaled by ``$SIPGW_SLOWNESS`` (the lab's slowness factor for loaded machines)."""
+        ``OP_TIMEOUT`` scaled by the lab's slowness factor for loaded machines (driver option ``slowness``, which
+        the lab sets from ``--slowness``; else ``$SIPGW_SLOWNESS``)."""
         if self.ctx.options.get("op_timeout_s") is not None:
             return float(self.ctx.options["op_timeout_s"])
         try:
-            factor = float(os.environ.get("SIPGW_SLOWNESS") or 1.0)
+            factor = float(self.ctx.options.get("slowness") or os.environ.get("SIPGW_SLOWNESS") or 1.0)
         except ValueError:
             factor = 1.0
         return OP_TIMEOUT * min(max(factor, 1.0), 100.0)
