@@ -76,20 +76,7 @@ class SignInSipHooks:
 
     def drop_bindings(self, device_key: str) -> None:
         """Forget every registration of a device (sign-out, offboarding, factory reset)."""
-        reg = self.gw.registrar
-        now = self.core.now()
-        changed = []
-        with reg._lock:
-            for username, bs in list(reg._bindings.items()):
-                keep = [b for b in bs if b.device_key != device_key]
-                if len(keep) != len(bs):
-                    changed.append(username)
-                    if keep:
-                        reg._bindings[username] = keep
-                    else:
-                        del reg._bindings[username]
-        for username in changed:
-            reg._notify(username, now)
+        self.gw.registrar.drop_device(device_key, self.core.now())
 
     def is_online(self, device_key: str) -> bool:
         now = self.core.now()
@@ -132,13 +119,13 @@ class SignInSipHooks:
         else:
             user = User(username=username, name=f"Onboarding {mac}")
         ua = req.headers.get("User-Agent")
-        verdict = self.gw.registrar._verdict_for(ua or "")
+        verdict = self.gw.registrar.verdict_for(ua or "")
         if not verdict.acceptable and self.gw.registrar.config.firmware_policy == "enforce":
             self._send(tx, req, 403, code=_VERDICT_CODES[verdict.verdict], text=verdict.reason)
             return True
         flow = Flow(source.transport, source.host, source.port)
         try:
-            resp = self.gw.registrar._update_bindings(req, user, flow, self.core.now(), self.core.wall(), mac, ua)
+            resp = self.gw.registrar.bind(req, user, flow, self.core.now(), self.core.wall(), mac, ua)
         except _RegisterError as exc:
             self._send(tx, req, exc.status, code=exc.code, text=exc.text, headers=exc.extra)
             return True

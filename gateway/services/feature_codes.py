@@ -212,7 +212,7 @@ class FeatureCodes:
                 return self.gw.devices.get(b.device_key)
         ua = req.headers.get("User-Agent") or ""
         try:
-            verdict = self.gw.registrar._verdict_for(ua)
+            verdict = self.gw.registrar.verdict_for(ua)
             key = self.gw.devices.key_for(req, ua, verdict, user.username)
         except Exception:
             return None

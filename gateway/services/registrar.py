@@ -167,6 +167,34 @@ class Registrar:
             self._bindings.clear()
             self._throttle = _Throttle()
 
+    def drop_device(self, device_key: str, now: float) -> list[str]:
+        """Forget every binding of one device (sign-out, offboarding, factory reset); returns the users whose
+        bindings changed (their listeners are told, as after any change)."""
+        changed = []
+        with self._lock:
+            for username, bs in list(self._bindings.items()):
+                keep = [b for b in bs if b.device_key != device_key]
+                if len(keep) != len(bs):
+                    changed.append(username)
+                    if keep:
+                        self._bindings[username] = keep
+                    else:
+                        del self._bindings[username]
+        for username in changed:
+            self._notify(username, now)
+        return changed
+
+    def verdict_for(self, user_agent: str) -> FirmwareVerdict:
+        """The firmware verdict of a User-Agent, as the registrar judges it (cached by the string)."""
+        return self._verdict_for(user_agent)
+
+    def bind(self, req: Request, user: User, flow: Flow, now: float, wall: float, device_key: str,
+             user_agent: str | None) -> Response:
+        """Apply the contacts of an already authenticated REGISTER for ``user`` (RFC 3261 §10.3 steps 6–8) and
+        return the 200 with the current bindings; raises :class:`RegisterError` with the response to send
+        instead. For services that authenticate a REGISTER themselves (sign-in credentials)."""
+        return self._update_bindings(req, user, flow, now, wall, device_key, user_agent)
+
     def remove_user(self, username: str, now: float) -> int:
         """Drop every binding of a user (the user was deleted); returns how many there were."""
         with self._lock:
@@ -322,9 +350,14 @@ class Registrar:
 
 
 class _RegisterError(Exception):
+    """A REGISTER refused: ``status``, the ``Warning`` code and text, and extra header fields of the answer."""
+
     def __init__(self, status: int, code: str, text: str, extra: list[tuple[str, str]] | None = None):
         self.status, self.code, self.text, self.extra = status, code, text, extra
         super().__init__(text)
+
+
+RegisterError = _RegisterError  # the public name (Registrar.bind raises it)
 
 
 def _tag(req: Request) -> str:

@@ -203,3 +203,37 @@ def test_listeners_hear_changes(env):
     Phone("avery", "pw-avery").register(reg, expires=60)
     reg.expire(200.0)
     assert seen == [("avery", 1), ("avery", 0)]
+
+
+def test_a_refresh_from_the_same_device_only_moves_its_last_connected_time(env):
+    reg, store = env
+    phone = Phone("avery", "pw-avery")
+    assert phone.register(reg, wall=1_700_000_000.0).status == 200
+    first = reg.devices.get("0004f28e5a79")
+    phone.reauth()
+    assert phone.register(reg, wall=1_700_000_050.0).status == 200
+    again = reg.devices.get("0004f28e5a79")
+    assert again.last_connected == 1_700_000_050.0 and again.created == first.created and again.id == first.id
+    assert (again.vendor, again.model, again.firmware, again.user_agent) == (
+        first.vendor, first.model, first.firmware, first.user_agent)
+    store.flush()
+    assert store.device("0004f28e5a79").last_connected == 1_700_000_050.0  # read back from the store
+
+
+def test_public_hooks_for_services_that_authenticate_registrations_themselves(env):
+    from gateway.services.registrar import RegisterError
+
+    reg, _ = env
+    seen = []
+    reg.listeners.append(lambda user, bindings: seen.append((user, [b.device_key for b in bindings])))
+    assert reg.verdict_for(VVX_UA).model == "VVX 450"
+    user = reg.directory.user("avery")
+    phone = Phone("avery", "pw-avery")
+    resp = reg.bind(phone.request(), user, FLOW, 100.0, 1.7e9, "dev-key-1", VVX_UA)
+    assert resp.status == 200 and [b.device_key for b in reg.bindings("avery", 100.0)] == ["dev-key-1"]
+    with pytest.raises(RegisterError) as err:
+        reg.bind(phone.request(expires=10), user, FLOW, 100.0, 1.7e9, "dev-key-1", VVX_UA)
+    assert err.value.status == 423 and err.value.extra == [("Min-Expires", "60")]
+    assert reg.drop_device("other-key", 101.0) == []
+    assert reg.drop_device("dev-key-1", 101.0) == ["avery"]
+    assert reg.bindings("avery", 101.0) == [] and seen[-1] == ("avery", [])
