@@ -176,9 +176,21 @@ def dtmf_method_of(spec) -> str | None:
     return d.method if d is not None else None
 
 
-def _helper(request: pytest.FixtureRequest, lab, sipgw_inventory, *, same_dtmf: bool):
+def reports_dtmf_received(spec) -> bool:
+    """Whether the device's driver reads back the digits the device received (``CallInfo.dtmf_received``): the
+    driver class's ``reports_dtmf_received`` (vendor control APIs report none)."""
+    from harness.drivers.registry import driver_class
+
+    try:
+        return bool(getattr(driver_class(spec.driver), "reports_dtmf_received", True))
+    except Exception:  # an unknown driver is reported when the device starts; here it just is not preferred
+        return False
+
+
+def _helper(request: pytest.FixtureRequest, lab, sipgw_inventory, *, same_dtmf: bool, reads_digits: bool = False):
     """Another device that makes and receives calls, preferring one whose DTMF method is (``same_dtmf``) or is not
-    the device's; inventory order otherwise."""
+    the device's; with ``reads_digits``, one whose driver reports received digits before anything else; inventory
+    order otherwise."""
     from device_profiles.capabilities import applicability
 
     me = request.node.callspec.params["device"]
@@ -189,7 +201,8 @@ def _helper(request: pytest.FixtureRequest, lab, sipgw_inventory, *, same_dtmf: 
     if not candidates:
         raise Blocked("the inventory has no second device with usable firmware that makes and receives calls",
                       device_id=me.id)
-    spec = min(candidates, key=lambda s: (dtmf_method_of(s) == mine) != same_dtmf)  # stable: first of the best
+    spec = min(candidates, key=lambda s: (reads_digits and not reports_dtmf_received(s),
+                                          (dtmf_method_of(s) == mine) != same_dtmf))  # stable: first of the best
     request.config.stash[STATE].helpers.add(spec.id)
     return device_handle(lab, spec.id)
 
@@ -242,9 +255,9 @@ def other_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
 
 @pytest.fixture
 def other_dtmf_device(request: pytest.FixtureRequest, lab, device, sipgw_inventory):
-    """Like ``other_device``, but preferring a device whose DTMF method differs from the device's (the gateway
-    converts between them); a device of the same method when the inventory has no other."""
-    return _helper(request, lab, sipgw_inventory, same_dtmf=False)
+    """Like ``other_device``, but preferring a device whose driver reports the digits it receives, then one whose
+    DTMF method differs from the device's (the gateway converts between them)."""
+    return _helper(request, lab, sipgw_inventory, same_dtmf=False, reads_digits=True)
 
 
 @dataclass

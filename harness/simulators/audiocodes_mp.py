@@ -2,7 +2,8 @@
 
 An ATA has no call-control API: calls are made and answered on its FXS ports by an analog phone (in a
 physical lab, an analog line simulator or a relay). The simulator offers that side only under ``/_sim/``
-(``/_sim/ports/{port}/offhook``, ``/onhook``, ``/dial``), while the vendor API reads the state back.
+(``/_sim/ports/{port}/offhook``, ``/onhook``, ``/dial``: digits dialled off-hook place a call, digits keyed during a
+connected call are DTMF the device relays), while the vendor API reads the state back.
 
 REST API for Mediant devices (7.x; vendor-control-apis.md §5.2), HTTP Basic auth (``Admin``/``Admin``):
 ``GET /api/`` (liveness), ``GET /api/v1/status`` (``productType``, ``versionID``, ``serialNumber``,
@@ -263,7 +264,16 @@ class AudioCodesMpSimulator(SimulatorServer):
             return web.json_response({"error": "body.digits: missing"}, status=400)
         if port not in self._off_hook:
             return web.json_response({"error": f"port {port} is on-hook: go off-hook first"}, status=409)
+        current = self._call_on(await self.run_backend(self.backend.calls), port)
         try:
+            if current is not None and current.phase is CallPhase.CONNECTED:
+                # Keys pressed during a call: the device detects the tones on the line and relays them in its
+                # configured DTMF method (SIP INFO in the lab's MediaPack configuration); no new call.
+                await self.run_backend(self.backend.send_dtmf, current.id, digits)
+                return web.json_response({"dtmf": current.id})
+            if current is not None:
+                return web.json_response({"error": f"port {port} has a call {current.phase.value}: dialling needs a "
+                                                   "dial tone"}, status=409)
             call = await self.run_backend(self.backend.dial, digits, port)
         except BackendError as exc:
             return web.json_response({"error": str(exc)}, status=409)

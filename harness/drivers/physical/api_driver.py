@@ -139,6 +139,7 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
 
     driver_name = ""
     poll_interval = 0.1
+    reports_dtmf_received = False  # no vendor control API reads back the digits a device received
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)

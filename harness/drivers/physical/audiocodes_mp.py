@@ -11,15 +11,22 @@ On a simulated device (``connection: {protocol: simulator}``) ``ssh: {}`` starts
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import secrets
 from typing import Any
 
 from harness.drivers.base import DriverContext, requires_active
 from harness.drivers.physical.api_driver import ApiDriver, CredentialError
+from harness.drivers.physical.sip_side import RemoteHoldObserver
 from harness.drivers.registry import register_driver
+from harness.drivers.vendors import VendorCall
 from harness.drivers.vendors.audiocodes_cli import LogEntry, PortStatus, SshEndpoint
+from harness.protocols import CallInfo, CallState, NotApplicable
 from harness.steps import step
+
+log = logging.getLogger(__name__)
 
 
 @register_driver("audiocodes-mp")
@@ -31,6 +38,7 @@ class AudioCodesMpDriver(ApiDriver):
         self.ssh = ctx.options.get("ssh")  # harness.resources.SshCli from the inventory, or None
         self.ssh_simulator: Any = None
         self._log_seen: LogEntry | None = None  # the last device log entry put in a test's evidence
+        self._remote_hold: RemoteHoldObserver | None = None  # hold by the far end, read from the gateway
 
     # ------------------------------------------------------------------------------------------ SSH endpoint
     def _endpoint_options(self) -> dict[str, Any]:
@@ -87,6 +95,46 @@ class AudioCodesMpDriver(ApiDriver):
     def kill_simulated(self) -> None:
         self._stop_ssh_simulator()
         super().kill_simulated()
+
+    # ------------------------------------------------------------------------------------------ calls
+    def _sync(self, calls: list[VendorCall], ended: list[VendorCall] | None = None) -> None:
+        """The port status says nothing of a hold by the far end (an analogue phone cannot tell): it is read from
+        the gateway, the SDP direction of the last re-INVITE it sent to the port that the port accepted
+        (:class:`~harness.drivers.physical.sip_side.RemoteHoldObserver`, RFC 3264 §8.4)."""
+        if self.control is not None:
+            calls = [self._with_remote_hold(vc) for vc in calls]
+        super()._sync(calls, ended)
+
+    def _with_remote_hold(self, vc: VendorCall) -> VendorCall:
+        if vc.state is not CallState.CONFIRMED:
+            return vc
+        cid = self._ids.get(vc.handle)
+        leg = vc.sip_call_id or (self._legs.get(cid) if cid else None)
+        if not leg:
+            return vc
+        if self._remote_hold is None:
+            self._remote_hold = RemoteHoldObserver(self.control)
+        try:
+            held = self._remote_hold.held(leg)
+        except Exception as exc:  # the gateway is an extra source here; the call itself was read back
+            log.debug("%s: remote hold of %s not read: %s", self.device_id, leg, exc)
+            return vc
+        return dataclasses.replace(vc, remote_hold=bool(held)) if held is not None else vc
+
+    @requires_active
+    def wait_for_incoming(self, *, line: int | None = None, timeout: float = 10.0) -> CallInfo:
+        """A second call to a busy FXS port is call waiting: the analogue phone hears a call-waiting tone and takes
+        the call with a hook flash. Neither the MediaPack REST API nor its CLI can press one (an analogue action),
+        the line simulator only goes off-hook, on-hook and dials, and the port status lists one call per port."""
+        wanted = [acc.index for acc in self.ctx.lines] if line is None else [self.line(line).index]
+        busy = {c.line for c in self.book.calls() if c.active}
+        if wanted and all(w in busy for w in wanted):
+            which = ", ".join(str(w + 1) for w in wanted)
+            raise NotApplicable(f"{self.device_id}: a second call to a busy FXS port (line {which}) is call waiting, "
+                                "taken with a hook flash on the analogue line; the MediaPack REST API and CLI offer "
+                                "no hook flash and its port status lists one call per port", feature="multiple_calls",
+                                device_id=self.device_id)
+        return super().wait_for_incoming(line=line, timeout=timeout)
 
     # ------------------------------------------------------------------------------------------ CLI operations
     @property

@@ -15,6 +15,7 @@ Audio is judged at the far end (the media node's recording), never on the device
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from typing import Any
@@ -40,12 +41,69 @@ from harness.steps import step
 
 _GW_STATES = {"trying": CallState.CALLING, "early": CallState.EARLY, "confirmed": CallState.CONFIRMED,
               "ended": CallState.DISCONNECTED}
+_TO = re.compile(r"^(?:To|t)\s*:(.*)$", re.M | re.I)
+_CSEQ_INVITE = re.compile(r"^CSeq\s*:\s*(\d+)\s+INVITE\s*$", re.M | re.I)
+_SDP_DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", re.M)
+_HOLD_ADDRESS = re.compile(r"^c=IN IP4 0\.0\.0\.0\s*$", re.M)
+
+
+class RemoteHoldObserver:
+    """Hold by the far end, observed through the gateway: the SDP of the last re-INVITE the gateway sent on a
+    device's leg that the device accepted with a 2xx (RFC 3264 §8.4: ``sendonly`` or ``inactive`` offered to the
+    device, or the old ``c=0.0.0.0`` form, RFC 3264 §8.4 last paragraph; RFC 3261 §14: a re-INVITE carries the
+    dialog's To tag). A re-INVITE refused (491 glare, RFC 3261 §14.1) changes nothing. For devices whose own
+    interface does not report being held (analogue ports, devices without an API).
+
+    ``held(call_id)`` reads only the trace entries after the last one it saw for that Call-ID (``after_seq``).
+    """
+
+    def __init__(self, control: Any) -> None:
+        self.control = control
+        self._seen: dict[str, tuple[int, bool, dict[str, bool]]] = {}  # Call-ID -> (last seq, held, pending)
+
+    def held(self, sip_call_id: str) -> bool | None:
+        """Whether the far end holds the device on that leg, from the messages seen so far; None before any
+        accepted re-INVITE (the device's own view, if any, stands)."""
+        last, state, pending = self._seen.get(sip_call_id, (0, None, {}))
+        entries = self.control.trace(call_id=sip_call_id, after_seq=last)
+        for e in entries:
+            last = max(last, int(e["seq"]))
+            msg, first = e["message"], e["first_line"]
+            cseq = _CSEQ_INVITE.search(msg)
+            if cseq is None:
+                continue
+            if first.startswith("INVITE ") and e["direction"] == "out":
+                to = _TO.search(msg)
+                hold = _offers_hold(msg)
+                if to and ";tag=" in to.group(1).replace(" ", "") and hold is not None:
+                    pending[cseq.group(1)] = hold
+            elif first.startswith("SIP/2.0 ") and e["direction"] == "in" and cseq.group(1) in pending:
+                code = int(first.split()[1])
+                if code >= 200:
+                    offered = pending.pop(cseq.group(1))
+                    if code < 300:
+                        state = offered
+        self._seen[sip_call_id] = (last, state, pending)
+        return state
+
+    def forget(self, sip_call_id: str) -> None:
+        self._seen.pop(sip_call_id, None)
+
+
+def _offers_hold(message: str) -> bool | None:
+    _head, sep, body = message.partition("\r\n\r\n")
+    if not sep or "v=0" not in body:
+        return None  # an offerless re-INVITE (RFC 3261 §14.1): the device makes the offer; says nothing of hold
+    body = body.replace("\r\n", "\n")
+    m = _SDP_DIRECTION.search(body)
+    return (m is not None and m.group(1) in ("sendonly", "inactive")) or bool(_HOLD_ADDRESS.search(body))
 
 
 @register_driver("sip-side")
 class SipSideDriver(Driver, CallControl, Identity):
     manual_only = False
     poll_interval = 0.2
+    reports_dtmf_received = False  # digits a device received are not in the B2BUA's call records
 
     def __init__(self, ctx: DriverContext) -> None:
         super().__init__(ctx)

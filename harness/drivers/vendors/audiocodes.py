@@ -219,8 +219,12 @@ def hangup(s: Session, handle: str) -> None:
     _side(s, "hang up").onhook(_port(handle))
 
 
+_NO_FLASH = ("which is an analogue action: the MediaPack REST API and CLI offer none, and the analog line simulator "
+             "goes off-hook, on-hook and dials only")
+
+
 def hold(s: Session, handle: str) -> None:
-    raise NotApplicable("hold on an FXS port needs a hook flash, which the line simulator does not model")
+    raise NotApplicable(f"hold from an FXS port is a hook flash on the analogue line, {_NO_FLASH}")
 
 
 resume = hold
@@ -235,7 +239,7 @@ def send_dtmf(s: Session, handle: str, digits: str) -> None:
 
 
 def transfer(s: Session, handle: str, target: str) -> None:
-    raise NotApplicable("transfer from an FXS port needs a hook flash, which the line simulator does not model")
+    raise NotApplicable(f"transfer from an FXS port starts with a hook flash on the analogue line, {_NO_FLASH}")
 
 
 def reboot(s: Session) -> None:
