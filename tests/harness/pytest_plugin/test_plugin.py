@@ -333,15 +333,20 @@ def test_bad_options_are_usage_errors(lab_dir: pytest.Pytester) -> None:
 
 def test_matrix_written_once_by_the_controller_under_xdist(lab_dir: pytest.Pytester) -> None:
     lab_dir.makepyfile(test_suite=textwrap.dedent("""
+        import os
         import pytest
+
+        def _ran(device):
+            with open("ran-on.txt", "a") as fh:
+                fh.write(f"{device.id} {os.getpid()}\\n")
 
         @pytest.mark.feature("make_calls")
         def test_call(device):
-            pass
+            _ran(device)
 
         @pytest.mark.feature("receive_calls")
         def test_receive(device):
-            pass
+            _ran(device)
     """))
     # Plugins this run does not need are left out: three interpreters start (controller and two workers).
     result = lab_dir.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "--sipgw-report", "reports",
@@ -359,6 +364,10 @@ def test_matrix_written_once_by_the_controller_under_xdist(lab_dir: pytest.Pytes
     assert not any("@" in t["nodeid"] for c in m["cells"] for t in c["tests"])
     starts = Path(lab_dir.path / "lab-starts.txt").read_text().split()
     assert 1 <= len(starts) <= 2 and len(set(starts)) == len(starts)  # one lab per worker at most
+    # --dist loadgroup: all tests of a device on one worker (the @<device> suffix reaches xdist under pytest 9)
+    ran = [line.split() for line in (lab_dir.path / "ran-on.txt").read_text().splitlines()]
+    workers_of = {dev: {pid for d, pid in ran if d == dev} for dev, _ in ran}
+    assert len(ran) == 5 and all(len(pids) == 1 for pids in workers_of.values()), ran
     assert {d["id"] for d in m["manifest"]["devices"] if d["firmware_read_back"]} >= {"poly-vvx450", "algo-8301"}
 
 
