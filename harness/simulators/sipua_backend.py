@@ -87,10 +87,11 @@ class SipuaBackend(DeviceBackend):
     @classmethod
     def spawn(cls, *, name: str, vendor: str, model: str, firmware: str, mac: str, user_agent: str,
               lines: list[SipLine], gateway: tuple[str, int], domain: str, log_dir: str | Path,
-              serial: str = "", register_timeout: float = 10.0) -> SipuaBackend:
+              serial: str = "", register_timeout: float = 10.0, dtmf_method: str = "rfc4733") -> SipuaBackend:
         """Spawn a worker, add one account per line registered at ``gateway`` (host, port) with every
         request routed through it (outbound proxy, RFC 3261 §8.1.2), and wait until each line is
-        registered (raises ``LineNotRegistered`` with the observed status otherwise)."""
+        registered (raises ``LineNotRegistered`` with the observed status otherwise). ``dtmf_method`` is how the
+        device carries digits (``info``: no ``telephone-event`` offered or answered, digits as SIP INFO)."""
         if not lines:
             raise InvalidArgument(f"{name}: a device needs at least one line")
         host, port = gateway
@@ -102,7 +103,7 @@ class SipuaBackend(DeviceBackend):
                                  display_name=ln.display_name) for i, ln in enumerate(lines, 1)))
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         worker = UAWorker.spawn(WorkerConfig(name=name, user_agent=user_agent,
-                                             log_path=str(Path(log_dir) / f"{name}.log")))
+                                             log_path=str(Path(log_dir) / f"{name}.log"), dtmf_method=dtmf_method))
         backend = cls(worker, identity, registrar=registrar, proxy=proxy)
         try:
             worker.auto_answer(AnswerMode.NEVER)  # the API (a person at the phone) answers

@@ -312,7 +312,10 @@ class ApiDriver(Driver, CallControl, Identity, Provisioning, AudioProbe, Message
             caller, callee = user_part(str(rec.get("caller", ""))), user_part(str(rec.get("callee", "")))
             if vc.direction == "out" and caller in mine and (not vc.remote or vc.remote == callee):
                 return rec.get("a_call_id")
-            if vc.direction == "in" and callee in mine and (not vc.remote or vc.remote == caller):
+            answered_by = str(rec.get("answered_by") or "")
+            if vc.direction == "in" and callee in mine and (not vc.remote or vc.remote == caller) and (
+                    not answered_by or answered_by.startswith("device ")):  # not the caller's call a DTMF relay
+                # answered: the relay places its own call on to the device (gateway/services/dtmf_interworking.py)
                 legs = rec.get("b_call_ids") or []
                 return legs[-1] if len(legs) == 1 else None
         return None

@@ -132,7 +132,7 @@ class AudioCodesMpDriver(ApiDriver):
             which = ", ".join(str(w + 1) for w in wanted)
             raise NotApplicable(f"{self.device_id}: a second call to a busy FXS port (line {which}) is call waiting, "
                                 "taken with a hook flash on the analogue line; the MediaPack REST API and CLI offer "
-                                "no hook flash and its port status lists one call per port", feature="multiple_calls",
+                                "no hook flash and its port status lists one call per port",
                                 device_id=self.device_id)
         return super().wait_for_incoming(line=line, timeout=timeout)
 

@@ -130,9 +130,15 @@ def start_simulated(driver: Any) -> SimulatedDevice:
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     lines = [SipLine(acc.username, acc.password, acc.number, acc.name) for acc in ctx.lines]
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", ctx.device_id)[:64]
+    # The device carries DTMF as the catalogue says its vendor and kind do (device_profiles/dtmf.yaml), as an
+    # emulated device does: a MediaPack relays the analogue line's digits as SIP INFO.
+    from device_profiles.dtmf import default_dtmf_defaults
+
+    dtmf = default_dtmf_defaults().lookup(ctx.profile.vendor, ctx.profile.kind)
     backend = SipuaBackend.spawn(name=name, vendor=ctx.vendor, model=ctx.model, firmware=ctx.firmware or "",
                                  mac=_mac_colons(mac), user_agent=ua, lines=lines, gateway=(gw.host, gw.udp_port),
-                                 domain=gw.domain, log_dir=ctx.work_dir)
+                                 domain=gw.domain, log_dir=ctx.work_dir,
+                                 dtmf_method=dtmf.method if dtmf is not None else "rfc4733")
     password = secrets.token_urlsafe(9)
     username: str | None = None
     try:

@@ -165,3 +165,22 @@ def test_keys_pressed_during_a_call_are_dtmf_not_a_new_call(mp_sim):
         assert http.post("/_sim/ports/1/dial", json={"digits": "100"}).status_code == 200  # dial tone: a call
         r = http.post("/_sim/ports/1/dial", json={"digits": "5"})  # still dialling: no tone to key into
         assert r.status_code == 409 and "dialling needs a dial tone" in r.json()["error"]
+
+
+def test_an_answered_calls_leg_is_not_the_callers_call_to_a_dtmf_relay():
+    """An anchored call has two gateway records with the device as callee: the caller's call, answered by the
+    relay, and the relay's call on to the device; the device's leg is the latter's."""
+    from types import SimpleNamespace
+
+    from harness.drivers.vendors import VendorCall
+    from harness.protocols import CallState
+
+    records = [
+        {"state": "confirmed", "caller": "sip:+14255550211@lab", "callee": "sip:+14255550111@lab",
+         "a_call_id": "caller-leg", "b_call_ids": ["to-relay"], "answered_by": "DTMF relay r1-abc on the media node"},
+        {"state": "confirmed", "caller": "sip:+14255550211@lab", "callee": "sip:+14255550111@lab",
+         "a_call_id": "relay-leg", "b_call_ids": ["device-leg"], "answered_by": "device 00908f4a5b6c"},
+    ]
+    drv = _mp_driver(SimpleNamespace(calls=lambda: records))
+    vc = VendorCall("port1-1", CallState.CONFIRMED, "in", "+14255550211", 1)
+    assert drv._gateway_leg(vc) == "device-leg"
