@@ -23,7 +23,7 @@ from harness.drivers.physical.sip_side import RemoteHoldObserver
 from harness.drivers.registry import register_driver
 from harness.drivers.vendors import VendorCall
 from harness.drivers.vendors.audiocodes_cli import LogEntry, PortStatus, SshEndpoint
-from harness.protocols import CallInfo, CallState, NotApplicable
+from harness.protocols import CallDirection, CallInfo, CallState, NotApplicable
 from harness.steps import step
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ class AudioCodesMpDriver(ApiDriver):
         the call with a hook flash. Neither the MediaPack REST API nor its CLI can press one (an analogue action),
         the line simulator only goes off-hook, on-hook and dials, and the port status lists one call per port."""
         wanted = [acc.index for acc in self.ctx.lines] if line is None else [self.line(line).index]
-        busy = {c.line for c in self.book.calls() if c.active}
+        busy = {c.line for c in self.book.calls()  # a call in progress on the port, not one ringing on it
+                if c.active and (c.state is CallState.CONFIRMED or c.direction is CallDirection.OUTGOING)}
         if wanted and all(w in busy for w in wanted):
             which = ", ".join(str(w + 1) for w in wanted)
             raise NotApplicable(f"{self.device_id}: a second call to a busy FXS port (line {which}) is call waiting, "

@@ -123,6 +123,9 @@ def test_a_second_call_to_a_busy_port_is_call_waiting_not_applicable():
 
     drv = _mp_driver(None)
     Driver.activate(drv)  # the lifecycle only: no simulator, no poller
+    drv._sync([VendorCall("port1-1", CallState.INCOMING, "in", "+12065550100", 1)])
+    assert drv.wait_for_incoming(timeout=0.1).state is CallState.INCOMING  # ringing: the call waited for
+    drv._sync([])
     drv._sync([VendorCall("port1-1", CallState.CONFIRMED, "out", "+12065550100", 1)])
     with pytest.raises(NotApplicable, match=r"call waiting, taken with a hook flash.*offer no hook flash"):
         drv.wait_for_incoming(timeout=0.1)
