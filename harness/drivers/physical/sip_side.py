@@ -6,7 +6,8 @@
   and numbers are dialled by a person when the device has no way to be told (a manual step); answering is
   the device's auto-answer when the far side asks for it (``Call-Info: answer-after=0`` / ``Alert-Info``,
   driver option ``auto_answer: true``), otherwise a manual step. Hold, mute, DTMF and transfer are manual
-  steps whose effect is read back from the gateway where SIP shows it.
+  steps whose effect is read back from the gateway where SIP shows it; hold by the far end is read from the SDP
+  of the re-INVITE the gateway sent to the device and the device accepted (:class:`RemoteHoldObserver`).
 - ``manual``: the same observations, every action done by a person.
 
 Audio is judged at the far end (the media node's recording), never on the device.
@@ -115,6 +116,7 @@ class SipSideDriver(Driver, CallControl, Identity):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mine = {acc.username for acc in ctx.lines} | {acc.number for acc in ctx.lines}
+        self._remote_hold: RemoteHoldObserver | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -165,10 +167,12 @@ class SipSideDriver(Driver, CallControl, Identity):
             if direction is CallDirection.INCOMING and state in (CallState.CALLING, CallState.EARLY):
                 state = CallState.INCOMING
             cid = str(rec["id"])
-            info = CallInfo(cid, state, remote, direction,
-                            MediaDirection.SENDRECV if state is CallState.CONFIRMED else MediaDirection.NONE,
-                            sip_call_id=rec.get("a_call_id"), reason=rec.get("end_reason"),
-                            extra={"gateway_call": rec})
+            held = self._far_end_hold(rec, direction) if state is CallState.CONFIRMED else None
+            media = MediaDirection.SENDRECV if state is CallState.CONFIRMED else MediaDirection.NONE
+            if held:
+                media = MediaDirection.RECVONLY
+            info = CallInfo(cid, state, remote, direction, media, sip_call_id=rec.get("a_call_id"),
+                            reason=rec.get("end_reason"), remote_hold=bool(held), extra={"gateway_call": rec})
             try:
                 old = self.book.call(cid)
             except LookupError:
@@ -177,7 +181,25 @@ class SipSideDriver(Driver, CallControl, Identity):
                 self.book.put_call(info, EventKind.INCOMING if direction is CallDirection.INCOMING else EventKind.STATE)
             elif old.state is not info.state:
                 self.book.update_call(cid, EventKind.STATE, {"read_back": "gateway calls API"}, state=info.state,
-                                      media_direction=info.media_direction, reason=info.reason)
+                                      media_direction=info.media_direction, reason=info.reason,
+                                      remote_hold=info.remote_hold)
+            elif (old.remote_hold, old.media_direction) != (info.remote_hold, info.media_direction):
+                self.book.update_call(cid, EventKind.MEDIA, {"read_back": "re-INVITE in the gateway's trace"},
+                                      remote_hold=info.remote_hold, media_direction=info.media_direction)
+
+    def _far_end_hold(self, rec: dict[str, Any], direction: CallDirection) -> bool | None:
+        """Hold by the far end on the device's leg (the A leg of a call it placed, the one B leg of a call it
+        answered), from the gateway's trace (:class:`RemoteHoldObserver`); None when that cannot be read."""
+        legs = rec.get("b_call_ids") or []
+        leg = rec.get("a_call_id") if direction is CallDirection.OUTGOING else (legs[-1] if len(legs) == 1 else None)
+        if not leg or not callable(getattr(self.control, "trace", None)):
+            return None
+        if self._remote_hold is None:
+            self._remote_hold = RemoteHoldObserver(self.control)
+        try:
+            return self._remote_hold.held(str(leg))
+        except Exception:  # the trace is an extra source; the call itself was read from the calls API
+            return None
 
     # --- identity and registration -----------------------------------------------------------------------
     def _binding(self, line: int) -> dict[str, Any] | None:

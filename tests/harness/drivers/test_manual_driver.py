@@ -128,3 +128,31 @@ def test_sip_side_without_a_control_api_is_not_applicable():
 def test_manual_driver_registered():
     assert driver_class("manual") is ManualDriver and driver_class("sip-side") is SipSideDriver
     assert not ManualDriver(context("Gigaset", "N870 IP PRO", "2.52.0", auto_answer=True)).auto_answer
+
+
+def test_sip_side_reads_hold_by_the_far_end_from_the_reinvite_the_device_accepted():
+    from harness.protocols import MediaDirection
+    from tests.harness.drivers.test_audiocodes_driver import FakeTrace
+
+    class Control(FakeControl, FakeTrace):
+        def __init__(self) -> None:
+            FakeControl.__init__(self)
+            FakeTrace.__init__(self)
+
+    control = Control()
+    drv = SipSideDriver(context("Gigaset", "N870 IP PRO", "2.52.0", control=control, manual_source=Scripted()))
+    drv.activate()
+    try:
+        control.live.append({"id": "c1", "caller": "+14255550111", "callee": "+12065550100", "state": "confirmed",
+                             "a_call_id": "leg-1", "b_call_ids": ["b-1"]})
+        out = drv.book.wait_for(lambda: next(iter(drv.calls()), None), "the call", 3)
+        assert out.media_direction is MediaDirection.SENDRECV and not out.remote_hold
+        control.reinvite(2, "sendonly")
+        control.answer(2, 200)
+        held = drv.wait_for_media(out.id, MediaDirection.RECVONLY, timeout=3)
+        assert held.remote_hold
+        control.reinvite(3, "sendrecv")
+        control.answer(3, 200)
+        assert not drv.wait_for_media(out.id, MediaDirection.SENDRECV, timeout=3).remote_hold
+    finally:
+        drv.deactivate()
