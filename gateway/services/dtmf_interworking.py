@@ -18,8 +18,10 @@ What each leg says, in order of trust:
 * the caller: the SDP offer of its INVITE (``telephone-event`` present → RFC 4733, absent → it cannot send or
   receive events, so INFO when it accepts INFO); an INVITE without SDP (late offer) falls back to the catalogue
   default for its User-Agent;
-* each callee device: its SDP answer is not known before the INVITE is forked, so the catalogue's default for
-  the registered model (``device_profiles/dtmf.yaml``, by the User-Agent of its REGISTER);
+* each callee device: its SDP answer is not known before the INVITE is forked, so what its REGISTER declared when
+  that decides (a DTMF Info Package in ``Recv-Info`` → INFO; an ``Allow`` without INFO → RFC 4733; see
+  :func:`registered_method`), else the catalogue's default for the registered model (``device_profiles/dtmf.yaml``,
+  by the User-Agent of its REGISTER); the trace note names the source that decided;
 * media-node parties (Teams clients, PSTN, IVR, voicemail) take either method and are never a reason to anchor.
 
 A leg whose method cannot be told (no SDP and an unrecognised User-Agent) is never a reason to anchor either.
@@ -146,11 +148,42 @@ def caller_dtmf(invite: Request) -> LegDtmf | None:
 
 
 def callee_dtmf(target: Target) -> LegDtmf | None:
-    """A branch's method: a device's from the catalogue (by its REGISTER's User-Agent); media-node parties take
-    both methods, so they are None (never a reason to anchor)."""
+    """A branch's method: what the device declared in its REGISTER when that decides it, else the catalogue's
+    default (by its REGISTER's User-Agent); media-node parties take both methods, so they are None (never a
+    reason to anchor)."""
     if target.kind != "device" or target.binding is None:
         return None
-    return catalogue_method(target.binding.user_agent)
+    b = target.binding
+    if b.recv_info is None and b.allow is None:
+        return catalogue_method(b.user_agent)  # nothing declared: the common case costs one cache look-up
+    return registered_method(b.recv_info, b.allow, b.user_agent)
+
+
+@functools.lru_cache(maxsize=4096)
+def registered_method(recv_info: tuple[str, ...] | None, allow: tuple[str, ...] | None,
+                      user_agent: str | None) -> LegDtmf | None:
+    """A callee's method from what its REGISTER declared (``Recv-Info`` packages lower-cased, ``Allow`` methods
+    upper-cased, None when absent), preferred over the catalogue default where it decides:
+
+    * a ``Recv-Info`` naming a DTMF Info Package (RFC 6086 §5.2.3: a REGISTER may say which packages the UA
+      receives; §9: the package names the body) → INFO;
+    * it takes no INFO at all (an ``Allow`` without INFO, RFC 3261 §20.5, and no package in ``Recv-Info``) → it
+      can only receive digits as RFC 4733 events (or in-band), so RFC 4733;
+    * it takes INFO but names no DTMF package (``Allow: INFO``, or an unrelated package): most RFC 4733 devices
+      allow INFO too, so that does not decide: the catalogue does (its note says the REGISTER did not decide).
+    """
+    packages = [p for p in recv_info or () if p]
+    dtmf = [p for p in packages if "dtmf" in p]
+    if dtmf:
+        return LegDtmf(Method.INFO, f"REGISTER's Recv-Info: {', '.join(dtmf)} (RFC 6086 §5.2.3)")
+    if not packages and allow is not None and "INFO" not in allow:
+        why = "an empty Recv-Info and " if recv_info is not None else ""
+        return LegDtmf(Method.RFC4733, f"REGISTER's {why}Allow without INFO: takes no SIP INFO (RFC 3261 §20.5)")
+    cat = catalogue_method(user_agent)
+    if cat is None:
+        return None
+    said = f"Recv-Info: {', '.join(packages)}" if packages else "Allow: INFO"
+    return LegDtmf(cat.method, f"{cat.basis}; REGISTER's {said} does not decide")
 
 
 @dataclass(frozen=True)

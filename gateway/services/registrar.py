@@ -63,6 +63,10 @@ class Binding:
     registered_at: float  # wall clock
     instance: str | None = None
     q: float = 1.0
+    #: What the REGISTER declared it takes: ``Recv-Info`` packages (RFC 6086 §5.2.3, §9; () for an empty header)
+    #: and ``Allow`` methods (RFC 3261 §20.5), upper-cased; None when the header was absent.
+    recv_info: tuple[str, ...] | None = None
+    allow: tuple[str, ...] | None = None
 
     def expires_in(self, now: float) -> int:
         return max(0, int(self.expires_at - now + 0.5))
@@ -289,6 +293,7 @@ class Registrar:
         wildcard = any(c.strip() == "*" for c in raw_contacts)
         call_id = req.call_id
         cseq = req.cseq.seq
+        recv_info, allow = _declared(req, "Recv-Info"), _declared(req, "Allow")
         with self._lock:
             current = [b for b in self._bindings.get(user.username, ()) if b.expires_at > now]
             if wildcard:
@@ -328,7 +333,7 @@ class Registrar:
                         continue
                     q = _q_value(contact)
                     current.append(Binding(user.username, contact, uri, now + expires, call_id, cseq, flow,
-                                           user_agent, device_key, wall, instance, q))
+                                           user_agent, device_key, wall, instance, q, recv_info, allow))
                     self.stats.registered += 1
             if current:
                 self._bindings[user.username] = current
@@ -392,6 +397,16 @@ def _contact_expires(contact: NameAddr, header_expires: int | None, default: int
         except (TypeError, ValueError):
             return None
     return header_expires if header_expires is not None else default
+
+
+def _declared(req: Request, name: str) -> tuple[str, ...] | None:
+    """The comma-separated tokens of every ``name`` header of a REGISTER, upper-cased for Allow (methods are
+    case-sensitive tokens, RFC 3261 §7.1, but devices vary) and lower-cased for Recv-Info (package names are
+    case-insensitive, RFC 6086 §9); None when the header is absent."""
+    if name not in req.headers:
+        return None
+    tokens = (t.strip() for v in req.headers.get_all(name) for t in v.split(","))
+    return tuple(t.upper() if name == "Allow" else t.lower() for t in tokens if t)
 
 
 def _q_value(contact: NameAddr) -> float:

@@ -17,6 +17,7 @@ from gateway.services.dtmf_interworking import (
     DtmfInterworking,
     Method,
     accepts_info,
+    callee_dtmf,
     caller_dtmf,
     decide,
     telephone_event_types,
@@ -59,10 +60,11 @@ def invite(sdp: str | None = SDP_4733, *, allow: str | None = "INVITE, ACK, BYE,
     return parse_message(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
 
-def device_target(user_agent: str | None, label: str = "device bob/1") -> Target:
+def device_target(user_agent: str | None, label: str = "device bob/1", *, recv_info: tuple[str, ...] | None = None,
+                  allow: tuple[str, ...] | None = None) -> Target:
     flow = Flow("UDP", "127.0.0.1", 5080)
     b = Binding("bob", NameAddr.parse("<sip:bob@127.0.0.1:5080>"), "sip:bob@127.0.0.1:5080", 1e9, "r", 1, flow,
-                user_agent, "dev", 0.0)
+                user_agent, "dev", 0.0, recv_info=recv_info, allow=allow)
     return Target("device", b.uri, flow, label, b)
 
 
@@ -146,6 +148,93 @@ def test_anchored_exactly_when_both_are_known_and_differ(caller, callee):
         assert "callee method unknown → not anchored" in note
     else:
         assert "no conversion needed, not anchored" in note
+
+
+ALLOW_NO_INFO = ("INVITE", "ACK", "BYE", "CANCEL", "REFER", "NOTIFY")
+ALLOW_INFO = (*ALLOW_NO_INFO, "INFO")
+
+
+@pytest.mark.parametrize(("user_agent", "recv_info", "allow", "method", "source"), [
+    # what the REGISTER declared decides over the catalogue
+    (MEDIAPACK, None, ALLOW_NO_INFO, Method.RFC4733, "REGISTER's Allow without INFO"),
+    (MEDIAPACK, (), ALLOW_NO_INFO, Method.RFC4733, "REGISTER's an empty Recv-Info and Allow without INFO"),
+    (UNKNOWN_UA, None, ALLOW_NO_INFO, Method.RFC4733, "REGISTER's Allow without INFO"),
+    (YEALINK, ("dtmf",), ALLOW_INFO, Method.INFO, "REGISTER's Recv-Info: dtmf"),
+    (UNKNOWN_UA, ("x-dtmf-relay", "nothing"), None, Method.INFO, "REGISTER's Recv-Info: x-dtmf-relay"),
+    # taking INFO without naming a DTMF package does not decide: the catalogue does, and the note says both
+    (MEDIAPACK, None, ALLOW_INFO, Method.INFO, "catalogue default for AudioCodes"),
+    (YEALINK, ("infodial",), ALLOW_INFO, Method.RFC4733, "catalogue default for Yealink"),
+    (UNKNOWN_UA, None, ALLOW_INFO, None, None),
+    # nothing declared: the catalogue, as before
+    (MEDIAPACK, None, None, Method.INFO, "catalogue default for AudioCodes"),
+])
+def test_the_callees_register_decides_over_the_catalogue(user_agent, recv_info, allow, method, source):
+    leg = callee_dtmf(device_target(user_agent, recv_info=recv_info, allow=allow))
+    if method is None:
+        assert leg is None
+        return
+    assert leg is not None and leg.method is method, leg
+    assert leg.basis.startswith(source), leg.basis
+    if source.startswith("catalogue") and (recv_info or allow):
+        assert "does not decide" in leg.basis, leg.basis
+
+
+def test_the_trace_note_names_the_register_when_it_decided():
+    # A MediaPack (catalogue: INFO) that said it takes no INFO is RFC 4733: an RFC 4733 caller is not anchored.
+    d = decide(invite(SDP_4733), routed(device_target(MEDIAPACK, allow=ALLOW_NO_INFO)))
+    assert not d.anchor
+    assert d.note() == "DTMF interworking: caller RFC 4733, callee RFC 4733 → no conversion needed, not anchored"
+    # A Yealink (catalogue: RFC 4733) that declared a DTMF Info Package is anchored, and the note says why.
+    d = decide(invite(SDP_4733), routed(device_target(YEALINK, recv_info=("dtmf",), allow=ALLOW_INFO)))
+    assert d.anchor and d.callee_method is Method.INFO
+    assert "device bob/1: REGISTER's Recv-Info: dtmf (RFC 6086 §5.2.3)" in d.note(), d.note()
+
+
+def test_the_registrar_keeps_recv_info_and_allow_on_the_binding(tmp_path):
+    from gateway.services.directory import Directory
+    from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig
+    from gateway.sip import Request
+    from gateway.sip.auth import DigestClient, DigestServer
+    from gateway.store.sqlite import Store
+
+    store = Store(tmp_path / "gw.db")
+    try:
+        directory = Directory(store, "sipgw.lab")
+        directory.put_user(User("bob", "Bob Baker", "+14255550202"), password="pw-b")
+        auth = DigestServer("sipgw.lab", b"0123456789abcdef0123456789abcdef", algorithms=("MD5",))
+        reg = Registrar(directory, auth, DeviceRegistry(store), RegistrarConfig(firmware_policy="warn"))
+        client = DigestClient("bob", "pw-b")
+        flow = Flow("UDP", "127.0.0.1", 5080)
+        seq = itertools.count(1)
+
+        def register(*extra: tuple[str, str], authz: str | None = None):
+            headers = [("Via", f"SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-r{next(seq)}"),
+                       ("From", "<sip:bob@sipgw.lab>;tag=f1"), ("To", "<sip:bob@sipgw.lab>"), ("Call-ID", "reg-b"),
+                       ("CSeq", f"{next(seq)} REGISTER"), ("Contact", "<sip:bob@127.0.0.1:5080>"),
+                       ("Expires", "3600"), ("User-Agent", MEDIAPACK), *extra]
+            if authz:
+                headers.append(("Authorization", authz))
+            return reg.handle(Request.build("REGISTER", "sip:sipgw.lab", headers), flow, 100.0, 1.7e9)
+
+        def bind(*extra: tuple[str, str]):
+            resp = register(*extra)
+            assert resp.status == 401, resp.status
+            authz = str(client.authorize(resp.headers.get_all("WWW-Authenticate"), method="REGISTER",
+                                         uri="sip:sipgw.lab"))
+            assert register(*extra, authz=authz).status == 200
+            (b,) = reg.bindings("bob", 100.0)
+            return b
+
+        b = bind(("Allow", "INVITE, ACK, bye"), ("Allow", "CANCEL"), ("Recv-Info", "DTMF, foo"))
+        assert b.allow == ("INVITE", "ACK", "BYE", "CANCEL") and b.recv_info == ("dtmf", "foo")
+        # a refresh that declares nothing forgets what the last one declared (the binding is what it said now)
+        b = bind()
+        assert b.allow is None and b.recv_info is None
+        b = bind(("Recv-Info", ""))
+        assert b.recv_info == () and b.allow is None
+        assert callee_dtmf(Target("device", b.uri, flow, "bob", b)).basis.startswith("catalogue default")
+    finally:
+        store.close()
 
 
 def test_media_node_parties_are_never_a_reason_to_anchor():
