@@ -18,8 +18,14 @@ that reserved call slots for it). The relay, in that one pjsua2 worker:
   and CANCEL before answer (the caller's leg ending hangs up the callee's, which pjsua sends as CANCEL while it is
   unanswered, RFC 3261 §9.1);
 * follows a transfer by either party: the relay's worker is the transferee of a REFER on a leg (RFC 3515) and the
-  target of an INVITE with Replaces for a leg (RFC 3891); the new call takes that leg's place once answered and is
-  bridged with the other leg, whose party keeps its own dialog.
+  target of an INVITE with Replaces for a leg (RFC 3891); the new call takes that leg's place once answered (so the
+  transferor's NOTIFY sipfrags report what the target really answered: ``200``, or ``486`` from a busy target, after
+  which the transferor still holds its call and resumes it, RFC 5589 §6.2) and is bridged with the other leg;
+* then hands the other party over to the target when it no longer needs converting (see "Transfers" in
+  ``gateway.services.dtmf_interworking``): a REFER on that party's own dialog whose Refer-To names the target with
+  ``Replaces`` for the relay's new call (RFC 3515 §2.4, RFC 3891 §3, RFC 5589 §7), so the transferee places a call of
+  its own that replaces the relay's at the target; the relay ends its leg to the transferee once the sipfrag says
+  ``200`` (RFC 5589 §7.1) and is gone. When the new pair still differs the relay stays bridged and converts.
 
 Every leg's method is read from what that leg negotiated (``telephone-event`` in the remote SDP → RFC 4733, else
 INFO); digits are kept per relay (``relays()``) as evidence. All worker commands run on the media node's control
@@ -40,13 +46,17 @@ from gateway.services.dtmf_interworking import (
     DtmfInterworking,
     Method,
     RelaySpec,
+    callee_dtmf,
     telephone_event_types,
 )
 from gateway.services.model import Flow
+from gateway.services.routing import Target
 
 log = logging.getLogger("sipgw.media.relay")
 
 RESERVATION_TTL_S = 10.0
+#: After a hand-off, a leg still up this long after the other ended is hung up (the transferee that never acted).
+HANDOFF_GRACE_S = 5.0
 #: Call slots a relay holds: a whole worker (pjsua's limit is 4 calls per process). Its two legs, a transfer's new
 #: call and the call it replaces must fit, and no party may share the worker (a party's transfer needs room too).
 RELAY_SLOTS = 4
@@ -82,6 +92,10 @@ class _Relay:
     ended: float | None = None
     digits: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The leg whose party is being handed over to a transfer's target (a REFER with Replaces sent on it), and
+    #: the final sipfrag status of that REFER once known.
+    handoff: _Leg | None = None
+    handoff_code: int | None = None
 
     def other(self, leg: _Leg) -> _Leg:
         return self.callee if leg is self.caller else self.caller
@@ -94,6 +108,7 @@ class _Relay:
                 "caller_method": self.spec.caller_method.value, "callee_method": self.spec.callee_method.value,
                 "worker": getattr(self.worker, "name", None), "caller": leg(self.caller), "callee": leg(self.callee),
                 "digits": [{k: v for k, v in d.items() if k not in ("leg", "started", "ended")} for d in self.digits],
+                "handoff": None if self.handoff is None else {"side": self.handoff.side, "code": self.handoff_code},
                 "started": self.started, "ended": self.ended,
                 "errors": list(self.errors)}
 
@@ -211,6 +226,8 @@ class DtmfRelay:
                 self._on_media(r, leg, str(ev.data.get("status", "")))
             elif ev.type in ("transfer_request", "replaced") and ev.data.get("new_call") is not None:
                 self._on_transfer(r, leg, int(ev.data["new_call"]), ev.type)
+            elif ev.type == "transfer_status" and ev.data.get("final"):
+                self._on_handoff_status(r, leg, int(ev.data.get("code") or 0), str(ev.data.get("reason") or ""))
         except Exception as exc:
             log.exception("DTMF relay %s: handling %s failed", r.spec.token, ev.type)
             r.errors.append(f"{ev.type}: {exc}")
@@ -263,7 +280,8 @@ class DtmfRelay:
                 other = r.other(leg)
                 if other.handle is not None and other.state != _ENDED:
                     w.conference(leg.handle, other.handle)
-                    if other.held_by_relay:
+                    # the party handed over leaves this dialog: no resume for it (done if the hand-off fails)
+                    if not self._hand_off(r, leg, other) and other.held_by_relay:
                         w.unhold(other.handle)
                         other.held_by_relay = False
             return
@@ -274,6 +292,14 @@ class DtmfRelay:
                 pending = any(x.replaces is leg and x.state != _ENDED for _, x in self._by_handle.values())
             if pending:
                 return  # a transfer's call is about to take this leg's place (a transferor that hung up early)
+            if r.handoff is not None:
+                # Handing over: the target ends the relay's call when the transferee's INVITE replaces it, and the
+                # relay ends the transferee's leg after the 200 sipfrag; neither ends the other here.
+                if other.handle is None or other.state == _ENDED:
+                    self._finish(r)
+                else:
+                    self.node._ctl.submit(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
+                return
             if other.handle is not None and other.state != _ENDED:
                 if leg is r.callee and other.state in ("INCOMING", "EARLY"):
                     status = leg.code if leg.code and 300 <= leg.code < 700 else 480
@@ -300,6 +326,70 @@ class DtmfRelay:
             if not r.bridged and r.caller.handle is not None and r.callee.handle is not None:
                 w.conference(r.caller.handle, r.callee.handle)  # each leg hears the other, nothing else
                 r.bridged = True
+
+    def _hand_off(self, r: _Relay, new: _Leg, other: _Leg) -> bool:
+        """Hand ``other``'s party over to the target of the transfer call ``new`` (just in its leg's place) when the
+        pair no longer needs converting: a REFER on ``other``'s dialog naming ``new`` with Replaces. False: the
+        relay stays in the path (the pair still differs, the target is unknown, or the REFER could not be sent)."""
+        peer = self.service.peer_of(new.sip_call_id) if self.service is not None else None
+        theirs = other.method or self._negotiated(r, other)
+        other.method = theirs
+        # A device target's method as the gateway decides any callee's (its REGISTER, else the catalogue): the
+        # relay's own offer on the new call (the transferor's leg's method) says nothing about the target.
+        target = callee_dtmf(peer) if peer is not None and peer.kind == "device" else None
+        if peer is None:
+            why = "the target's call is not known to the gateway"
+        elif peer.kind == "device" and target is None:
+            why = f"the method of the target ({peer.label}) is not known"
+        elif target is not None and target.method != theirs:
+            why = f"the target ({peer.label}) uses {target.method.label}, the {other.side} {theirs.label}"
+        else:
+            why = ""
+        if why:
+            self._note(r, f"DTMF interworking: relay {r.spec.token} stays in the transferred call ({why})", new)
+            return False
+        try:
+            r.worker.transfer_replaces(other.handle, new.handle, hangup_on_success=True)
+        except Exception as exc:
+            r.errors.append(f"hand-off REFER not sent: {exc}")
+            return False
+        r.handoff = other
+        r.digits.append({"handoff": other.side, "t": round(time.time(), 3)})
+        what = "a media-node party" if target is None else f"{peer.label}, also {theirs.label}: {target.basis}"
+        self._note(r, f"DTMF interworking: relay {r.spec.token} hands the {other.side} over to the transfer target "
+                      f"({what}): REFER with Replaces for the relay's call (RFC 3891)", new)
+        return True
+
+    def _on_handoff_status(self, r: _Relay, leg: _Leg, code: int, reason: str) -> None:
+        """The final sipfrag of the hand-off REFER. 2xx: sipua ends ``leg`` itself (RFC 5589 §7.1). Otherwise the
+        relay stays in the path: the party is resumed, or, when the target's call has ended meanwhile, hung up."""
+        if r.handoff is not leg:
+            return
+        r.handoff_code = code
+        if 200 <= code < 300:
+            return
+        r.handoff = None
+        r.errors.append(f"hand-off of the {leg.side} refused: {code} {reason}".rstrip())
+        other = r.other(leg)
+        w = r.worker
+        if other.handle is None or other.state == _ENDED:
+            with contextlib.suppress(Exception):
+                w.hangup(leg.handle)
+        elif leg.held_by_relay:
+            w.unhold(leg.handle)
+            leg.held_by_relay = False
+
+    def _end_stray(self, r: _Relay, leg: _Leg) -> None:
+        if leg.state != _ENDED and leg.handle is not None:
+            with contextlib.suppress(Exception):
+                r.worker.hangup(leg.handle)
+
+    def _note(self, r: _Relay, text: str, leg: _Leg) -> None:
+        log.info("event=dtmf_relay_note token=%s %s", r.spec.token, text)
+        service = self.service
+        if service is not None and service.note is not None:
+            a_call_id = service.anchors[r.spec.token].a_call_id if r.spec.token in service.anchors else ""
+            service.note(text, [c for c in (a_call_id, leg.sip_call_id) if c])
 
     def _negotiated(self, r: _Relay, leg: _Leg) -> Method:
         """The leg's method: RFC 4733 when its party's SDP lists telephone-event, else INFO."""
@@ -425,7 +515,21 @@ def install(node: Any, gw: Any) -> DtmfInterworking:
             add(time.time(), text, call_ids)
 
     core = gw.core
-    service = DtmfInterworking(relay, trusted=lambda src: core._is_trusted(src), note=note)
+
+    def peer_of(call_id: str) -> Target | None:
+        """What the gateway routed the call with this Call-ID to (the answering branch's target). Called from the
+        control thread while the loop may change the calls: a changed dict is read again."""
+        for _ in range(5):
+            try:
+                for call in list(core.b2bua.calls.values()):
+                    if call.a.invite is not None and call.a.invite.call_id == call_id:
+                        return call.winner.target if call.winner is not None else None
+                return None
+            except RuntimeError:
+                continue
+        return None
+
+    service = DtmfInterworking(relay, trusted=lambda src: core._is_trusted(src), note=note, peer_of=peer_of)
     relay.service = service
     node.relay = relay
     gw.dtmf_interworking = service

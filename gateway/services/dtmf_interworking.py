@@ -25,6 +25,23 @@ What each leg says, in order of trust:
 * media-node parties (Teams clients, PSTN, IVR, voicemail) take either method and are never a reason to anchor.
 
 A leg whose method cannot be told (no SDP and an unrecognised User-Agent) is never a reason to anchor either.
+
+Transfers through an anchor. The relay is a B2BUA, and each party's dialog ends at it: a REFER from one party
+(the transferor) reaches the relay's worker, never the other party (the transferee). Passing the REFER through would
+need the relay to accept it without acting on it and to copy the transferee's NOTIFYs back; pjsua acts on every
+REFER it accepts (RFC 3515 §2.4.2/§2.4.4), so the relay does what the transferee would: its worker is the REFER's
+recipient, places the call to the Refer-To (with the Replaces it carries, RFC 3891 §3), and its sipfrag NOTIFYs tell
+the transferor what the target really answered (``200``; ``486`` from a busy target, and the transferor keeps the
+held call and resumes it through the relay, RFC 5589 §6.2). That call takes the transferor's leg's place. Then the
+relay re-anchors, which is simpler than staying a second B2BUA in every transferred call and gives the transferee
+what RFC 3515 gives it without the anchor, a call of its own: when the transferee and the target no longer differ
+(the target is a media-node party, or a device whose SDP says the transferee's method), the relay sends the
+transferee a REFER on its own dialog whose Refer-To names the target with ``Replaces`` for the relay's call (RFC 5589
+§7; the gateway maps that Replaces to the target's dialog, ``gateway.services.transfer``). The transferee's new call
+replaces the relay's at the target, the relay ends its leg to the transferee on the ``200`` sipfrag (RFC 5589 §7.1)
+and is gone. When the pair still differs, the relay stays bridged and keeps converting (the transferee keeps its
+dialog: a new anchored call could only reach the target with Replaces, which is never anchored). Each step is a note
+in the trace.
 Everything here is logic over messages and bindings; the relay itself is reached through :class:`RelayPort`.
 """
 
@@ -272,8 +289,11 @@ class DtmfInterworking:
 
     def __init__(self, relay: RelayPort | None, *, trusted: Callable[[object], bool],
                  note: Callable[[str, list[str]], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, peer_of: Callable[[str], Target | None] | None = None) -> None:
         self.relay = relay
+        #: ``peer_of(call_id)``: the target the gateway connected the call with that Call-ID to (the relay asks
+        #: it about a transfer's new call, to tell whether the new pair still needs converting).
+        self.peer_of: Callable[[str], Target | None] = peer_of or (lambda _call_id: None)
         self.trusted = trusted
         self.note = note
         self.clock = clock

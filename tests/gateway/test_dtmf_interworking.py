@@ -244,48 +244,134 @@ def test_legs_that_agree_are_not_anchored(lab):
     hang_up(a, call, (c, theirs, 0))
 
 
+def relay_of(lab: Lab, a_call_id: str) -> dict:
+    token = next(n["relay"] for n in lab.gw.dtmf_interworking.log if n["call_id"] == a_call_id and n["relay"])
+    return next(r for r in lab.gw.media.relay.relays() if r["token"] == token)
 
-def test_a_transfer_by_the_callee_moves_the_caller_to_the_target_through_the_relay(lab, tmp_path):
-    """bob (INFO) takes alice's (RFC 4733) anchored call and transfers it blind to carol: the relay's worker follows
-    the REFER, its new call takes bob's place; alice keeps her call and is connected to carol; digits still cross."""
+
+def two_way_audio(tmp_path, one, one_call, one_hz, two, two_call, two_hz) -> None:
+    one.play_tone(one_hz, call=one_call)
+    two.play_tone(two_hz, call=two_call)
+    heard_one, heard_two = str(tmp_path / f"{one.name}.wav"), str(tmp_path / f"{two.name}.wav")
+    m1, m2 = one.mark(), two.mark()
+    one.record(one_call, heard_one, duration_ms=1300)
+    two.record(two_call, heard_two, duration_ms=1300)
+    assert one.wait_event("record_complete", since=m1, call=one_call, timeout=t(6)).data["complete"]
+    assert two.wait_event("record_complete", since=m2, call=two_call, timeout=t(6)).data["complete"]
+    assert_tone(heard_one, two_hz)
+    assert_tone(heard_two, one_hz)
+    one.stop_tone(call=one_call)
+    two.stop_tone(call=two_call)
+
+
+def handed_over(lab: Lab, transferee, since: int, old_call: int) -> int:
+    """The transferee got a REFER of its own from the relay (RFC 3515) and its new call is up; its old one ended."""
+    refer = transferee.wait_event("transfer_request", since=since, call=old_call, timeout=t(10))
+    assert refer.data["accepted"] and "Replaces" in refer.data["target"], refer.data
+    new = refer.data["new_call"]
+    transferee.wait_event("call_state", since=since, call=new, state="CONFIRMED", timeout=t(10))
+    transferee.wait_event("call_state", since=since, call=old_call, state="DISCONNECTED", timeout=t(10))
+    return new
+
+
+def test_a_blind_transfer_by_the_callee_hands_the_caller_over_to_a_target_with_its_method(lab, tmp_path):
+    """bob (INFO) takes alice's (RFC 4733) anchored call and transfers it blind to carol (RFC 4733): the relay's
+    worker follows the REFER (bob's sipfrag is carol's 200), then, as alice and carol agree, hands alice over with a
+    REFER of her own (Replaces for the relay's call at carol): alice's new call replaces it, the relay ends."""
     a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
     c.auto_answer("immediate")
     call, theirs, _ = place(lab, ALICE, BOB)
-    mb, mc = b.mark(), c.mark()
+    a_call_id = a.call_info(call)["call_id"]
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
     b.transfer(theirs, lab.uri(CAROL[2]))  # REFER (RFC 3515), relayed by the gateway to the relay's leg
     incoming = c.wait_event("incoming_call", since=mc, timeout=t(10))
     assert ALICE[2] in incoming.data["from"], f"carol should see alice's number: {incoming.data['from']}"
-    carol_call = incoming.data["call"]
-    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
     final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
     assert final.data["code"] == 200, final.data
     b.wait_event("call_state", since=mb, call=theirs, state="DISCONNECTED", timeout=t(10))
-    assert a.call_info(call)["state"] == "CONFIRMED", "alice's call ended with the transfer"
 
-    got = relayed_digits(lab, a, call, c, "rfc4733")
-    assert "".join(d["digit"] for d in got) == DIGITS
+    new = handed_over(lab, a, ma, call)
+    replaced = c.wait_event("replaced", since=mc, call=incoming.data["call"], timeout=t(10))
+    carol_call = replaced.data["new_call"]
+    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
+    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(10), "the relay to end after the hand-off")
+    relay = relay_of(lab, a_call_id)
+    assert relay["handoff"] == {"side": "caller", "code": 200}, relay
+    notes = [n["text"] for n in lab.gw.trace.notes(call_ids=[a_call_id])]
+    assert any("hands the caller over to the transfer target" in n for n in notes), notes
 
-    a.play_tone(ALICE[6], call=call)
-    c.play_tone(CAROL[6], call=carol_call)
-    heard_a, heard_c = str(tmp_path / "a.wav"), str(tmp_path / "c.wav")
-    ma, mc = a.mark(), c.mark()
-    a.record(call, heard_a, duration_ms=1300)
-    c.record(carol_call, heard_c, duration_ms=1300)
-    assert a.wait_event("record_complete", since=ma, call=call, timeout=t(6)).data["complete"]
-    assert c.wait_event("record_complete", since=mc, call=carol_call, timeout=t(6)).data["complete"]
-    assert_tone(heard_a, CAROL[6])
-    assert_tone(heard_c, ALICE[6])
-    a.stop_tone(call=call)
-    c.stop_tone(call=carol_call)
-    hang_up(a, call, (c, carol_call, mc))
+    # alice and carol now talk directly, both RFC 4733: digits and audio, no relay.
+    got = relayed_digits(lab, a, new, c, "rfc4733")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
+    two_way_audio(tmp_path, a, new, ALICE[6], c, carol_call, CAROL[6])
+    hang_up(a, new, (c, carol_call, mc))
 
 
-def test_an_attended_transfer_by_the_callee_connects_the_caller_to_the_consulted_party(lab):
+def test_a_blind_transfer_to_a_target_that_still_differs_keeps_the_relay_converting(lab, tmp_path):
+    """alice (RFC 4733) calls bob (INFO) and transfers bob blind to carol (RFC 4733): bob and carol still differ,
+    so the relay's call to carol stays bridged with bob's leg and digits are still converted."""
+    a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
+    c.auto_answer("immediate")
+    call, theirs, _ = place(lab, ALICE, BOB)
+    a_call_id = a.call_info(call)["call_id"]
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.transfer(call, lab.uri(CAROL[2]))
+    incoming = c.wait_event("incoming_call", since=mc, timeout=t(10))
+    carol_call = incoming.data["call"]
+    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
+    final = a.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=ma, timeout=t(10))
+    assert final.data["code"] == 200, final.data
+    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
+    notes = wait_for(lambda: [n["text"] for n in lab.gw.trace.notes(call_ids=[a_call_id])
+                              if "stays in the transferred call" in n["text"]], t(5), "the relay's note")
+    assert "uses RFC 4733, the callee INFO" in notes[0], notes
+    assert b.call_info(theirs)["state"] == "CONFIRMED", "bob's call ended with the transfer"
+    assert not b.events("transfer_request", since=mb), "bob was handed over although carol uses the other method"
+
+    # Each leg carries digits as it negotiated: carol's call with the relay as its SDP says.
+    carols = "rfc4733" if "telephone-event" in (c.call_info(carol_call)["remote_sdp"] or "") else "info"
+    got = relayed_digits(lab, c, carol_call, b, carols)
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"info"}
+    got = relayed_digits(lab, b, theirs, c, "info")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {carols}
+    two_way_audio(tmp_path, b, theirs, BOB[6], c, carol_call, CAROL[6])
+    hang_up(c, carol_call, (b, theirs, mb))
+    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(5), "the relay to end")
+
+
+def test_a_blind_transfer_to_a_busy_target_gives_the_transferor_its_held_call_back(lab, tmp_path):
+    """bob (INFO) holds alice's (RFC 4733) anchored call and transfers it to a busy carol: bob's sipfrag is 486, he
+    still has the call, resumes it, and alice and bob hear each other again through the relay."""
+    a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
+    call, theirs, _ = place(lab, ALICE, BOB)
+    c.auto_answer("immediate", code=486)
+    try:
+        ma, mb = a.mark(), b.mark()
+        b.hold(theirs)
+        a.wait_event("media_state", since=ma, call=call, status="remote_hold", timeout=t(5))
+        mb = b.mark()
+        b.transfer(theirs, lab.uri(CAROL[2]))
+        final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
+    finally:
+        c.auto_answer("immediate")
+    assert final.data["code"] == 486, final.data
+    assert b.call_info(theirs)["state"] == "CONFIRMED", "bob lost the call he held"
+    ma = a.mark()
+    b.unhold(theirs)
+    a.wait_event("media_state", since=ma, call=call, status="active", timeout=t(5))
+    assert not a.events("transfer_request", since=ma)
+    two_way_audio(tmp_path, a, call, ALICE[6], b, theirs, BOB[6])
+    hang_up(b, theirs, (a, call, 0))
+
+
+def test_an_attended_transfer_by_the_callee_hands_the_caller_over_to_the_consulted_party(lab):
     """bob (INFO) holds alice's (RFC 4733) anchored call, consults a PSTN party, and transfers with Replaces: the relay
-    follows, alice is connected to the PSTN party, bob's calls end."""
+    follows (its call replaces the consultation), then hands alice over to the party (a media-node party takes
+    either method): alice's own new call replaces the relay's; bob's calls end."""
     a, b = lab.agents["alice"], lab.agents["bob"]
     node = lab.gw.media
     call, theirs, _ = place(lab, ALICE, BOB)
+    a_call_id = a.call_info(call)["call_id"]
     b.hold(theirs)
     mb = b.mark()
     number = PSTN_PREFIX + "0100"
@@ -295,17 +381,19 @@ def test_an_attended_transfer_by_the_callee_connects_the_caller_to_the_consulted
     b.wait_event("call_state", since=mb, call=consult, state="CONFIRMED", timeout=t(10))
     party = wait_for(lambda: next((c for c in node.calls(number) if c.state == "confirmed"), None), t(5),
                      "the PSTN party to answer the consultation")
-    mb = b.mark()
+    ma, mb = a.mark(), b.mark()
     b.transfer_replaces(theirs, consult)
     final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
     assert final.data["code"] == 200, final.data
-    moved = wait_for(lambda: next((c for c in node.calls(number) if c.id != party.id and c.state == "confirmed"),
-                                  None), t(5), "the PSTN party's call that replaced the consultation")
-    wait_for(lambda: node.call(party.id).state == "disconnected", t(5), "the consultation to be replaced")
     for handle in (theirs, consult):
         b.wait_event("call_state", since=mb, call=handle, state="DISCONNECTED", timeout=t(10))
-    assert a.call_info(call)["state"] == "CONFIRMED", "alice's call ended with the transfer"
+    wait_for(lambda: node.call(party.id).state == "disconnected", t(5), "the consultation to be replaced")
+
+    new = handed_over(lab, a, ma, call)
+    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(10), "the relay to end after the hand-off")
+    moved = wait_for(lambda: next((c for c in node.calls(number) if c.id != party.id and c.state == "confirmed"),
+                                  None), t(5), "the PSTN party's call that replaced the relay's")
     ma = a.mark()
-    a.hangup(call)
-    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(5))
+    a.hangup(new)
+    a.wait_event("call_state", since=ma, call=new, state="DISCONNECTED", timeout=t(5))
     wait_for(lambda: node.call(moved.id).state == "disconnected", t(5), "the hang-up to reach the PSTN party")
