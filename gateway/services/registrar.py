@@ -240,7 +240,8 @@ class Registrar:
         verdict = self._verdict_for(user_agent or "")
         device_key = self.devices.key_for(req, user_agent, verdict, user.username)
         device = self.devices.get(device_key)
-        if device is not None and device.pair_state is PairState.OFFBOARDED:
+        if (device is not None and device.pair_state is PairState.OFFBOARDED) or self.devices.all_ports_offboarded(
+                device_key):
             return self._reject(req, 403, "SGW-DEVICE-OFFBOARDED",
                                 f"device {device_key} was offboarded; factory-reset it to onboard again")
         warn_text = None
@@ -403,9 +404,10 @@ def _declared(req: Request, name: str) -> tuple[str, ...] | None:
     """The comma-separated tokens of every ``name`` header of a REGISTER, upper-cased for Allow (methods are
     case-sensitive tokens, RFC 3261 §7.1, but devices vary) and lower-cased for Recv-Info (package names are
     case-insensitive, RFC 6086 §9); None when the header is absent."""
-    if name not in req.headers:
-        return None
-    tokens = (t.strip() for v in req.headers.get_all(name) for t in v.split(","))
+    headers = req.headers
+    if headers.get(name) is None:
+        return None  # the common REGISTER: one look-up
+    tokens = (t.strip() for v in headers.get_fields(name) for t in v.split(","))
     return tuple(t.upper() if name == "Allow" else t.lower() for t in tokens if t)
 
 
@@ -441,6 +443,17 @@ class DeviceRegistry:
 
     def get(self, key: str) -> Device | None:
         return self._cache.get(key)
+
+    def all_ports_offboarded(self, mac: str) -> bool:
+        """A multi-port ATA known by its MAC (a REGISTER that names no port) whose every port record
+        (``<mac>:001``, ``<mac>:002`` …) is offboarded: the ATA as a whole is refused until its factory reset.
+        One dictionary look-up for a device without port records."""
+        port = 1
+        while (rec := self._cache.get(f"{mac}:{port:03d}")) is not None:
+            if rec.pair_state is not PairState.OFFBOARDED:
+                return False
+            port += 1
+        return port > 1
 
     def all(self) -> list[Device]:
         return sorted(self._cache.values(), key=lambda d: d.key)
