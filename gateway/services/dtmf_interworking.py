@@ -41,7 +41,10 @@ transferee a REFER on its own dialog whose Refer-To names the target with ``Repl
 replaces the relay's at the target, the relay ends its leg to the transferee on the ``200`` sipfrag (RFC 5589 §7.1)
 and is gone. When the pair still differs, the relay stays bridged and keeps converting (the transferee keeps its
 dialog: a new anchored call could only reach the target with Replaces, which is never anchored). Each step is a note
-in the trace.
+in the trace. What this does not give: the transferor's ``200`` sipfrag is the relay's call's, sent before the
+transferee's own call is up (by the hand-off's round trips); a sipfrag that waited for the transferee would need the
+relay to accept the REFER without acting on it (a worker-side redirect of pjsua's transfer call to a relay-held
+placeholder answered with the transferee's final status), which is not built.
 Everything here is logic over messages and bindings; the relay itself is reached through :class:`RelayPort`.
 """
 
