@@ -88,3 +88,21 @@ def test_unpaired_device_offboarded_after_14_days(representative, provisioned, s
     assert p.state() == "offboarded", "still onboarded after 14 days without a connection"
     p.lab.control.advance_clock(-14 * DAY)
     offboarded_then_back(p, sipgw_settings)
+
+
+@pytest.mark.feature("offboard_stale_devices")
+@records_http
+def test_offboarded_device_refused_until_factory_reset(provisioned, sipgw_settings):  # noqa: F811
+    """Every device: once offboarded (signed out, not connected for 14 days), its configuration fetch and its
+    REGISTER are refused with the reason, and after its own factory reset it onboards again, signed out.
+
+    The sweep's day boundaries are gateway-side and checked on the representative device by the two tests above;
+    what depends on the device (how it shows the refusal, its factory reset, its provisioning format) is checked
+    here on each one."""
+    p = provisioned
+    disconnect(p)
+    p.lab.control.advance_clock(14 * DAY)
+    p.api.sweep()
+    assert p.state() == "offboarded", "still onboarded 14 days after the signed-out device was last connected"
+    p.lab.control.advance_clock(-14 * DAY)
+    offboarded_then_back(p, sipgw_settings)

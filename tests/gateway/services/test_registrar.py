@@ -196,6 +196,18 @@ def test_offboarded_device_is_refused(env):
     assert resp.status == 403 and "SGW-DEVICE-OFFBOARDED" in warning(resp)
 
 
+def test_a_multi_port_device_is_refused_by_its_mac_only_once_every_port_is_offboarded(env):
+    """Ports of an ATA have their own records (``<mac>:001`` …); a REGISTER that names the bare MAC (its User-Agent
+    carries it) is refused while every port is offboarded, and accepted while one port is not."""
+    reg, _store = env
+    reg.devices.put(Device("0004f28e5a79:001", pair_state=PairState.OFFBOARDED))
+    reg.devices.put(Device("0004f28e5a79:002", pair_state=PairState.UNPAIRED))
+    assert Phone("avery", "pw-avery").register(reg).status == 200
+    reg.devices.put(Device("0004f28e5a79:002", pair_state=PairState.OFFBOARDED))
+    resp = Phone("avery", "pw-avery", call_id="reg-2").register(reg)
+    assert resp.status == 403 and "SGW-DEVICE-OFFBOARDED" in warning(resp)
+
+
 def test_listeners_hear_changes(env):
     reg, _ = env
     seen = []
