@@ -17,15 +17,14 @@ that reserved call slots for it). The relay, in that one pjsua2 worker:
 * propagates hold and resume (a leg put on hold by its party puts the other leg on hold, RFC 3264 §8.4), hang-up,
   and CANCEL before answer (the caller's leg ending hangs up the callee's, which pjsua sends as CANCEL while it is
   unanswered, RFC 3261 §9.1);
-* follows a transfer by either party: the relay's worker is the transferee of a REFER on a leg (RFC 3515) and the
-  target of an INVITE with Replaces for a leg (RFC 3891); the new call takes that leg's place once answered (so the
-  transferor's NOTIFY sipfrags report what the target really answered: ``200``, or ``486`` from a busy target, after
-  which the transferor still holds its call and resumes it, RFC 5589 §6.2) and is bridged with the other leg;
-* then hands the other party over to the target when it no longer needs converting (see "Transfers" in
-  ``gateway.services.dtmf_interworking``): a REFER on that party's own dialog whose Refer-To names the target with
-  ``Replaces`` for the relay's new call (RFC 3515 §2.4, RFC 3891 §3, RFC 5589 §7), so the transferee places a call of
-  its own that replaces the relay's at the target; the relay ends its leg to the transferee once the sipfrag says
-  ``200`` (RFC 5589 §7.1) and is gone. When the new pair still differs the relay stays bridged and converts.
+* passes a transfer by either party on (see "Transfers" in ``gateway.services.dtmf_interworking``): a REFER on a
+  leg arrives with a stand-in Refer-To naming this worker (set by the gateway); the call pjsua places for it comes
+  back here and waits, the other party gets a REFER of its own with the transferor's Refer-To (RFC 3515 §2.4), and
+  its final sipfrag status answers the waiting call, which pjsua reports to the transferor (RFC 3515 §2.4.5); the
+  relay ends its leg to the transferee after a 2xx (RFC 5589 §6.1) and is gone once both legs have ended;
+* follows an INVITE with Replaces for a leg (RFC 3891), or a REFER without a stand-in: the new call takes that leg's
+  place once answered and is bridged with the other leg, then the other party is handed over to the target when the
+  pair no longer needs converting (a REFER with Replaces for the relay's call, RFC 5589 §7).
 
 Every leg's method is read from what that leg negotiated (``telephone-event`` in the remote SDP → RFC 4733, else
 INFO); digits are kept per relay (``relays()``) as evidence. All worker commands run on the media node's control
@@ -43,10 +42,12 @@ from typing import Any
 
 from gateway.services.dtmf_interworking import (
     RELAY_HEADER,
+    STAND_IN_USER,
     DtmfInterworking,
     Method,
     RelaySpec,
     callee_dtmf,
+    parse_stand_in,
     telephone_event_types,
 )
 from gateway.services.model import Flow
@@ -63,6 +64,7 @@ RELAY_SLOTS = 4
 DEFAULT_DIGIT_MS = 160
 END_WAIT_S = 1.5  # a received digit whose end was not seen by then is sent with DEFAULT_DIGIT_MS
 _ENDED = "DISCONNECTED"
+_STAND_IN = "#xfer"
 
 
 @dataclass
@@ -76,6 +78,23 @@ class _Leg:
     held_by_relay: bool = False
     remote_hold: bool = False
     replaces: _Leg | None = None  # a transfer's new call, until it takes this leg's place
+    #: A stand-in of a REFER passed through (see _Xfer): "out" is the call pjsua placed for the transferor's REFER,
+    #: "in" the same call arriving back at this worker; both end once the transferee's outcome is given.
+    stand_in: str | None = None
+
+
+@dataclass
+class _Xfer:
+    """A REFER passed through the relay: ``leg`` got it from the transferor; the transferee (``to``) got one of its
+    own; ``out`` is the call pjsua placed for the transferor's REFER, redirected back to this worker, and ``sink``
+    that call arriving, answered with the transferee's final sipfrag status so the transferor's NOTIFY says it."""
+
+    leg: _Leg
+    to: _Leg
+    target: str
+    out: _Leg
+    sink: _Leg | None = None
+    code: int | None = None
 
 
 @dataclass
@@ -96,6 +115,7 @@ class _Relay:
     #: the final sipfrag status of that REFER once known.
     handoff: _Leg | None = None
     handoff_code: int | None = None
+    xfers: list[_Xfer] = field(default_factory=list)
 
     def other(self, leg: _Leg) -> _Leg:
         return self.callee if leg is self.caller else self.caller
@@ -162,6 +182,9 @@ class DtmfRelay:
     def on_incoming(self, worker: Any, ev: Any, token: str) -> None:
         """The caller's INVITE reached the relay: place the callee's leg."""
         handle = int(ev.data["call"])
+        if token.endswith(_STAND_IN):
+            self._on_sink(worker, handle, token[: -len(_STAND_IN)])
+            return
         with self._lock:
             spec = self._specs.pop(token, None)
         if spec is None:
@@ -202,6 +225,77 @@ class DtmfRelay:
             r.callee.sip_call_id = str(worker.call_info(b).get("call_id", ""))
         log.info("event=dtmf_relay token=%s caller_call=%d callee_call=%d worker=%s", token, handle, b, worker.name)
 
+    def _pass_refer(self, r: _Relay, leg: _Leg, new_call: int, target: str) -> None:
+        """The transferor's REFER on ``leg`` was accepted (RFC 3515 §2.4.2) and pjsua's call for it comes back here:
+        the transferee gets a REFER of its own with the same Refer-To (§2.4.1) on its dialog."""
+        other = r.other(leg)
+        out = _Leg(leg.side, handle=new_call, state="CALLING", stand_in="out")
+        x = _Xfer(leg, other, target, out)
+        r.xfers.append(x)
+        with self._lock:
+            self._by_handle[(id(r.worker), new_call)] = (r, out)
+        from gateway.media_node.node import _Reservation
+
+        node = self.node
+        uri_user = f"{STAND_IN_USER}{r.spec.token}"
+        with node._lock:
+            node._reservations.append(_Reservation(r.worker, uri_user, "relay", r.spec.token + _STAND_IN,
+                                                   time.monotonic() + RESERVATION_TTL_S))
+        node._ctl.submit(lambda: self._drop_reservation(r.worker, uri_user), delay_s=RESERVATION_TTL_S / 2)
+        r.digits.append({"transfer": "refer", "side": leg.side, "target": target, "t": round(time.time(), 3)})
+        if other.handle is None or other.state != "CONFIRMED":
+            x.code = 480
+            self._note(r, f"DTMF interworking: relay {r.spec.token} cannot pass the {leg.side}'s REFER on (the "
+                          f"{other.side}'s leg is not connected): 480", leg)
+            return
+        try:
+            r.worker.transfer(other.handle, target, hangup_on_success=True)
+        except Exception as exc:
+            x.code = 500
+            r.errors.append(f"REFER not passed to the {other.side}: {exc}")
+            return
+        self._note(r, f"DTMF interworking: relay {r.spec.token} passes the {leg.side}'s REFER to the {other.side} "
+                      f"(Refer-To {target}); the {leg.side}'s sipfrag will be the {other.side}'s (RFC 3515)", leg)
+
+    def _drop_reservation(self, worker: Any, uri_user: str) -> None:
+        node = self.node
+        with node._lock:
+            node._reservations = [x for x in node._reservations if not (x.worker is worker and x.uri_user == uri_user)]
+
+    def _on_sink(self, worker: Any, handle: int, token: str) -> None:
+        """pjsua's call for a passed REFER arrived back: it waits for the transferee's outcome (or has it)."""
+        with self._lock:
+            r = self._relays.get(token)
+        x = next((x for x in r.xfers if x.sink is None), None) if r is not None else None
+        if r is None or x is None:
+            with contextlib.suppress(Exception):
+                worker.reject(handle, 481, reason="No transfer")
+            return
+        x.sink = _Leg(x.leg.side, handle=handle, state="INCOMING", stand_in="in")
+        with self._lock:
+            self._by_handle[(id(worker), handle)] = (r, x.sink)
+        self._give_outcome(r, x)
+
+    def _give_outcome(self, r: _Relay, x: _Xfer) -> None:
+        if x.sink is None or x.code is None or x.sink.state == _ENDED:
+            return
+        with contextlib.suppress(Exception):
+            if 200 <= x.code < 300:
+                r.worker.answer(x.sink.handle, 200)
+            else:
+                r.worker.reject(x.sink.handle, x.code if 300 <= x.code < 700 else 503)
+
+    def _on_refer_status(self, r: _Relay, leg: _Leg, code: int) -> bool:
+        """The final sipfrag from a transferee a REFER was passed to: it becomes the transferor's."""
+        x = next((x for x in r.xfers if x.to is leg and x.code is None), None)
+        if x is None:
+            return False
+        x.code = code
+        self._note(r, f"DTMF interworking: relay {r.spec.token}: the {leg.side}'s sipfrag {code} goes to the "
+                      f"{x.leg.side}", leg)
+        self._give_outcome(r, x)
+        return True
+
     def on_event(self, worker: Any, ev: Any) -> bool:
         """A worker event: True when it belongs to a relay (handled here)."""
         call = ev.data.get("call")
@@ -213,7 +307,9 @@ class DtmfRelay:
             return False
         r, leg = found
         try:
-            if ev.type == "call_state":
+            if ev.type == "call_state" and leg.stand_in is not None:
+                self._on_stand_in(r, leg, str(ev.data.get("state", "")))
+            elif ev.type == "call_state":
                 self._on_state(r, leg, str(ev.data.get("state", "")), ev.data.get("code"), ev.data.get("warning"))
             elif leg is not r.caller and leg is not r.callee:
                 pass  # digits and media of a transfer's call count once it has taken its leg's place
@@ -224,14 +320,33 @@ class DtmfRelay:
                                    ev.data.get("duration_ms"), ev)
             elif ev.type == "media_state":
                 self._on_media(r, leg, str(ev.data.get("status", "")))
+            elif ev.type == "transfer_request" and ev.data.get("new_call") is not None and \
+                    (stand_in := parse_stand_in(str(ev.data.get("target") or ""))) is not None:
+                self._pass_refer(r, leg, int(ev.data["new_call"]), stand_in[1])
             elif ev.type in ("transfer_request", "replaced") and ev.data.get("new_call") is not None:
                 self._on_transfer(r, leg, int(ev.data["new_call"]), ev.type)
             elif ev.type == "transfer_status" and ev.data.get("final"):
-                self._on_handoff_status(r, leg, int(ev.data.get("code") or 0), str(ev.data.get("reason") or ""))
+                code = int(ev.data.get("code") or 0)
+                if not self._on_refer_status(r, leg, code):
+                    self._on_handoff_status(r, leg, code, str(ev.data.get("reason") or ""))
         except Exception as exc:
             log.exception("DTMF relay %s: handling %s failed", r.spec.token, ev.type)
             r.errors.append(f"{ev.type}: {exc}")
         return True
+
+    def _on_stand_in(self, r: _Relay, leg: _Leg, state: str) -> None:
+        """The stand-in calls: answered, the placed one is ended (its NOTIFY 200 has gone to the transferor)."""
+        if leg.state == _ENDED:
+            return
+        leg.state = state
+        if state == _ENDED:
+            with self._lock:
+                self._by_handle.pop((id(r.worker), leg.handle), None)
+            if r.caller.state == _ENDED and r.callee.state == _ENDED:
+                self._finish(r)
+        elif state == "CONFIRMED" and leg.stand_in == "out":
+            with contextlib.suppress(Exception):
+                r.worker.hangup(leg.handle)
 
     def _on_transfer(self, r: _Relay, leg: _Leg, new_call: int, kind: str) -> None:
         """pjsua made a call for a leg's transfer (REFER) or took one that replaces it (Replaces)."""
@@ -466,6 +581,12 @@ class DtmfRelay:
 
     def _finish(self, r: _Relay) -> None:
         if r.released:
+            return
+        live = [x for xf in r.xfers for x in (xf.out, xf.sink) if x is not None and x.state != _ENDED]
+        if live:
+            for x in live:  # the worker's slots are given back once the stand-ins have ended too
+                with contextlib.suppress(Exception):
+                    r.worker.hangup(x.handle)
             return
         r.released = True
         r.ended = time.time()

@@ -26,25 +26,23 @@ What each leg says, in order of trust:
 
 A leg whose method cannot be told (no SDP and an unrecognised User-Agent) is never a reason to anchor either.
 
-Transfers through an anchor. The relay is a B2BUA, and each party's dialog ends at it: a REFER from one party
-(the transferor) reaches the relay's worker, never the other party (the transferee). Passing the REFER through would
-need the relay to accept it without acting on it and to copy the transferee's NOTIFYs back; pjsua acts on every
-REFER it accepts (RFC 3515 §2.4.2/§2.4.4), so the relay does what the transferee would: its worker is the REFER's
-recipient, places the call to the Refer-To (with the Replaces it carries, RFC 3891 §3), and its sipfrag NOTIFYs tell
-the transferor what the target really answered (``200``; ``486`` from a busy target, and the transferor keeps the
-held call and resumes it through the relay, RFC 5589 §6.2). That call takes the transferor's leg's place. Then the
-relay re-anchors, which is simpler than staying a second B2BUA in every transferred call and gives the transferee
-what RFC 3515 gives it without the anchor, a call of its own: when the transferee and the target no longer differ
-(the target is a media-node party, or a device whose SDP says the transferee's method), the relay sends the
-transferee a REFER on its own dialog whose Refer-To names the target with ``Replaces`` for the relay's call (RFC 5589
-§7; the gateway maps that Replaces to the target's dialog, ``gateway.services.transfer``). The transferee's new call
-replaces the relay's at the target, the relay ends its leg to the transferee on the ``200`` sipfrag (RFC 5589 §7.1)
-and is gone. When the pair still differs, the relay stays bridged and keeps converting (the transferee keeps its
-dialog: a new anchored call could only reach the target with Replaces, which is never anchored). Each step is a note
-in the trace. What this does not give: the transferor's ``200`` sipfrag is the relay's call's, sent before the
-transferee's own call is up (by the hand-off's round trips); a sipfrag that waited for the transferee would need the
-relay to accept the REFER without acting on it (a worker-side redirect of pjsua's transfer call to a relay-held
-placeholder answered with the transferee's final status), which is not built.
+Transfers through an anchor: the REFER is passed through. The relay is a B2BUA and each party's dialog ends at
+it, so a REFER from one party (the transferor) reaches the relay, never the other party (the transferee). The
+relay keeps itself in the path the way RFC 3515 reads from each dialog: the transferee gets a REFER of its own, on
+its own dialog, with the transferor's Refer-To (a target, or a target with ``Replaces`` for a consultative
+transfer, RFC 3891 §3, RFC 5589 §7), acts on it and places its own call through the gateway, which routes it like
+any call, so it is anchored anew when the transferee and the target still carry digits differently (``Replaces``
+INVITEs excepted: they reach the consulted party's dialog and are never anchored); and the transferor's sipfrag
+NOTIFYs (RFC 3515 §2.4.5) carry the transferee's final status (``200``, or ``486`` from a busy target, after which
+the transferor still holds its call and resumes it through the relay, RFC 5589 §6.2), sent once the transferee's
+call has that status. pjsua acts on every REFER it accepts (RFC 3515 §2.4.2/§2.4.4) by calling the Refer-To, so
+the gateway gives a REFER bound for a relay's leg a stand-in Refer-To (``gateway.services.transfer``,
+:func:`stand_in_refer_to`): the relay's worker itself, with the transferor's Refer-To in a URI parameter. The call
+pjsua places for it comes back to the relay, which passes the REFER on and answers that call with the
+transferee's final status, which pjsua reports to the transferor. Re-anchoring by the relay itself (following the
+transfer, then handing the transferee over with Replaces) was simpler but told the transferor ``200`` before the
+transferee had a call; it remains only for an INVITE with Replaces aimed at a relay's leg, and for a REFER that
+reached a relay without a stand-in Refer-To. Each step is a note in the trace.
 Everything here is logic over messages and bindings; the relay itself is reached through :class:`RelayPort`.
 """
 
@@ -71,6 +69,9 @@ log = logging.getLogger("sipgw.dtmf")
 #: The header a relay puts on the INVITE of the callee's leg (never relayed to the callee: not in the B2BUA's
 #: RELAYED_HEADERS), naming the anchored call it belongs to.
 RELAY_HEADER = "X-Sipgw-Dtmf-Relay"
+#: The user part of a Refer-To the gateway gives a relay's leg in place of the transferor's (see "Transfers").
+STAND_IN_USER = "relayxfer-"
+_STAND_IN_TARGET = "sgw-target"
 #: An anchor whose relay INVITE has not arrived after this long is forgotten.
 ANCHOR_TTL_S = 30.0
 
@@ -252,6 +253,44 @@ def decide(invite: Request, decision: RouteDecision) -> Decision:
     caller = caller_dtmf(invite)
     callees = tuple((t.label, callee_dtmf(t)) for t in decision.targets if t.kind == "device")
     return Decision(caller, callees)
+
+
+# --- transfers through a relay -----------------------------------------------------------------------------------
+
+def relay_token_of(leg: object) -> str | None:
+    """The relay token of a B2BUA leg that is a relay's (the caller's call routed to ``relay-<token>``, or the
+    relay's own INVITE carrying ``RELAY_HEADER``); None for any other leg."""
+    target = getattr(leg, "target", None)
+    if target is not None and getattr(target, "kind", None) == "relay":
+        m = re.match(r"^sips?:relay-([^@;>]+)@", target.uri)
+        return m.group(1) if m else None
+    invite = getattr(leg, "invite", None)
+    if invite is not None and getattr(leg, "target", None) is None:
+        token = invite.headers.get(RELAY_HEADER)
+        return token.strip() if token else None
+    return None
+
+
+def stand_in_refer_to(token: str, hostport: str, refer_to: str) -> str:
+    """The Refer-To a relay's leg gets for a REFER: the relay's worker itself (``relayxfer-<token>``), with the
+    transferor's Refer-To in a URI parameter, so the call pjsua places for it comes back to the relay, which passes
+    the REFER on and answers that call with the transferee's outcome (RFC 3515 §2.4.5)."""
+    from urllib.parse import quote
+
+    uri = refer_to.strip()
+    if uri.startswith("<") and ">" in uri:
+        uri = uri[1:uri.rindex(">")]
+    return f"<sip:{STAND_IN_USER}{token}@{hostport};{_STAND_IN_TARGET}={quote(uri, safe='')}>"
+
+
+def parse_stand_in(refer_to: str) -> tuple[str, str] | None:
+    """``(token, the transferor's Refer-To)`` of a stand-in Refer-To (see :func:`stand_in_refer_to`), else None."""
+    from urllib.parse import unquote
+
+    m = re.search(rf"sips?:{STAND_IN_USER}([^@;>]+)@[^;>]*;(?:[^>]*;)?{_STAND_IN_TARGET}=([^;>?]+)", refer_to)
+    if m is None:
+        return None
+    return m.group(1), f"<{unquote(m.group(2))}>"
 
 
 # --- anchoring ---------------------------------------------------------------------------------------------------

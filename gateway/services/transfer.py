@@ -26,6 +26,7 @@ import re
 from urllib.parse import unquote
 
 from gateway.services.b2bua import Side
+from gateway.services.dtmf_interworking import relay_token_of, stand_in_refer_to
 from gateway.services.routing import RouteDecision, Target
 from gateway.sip import Headers, NameAddr, Request, Response, SipParseError, SipURI
 from gateway.sip.dialog import DialogId
@@ -105,6 +106,10 @@ class TransferService:
                     hostport = contact.split("@", 1)[1].split(";", 1)[0]
                     old = req.headers.get("Refer-To") or ""
                     new = rewrite_refer_to(old, hostport, transport)
+                    token = relay_token_of(other)  # a DTMF relay's leg: the relay passes the REFER on itself
+                    if token is not None:
+                        host = f"[{other.dest.host}]" if ":" in other.dest.host else other.dest.host
+                        new = stand_in_refer_to(token, f"{host}:{other.dest.port}", new)
                     if new != old:
                         fields = [(n, new if n == "Refer-To" else v) for n, v in req.headers.items()]
                         req = req.replace(headers=Headers(fields))

@@ -264,84 +264,82 @@ def two_way_audio(tmp_path, one, one_call, one_hz, two, two_call, two_hz) -> Non
     two.stop_tone(call=two_call)
 
 
-def handed_over(lab: Lab, transferee, since: int, old_call: int) -> int:
-    """The transferee got a REFER of its own from the relay (RFC 3515) and its new call is up; its old one ended."""
+def passed_refer(transferee, since: int, old_call: int, *, replaces: bool) -> int:
+    """The transferee got a REFER of its own from the relay (RFC 3515), with the transferor's Refer-To, and its new
+    call is up; returns the new call's handle."""
     refer = transferee.wait_event("transfer_request", since=since, call=old_call, timeout=t(10))
-    assert refer.data["accepted"] and "Replaces" in refer.data["target"], refer.data
+    assert refer.data["accepted"] and ("Replaces" in refer.data["target"]) is replaces, refer.data
     new = refer.data["new_call"]
     transferee.wait_event("call_state", since=since, call=new, state="CONFIRMED", timeout=t(10))
-    transferee.wait_event("call_state", since=since, call=old_call, state="DISCONNECTED", timeout=t(10))
     return new
 
 
-def test_a_blind_transfer_by_the_callee_hands_the_caller_over_to_a_target_with_its_method(lab, tmp_path):
-    """bob (INFO) takes alice's (RFC 4733) anchored call and transfers it blind to carol (RFC 4733): the relay's
-    worker follows the REFER (bob's sipfrag is carol's 200), then, as alice and carol agree, hands alice over with a
-    REFER of her own (Replaces for the relay's call at carol): alice's new call replaces it, the relay ends."""
+def test_a_blind_transfer_by_the_callee_gives_the_caller_a_refer_of_its_own(lab, tmp_path):
+    """bob (INFO) takes alice's (RFC 4733) anchored call and transfers it blind to carol (RFC 4733): the relay passes
+    the REFER to alice, whose own call reaches carol (not anchored: they agree); bob's sipfrag is alice's 200, sent
+    once alice's call is up; alice's and bob's calls with the relay end and the relay is gone."""
     a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
     c.auto_answer("immediate")
     call, theirs, _ = place(lab, ALICE, BOB)
     a_call_id = a.call_info(call)["call_id"]
     ma, mb, mc = a.mark(), b.mark(), c.mark()
     b.transfer(theirs, lab.uri(CAROL[2]))  # REFER (RFC 3515), relayed by the gateway to the relay's leg
+    new = passed_refer(a, ma, call, replaces=False)
     incoming = c.wait_event("incoming_call", since=mc, timeout=t(10))
     assert ALICE[2] in incoming.data["from"], f"carol should see alice's number: {incoming.data['from']}"
+    carol_call = incoming.data["call"]
+    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
     final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
     assert final.data["code"] == 200, final.data
+    assert a.call_info(new)["state"] == "CONFIRMED", "bob heard 200 before alice's own call was up"
     b.wait_event("call_state", since=mb, call=theirs, state="DISCONNECTED", timeout=t(10))
-
-    new = handed_over(lab, a, ma, call)
-    replaced = c.wait_event("replaced", since=mc, call=incoming.data["call"], timeout=t(10))
-    carol_call = replaced.data["new_call"]
-    c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
-    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(10), "the relay to end after the hand-off")
-    relay = relay_of(lab, a_call_id)
-    assert relay["handoff"] == {"side": "caller", "code": 200}, relay
+    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
+    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(10), "the relay to end after the transfer")
     notes = [n["text"] for n in lab.gw.trace.notes(call_ids=[a_call_id])]
-    assert any("hands the caller over to the transfer target" in n for n in notes), notes
+    assert any("passes the callee's REFER to the caller" in n for n in notes), notes
+    assert any("the caller's sipfrag 200 goes to the callee" in n for n in notes), notes
+    new_id = a.call_info(new)["call_id"]
+    assert [n["text"] for n in lab.gw.trace.notes(call_ids=[new_id])] == [
+        "DTMF interworking: caller RFC 4733, callee RFC 4733 → no conversion needed, not anchored"]
 
-    # alice and carol now talk directly, both RFC 4733: digits and audio, no relay.
     got = relayed_digits(lab, a, new, c, "rfc4733")
     assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
     two_way_audio(tmp_path, a, new, ALICE[6], c, carol_call, CAROL[6])
     hang_up(a, new, (c, carol_call, mc))
 
 
-def test_a_blind_transfer_to_a_target_that_still_differs_keeps_the_relay_converting(lab, tmp_path):
-    """alice (RFC 4733) calls bob (INFO) and transfers bob blind to carol (RFC 4733): bob and carol still differ,
-    so the relay's call to carol stays bridged with bob's leg and digits are still converted."""
+def test_a_blind_transfer_to_a_target_that_still_differs_is_anchored_anew(lab, tmp_path):
+    """alice (RFC 4733) calls bob (INFO) and transfers bob blind to carol (RFC 4733): bob gets the REFER, and his own
+    call to carol is anchored on a relay of its own; digits are still converted both ways."""
     a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
     c.auto_answer("immediate")
     call, theirs, _ = place(lab, ALICE, BOB)
-    a_call_id = a.call_info(call)["call_id"]
     ma, mb, mc = a.mark(), b.mark(), c.mark()
     a.transfer(call, lab.uri(CAROL[2]))
+    new = passed_refer(b, mb, theirs, replaces=False)
     incoming = c.wait_event("incoming_call", since=mc, timeout=t(10))
     carol_call = incoming.data["call"]
     c.wait_event("call_state", since=mc, call=carol_call, state="CONFIRMED", timeout=t(10))
     final = a.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=ma, timeout=t(10))
     assert final.data["code"] == 200, final.data
     a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
-    notes = wait_for(lambda: [n["text"] for n in lab.gw.trace.notes(call_ids=[a_call_id])
-                              if "stays in the transferred call" in n["text"]], t(5), "the relay's note")
-    assert "uses RFC 4733, the callee INFO" in notes[0], notes
-    assert b.call_info(theirs)["state"] == "CONFIRMED", "bob's call ended with the transfer"
-    assert not b.events("transfer_request", since=mb), "bob was handed over although carol uses the other method"
+    b.wait_event("call_state", since=mb, call=theirs, state="DISCONNECTED", timeout=t(10))
+    new_id = b.call_info(new)["call_id"]
+    notes = [n["text"] for n in lab.gw.trace.notes(call_ids=[new_id])]
+    want = "DTMF interworking: caller INFO, callee RFC 4733 → anchored on media node"
+    assert any(n.startswith(want) for n in notes), notes
 
-    # Each leg carries digits as it negotiated: carol's call with the relay as its SDP says.
-    carols = "rfc4733" if "telephone-event" in (c.call_info(carol_call)["remote_sdp"] or "") else "info"
-    got = relayed_digits(lab, c, carol_call, b, carols)
+    got = relayed_digits(lab, c, carol_call, b, "rfc4733")
     assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"info"}
-    got = relayed_digits(lab, b, theirs, c, "info")
-    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {carols}
-    two_way_audio(tmp_path, b, theirs, BOB[6], c, carol_call, CAROL[6])
-    hang_up(c, carol_call, (b, theirs, mb))
-    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(5), "the relay to end")
+    got = relayed_digits(lab, b, new, c, "info")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
+    two_way_audio(tmp_path, b, new, BOB[6], c, carol_call, CAROL[6])
+    hang_up(c, carol_call, (b, new, mb))
 
 
 def test_a_blind_transfer_to_a_busy_target_gives_the_transferor_its_held_call_back(lab, tmp_path):
-    """bob (INFO) holds alice's (RFC 4733) anchored call and transfers it to a busy carol: bob's sipfrag is 486, he
-    still has the call, resumes it, and alice and bob hear each other again through the relay."""
+    """bob (INFO) holds alice's (RFC 4733) anchored call and transfers it to a busy carol: alice's own call gets 486,
+    bob's sipfrag is that 486, he still has the call, resumes it, and alice and bob hear each other again."""
     a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
     call, theirs, _ = place(lab, ALICE, BOB)
     c.auto_answer("immediate", code=486)
@@ -349,29 +347,31 @@ def test_a_blind_transfer_to_a_busy_target_gives_the_transferor_its_held_call_ba
         ma, mb = a.mark(), b.mark()
         b.hold(theirs)
         a.wait_event("media_state", since=ma, call=call, status="remote_hold", timeout=t(5))
-        mb = b.mark()
+        ma, mb = a.mark(), b.mark()
         b.transfer(theirs, lab.uri(CAROL[2]))
         final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
     finally:
         c.auto_answer("immediate")
     assert final.data["code"] == 486, final.data
+    refer = a.wait_event("transfer_request", since=ma, call=call, timeout=t(5))
+    tried = a.wait_event("call_state", since=ma, call=refer.data["new_call"], state="DISCONNECTED", timeout=t(5))
+    assert tried.data["code"] == 486, tried.data
     assert b.call_info(theirs)["state"] == "CONFIRMED", "bob lost the call he held"
+    assert a.call_info(call)["state"] == "CONFIRMED", "alice lost her call with the relay"
     ma = a.mark()
     b.unhold(theirs)
     a.wait_event("media_state", since=ma, call=call, status="active", timeout=t(5))
-    assert not a.events("transfer_request", since=ma)
     two_way_audio(tmp_path, a, call, ALICE[6], b, theirs, BOB[6])
     hang_up(b, theirs, (a, call, 0))
 
 
-def test_an_attended_transfer_by_the_callee_hands_the_caller_over_to_the_consulted_party(lab):
+def test_an_attended_transfer_by_the_callee_gives_the_caller_a_refer_with_replaces(lab):
     """bob (INFO) holds alice's (RFC 4733) anchored call, consults a PSTN party, and transfers with Replaces: the relay
-    follows (its call replaces the consultation), then hands alice over to the party (a media-node party takes
-    either method): alice's own new call replaces the relay's; bob's calls end."""
+    passes the REFER to alice, whose own INVITE with Replaces takes the consultation's place at the party; bob's
+    sipfrag is alice's 200 and bob's calls end."""
     a, b = lab.agents["alice"], lab.agents["bob"]
     node = lab.gw.media
     call, theirs, _ = place(lab, ALICE, BOB)
-    a_call_id = a.call_info(call)["call_id"]
     b.hold(theirs)
     mb = b.mark()
     number = PSTN_PREFIX + "0100"
@@ -383,16 +383,15 @@ def test_an_attended_transfer_by_the_callee_hands_the_caller_over_to_the_consult
                      "the PSTN party to answer the consultation")
     ma, mb = a.mark(), b.mark()
     b.transfer_replaces(theirs, consult)
+    new = passed_refer(a, ma, call, replaces=True)
     final = b.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=mb, timeout=t(10))
     assert final.data["code"] == 200, final.data
     for handle in (theirs, consult):
         b.wait_event("call_state", since=mb, call=handle, state="DISCONNECTED", timeout=t(10))
+    a.wait_event("call_state", since=ma, call=call, state="DISCONNECTED", timeout=t(10))
     wait_for(lambda: node.call(party.id).state == "disconnected", t(5), "the consultation to be replaced")
-
-    new = handed_over(lab, a, ma, call)
-    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(10), "the relay to end after the hand-off")
     moved = wait_for(lambda: next((c for c in node.calls(number) if c.id != party.id and c.state == "confirmed"),
-                                  None), t(5), "the PSTN party's call that replaced the relay's")
+                                  None), t(5), "the PSTN party's call that replaced the consultation")
     ma = a.mark()
     a.hangup(new)
     a.wait_event("call_state", since=ma, call=new, state="DISCONNECTED", timeout=t(5))

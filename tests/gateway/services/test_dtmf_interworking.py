@@ -20,6 +20,9 @@ from gateway.services.dtmf_interworking import (
     callee_dtmf,
     caller_dtmf,
     decide,
+    parse_stand_in,
+    relay_token_of,
+    stand_in_refer_to,
     telephone_event_types,
 )
 from gateway.services.model import Flow, User
@@ -361,3 +364,36 @@ def test_bad_dtmf_data_is_located(tmp_path, text, message):
     with pytest.raises(DataFileError) as err:
         load_dtmf_defaults(path)
     assert message in str(err.value) and f"{path}:" in str(err.value)
+
+
+# --- transfers through a relay: the stand-in Refer-To ---------------------------------------------------------
+
+@pytest.mark.parametrize("refer_to", [
+    "<sip:+14255550203@127.0.0.1:5060>",
+    "sip:+14255550203@127.0.0.1:5060;user=phone",
+    "<sip:+12065550100@127.0.0.1:5060?Require=replaces&Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+])
+def test_a_stand_in_refer_to_names_the_relays_worker_and_keeps_the_transferors(refer_to):
+    stand_in = stand_in_refer_to("r7-0a1b", "127.0.0.1:40000", refer_to)
+    assert stand_in.startswith("<sip:relayxfer-r7-0a1b@127.0.0.1:40000;sgw-target=")
+    assert "?" not in stand_in and "&" not in stand_in, "pjsua must call the worker, with no header of the target"
+    token, original = parse_stand_in(stand_in)
+    assert token == "r7-0a1b"
+    assert original == (refer_to if refer_to.startswith("<") else f"<{refer_to}>")
+
+
+def test_only_a_stand_in_refer_to_is_read_as_one():
+    assert parse_stand_in("<sip:+14255550203@127.0.0.1:5060>") is None
+    assert parse_stand_in("<sip:relayxfer-r1@127.0.0.1:4000>") is None  # no transferor's Refer-To in it
+
+
+def test_a_relays_legs_are_told_by_their_route_or_their_invite():
+    class Leg:
+        def __init__(self, target=None, invite=None):
+            self.target, self.invite = target, invite
+
+    flow = Flow("UDP", "127.0.0.1", 40000)
+    assert relay_token_of(Leg(Target("relay", "sip:relay-r3-99@127.0.0.1:40000", flow, "DTMF relay"))) == "r3-99"
+    assert relay_token_of(Leg(invite=invite(extra=f"{RELAY_HEADER}: r4-aa"))) == "r4-aa"
+    assert relay_token_of(Leg(invite=invite())) is None
+    assert relay_token_of(Leg(device_target(YEALINK), invite=invite(extra=f"{RELAY_HEADER}: r4-aa"))) is None
