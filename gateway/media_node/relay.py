@@ -453,7 +453,7 @@ class DtmfRelay:
         # relay's own offer on the new call (the transferor's leg's method) says nothing about the target.
         target = callee_dtmf(peer) if peer is not None and peer.kind == "device" else None
         if peer is None:
-            why = "the target's call is not known to the gateway"
+            why = "the gateway routed no call to the new party (it called in, with Replaces): its method is unknown"
         elif peer.kind == "device" and target is None:
             why = f"the method of the target ({peer.label}) is not known"
         elif target is not None and target.method != theirs:

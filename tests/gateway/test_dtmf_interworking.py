@@ -396,3 +396,38 @@ def test_an_attended_transfer_by_the_callee_gives_the_caller_a_refer_with_replac
     a.hangup(new)
     a.wait_event("call_state", since=ma, call=new, state="DISCONNECTED", timeout=t(5))
     wait_for(lambda: node.call(moved.id).state == "disconnected", t(5), "the hang-up to reach the PSTN party")
+
+
+def test_an_invite_with_replaces_for_a_relay_leg_takes_its_place_and_stays_converted(lab):
+    """alice (RFC 4733) calls bob (INFO) (anchored), consults carol (RFC 4733, not anchored) and transfers carol with
+    Replaces naming her anchored call: carol's INVITE with Replaces reaches the relay's leg, carol's call takes
+    alice's place there and, as carol and bob still differ, the relay stays and converts."""
+    a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
+    c.auto_answer("immediate")
+    call, theirs, _ = place(lab, ALICE, BOB)
+    a_call_id = a.call_info(call)["call_id"]
+    a.hold(call)
+    ma, mc = a.mark(), c.mark()
+    consult = a.make_call("d", lab.uri(CAROL[2]))
+    a.wait_event("call_state", since=ma, call=consult, state="CONFIRMED", timeout=t(10))
+    carol_consult = c.wait_event("incoming_call", since=mc, timeout=t(10)).data["call"]
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.transfer_replaces(consult, call)  # carol is the transferee; her INVITE replaces alice's anchored call
+    refer = c.wait_event("transfer_request", since=mc, call=carol_consult, timeout=t(10))
+    new = refer.data["new_call"]
+    c.wait_event("call_state", since=mc, call=new, state="CONFIRMED", timeout=t(10))
+    final = a.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=ma, timeout=t(10))
+    assert final.data["code"] == 200, final.data
+    for handle in (call, consult):
+        a.wait_event("call_state", since=ma, call=handle, state="DISCONNECTED", timeout=t(10))
+    assert b.call_info(theirs)["state"] == "CONFIRMED", "bob's call ended with the transfer"
+    wait_for(lambda: any(d.get("transfer") == "replaced" for d in relay_of(lab, a_call_id)["digits"]), t(5),
+             "the relay to take carol's INVITE with Replaces in its caller's leg's place")
+    wait_for(lambda: [n for n in lab.gw.trace.notes(call_ids=[a_call_id]) if "stays in the transferred call"
+                      in n["text"]], t(5), "the relay's note that it stays in the call")
+
+    carols = "rfc4733" if "telephone-event" in (c.call_info(new)["remote_sdp"] or "") else "info"
+    got = relayed_digits(lab, c, new, b, carols)
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"info"}
+    hang_up(c, new, (b, theirs, mb))
+    wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(5), "the relay to end")
