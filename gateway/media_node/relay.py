@@ -58,6 +58,8 @@ log = logging.getLogger("sipgw.media.relay")
 RESERVATION_TTL_S = 10.0
 #: After a hand-off, a leg still up this long after the other ended is hung up (the transferee that never acted).
 HANDOFF_GRACE_S = 5.0
+#: A transferee that has not given a final sipfrag this long after its REFER: the transferor is told 408.
+XFER_WAIT_S = 64.0  # 64*T1, as a non-INVITE transaction and a NOTIFY-less subscription would have timed out
 #: Call slots a relay holds: a whole worker (pjsua's limit is 4 calls per process). Its two legs, a transfer's new
 #: call and the call it replaces must fit, and no party may share the worker (a party's transfer needs room too).
 RELAY_SLOTS = 4
@@ -254,8 +256,16 @@ class DtmfRelay:
             x.code = 500
             r.errors.append(f"REFER not passed to the {other.side}: {exc}")
             return
+        self.node._ctl.submit(lambda: self._xfer_timeout(r, x), delay_s=XFER_WAIT_S)
         self._note(r, f"DTMF interworking: relay {r.spec.token} passes the {leg.side}'s REFER to the {other.side} "
                       f"(Refer-To {target}); the {leg.side}'s sipfrag will be the {other.side}'s (RFC 3515)", leg)
+
+    def _xfer_timeout(self, r: _Relay, x: _Xfer) -> None:
+        if x.code is None and not r.released:
+            x.code = 408
+            r.errors.append(f"the {x.to.side} gave no final sipfrag in {XFER_WAIT_S:.0f} s: "
+                            f"the {x.leg.side} is told 408")
+            self._give_outcome(r, x)
 
     def _drop_reservation(self, worker: Any, uri_user: str) -> None:
         node = self.node
