@@ -417,6 +417,14 @@ class DtmfRelay:
                 pending = any(x.replaces is leg and x.state != _ENDED for _, x in self._by_handle.values())
             if pending:
                 return  # a transfer's call is about to take this leg's place (a transferor that hung up early)
+            if any(x.to is leg and x.code is not None and 200 <= x.code < 300 for x in r.xfers):
+                # The transferee's leg, ended by the relay after its 200 sipfrag: the transferor's 200 NOTIFY is
+                # on its way and the transferor ends its own call on it (RFC 5589 §6.1); a BYE now could overtake it.
+                if other.handle is None or other.state == _ENDED:
+                    self._finish(r)
+                else:
+                    self.node._ctl.submit(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
+                return
             if r.handoff is not None:
                 # Handing over: the target ends the relay's call when the transferee's INVITE replaces it, and the
                 # relay ends the transferee's leg after the 200 sipfrag; neither ends the other here.
