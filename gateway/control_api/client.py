@@ -20,24 +20,13 @@ from urllib.parse import quote
 import httpx
 
 from gateway.control_api.client_features import FeaturesApi
+from gateway.control_api.client_http import ControlApiError, send
 from gateway.control_api.client_media import MediaApi
 from gateway.control_api.client_signin import SignInApi
 from gateway.control_api.client_voiceapps import VoiceAppsApi
 
 PREFIX = "/api/v1"
 _UNSET: Any = object()
-
-
-class ControlApiError(Exception):
-    """The control API answered with an error document (or the gateway could not be reached: status 0)."""
-
-    def __init__(self, status: int, code: str, message: str, where: str | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.where = where
-        at = f" (at {where})" if where else ""
-        super().__init__(f"HTTP {status} {code}: {message}{at}")
 
 
 def _q(value: str) -> str:
@@ -68,18 +57,7 @@ class ControlClient:
         self.close()
 
     def _send(self, method: str, path: str, *, json: Any = None, params: Any = None) -> httpx.Response:
-        try:
-            resp = self._http.request(method, PREFIX + path, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise ControlApiError(0, "unreachable", f"{method} {self.base_url}{PREFIX}{path}: {exc}") from exc
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except (ValueError, AttributeError):
-                err = {}
-            raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"),
-                                  str(err.get("message") or resp.text[:200]), err.get("where"))
-        return resp
+        return send(self._http, method, path, json=json, params=params, shown_as=f"{self.base_url}{PREFIX}{path}")
 
     def _json(self, method: str, path: str, **kw: Any) -> Any:
         return self._send(method, path, **kw).json()

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from gateway.control_api.client_http import send
+
 PREFIX = "/api/v1"
 
 
@@ -24,19 +26,7 @@ class FeaturesApi:
         self._http = http
 
     def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        from gateway.control_api.client import ControlApiError
-
-        try:
-            resp = self._http.request(method, PREFIX + path, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise ControlApiError(0, "unreachable", f"{method} {PREFIX}{path}: {exc}") from exc
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except (ValueError, AttributeError):
-                err = {}
-            raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"),
-                                  str(err.get("message") or resp.text[:200]), err.get("where"))
+        resp = send(self._http, method, path, json=json, params=params)
         if resp.headers.get("content-type", "").startswith("audio/"):
             return resp.content
         return resp.json()

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from gateway.control_api.client_http import send
+
 PREFIX = "/api/v1"
 
 
@@ -24,19 +26,7 @@ class SignInApi:
         self._http = http
 
     def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        from gateway.control_api.client import ControlApiError
-
-        try:
-            resp = self._http.request(method, PREFIX + path, json=json, params=params)
-        except httpx.HTTPError as exc:
-            raise ControlApiError(0, "unreachable", f"{method} {path}: {exc}") from exc
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except ValueError:
-                err = {}
-            raise ControlApiError(resp.status_code, err.get("code", "http_error"),
-                                  err.get("message", resp.text[:200]), err.get("where"))
+        resp = send(self._http, method, path, json=json, params=params, shown_as=path)
         return resp.json()
 
     def provisioning(self) -> dict[str, Any]:
