@@ -134,24 +134,33 @@ def line_for(device) -> int:
     return len(device.lines) - 1 if device.profile.kind == "ata" else 0
 
 
-def connect_to_party(device, party, t: float, *, line: int = 0):
-    """The device calls ``party`` (auto-answering); both legs confirmed. Returns (device call, party call)."""
+def connect_to_party(device, party, t: float, *, line: int = 0, evidence=None):
+    """The device calls ``party`` (auto-answering); both legs confirmed. Returns (device call, party call), both
+    added to ``evidence`` when given."""
     calls = device[CallControl]
     out = calls.dial(party.number, line=line)
     far = party.wait_incoming(state="confirmed", timeout=t)
     out = calls.wait_for_state(out.id, CONFIRMED, timeout=t)
-    return out, far
+    return _in_evidence(evidence, out, far)
 
 
-def receive_from_party(device, party, t: float):
-    """``party`` calls the device; the device answers. Returns (device call, party call), both confirmed."""
+def receive_from_party(device, party, t: float, *, evidence=None):
+    """``party`` calls the device; the device answers. Returns (device call, party call), both confirmed and
+    added to ``evidence`` when given."""
     calls = device[CallControl]
     origin = party.call(device.number)
     incoming = calls.wait_for_incoming(timeout=t)
     calls.answer(incoming.id)
     incoming = calls.wait_for_state(incoming.id, CONFIRMED, timeout=t)
     origin = party.wait_state(origin, "confirmed", timeout=t)
-    return incoming, origin
+    return _in_evidence(evidence, incoming, origin)
+
+
+def _in_evidence(evidence, *calls):
+    if evidence is not None:
+        for call in calls:
+            evidence.add_call(call)
+    return calls
 
 
 def party_media(party, call: dict, directions: set[str], t: float, what: str) -> dict:

@@ -88,9 +88,7 @@ def test_call_a_teams_user(device, teams, lab, evidence, sipgw_settings):
     """The device calls a Teams user: the Teams client sees the device's number and name; audio both ways; the
     Teams side hangs up and the device sees the call end."""
     t = sipgw_settings.deadline(5)
-    out, far = connect_to_party(device, teams, t)
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, teams, t, evidence=evidence)
     assert _digits(far["remote"]) == _digits(device.number), (
         f"the Teams client sees the call from {far['remote']!r}, not {device.id}'s number {device.number}")
     rec = gateway_call(lab.control, far["sip_call_id"], t)
@@ -111,9 +109,7 @@ def test_receive_a_call_from_the_pstn(device, pstn, lab, evidence, sipgw_setting
     """A PSTN number calls the device: the device shows the caller's number; audio both ways; the caller hangs
     up and the device sees the call end."""
     t = sipgw_settings.deadline(5)
-    incoming, origin = receive_from_party(device, pstn, t)
-    evidence.add_call(incoming)
-    evidence.add_call(origin)
+    incoming, origin = receive_from_party(device, pstn, t, evidence=evidence)
     shown = incoming.remote or _caller_sent(device, incoming, lab, evidence)
     assert _digits(shown) == _digits(pstn.number), f"{device.id} shows the caller as {shown!r}, not {pstn.number}"
     audio = _two_way(device, incoming.id, pstn, origin, evidence, "two_way")

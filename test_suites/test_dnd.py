@@ -99,9 +99,7 @@ def test_star30_sets_dnd_and_star31_clears_it(device, pstn, lab, evidence, sipgw
     assert off.status_code == 603, f"{device.id}: *31* ended with {_warning(off)}, expected 603 DND Off"
     assert control.user(user)["presence"] == "available", "*31* did not clear DND and the user-set presence"
 
-    incoming, origin = receive_from_party(device, pstn, t)
-    evidence.add_call(incoming)
-    evidence.add_call(origin)
+    incoming, origin = receive_from_party(device, pstn, t, evidence=evidence)
     device[CallControl].hangup(incoming.id)
     pstn.wait_state(origin, "disconnected", timeout=t)
 

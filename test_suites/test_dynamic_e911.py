@@ -204,9 +204,7 @@ def test_911_from_signed_out_device_and_psap_callback(device, lab, lis, evidence
     if line_for(device) != 0:
         hang_up_all(device)
         return
-    incoming, back = receive_from_party(device, psap911, t)
-    evidence.add_call(incoming)
-    evidence.add_call(back)
+    incoming, back = receive_from_party(device, psap911, t, evidence=evidence)
     device[CallControl].hangup(incoming.id)
     psap911.wait_state(back, "disconnected", timeout=t)
 

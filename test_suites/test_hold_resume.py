@@ -64,9 +64,7 @@ def test_hold_and_resume_from_the_device(device, pstn, lab, evidence, sipgw_sett
     """The device holds (on an ATA: its last port): sendonly/inactive re-INVITE, silence both ways; resume."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t, line=line_for(device))
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, line=line_for(device), evidence=evidence)
     mark = last_seq(lab.control)
 
     held = calls.hold(out.id)
@@ -96,9 +94,7 @@ def test_held_by_the_far_end(device, pstn, lab, evidence, sipgw_settings):
     audio flows both ways."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t)
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, evidence=evidence)
     mark = last_seq(lab.control)
 
     pstn.media.hold(far["id"])
@@ -124,9 +120,7 @@ def test_hold_then_immediate_resume(device, pstn, lab, evidence, sipgw_settings)
     """Hold at once followed by resume: two re-INVITEs, each answered, both ends back to sendrecv."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t)
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, evidence=evidence)
     mark = last_seq(lab.control)
     calls.hold(out.id)
     calls.resume(out.id)
@@ -144,9 +138,7 @@ def test_session_refresh_while_held(device, pstn, lab, evidence, sipgw_settings)
     """A session refresh re-INVITE while the call is held keeps it held (RFC 4028 §7.4); resume still works."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t)
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, evidence=evidence)
     calls.hold(out.id)
     party_media(pstn, far, HELD_ANSWER, t, "sees the hold")
     mark = last_seq(lab.control)
@@ -170,9 +162,7 @@ def test_reinvite_glare(device, pstn, lab, evidence, sipgw_settings):
     """Both sides re-INVITE at once: each gets 491 (RFC 3261 §14.2); the device retries and the call ends held."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t)
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, evidence=evidence)
     glare: list[dict] = []
     pool = ThreadPoolExecutor(2, thread_name_prefix="glare")
     try:
@@ -196,9 +186,7 @@ def test_reinvite_glare(device, pstn, lab, evidence, sipgw_settings):
                 mine.result()
             # No crossing this time: start again from a fresh call.
             calls.hangup(out.id)
-            out, far = connect_to_party(device, pstn, t)
-            evidence.add_call(out)
-            evidence.add_call(far)
+            out, far = connect_to_party(device, pstn, t, evidence=evidence)
         if not glare:
             pytest.skip("the two re-INVITEs never crossed in 4 tries (no 491 observed); glare was not exercised")
         evidence.note(f"491 seen on {', '.join(sorted({g['call_id'] for g in glare}))}")

@@ -34,9 +34,7 @@ def test_mute_silences_the_device_only(device, pstn, lab, evidence, sipgw_settin
     """Muted: the far end hears silence, the device still hears the far end. Unmuted: audio both ways."""
     t = sipgw_settings.deadline(5)
     calls = device[CallControl]
-    out, far = connect_to_party(device, pstn, t, line=line_for(device))
-    evidence.add_call(out)
-    evidence.add_call(far)
+    out, far = connect_to_party(device, pstn, t, line=line_for(device), evidence=evidence)
     mark = last_seq(lab.control)
 
     muted = calls.mute(out.id)

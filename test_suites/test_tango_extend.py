@@ -134,9 +134,7 @@ def test_emergency_call_uses_the_mobile_network_and_callback_reaches_the_esim(de
     assert not [c for c in control.voiceapps.e911_calls() if c["t"] >= call.t]
     psap = MediaParty(control.media, "pstn", "+911", 630.0, number="+911", settings=sipgw_settings)
     psap.configure("auto")
-    incoming, back = receive_from_party(device, psap, t)
-    evidence.add_call(incoming)
-    evidence.add_call(back)
+    incoming, back = receive_from_party(device, psap, t, evidence=evidence)
     assert incoming.state == CONFIRMED
     device[CallControl].hangup(incoming.id)
     wait_until(lambda: psap.refresh(back)["state"] == "disconnected", timeout=t, what="the PSAP's call ending")
