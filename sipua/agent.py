@@ -35,6 +35,7 @@ import pjsua2 as pj
 from sipua import protocol as p
 from sipua import sdp, wiring
 from sipua.protocol import AnswerMode, CallState, DtmfMethod, ErrorCode, EventType, MediaStatus, TransportKind
+from sipua.realtime import MediaThreadScheduling
 from sipua.wav import wav_data_info
 
 log = logging.getLogger("sipua.worker")
@@ -318,6 +319,7 @@ class UserAgent:
         self._follow_redirects = False
         self._replacements: dict[int, int] = {}  # replaced call -> replacing call (RFC 3891)
         self.shutting_down = False
+        self._media_sched = MediaThreadScheduling(enabled=config.realtime_media)
 
     # ---------------------------------------------------------------- life cycle
 
@@ -350,6 +352,8 @@ class UserAgent:
             self._transports.append(self._open_transport(spec))
         codecs = self._apply_codec_priorities()
         ep.libStart()
+        self._media_sched.apply()
+        log.info("pjmedia threads: %s", self._media_sched.describe())
         return {
             "pid": os.getpid(),
             "name": cfg.name,
@@ -358,6 +362,7 @@ class UserAgent:
             "rtp": {"host": cfg.media_host, "port": cfg.rtp_port, "count": cfg.rtp_port_count},
             "codecs": codecs,
             "max_calls": cfg.max_calls,
+            "media_scheduling": self._media_sched.describe(),
         }
 
     def _open_transport(self, spec: p.TransportSpec) -> dict[str, Any]:
@@ -1008,6 +1013,7 @@ class UserAgent:
             self._to_reap.append(rec.handle)
 
     def on_call_media_state(self, call: _Call) -> None:
+        self._media_sched.apply()  # a stream may have brought a new pjmedia thread with it
         rec = self._calls.get(call.handle)
         if rec is None:
             return

@@ -290,6 +290,7 @@ class WorkerConfig:
     log_level: int = 4  # pjlib log level 0..6; 4 includes every SIP message
     heartbeat_interval_s: float = 0.5
     no_vad: bool = True  # keep sending RTP during silence, as most desk phones do
+    realtime_media: bool = True  # pjmedia's clock and RTP threads on SCHED_RR where allowed (sipua.realtime)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "WorkerConfig.name")
