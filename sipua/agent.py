@@ -352,7 +352,7 @@ class UserAgent:
             self._transports.append(self._open_transport(spec))
         codecs = self._apply_codec_priorities()
         ep.libStart()
-        self._media_sched.apply()
+        self._media_sched.apply_at_start()
         log.info("pjmedia threads: %s", self._media_sched.describe())
         return {
             "pid": os.getpid(),
@@ -425,6 +425,10 @@ class UserAgent:
 
     def _schedule(self, delay_s: float, what: str, fn: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_seq), what, fn))
+
+    def next_timer_in(self, now: float) -> float:
+        """Seconds until the next timer of this agent is due (infinity when none is set)."""
+        return self._timers[0][0] - now if self._timers else math.inf
 
     def live_calls(self) -> int:
         return sum(1 for r in self._calls.values() if r.state in _LIVE_STATES)

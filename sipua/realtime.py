@@ -19,6 +19,7 @@ in its ``ready`` information, where the run's evidence keeps it.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 MEDIA_THREAD_NAMES = ("clock", "media")  # pjmedia's null-device clock and the RTP ioqueue thread
@@ -32,7 +33,19 @@ class MediaThreadScheduling:
     priority: int = DEFAULT_PRIORITY
     enabled: bool = True
     done: set[int] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # the pjmedia thread names raised so far
     refused: str | None = None  # why the last attempt was not allowed
+
+    def apply_at_start(self, wait_s: float = 0.25) -> None:
+        """``apply`` once every pjmedia thread has its name: pjlib names a thread just after starting it, so
+        right after ``libStart`` one may still carry the process's name."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            self.apply()
+            if (not self.enabled or self.refused is not None or self.names >= set(MEDIA_THREAD_NAMES)
+                    or time.monotonic() >= deadline):
+                return
+            time.sleep(0.005)
 
     def apply(self) -> None:
         """Raise every pjmedia thread not yet raised; remembers the reason if the kernel refuses."""
@@ -49,6 +62,7 @@ class MediaThreadScheduling:
             except (ProcessLookupError, OSError):
                 continue  # the thread ended between listing and setting
             self.done.add(tid)
+            self.names.add(name)
 
     def describe(self) -> str:
         """What the ready information reports: the policy the media threads run under, and why."""
