@@ -40,7 +40,9 @@ EXIT_STARTUP_FAILED = 3
 EXIT_PARENT_GONE = 4
 EXIT_INTERNAL = 5
 ORPHAN_SHUTDOWN_S = 2.0
-POLL_MS = 10
+POLL_MS = 10  # while anything is going on: commands arriving, calls up, timers due, replies pending
+IDLE_POLL_MS = 50  # after IDLE_AFTER_S of nothing: SIP still wakes the poll at once, a command waits <= 50 ms
+IDLE_AFTER_S = 2.0
 
 
 def worker_main(conn: Connection, config_wire: dict[str, Any]) -> None:
@@ -103,6 +105,7 @@ class _Worker:
         self.pending: list[tuple[int, str, Pending]] = []
         self.shutdown_request: tuple[int, Pending] | None = None
         self.parent_gone = False
+        self.active_until = 0.0  # fast polling until then (see POLL_MS / IDLE_POLL_MS)
 
     # ------------------------------------------------------------------ output
 
@@ -117,6 +120,7 @@ class _Worker:
     def _emit(self, etype: EventType, data: dict[str, Any]) -> None:
         self.seq += 1
         ts = time.monotonic()
+        self.active_until = ts + IDLE_AFTER_S
         shown = {k: v for k, v in data.items() if k not in ("raw", "traceback", "body")}
         log.info("event #%d %s %s", self.seq, etype.value, shown)
         self._send("event", event={"type": etype.value, "seq": self.seq, "ts": ts, "data": data})
@@ -152,7 +156,7 @@ class _Worker:
         next_beat = time.monotonic() + interval
         orphan_deadline: float | None = None
         while True:
-            self.agent.handle_events(POLL_MS)
+            self.agent.handle_events(self._poll_ms())
             now = time.monotonic()
             if not self.parent_gone:
                 self._read_commands()
@@ -183,10 +187,20 @@ class _Worker:
             self._reply_ok(request_id, result)
         return EXIT_PARENT_GONE if request_id < 0 else EXIT_OK
 
+    def _poll_ms(self) -> int:
+        """How long pjsua may block waiting for SIP. An idle worker polls its command pipe less often: about
+        30 of them idle through a lab run, and at 100 polls a second each cost 2 % of a CPU."""
+        now = time.monotonic()
+        if (now < self.active_until or self.pending or self.shutdown_request is not None
+                or self.agent.live_calls() or self.agent.next_timer_in(now) < IDLE_POLL_MS / 1000):
+            return POLL_MS
+        return IDLE_POLL_MS
+
     def _read_commands(self) -> None:
         try:
             while self.conn.poll():
                 raw = self.conn.recv_bytes()
+                self.active_until = time.monotonic() + IDLE_AFTER_S
                 self._dispatch(raw)
         except (EOFError, OSError):
             self.parent_gone = True
