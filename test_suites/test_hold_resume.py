@@ -13,6 +13,7 @@ immediately followed by resume, with a session refresh while held, and with re-I
 from __future__ import annotations
 
 import contextlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -189,10 +190,11 @@ def test_reinvite_glare(device, pstn, lab, evidence, sipgw_settings):
             out, far = connect_to_party(device, pstn, t, evidence=evidence)
         if not glare:
             pytest.skip("the two re-INVITEs never crossed in 4 tries (no 491 observed); glare was not exercised")
+        glare_seen = time.monotonic()
         evidence.note(f"491 seen on {', '.join(sorted({g['call_id'] for g in glare}))}")
         # RFC 3261 §14.1: the side whose re-INVITE got 491 tries again later. The device retries its hold.
         if not calls.call(out.id).local_hold:
-            calls.hold(out.id)  # also completes the first hold's wait
+            _retry_hold_after_491(calls, out.id, glare_seen, t, evidence)
         info = calls.call(out.id)
         assert info.local_hold, f"{device.id}: after the 491 and retry the call is not held ({info.media_direction})"
         assert info.active, f"{device.id}: the call ended after glare"
@@ -200,3 +202,23 @@ def test_reinvite_glare(device, pstn, lab, evidence, sipgw_settings):
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     calls.hangup(out.id)
+
+
+def _retry_hold_after_491(calls, call_id: str, glare_seen: float, timeout: float, evidence) -> None:
+    """Retry the device's hold as RFC 3261 §14.1 says: the device placed the call, so it owns the Call-ID and
+    waits 2.1 s or more after the 491. Until the far end's own re-INVITE is through, the device may still refuse
+    to start another INVITE transaction; it is asked again until the deadline."""
+    retry_at = glare_seen + 2.1
+    end = retry_at + timeout
+    time.sleep(max(0.0, retry_at - time.monotonic()))  # the protocol's retry timer, not a wait for an event
+    while True:
+        try:
+            calls.hold(call_id)  # also completes the first hold's wait
+            return
+        except OperationFailed as exc:
+            if calls.call(call_id).local_hold:
+                return  # the refused attempt raced the first hold's answer, which held the call
+            if time.monotonic() >= end:
+                raise
+            evidence.note(f"hold retry refused while another re-INVITE was in progress: {exc}")
+            time.sleep(0.25)
