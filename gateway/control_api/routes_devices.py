@@ -105,6 +105,10 @@ def device_view(gw, device: Device) -> dict[str, Any]:
 def _require(gw, key: str) -> Device:
     device = gw.devices.get(key)
     if device is None:
+        ports = gw.devices.ports_of(key) if ":" not in key else []
+        if ports:
+            raise ApiError(404, "not_found", f"no device {key!r}: that MAC is a multi-port ATA whose lines are "
+                           f"known per port ({', '.join(ports)}); address one port", "path.key")
         raise not_found("device", key, "path.key")
     return device
 
@@ -188,6 +192,9 @@ def routes(gw) -> list[web.RouteDef]:
         check_query(request, ())
         device = _require(gw, request.match_info["key"])
         gw.devices.remove(device.key)
+        prov = getattr(gw, "provisioning", None)
+        if prov is not None:
+            prov.signin.forget_line(device.key)  # its credentials and codes go with it (it may be enrolled again)
         return json_response({"deleted": device.key})
 
     return [

@@ -455,6 +455,11 @@ class DeviceRegistry:
             port += 1
         return port > 1
 
+    def ports_of(self, mac: str) -> list[str]:
+        """The port keys (``<mac>:001`` …) under which a multi-port ATA's lines are known, in port order."""
+        prefix = mac + ":"
+        return sorted(k for k in self._cache if k.startswith(prefix))
+
     def all(self) -> list[Device]:
         return sorted(self._cache.values(), key=lambda d: d.key)
 

@@ -574,6 +574,23 @@ class SignInService:
                 self._state["macs"].get(mac, {}).pop("token", None)
             self._save()
 
+    def forget_line(self, key: str) -> None:
+        """A line's device record was deleted (control API): its sign-in record and pairing codes go too, and
+        with the device's last line its MAC record (state token, onboarding time) and enrolment codes. A device
+        that comes back is onboarded afresh."""
+        mac = split_key(key)[0]
+        with self._lock:
+            self._state["devices"].pop(key, None)
+            pairing = self._state["pairing"]
+            for code in [c for c, p in pairing.items() if p["key"] == key]:
+                del pairing[code]
+            if not any(d.key == mac or d.key.startswith(mac + ":") for d in self.devices.all()):
+                self._state["macs"].pop(mac, None)
+                enrol = self._state["enrol"]
+                for code in [c for c, e in enrol.items() if e["mac"] == mac]:
+                    del enrol[code]
+            self._save()
+
     # --- admin enrolment ------------------------------------------------------------------------------------
     def enrol(self, mac: str) -> tuple[Device, str, float]:
         """The admin adds a device by MAC: a one-time verification code for ``*55*<code>`` on the device."""

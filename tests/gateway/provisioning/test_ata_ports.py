@@ -136,3 +136,25 @@ def test_enrolment_csv_with_an_ata_whose_port_is_signed_in_is_refused_whole(gw, 
     assert e.value.status == 409 and P2 in e.value.message and e.value.where == "body"
     assert not [d for d in api.devices() if d["key"] == fresh]  # nothing enrolled, not even the first MAC
     api.signin.sign_out(P2)
+
+
+def test_a_bare_mac_names_the_ports_and_deleting_a_port_row_forgets_its_sign_in_record(gw, api):
+    mac = "00908f0a0b0d"
+    get(f"{gw.endpoints.provisioning_url}/{mac}.ini")  # the ATA's first boot onboards both ports
+    signin = gw.provisioning.signin
+    assert signin.record(f"{mac}:002").get("onb_user") == f"onb-{mac}-002"
+    r = httpx.get(f"{gw.endpoints.control_url}/api/v1/devices/{mac}", timeout=5)
+    assert r.status_code == 404, r.text
+    err = r.json()["error"]
+    assert err["where"] == "path.key" and f"{mac}:001, {mac}:002" in err["message"], err
+
+    assert api.delete_device(f"{mac}:002") == {"deleted": f"{mac}:002"}
+    assert "onb_user" not in signin.record(f"{mac}:002")  # no account left behind for the deleted line
+    assert signin.record(f"{mac}:001").get("onb_user") == f"onb-{mac}-001"
+    assert signin.record(f"{mac}:001").get("token")  # the device keeps its state token while a line remains
+    assert signin.account_for(f"onb-{mac}-002") is None
+
+    assert api.delete_device(f"{mac}:001") == {"deleted": f"{mac}:001"}
+    assert signin.record(f"{mac}:001") == {}  # the last line: the MAC record goes too
+    r = httpx.get(f"{gw.endpoints.control_url}/api/v1/devices/{mac}", timeout=5)
+    assert r.status_code == 404 and "multi-port" not in r.json()["error"]["message"]
