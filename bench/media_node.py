@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.calls} calls set up one after another in {time.monotonic() - t_all:.3f} s; originate to "
               f"confirmed: median {statistics.median(setup) * 1000:.1f} ms, max {max(setup) * 1000:.1f} ms "
               "(includes spawning workers as the pool grows)")
-        pool = node._pool
+        pool = node.pool
         workers = pool.workers
         print(f"pool: {len(workers)} worker processes for {2 * args.calls} party legs; spawn times "
               + ", ".join(f"{w.spawn_s * 1000:.0f} ms" for w in workers))

@@ -355,6 +355,11 @@ class SipCore:
         decision = self.router.route(uri_user, now)
         self.b2bua.new_call(req, tx, source, decision, caller)
 
+    def is_trusted(self, source: Address) -> bool:
+        """Whether ``source`` is a trusted peer, whose INVITEs need no digest: a host in ``trusted_hosts`` or an
+        address in ``trusted`` (the media node's workers).  Any thread: it only reads the two sets."""
+        return self._is_trusted(source)
+
     def _is_trusted(self, source: Address) -> bool:
         return source.host in self.trusted_hosts or (source.host, source.port) in self.trusted
 

@@ -60,9 +60,8 @@ class ConfirmationTone:
         none free now."""
         # The party answers at once with the tone; its settings are read when its INVITE arrives, and the
         # node's per-test reset forgets every party's settings, so they are put in place for each call.
-        with self.node._lock:
-            self.node._settings[(KIND, IDENTITY)] = PartySettings(answer="auto", tone_hz=self.tone_hz)
-        return self.node._reserve(IDENTITY, KIND, IDENTITY)
+        return self.node.reserve(IDENTITY, KIND, IDENTITY,
+                                 settings=PartySettings(answer="auto", tone_hz=self.tone_hz))
 
     def uri(self, flow: Flow) -> str:
         return f"sip:{IDENTITY}@{flow.host}:{flow.port}"
@@ -77,7 +76,7 @@ class ConfirmationTone:
             self.played.append({"id": call_id, "sip_call_id": call.get("sip_call_id"), "tone_hz": self.tone_hz,
                                 "answered": call.get("answered"), "ended": None})
             del self.played[:-200]
-            self.node._ctl.submit(lambda: self._hang_up(call_id), delay_s=self.duration_s)
+            self.node.schedule(lambda: self._hang_up(call_id), delay_s=self.duration_s)
             log.info("event=enrol_confirmation_tone call=%s tone_hz=%g duration_s=%g", call_id, self.tone_hz,
                      self.duration_s)
         elif call["state"] == "disconnected":

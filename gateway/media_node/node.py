@@ -354,17 +354,59 @@ class MediaNode:
 
     def teams_client(self, user: User) -> Flow | None:
         uri_user = number_key(user.number or user.username)
-        return self._reserve(uri_user, "teams", user.username)
+        return self.reserve(uri_user, "teams", user.username)
 
     def pstn_party(self, number: str) -> Flow | None:
         identity = number if number.startswith("+") else "+" + number
-        return self._reserve(identity, "pstn", identity)
+        return self.reserve(identity, "pstn", identity)
 
     def ivr_party(self) -> Flow | None:
         """Where the IVR answers (a reserved call slot), for the router's service number."""
-        return self._reserve(self.ivr.number, "ivr", self.ivr.number)
+        return self.reserve(self.ivr.number, "ivr", self.ivr.number)
 
-    def _reserve(self, uri_user: str, kind: str, identity: str) -> Flow | None:
+    # ------------------------------------------------------------------ for the node's services
+    # The relay (:mod:`gateway.media_node.relay`), voicemail and the ``*55*`` confirmation tone build on these.
+
+    @property
+    def pool(self) -> Any:
+        """The ``sipua.UAPool`` of the node's workers; None before ``start`` has made it and once ``close`` has
+        ended it.  Read it once into a local: the control thread sets it.  Safe to read from any thread; its
+        ``try_acquire``/``release`` never block, ``acquire``/``ensure_free`` may spawn a worker (not on the loop)."""
+        return self._pool
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has begun (any thread); nothing new should be reserved or scheduled then."""
+        return self._closed
+
+    def schedule(self, fn: Callable[[], Any], delay_s: float = 0.0) -> concurrent.futures.Future:
+        """Run ``fn`` on the control thread (where every ``sipua`` call and worker event is handled), in order
+        of due time, ``delay_s`` from now; callable from any thread, never waits.  The future has ``fn``'s result
+        or exception; once the node is closed it fails at once with ``MediaNodeError("closed")``, and delayed
+        work not yet due when the node closes is cancelled."""
+        return self._ctl.submit(fn, delay_s=delay_s)
+
+    def in_background(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run ``fn`` on the spawner thread, which may block on starting a worker process without delaying
+        call handling; callable from any thread (the loop too), never waits.  Functions run one at a time, in
+        order; once the node is closed the future fails with ``MediaNodeError("closed")``."""
+        return self._spawner.submit(fn)
+
+    def reserve(self, uri_user: str, kind: str, identity: str, *,
+                settings: PartySettings | None = None) -> Flow | None:
+        """A call slot for the party ``kind``/``identity``: the worker's SIP address, to which the INVITE with
+        Request-URI user ``uri_user`` is to be sent, or None when the node is not started, closed, or has no
+        free slot now (a spare worker is then started in the background).  The INVITE is matched to the
+        reservation on that worker within ``RESERVATION_TTL_S``; after that the slot is given back.
+
+        ``settings`` first replaces the party's settings, unchecked (for service parties that ``set_party``
+        does not know, e.g. the confirmation tone; ``reset`` forgets them, so pass them for each call);
+        otherwise the party gets its default settings and tone on first contact.
+
+        Runs on the gateway's loop (or any thread) and never spawns a worker or waits for one."""
+        if settings is not None:
+            with self._lock:
+                self._settings[(kind, identity)] = settings
         if self._pool is None or self._closed:
             return None
         self.settings(kind, identity)  # gives the party its tone on first contact
@@ -381,6 +423,24 @@ class MediaNode:
         self._spawner.submit(self._ensure_spare)
         self._ctl.submit(self._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
         return Flow("UDP", self.host, worker.sip_port("udp"))
+
+    def reserve_worker(self, worker: Any, uri_user: str, kind: str, identity: str, *, expire: bool = True) -> None:
+        """Expect an INVITE with Request-URI user ``uri_user`` on ``worker``, whose slots the caller already
+        holds (e.g. ``pool.try_acquire(RELAY_SLOTS)``): for the next ``RESERVATION_TTL_S`` the first such INVITE
+        is taken as the party ``kind``/``identity``'s (kind ``relay``: handed to ``relay.on_incoming`` with
+        ``identity``).  With ``expire``, a sweep on the control thread then drops it unused and releases its
+        slots (``RELAY_SLOTS`` for kind ``relay``, else one); without, the caller drops it itself
+        (``drop_reservation``) before then.  Any thread; never waits."""
+        with self._lock:
+            self._reservations.append(_Reservation(worker, uri_user, kind, identity,
+                                                   time.monotonic() + RESERVATION_TTL_S))
+        if expire:
+            self._ctl.submit(self._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
+
+    def drop_reservation(self, worker: Any, uri_user: str) -> None:
+        """Forget every reservation for ``uri_user`` on ``worker`` (no slot is released).  Any thread."""
+        with self._lock:
+            self._reservations = [x for x in self._reservations if not (x.worker is worker and x.uri_user == uri_user)]
 
     def _ensure_spare(self) -> None:
         pool = self._pool

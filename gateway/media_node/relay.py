@@ -151,28 +151,23 @@ class DtmfRelay:
     def reserve(self, spec: RelaySpec) -> Flow | None:
         """``RELAY_SLOTS`` call slots on one worker for an anchored call (never spawns: this runs on the loop)."""
         node = self.node
-        pool = node._pool
-        if pool is None or node._closed:
+        pool = node.pool
+        if pool is None or node.closed:
             return None
         worker = pool.try_acquire(RELAY_SLOTS)
-        node._spawner.submit(self.ensure_pair)
+        node.in_background(self.ensure_pair)
         if worker is None:
             log.warning("event=dtmf_relay_no_slot token=%s pool=%s", spec.token, node.metrics())
             return None
-        from gateway.media_node.node import _Reservation
-
-        with node._lock:
-            node._reservations.append(_Reservation(worker, f"relay-{spec.token}", "relay", spec.token,
-                                                   time.monotonic() + RESERVATION_TTL_S))
+        node.reserve_worker(worker, f"relay-{spec.token}", "relay", spec.token)
         with self._lock:
             self._specs[spec.token] = spec
-        node._ctl.submit(node._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
         return Flow("UDP", node.host, worker.sip_port("udp"))
 
     def ensure_pair(self) -> None:
         """Keep one worker with ``RELAY_SLOTS`` free slots, so the next anchored call finds room (spawner thread)."""
-        pool = self.node._pool
-        if pool is None or self.node._closed:
+        pool = self.node.pool
+        if pool is None or self.node.closed:
             return
         try:
             worker = pool.try_acquire(RELAY_SLOTS) or pool.acquire(RELAY_SLOTS)
@@ -192,7 +187,7 @@ class DtmfRelay:
         if spec is None:
             with contextlib.suppress(Exception):
                 worker.reject(handle, 480, reason="Relay expired")
-            self.node._pool.release(worker, RELAY_SLOTS)
+            self.node.pool.release(worker, RELAY_SLOTS)
             return
         r = _Relay(spec, worker)
         r.caller.handle, r.caller.state = handle, "INCOMING"
@@ -236,14 +231,11 @@ class DtmfRelay:
         r.xfers.append(x)
         with self._lock:
             self._by_handle[(id(r.worker), new_call)] = (r, out)
-        from gateway.media_node.node import _Reservation
-
         node = self.node
         uri_user = f"{STAND_IN_USER}{r.spec.token}"
-        with node._lock:
-            node._reservations.append(_Reservation(r.worker, uri_user, "relay", r.spec.token + _STAND_IN,
-                                                   time.monotonic() + RESERVATION_TTL_S))
-        node._ctl.submit(lambda: self._drop_reservation(r.worker, uri_user), delay_s=RESERVATION_TTL_S / 2)
+        # the stand-in call uses the relay's own slots: none to release, so it is dropped here, not swept
+        node.reserve_worker(r.worker, uri_user, "relay", r.spec.token + _STAND_IN, expire=False)
+        node.schedule(lambda: node.drop_reservation(r.worker, uri_user), delay_s=RESERVATION_TTL_S / 2)
         r.digits.append({"transfer": "refer", "side": leg.side, "target": target, "t": round(time.time(), 3)})
         if other.handle is None or other.state != "CONFIRMED":
             x.code = 480
@@ -256,7 +248,7 @@ class DtmfRelay:
             x.code = 500
             r.errors.append(f"REFER not passed to the {other.side}: {exc}")
             return
-        self.node._ctl.submit(lambda: self._xfer_timeout(r, x), delay_s=XFER_WAIT_S)
+        self.node.schedule(lambda: self._xfer_timeout(r, x), delay_s=XFER_WAIT_S)
         self._note(r, f"DTMF interworking: relay {r.spec.token} passes the {leg.side}'s REFER to the {other.side} "
                       f"(Refer-To {target}); the {leg.side}'s sipfrag will be the {other.side}'s (RFC 3515)", leg)
 
@@ -266,11 +258,6 @@ class DtmfRelay:
             r.errors.append(f"the {x.to.side} gave no final sipfrag in {XFER_WAIT_S:.0f} s: "
                             f"the {x.leg.side} is told 408")
             self._give_outcome(r, x)
-
-    def _drop_reservation(self, worker: Any, uri_user: str) -> None:
-        node = self.node
-        with node._lock:
-            node._reservations = [x for x in node._reservations if not (x.worker is worker and x.uri_user == uri_user)]
 
     def _on_sink(self, worker: Any, handle: int, token: str) -> None:
         """pjsua's call for a passed REFER arrived back: it waits for the transferee's outcome (or has it)."""
@@ -423,7 +410,7 @@ class DtmfRelay:
                 if other.handle is None or other.state == _ENDED:
                     self._finish(r)
                 else:
-                    self.node._ctl.submit(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
+                    self.node.schedule(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
                 return
             if r.handoff is not None:
                 # Handing over: the target ends the relay's call when the transferee's INVITE replaces it, and the
@@ -431,7 +418,7 @@ class DtmfRelay:
                 if other.handle is None or other.state == _ENDED:
                     self._finish(r)
                 else:
-                    self.node._ctl.submit(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
+                    self.node.schedule(lambda: self._end_stray(r, other), delay_s=HANDOFF_GRACE_S)
                 return
             if other.handle is not None and other.state != _ENDED:
                 if leg is r.callee and other.state in ("INCOMING", "EARLY"):
@@ -547,8 +534,8 @@ class DtmfRelay:
         entry: dict[str, Any] = {"digit": digit, "from": leg.side, "received_as": method, "t": round(wall, 3),
                                  "leg": leg, "started": True, "ended": False}
         r.digits.append(entry)
-        self.node._ctl.submit(lambda: self._send(r, entry, None, f"no end seen in {END_WAIT_S} s")
-                              if not entry["ended"] else None, delay_s=END_WAIT_S)
+        self.node.schedule(lambda: self._send(r, entry, None, f"no end seen in {END_WAIT_S} s")
+                           if not entry["ended"] else None, delay_s=END_WAIT_S)
 
     def _on_digit_end(self, r: _Relay, leg: _Leg, digit: str, method: str, duration: Any, ev: Any) -> None:
         entry = next((e for e in r.digits if e.get("leg") is leg and e["digit"] == digit and not e["ended"]), None)
@@ -609,12 +596,13 @@ class DtmfRelay:
         r.released = True
         r.ended = time.time()
         node = self.node
-        if node._pool is not None:
+        pool = node.pool
+        if pool is not None:
             with contextlib.suppress(Exception):
-                node._pool.release(r.worker, RELAY_SLOTS)
+                pool.release(r.worker, RELAY_SLOTS)
         if r.account is not None:
             account, w = r.account, r.worker
-            node._ctl.submit(lambda: _quietly(w.remove_account, account), delay_s=0.5)
+            node.schedule(lambda: _quietly(w.remove_account, account), delay_s=0.5)
         if self.service is not None:
             self.service.forget(r.spec.token)
         log.info("event=dtmf_relay_end token=%s digits=%d", r.spec.token, len(r.digits))
@@ -635,7 +623,7 @@ class DtmfRelay:
         for r in live:
             for leg in (r.caller, r.callee):
                 if leg.handle is not None and leg.state != _ENDED:
-                    self.node._ctl.submit(lambda w=r.worker, h=leg.handle: _quietly(w.hangup, h))
+                    self.node.schedule(lambda w=r.worker, h=leg.handle: _quietly(w.hangup, h))
 
 
 def _quietly(fn: Any, *args: Any) -> None:
@@ -668,10 +656,10 @@ def install(node: Any, gw: Any) -> DtmfInterworking:
                 continue
         return None
 
-    service = DtmfInterworking(relay, trusted=lambda src: core._is_trusted(src), note=note, peer_of=peer_of)
+    service = DtmfInterworking(relay, trusted=lambda src: core.is_trusted(src), note=note, peer_of=peer_of)
     relay.service = service
     node.relay = relay
     gw.dtmf_interworking = service
     core.b2bua.on_route = service.on_route
-    node._spawner.submit(relay.ensure_pair)
+    node.in_background(relay.ensure_pair)
     return service

@@ -75,7 +75,7 @@ class VoicemailNode:
 
     # --- targets ----------------------------------------------------------------------------------------------
     def deposit_flow(self, user: User) -> Flow | None:
-        return self.node._reserve(number_key(user.number or user.username), DEPOSIT, user.username)
+        return self.node.reserve(number_key(user.number or user.username), DEPOSIT, user.username)
 
     def deposit_target(self, user: User) -> Target | None:
         flow = self.deposit_flow(user)
@@ -86,7 +86,7 @@ class VoicemailNode:
 
     def access_target(self, user: User) -> Target | None:
         key = f"vm-{user.username}"
-        flow = self.node._reserve(key, ACCESS, user.username)
+        flow = self.node.reserve(key, ACCESS, user.username)
         if flow is None:
             return None
         return Target(ACCESS, f"sip:{key}@{flow.host}:{flow.port}", flow, f"voicemail access of {user.username}")
@@ -148,18 +148,18 @@ class VoicemailNode:
         if kind == DEPOSIT:
             if js.get("state") == "disconnected" and js.get("answered") and js["id"] not in self._deposited:
                 self._deposited.add(js["id"])
-                self.node._ctl.submit(lambda: self._deposit(js), delay_s=RECORDING_SETTLE_S)
+                self.node.schedule(lambda: self._deposit(js), delay_s=RECORDING_SETTLE_S)
         elif kind == ACCESS:
             cid = js["id"]
             if js.get("state") == "confirmed" and cid not in self._sessions:
                 username = js["party"]["identity"]
                 self._sessions[cid] = _Session(username)
-                self.node._ctl.submit(lambda: self._start(cid))
+                self.node.schedule(lambda: self._start(cid))
             elif js.get("state") == "disconnected":
                 self._sessions.pop(cid, None)
             elif cid in self._sessions and len(js.get("dtmf") or []) > self._sessions[cid].digits_seen:
                 digits = [d["digit"] for d in js["dtmf"]]
-                self.node._ctl.submit(lambda: self._digits(cid, digits))
+                self.node.schedule(lambda: self._digits(cid, digits))
 
     # --- control thread ---------------------------------------------------------------------------------------------
     def _deposit(self, js: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ class Provisioning:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.hooks.install()
         media = self.gw.media
-        if hasattr(media, "add_listener") and hasattr(media, "_reserve"):  # a media node: *55* gets its tone
+        if hasattr(media, "add_listener") and hasattr(media, "reserve"):  # a media node: *55* gets its tone
             from gateway.media_node.confirmation import ConfirmationTone
 
             self.hooks.confirmation = ConfirmationTone(media)

@@ -4,8 +4,6 @@ kept for evidence; calls of other parties are left alone."""
 
 from __future__ import annotations
 
-import threading
-
 from gateway.media_node.confirmation import CONFIRM_S, CONFIRM_TONE_HZ, IDENTITY, KIND, ConfirmationTone
 from gateway.media_node.node import MediaNodeError
 from gateway.services.model import Flow
@@ -13,22 +11,22 @@ from gateway.services.model import Flow
 
 class StandInNode:
     def __init__(self):
-        self._lock = threading.RLock()
-        self._settings: dict = {}
+        self.party_settings: dict = {}
         self.reserved: list[tuple[str, str, str]] = []
         self.scheduled: list[tuple[float, object]] = []
         self.hung_up: list[str] = []
         self.listeners: list = []
-        self._ctl = self
 
     def add_listener(self, fn) -> None:
         self.listeners.append(fn)
 
-    def _reserve(self, uri_user: str, kind: str, identity: str) -> Flow:
+    def reserve(self, uri_user: str, kind: str, identity: str, *, settings=None) -> Flow:
+        if settings is not None:
+            self.party_settings[(kind, identity)] = settings
         self.reserved.append((uri_user, kind, identity))
         return Flow("UDP", "127.0.0.1", 40000)
 
-    def submit(self, fn, delay_s: float = 0.0):  # the control thread: run later, by the test
+    def schedule(self, fn, delay_s: float = 0.0):  # the control thread: run later, by the test
         self.scheduled.append((delay_s, fn))
 
     def hangup(self, call_id: str) -> None:
@@ -47,12 +45,12 @@ def test_each_confirmation_call_is_answered_with_the_tone_and_hung_up_after_its_
     svc = ConfirmationTone(node)
     flow = svc.party()
     assert node.reserved == [(IDENTITY, KIND, IDENTITY)]
-    assert node._settings[(KIND, IDENTITY)].tone_hz == CONFIRM_TONE_HZ
-    assert node._settings[(KIND, IDENTITY)].answer == "auto"
+    assert node.party_settings[(KIND, IDENTITY)].tone_hz == CONFIRM_TONE_HZ
+    assert node.party_settings[(KIND, IDENTITY)].answer == "auto"
     assert svc.uri(flow) == f"sip:{IDENTITY}@127.0.0.1:40000"
-    node._settings.clear()  # the node's per-test reset forgets party settings; the next call puts them back
+    node.party_settings.clear()  # the node's per-test reset forgets party settings; the next call puts them back
     svc.party()
-    assert node._settings[(KIND, IDENTITY)].tone_hz == CONFIRM_TONE_HZ
+    assert node.party_settings[(KIND, IDENTITY)].tone_hz == CONFIRM_TONE_HZ
 
     (listener,) = node.listeners
     listener(call("m1", "early"))

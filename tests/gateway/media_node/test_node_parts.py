@@ -80,7 +80,7 @@ def test_gateway_starts_and_closes_its_media_node(tmp_path):
         m = gw.media.metrics()
         assert m["processes"] >= 1
         pids = m["pids"]
-        assert gw.core.trusted == {("127.0.0.1", w.sip_port("udp")) for w in gw.media._pool.workers}
+        assert gw.core.trusted == {("127.0.0.1", w.sip_port("udp")) for w in gw.media.pool.workers}
     finally:
         gw.stop_thread()
     for pid in pids:
