@@ -13,6 +13,10 @@ trace_entries: 200000
 max_message_size: 65535
 sip_t1: 0.5                  # RFC 3261 T1 in seconds; a closed lab network may lower it (§17.1.1.1)
 ```
+
+The control token (``control_token``) is not a key of the file: ``gateway serve`` sets it from
+``--control-token-file FILE`` or from the token it makes in ``<data dir>/control-token`` when ``http`` is not on
+loopback (see :mod:`gateway.control_api.auth`); Python callers give ``GatewayConfig(control_token=...)``.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from device_profiles.yamlio import DataFileError, load_yaml, validate_data
+from device_profiles.yamlio import DataFileError, DataProblem, load_yaml, locate, validate_data
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
@@ -97,6 +101,9 @@ class GatewayConfig(BaseModel):
     #: network makes an unreachable device fail in 64*T1 instead of 32 s (§17.1.1.1 allows it).
     sip_t1: float = Field(default=0.5, ge=0.01, le=5.0)
     media: Literal["none", "node"] = "none"  # "node": Teams clients and PSTN parties on pjsua2 workers
+    #: The control token: when set, the control API and the provisioning server's /admin pages need
+    #: ``Authorization: Bearer <token>`` (:mod:`gateway.control_api.auth`). Not read from the file.
+    control_token: SecretStr | None = Field(default=None, exclude=True)
 
     @field_validator("sip", "http", "tls")
     @classmethod
@@ -126,6 +133,10 @@ def load_config(path: str | Path | None, **overrides: object) -> GatewayConfig:
     data: dict = {}
     if path is not None:
         root = load_yaml(path)
+        if isinstance(root, dict) and "control_token" in root:
+            raise DataFileError([DataProblem(locate(root, ["control_token"], str(path)),
+                                             "control_token: not a key of the configuration file; give the token "
+                                             "with --control-token-file FILE (a file only you can read)")])
         if root is not None:
             cfg = validate_data(GatewayConfig, root, str(path))
             data = cfg.model_dump(exclude_unset=True)
@@ -133,6 +144,6 @@ def load_config(path: str | Path | None, **overrides: object) -> GatewayConfig:
     try:
         return GatewayConfig.model_validate(data)
     except Exception as exc:  # pydantic.ValidationError from command-line values
-        from device_profiles.yamlio import DataProblem, Location
+        from device_profiles.yamlio import Location
 
         raise DataFileError([DataProblem(Location("command line", 1, 1), str(exc))]) from None

@@ -1,13 +1,19 @@
 """``sipgw-lab gateway serve``: the embedded reference gateway as a foreground process.
 
     sipgw-lab gateway serve --sip 127.0.0.1:5060 --http 127.0.0.1:8080 --data ./gw-data \
-        [--tls HOST:PORT] [--provisioning HOST:PORT] [--tenant tenant.yaml] [--config gateway.yaml]
+        [--tls HOST:PORT] [--provisioning HOST:PORT] [--tenant tenant.yaml] [--config gateway.yaml] \
+        [--control-token-file FILE]
 
 Logs go to stderr, one line per event (``key=value``, or JSON with ``--log-format json``). Once every listener
 is up and the gateway has answered an OPTIONS sent to its own UDP port, one line goes to stdout:
 
     event=ready udp=127.0.0.1:5060 tcp=127.0.0.1:5060 tls=127.0.0.1:5061 control=http://127.0.0.1:8080 \
-        provisioning=http://127.0.0.1:40123
+        provisioning=http://127.0.0.1:40123 data=gw-data pid=4242 control_token=-
+
+The control API (and the provisioning server's /admin pages) need ``Authorization: Bearer <token>`` when there is
+a control token: the first line of ``--control-token-file FILE``, or, when ``--http`` is not on loopback and no
+file is given, a token the gateway makes once in ``<data dir>/control-token`` (mode 0600) and reuses. The ready
+line's ``control_token`` is the token file's path (``-``: no token, the API is open on loopback).
 
 SIGINT or SIGTERM stop it cleanly (listeners closed, store flushed), exit status 0. Bad flags, a bad tenant or
 configuration file, an unusable data directory or a port in use: a located message and exit status 2, with
@@ -31,8 +37,11 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from device_profiles.yamlio import DataFileError
 from gateway.config import GatewayConfig, load_config, parse_hostport
+from gateway.control_api.auth import TokenFileError, ensure_token_file, is_loopback, read_token_file, token_source
 from gateway.tenant import load_tenant
 
 EXIT_OK = 0
@@ -255,7 +264,25 @@ async def options_check(host: str, port: int, timeout: float = 3.0) -> tuple[int
 
 # --- serve ------------------------------------------------------------------------------------------------
 
-async def _serve(gw, ready_out) -> int:
+def _control_token(args: argparse.Namespace, config: GatewayConfig) -> str | None:
+    """The token of ``--control-token-file`` (checked before anything is written), or None; a non-loopback
+    ``--http`` without a file gets its token later, from :func:`_generated_token`."""
+    if token_source(config.http_address[0], args.control_token_file) != "file":
+        return None
+    try:
+        return read_token_file(args.control_token_file)
+    except TokenFileError as exc:
+        raise ServeError(f"--control-token-file {exc}") from None
+
+
+def _generated_token(data: Path) -> tuple[str, Path]:
+    try:
+        return ensure_token_file(data)
+    except TokenFileError as exc:
+        raise ServeError(f"{exc} (delete the file to have a new token made)") from None
+
+
+async def _serve(gw, ready_out, token_path: Path | None = None) -> int:
     eps = await gw.start()
     tune_gc()
     log.info("event=loop loop=%s gc_threshold=%d", type(asyncio.get_running_loop()).__module__.split(".")[0],
@@ -276,7 +303,7 @@ async def _serve(gw, ready_out) -> int:
         log.info("event=self_check ok=true method=OPTIONS status=%d rtt_ms=%.1f", status, rtt)
         fields = {"udp": _fmt(*eps.udp), "tcp": _fmt(*eps.tcp), "tls": _fmt(*eps.tls),
                   "control": eps.control_url or "-", "provisioning": eps.provisioning_url or "-",
-                  "data": str(gw.data_dir), "pid": os.getpid()}
+                  "data": str(gw.data_dir), "pid": os.getpid(), "control_token": str(token_path or "-")}
         ready_out.write("event=ready " + " ".join(f"{k}={_kv_value(v)}" for k, v in fields.items()) + "\n")
         ready_out.flush()
         log.info("event=ready %s", " ".join(f"{k}={_kv_value(v)}" for k, v in fields.items()))
@@ -304,6 +331,7 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
             raise ServeError(f"--provisioning {args.provisioning}: the control API (--http) already uses "
                              f"{_fmt(*prov)}")
         _check_free("--provisioning", *prov, (socket.SOCK_STREAM,))
+        token = _control_token(args, config)
         data = _prepare_data_dir(args.data)
     except ServeError as exc:
         print(f"sipgw-lab: error: {exc}", file=sys.stderr)
@@ -331,13 +359,27 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
                 print(f"sipgw-lab: error: --tenant {args.tenant}: number {user.number} of {user.username!r} "
                       f"belongs to user {owner.username!r} in {args.data}; nothing was written", file=sys.stderr)
                 return EXIT_BAD_INPUT
+    token_path: Path | None = Path(args.control_token_file) if token is not None else None
+    if token is None and token_source(config.http_address[0], None) == "generated":
+        try:
+            token, token_path = _generated_token(data)
+        except ServeError as exc:
+            gw.store.close()
+            print(f"sipgw-lab: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if token is not None:
+        gw.config.control_token = SecretStr(token)  # read by the control API and the provisioning server
+    if tenant is not None:
         gw.load_tenant(tenant)
     setup_logging(args.log_format, args.log_level)
     log.info("event=starting data=%s tenant=%s config=%s", _kv_value(data), _kv_value(args.tenant or "-"),
              _kv_value(args.config or "-"))
+    if token is None and not is_loopback(prov[0]):
+        log.warning("event=admin_pages_open provisioning=%s note=\"no control token: the /admin pages are open to "
+                    "the network; give --control-token-file\"", _kv_value(_fmt(*prov)))
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            return runner.run(_serve(gw, sys.stdout))
+            return runner.run(_serve(gw, sys.stdout, token_path))
     except OSError as exc:  # a listener that could not bind after all (a race with another process)
         with contextlib.suppress(Exception):
             gw.store.close()
@@ -360,6 +402,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="the gateway's data directory (store, lab CA)")
     p.add_argument("--tenant", metavar="FILE", help="a tenant file of users and PSTN numbers to load")
     p.add_argument("--config", metavar="FILE", help="a gateway configuration file (flags override it)")
+    p.add_argument("--control-token-file", metavar="FILE",
+                   help="a file whose first line is the control token (16 characters or more): the control API "
+                        "and the /admin pages then need 'Authorization: Bearer <token>'. Without it a non-loopback "
+                        "--http gets a token made in DIR/control-token (the ready line prints control_token=PATH)")
     p.add_argument("--log-format", choices=("kv", "json"), default="kv", help="log line format (default kv)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.set_defaults(func=cmd_gateway_serve)

@@ -274,7 +274,9 @@ class Lab:
                                         str(self.gateway.pki.ca_cert) if self.gateway.pki else None)
             self.gateway_address = f"{eps.udp[0]}:{eps.udp[1]}"
             if eps.control_url:
-                self.control = _control_client(eps.control_url)
+                secret = getattr(cfg, "control_token", None)
+                self.control = _control_client(eps.control_url,
+                                               secret.get_secret_value() if secret is not None else None)
             return
         host, sep, port = mode.rpartition(":")
         if not sep or not port.isdigit():
@@ -284,8 +286,8 @@ class Lab:
         self.target = GatewayTarget(host, p, p, p, getattr(ext, "domain", None) or "sipgw.lab", None)
         self.gateway_address = mode
         url = os.environ.get("SIPGW_CONTROL_URL")
-        if url:
-            self.control = _control_client(url)
+        if url:  # a gateway with a control token (not on loopback): SIPGW_CONTROL_TOKEN holds it
+            self.control = _control_client(url, os.environ.get("SIPGW_CONTROL_TOKEN") or None)
 
     def _provision_users(self) -> None:
         for spec in self.specs:
@@ -449,9 +451,10 @@ class Lab:
         return f"Lab({self.inventory.path!r}, gateway={self.gateway_mode}, devices={len(self.devices)})"
 
 
-def _control_client(url: str) -> Any:
+def _control_client(url: str, token: str | None = None) -> Any:
+    """The control API's client; ``token``: the gateway's control token (sent as ``Authorization: Bearer``)."""
     try:
         from gateway.control_api.client import ControlClient
     except ImportError:
         return None
-    return ControlClient(url)
+    return ControlClient(url, token=token)

@@ -7,19 +7,22 @@ pydantic request models, published as component schemas). :class:`ControlApi` mo
 
 Handlers run on the loop that runs the SIP core, so a write through the API never races a REGISTER or an
 INVITE, and every request is validated before anything is written. The API listens on loopback unless the
-configuration says otherwise; it has no authentication, so binding it elsewhere logs a warning.
+configuration says otherwise. With a control token (``GatewayConfig.control_token``: ``gateway serve
+--control-token-file``, or the token made for a non-loopback ``--http``) every request needs
+``Authorization: Bearer <token>`` (:mod:`gateway.control_api.auth`); without one it has no authentication, and
+binding it elsewhere than loopback logs a warning.
 """
 
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import logging
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 
+from gateway.control_api.auth import REALM, bearer_middleware, is_loopback
 from gateway.control_api.base import MAX_BODY, PREFIX, ApiError, check_query, json_response, op
 
 log = logging.getLogger("sipgw.control")
@@ -89,7 +92,13 @@ def _model_schemas(modules: list[ModuleType]) -> dict[str, Any]:
     return out
 
 
-def build_openapi(modules: list[ModuleType], build: str = "") -> dict[str, Any]:
+#: The OpenAPI security scheme of the control token.
+SECURITY_SCHEME = "controlToken"
+
+
+def build_openapi(modules: list[ModuleType], build: str = "", token_required: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3 document; ``token_required``: the gateway has a control token, so every operation needs it
+    (and may answer 401)."""
     paths: dict[str, Any] = {
         f"{PREFIX}/openapi.json": {"get": op("this document", schema={"type": "object"}, errors=())},
     }
@@ -109,23 +118,29 @@ def build_openapi(modules: list[ModuleType], build: str = "") -> dict[str, Any]:
             paths.setdefault(path, {}).update(item)
         schemas.update(getattr(module, "SCHEMAS", {}))
     schemas.update(_model_schemas(modules))
+    if token_required:
+        unauthorized = {"description": "no bearer token, or a token that was not accepted (WWW-Authenticate: "
+                                       f'Bearer realm="{REALM}")',
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for item in paths.values():  # new operation objects: the modules' OPENAPI_PATHS stay as they are
+            for method, operation in list(item.items()):
+                item[method] = {**operation, "responses": {**operation.get("responses", {}), "401": unauthorized}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "sipgw-lab gateway control API", "version": "1", "description":
                  "Users, devices, registrations, calls, SIP trace, clock and reset of the embedded reference "
                  f"gateway. {build}".strip()},
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items()))},
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {SECURITY_SCHEME: {
+                "type": "http", "scheme": "bearer",
+                "description": "the gateway's control token (gateway serve --control-token-file FILE, or "
+                               "control-token in its data directory when --http is not on loopback); a gateway "
+                               "without one (loopback, no token file) asks for nothing"}},
+        },
+        "security": [{SECURITY_SCHEME: []}] if token_required else [],
     }
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ControlApi:
@@ -134,12 +149,18 @@ class ControlApi:
     def __init__(self, gw, modules: tuple[str, ...] = ROUTE_MODULES):
         self.gw = gw
         self.modules = load_route_modules(modules)
-        self.app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+        secret = getattr(gw.config, "control_token", None)
+        #: the control token, or None: every request of this app needs ``Authorization: Bearer <token>``
+        self.token: str | None = secret.get_secret_value() if secret is not None else None
+        middlewares = [error_middleware]
+        if self.token is not None:
+            middlewares.append(bearer_middleware(self.token))
+        self.app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
         for module in self.modules:
             self.app.add_routes(module.routes(gw))
         from gateway.server import BUILD
 
-        self.openapi = build_openapi(self.modules, BUILD)
+        self.openapi = build_openapi(self.modules, BUILD, token_required=self.token is not None)
 
         async def openapi(request: web.Request) -> web.Response:
             check_query(request, ())
@@ -163,8 +184,9 @@ class ControlApi:
         from gateway.control_api.routes_users import ensure_baselines
 
         ensure_baselines(self.gw)
-        if not is_loopback(host):
+        if not is_loopback(host) and self.token is None:
             log.warning("event=control_not_loopback host=%s note=\"the control API has no authentication\"", host)
+        log.info("event=control_auth token=%s", "required" if self.token is not None else "none")
         self._runner = web.AppRunner(self.app, access_log=access_log, access_log_format=ACCESS_FORMAT,
                                      handle_signals=False)
         await self._runner.setup()

@@ -9,6 +9,8 @@
 Every method returns decoded JSON (or bytes / text for the pcap and the ladder) and raises
 :class:`ControlApiError` with the error document's ``code``, ``message`` and ``where`` on a 4xx/5xx answer.
 ``ControlClient.media`` is the media node's API (:class:`gateway.control_api.client_media.MediaApi`).
+``token``: the gateway's control token, sent as ``Authorization: Bearer <token>`` on every request (a gateway with
+a token answers 401 without it: ``ControlApiError`` says "the control API needs a token: ...").
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ def _fields(**kw: Any) -> dict[str, Any]:
 
 
 class ControlClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.token = token or None  # the gateway's control token, if it has one
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
         self.media = MediaApi(self._http)
         self.signin = SignInApi(self._http)
         self.features = FeaturesApi(self._http)

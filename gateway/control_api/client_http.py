@@ -35,6 +35,10 @@ def send(http: httpx.Client, method: str, path: str, *, json: Any = None, params
             err = resp.json().get("error") or {}
         except (ValueError, AttributeError):
             err = {}
-        raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"),
-                              str(err.get("message") or resp.text[:200]), err.get("where"))
+        message = str(err.get("message") or resp.text[:200])
+        if resp.status_code == 401:  # the gateway has a control token: none was sent, or another one
+            hint = ("give it as ControlClient(url, token=...); the harness reads SIPGW_CONTROL_TOKEN"
+                    if "Authorization" not in resp.request.headers else "the token given is not the gateway's")
+            message = f"the control API needs a token: {message} ({hint})"
+        raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"), message, err.get("where"))
     return resp

@@ -9,6 +9,8 @@ URLs (``[...]`` optional, in this order)::
     GET  /s/<token>/status[?port=N]                     what the device shows (state, user, number, code)
 
 The state token names the device (its MAC); ``port`` names one line of a multi-port ATA (default its first).
+The web pages (:mod:`gateway.web`) are here too: ``/signin`` is open, ``/admin/...`` needs ``Authorization: Bearer
+<token>`` when the gateway has a control token (:mod:`gateway.control_api.auth`).
 
 ``<file>`` is what the vendor asks for (``$PSN.xml``, ``$mac.cfg``, ``mac.ini``, ``algop$mac.conf``, see
 :mod:`gateway.provisioning.formats`). The device is identified by its HTTP User-Agent, checked against the
@@ -35,6 +37,7 @@ from aiohttp import web
 
 from device_profiles.catalogue import default_catalogue
 from device_profiles.verdict import check_user_agent
+from gateway.control_api.auth import admin_paths, bearer_middleware
 from gateway.provisioning import formats
 from gateway.services.model import PairState
 from gateway.services.signin import SignInError, split_key
@@ -55,7 +58,13 @@ class ProvisioningServer:
         self._seq = 0
         self._max = max_exchanges
         self.restarts: dict[str, float] = {}
-        self.app = web.Application(middlewares=[self._record])
+        # The admin pages (sign out, restart devices) need the control token when the gateway has one; what a
+        # phone or a user signing in reaches (files, /s/<token>/..., /signin) stays open.
+        secret = getattr(getattr(gw, "config", None), "control_token", None)
+        middlewares = [self._record]
+        if secret is not None:
+            middlewares.append(bearer_middleware(secret.get_secret_value(), admin_paths))
+        self.app = web.Application(middlewares=middlewares)
         from gateway.web import routes as page_routes
 
         self.app.add_routes(page_routes(self))

@@ -8,6 +8,9 @@ Served by the provisioning HTTP server (:mod:`gateway.provisioning.server`) on t
   ATA is its own row, with its hardware id ``xx-xx-xx-xx-xx-xx:002``) — model, firmware and its verdict, state
   (onboarding / signed out / signed in / offboarded), user, last seen, offboarding date — with the actions
   *sign out* and *restart* (``POST /admin/devices/{key}/signout`` and ``…/restart``).
+
+The sign-in page is always open (a user signing a device in has no token). The admin pages need
+``Authorization: Bearer <token>`` when the gateway has a control token (:mod:`gateway.control_api.auth`).
 """
 
 from gateway.web.pages import routes

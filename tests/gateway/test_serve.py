@@ -90,6 +90,7 @@ def test_data_survives_kill_9_and_sigterm_stops_cleanly(tmp_path):
     tenant.write_text(TENANT)
     proc, ready = _start(data, "--tenant", str(tenant))
     try:
+        assert ready["control_token"] == "-"  # loopback, no --control-token-file: the API is open
         resp = _options(_hostport(ready["udp"]))
         assert resp.status == 200 and "INVITE" in (resp.headers.get("Allow") or "")
         with ControlClient(ready["control"]) as api:
