@@ -184,6 +184,22 @@ class _ControlThread:
             self._thread.join(timeout)
 
 
+def _media_log_level() -> int:
+    """pjlib's log level for the media workers: 3 (warnings and call summaries with RTP counts) unless
+    ``SIPGW_MEDIA_LOG_LEVEL`` says otherwise; 4 adds every SIP message, RTP socket and conference-bridge change,
+    which costs the workers CPU but shows where a call's audio went."""
+    raw = os.environ.get("SIPGW_MEDIA_LOG_LEVEL", "3")
+    try:
+        level = int(raw)
+    except ValueError:
+        raise MediaNodeError("bad_setting", f"SIPGW_MEDIA_LOG_LEVEL={raw!r} is not a number 0-6",
+                             "env.SIPGW_MEDIA_LOG_LEVEL") from None
+    if not 0 <= level <= 6:
+        raise MediaNodeError("bad_setting", f"SIPGW_MEDIA_LOG_LEVEL={level} is outside 0-6",
+                             "env.SIPGW_MEDIA_LOG_LEVEL")
+    return level
+
+
 class MediaNode:
     """Implements the router's ``MediaDirectory`` over a ``sipua.UAPool``.
 
@@ -256,7 +272,7 @@ class MediaNode:
         template = WorkerConfig(name="media", user_agent=self.user_agent,
                                 log_path=str(self.work_dir / "logs" / "media.log"),
                                 transports=(TransportSpec(kind=TransportKind.UDP, host=self.host),),
-                                log_level=3)
+                                log_level=_media_log_level())
         # A worker is declared hung only after 10 s of silence: under load a healthy one can be starved for
         # seconds, and a false alarm would end its calls.  A worker that exits is noticed at once.
         self._pool = UAPool(template, max_processes=self.max_processes, on_spawn=self._on_spawn,

@@ -87,3 +87,16 @@ def test_gateway_starts_and_closes_its_media_node(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert gw.core.trusted == set()
+
+
+def test_media_log_level_comes_from_the_environment_and_bad_values_are_named(monkeypatch):
+    from gateway.media_node.node import MediaNodeError, _media_log_level
+
+    monkeypatch.delenv("SIPGW_MEDIA_LOG_LEVEL", raising=False)
+    assert _media_log_level() == 3
+    monkeypatch.setenv("SIPGW_MEDIA_LOG_LEVEL", "4")
+    assert _media_log_level() == 4
+    for bad in ("loud", "9"):
+        monkeypatch.setenv("SIPGW_MEDIA_LOG_LEVEL", bad)
+        with pytest.raises(MediaNodeError, match="SIPGW_MEDIA_LOG_LEVEL"):
+            _media_log_level()
