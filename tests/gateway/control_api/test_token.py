@@ -25,6 +25,7 @@ from gateway.control_api.auth import (
 from gateway.control_api.client import ControlApiError, ControlClient
 from gateway.server import EmbeddedGateway
 from tests.gateway.control_api.conftest import assert_error
+from tests.gateway.test_serve import _run as run_serve
 
 TOKEN = "s3cret-token-0123456789-abcdefgh"
 
@@ -198,13 +199,7 @@ def test_token_file_is_made_private_and_reused(tmp_path):
 # --- gateway serve --------------------------------------------------------------------------------------------
 
 def _run(capsys, *args: str) -> tuple[int, str]:
-    from harness.cli import main
-
-    try:
-        status = main(["gateway", "serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", *args])
-    except SystemExit as exc:
-        status = exc.code
-    return status, capsys.readouterr().err
+    return run_serve(capsys, "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0", *args)
 
 
 def test_bad_token_files_exit_2_and_write_nothing(tmp_path, capsys):
