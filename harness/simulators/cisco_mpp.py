@@ -208,6 +208,9 @@ class CiscoMppSimulator(SimulatorServer):
                         self.connects += 1
                         delay = RECONNECT_MIN_S
                         self.record_outbound(OutboundRecord(time.time(), "ws_connect", url, ""))
+                        if self.params.get("Control_Server_URL", "") != url:
+                            # Re-provisioned while this connection was being made: _kick found no link to close.
+                            await ws.close()
                         await self._serve(ws)
                 except (aiohttp.ClientError, OSError, ValueError) as exc:
                     self.record_outbound(OutboundRecord(time.time(), "ws_connect", url, "",
