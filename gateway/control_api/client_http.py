@@ -23,13 +23,14 @@ class ControlApiError(Exception):
 
 
 def send(http: httpx.Client, method: str, path: str, *, json: Any = None, params: Any = None,
-         shown_as: str | None = None) -> httpx.Response:
-    """``method`` on ``PREFIX + path``; a 4xx/5xx answer or a transport failure raises :class:`ControlApiError`
-    (``shown_as``: how the request is named in the unreachable message, by default the API path)."""
+         shown_as: str | None = None, error: type[ControlApiError] = ControlApiError) -> httpx.Response:
+    """``method`` on ``PREFIX + path``; a 4xx/5xx answer or a transport failure raises ``error`` (a
+    :class:`ControlApiError`; ``shown_as``: how the request is named in the unreachable message, by default the
+    API path)."""
     try:
         resp = http.request(method, PREFIX + path, json=json, params=params)
     except httpx.HTTPError as exc:
-        raise ControlApiError(0, "unreachable", f"{method} {shown_as or PREFIX + path}: {exc}") from exc
+        raise error(0, "unreachable", f"{method} {shown_as or PREFIX + path}: {exc}") from exc
     if resp.status_code >= 400:
         try:
             err = resp.json().get("error") or {}
@@ -40,5 +41,5 @@ def send(http: httpx.Client, method: str, path: str, *, json: Any = None, params
             hint = ("give it as ControlClient(url, token=...); the harness reads SIPGW_CONTROL_TOKEN"
                     if "Authorization" not in resp.request.headers else "the token given is not the gateway's")
             message = f"the control API needs a token: {message} ({hint})"
-        raise ControlApiError(resp.status_code, str(err.get("code") or "http_error"), message, err.get("where"))
+        raise error(resp.status_code, str(err.get("code") or "http_error"), message, err.get("where"))
     return resp

@@ -7,7 +7,8 @@
     wav = api.recording(call["id"])
 
 Every method returns the decoded JSON (a Call is a dict as in ``routes_media``) and raises
-``MediaApiError`` carrying the error document's ``code``, ``message`` and ``where`` on a 4xx/5xx.
+``MediaApiError`` (a ``ControlApiError``) carrying the error document's ``code``, ``message`` and ``where`` on a
+4xx/5xx, or status 0 when the gateway cannot be reached.
 """
 
 from __future__ import annotations
@@ -18,19 +19,13 @@ from urllib.parse import quote
 
 import httpx
 
-PREFIX = "/api/v1/media"
+from gateway.control_api.client_http import ControlApiError, send
+
+PREFIX = "/media"  # under the control API's /api/v1
 
 
-class MediaApiError(Exception):
-    """A media route answered with an error document."""
-
-    def __init__(self, status: int, code: str, message: str, where: str | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.where = where
-        at = f" (at {where})" if where else ""
-        super().__init__(f"HTTP {status} {code}: {message}{at}")
+class MediaApiError(ControlApiError):
+    """A media route answered with an error document (or the gateway could not be reached: status 0)."""
 
 
 class MediaApi:
@@ -43,14 +38,7 @@ class MediaApi:
     # ------------------------------------------------------------------ plumbing
 
     def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        resp = self._http.request(method, PREFIX + path, json=json, params=params)
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except ValueError:
-                err = {}
-            raise MediaApiError(resp.status_code, str(err.get("code") or "http_error"),
-                                str(err.get("message") or resp.text[:200]), err.get("where"))
+        resp = send(self._http, method, PREFIX + path, json=json, params=params, error=MediaApiError)
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json()
@@ -93,15 +81,8 @@ class MediaApi:
 
     def recording(self, call_id: str) -> bytes:
         """The WAV (16-bit PCM) of what the party heard on that call so far."""
-        resp = self._http.get(f"{PREFIX}/calls/{quote(call_id, safe='')}/recording.wav")
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error") or {}
-            except ValueError:
-                err = {}
-            raise MediaApiError(resp.status_code, str(err.get("code") or "http_error"),
-                                str(err.get("message") or resp.text[:200]), err.get("where"))
-        return resp.content
+        return send(self._http, "GET", f"{PREFIX}/calls/{quote(call_id, safe='')}/recording.wav",
+                    error=MediaApiError).content
 
     def _op(self, call_id: str, op: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._request("POST", f"/calls/{quote(call_id, safe='')}/{op}", json=body or {})

@@ -23,6 +23,7 @@ from gateway.control_api.auth import (
     token_source,
 )
 from gateway.control_api.client import ControlApiError, ControlClient
+from gateway.control_api.client_media import MediaApiError
 from gateway.server import EmbeddedGateway
 from tests.gateway.control_api.conftest import assert_error
 from tests.gateway.test_serve import _run as run_serve
@@ -118,6 +119,16 @@ def test_client_sends_the_token_and_reads_a_401_clearly(tokened):
     with ControlClient(url, token="wrong-token-0123456789") as api, pytest.raises(ControlApiError) as info:
         api.health()
     assert info.value.message.startswith("the control API needs a token: the bearer token was not accepted")
+    with ControlClient(url) as api, pytest.raises(MediaApiError) as info:  # the media routes read it the same way
+        api.media.calls()
+    assert info.value.status == 401 and info.value.message.startswith("the control API needs a token")
+
+
+def test_media_routes_of_an_unreachable_gateway_raise_media_api_error():
+    with ControlClient("http://127.0.0.1:9", timeout=2) as api, pytest.raises(MediaApiError) as info:
+        api.media.calls()
+    assert info.value.status == 0 and info.value.code == "unreachable"
+    assert "GET /api/v1/media/calls" in info.value.message
     assert "wrong-token" not in str(info.value)
 
 
