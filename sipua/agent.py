@@ -1025,7 +1025,7 @@ class UserAgent:
             self._to_reap.append(rec.handle)
 
     def on_call_media_state(self, call: _Call) -> None:
-        self._media_sched.apply()  # a stream may have brought a new pjmedia thread with it
+        self._media_sched.apply()  # a thread that had no name yet at start-up (a no-op once all are raised)
         rec = self._calls.get(call.handle)
         if rec is None:
             return

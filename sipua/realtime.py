@@ -28,7 +28,7 @@ DEFAULT_PRIORITY = 10  # low among real-time priorities: kernel threads that nee
 
 @dataclass
 class MediaThreadScheduling:
-    """Puts pjmedia's threads of this process on ``SCHED_RR``; idempotent, cheap to call again."""
+    """Puts pjmedia's threads of this process on ``SCHED_RR``; idempotent, and free once every kind is raised."""
 
     priority: int = DEFAULT_PRIORITY
     enabled: bool = True
@@ -42,14 +42,18 @@ class MediaThreadScheduling:
         deadline = time.monotonic() + wait_s
         while True:
             self.apply()
-            if (not self.enabled or self.refused is not None or self.names >= set(MEDIA_THREAD_NAMES)
-                    or time.monotonic() >= deadline):
+            if not self.enabled or self.refused is not None or self.complete or time.monotonic() >= deadline:
                 return
             time.sleep(0.005)
 
+    @property
+    def complete(self) -> bool:
+        """Every kind of pjmedia thread has been raised (later calls need not list the threads again)."""
+        return self.names >= set(MEDIA_THREAD_NAMES)
+
     def apply(self) -> None:
         """Raise every pjmedia thread not yet raised; remembers the reason if the kernel refuses."""
-        if not self.enabled or self.refused is not None:
+        if not self.enabled or self.refused is not None or self.complete:
             return
         for tid, name in _threads():
             if tid in self.done or name not in MEDIA_THREAD_NAMES:

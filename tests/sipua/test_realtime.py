@@ -74,3 +74,6 @@ def test_only_pjmedia_threads_are_raised_once_each(monkeypatch):
     sched.apply()
     assert raised == [(201, os.SCHED_RR), (204, os.SCHED_RR)]
     assert sched.describe() == "SCHED_RR 5 for 2 pjmedia thread(s)"
+    assert sched.complete
+    monkeypatch.setattr(realtime, "_threads", lambda: pytest.fail("threads listed again after all were raised"))
+    sched.apply()  # every media-state change calls it: nothing is read once both kinds are raised
