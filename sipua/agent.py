@@ -43,8 +43,6 @@ log = logging.getLogger("sipua.worker")
 PJ_ETOOMANY = 70010  # PJ_ERRNO_START_STATUS + 10 (pj/errno.h)
 STOP_RECORD_SETTLE_S = 0.1  # let the bridge hand over its last frame before the WAV is read
 ENDED_CALLS_KEPT = 256
-BRIDGE_AUDIT_S = 0.5  # how often the bridge's real connections are compared with the wanted ones
-BRIDGE_SETTLE_S = 0.2  # a connection is queued and made on the bridge's next clock tick: not audited before
 
 _STATE_NAMES = {
     pj.PJSIP_INV_STATE_NULL: CallState.NULL,
@@ -320,9 +318,6 @@ class UserAgent:
         self._answer_policy: dict[str | None, p.SetAutoAnswer] = {}
         self._follow_redirects = False
         self._replacements: dict[int, int] = {}  # replaced call -> replacing call (RFC 3891)
-        self._edge_since: dict[wiring.Edge, float] = {}  # when each wanted connection was last requested
-        self._next_audit = 0.0
-        self.bridge_repairs = 0
         self.shutting_down = False
         self._media_sched = MediaThreadScheduling(enabled=config.realtime_media)
 
@@ -427,9 +422,6 @@ class UserAgent:
                 self.report_error(f"timer {what}", traceback.format_exc())
         if self._to_reap:
             self._reap()
-        if self._edges and now >= self._next_audit:
-            self._next_audit = now + BRIDGE_AUDIT_S
-            self._audit_bridge(now)
 
     def _schedule(self, delay_s: float, what: str, fn: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_seq), what, fn))
@@ -1309,39 +1301,7 @@ class UserAgent:
                 info = exc.info() if isinstance(exc, pj.Error) else f"no object for slot {exc}"
                 log.warning("startTransmit %d->%d failed: %s", src, dst, info)
                 wanted.discard((src, dst))
-        now = time.monotonic()
-        self._edge_since = {e: (now if e in add else self._edge_since.get(e, now)) for e in wanted}
         self._edges = wanted
-
-    def _audit_bridge(self, now: float) -> None:
-        """Compare the bridge's connections with the wanted ones and make any that is missing again.
-
-        pjmedia queues connections and port removals and applies them on its clock thread, addressing ports
-        by slot number, and slots are reused; a connection that is wanted but absent means the bridge lost
-        it (a lost tone towards a call was seen once in a few hundred lab calls, the far end hearing digital
-        silence). Each repair is logged, so the worker's log shows that it happened and to which ports.
-        """
-        by_source: dict[int, list[int]] = {}
-        for src, dst in self._edges:
-            if now - self._edge_since.get((src, dst), now) >= BRIDGE_SETTLE_S:
-                by_source.setdefault(src, []).append(dst)
-        lost: set[wiring.Edge] = set()
-        for src, sinks in by_source.items():
-            try:
-                info = pj.AudioMedia.getPortInfoFromId(src)
-            except pj.Error as exc:
-                log.warning("bridge audit: port %d is gone while %s want it: %s", src, sinks, exc.info())
-                continue
-            listening = set(info.listeners)
-            for dst in sinks:
-                if dst not in listening:
-                    log.warning("bridge audit: connection %d (%s) -> %d is missing from the bridge; making it "
-                                "again", src, info.name, dst)
-                    lost.add((src, dst))
-        if lost:
-            self.bridge_repairs += len(lost)
-            self._edges -= lost
-            self._rewire()
 
 
 # --------------------------------------------------------------------------------------------------
