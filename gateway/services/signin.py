@@ -253,11 +253,9 @@ class SignInService:
 
     def keys(self, mac: str) -> list[str]:
         """The keys of a device's lines, port order (the MAC alone for a single-line device)."""
-        found = [d.key for d in self.devices.all() if d.key == mac or d.key.startswith(mac + ":")]
-        ports = sorted((k for k in found if ":" in k), key=lambda k: split_key(k)[1] or 0)
         # A multi-port ATA is its ports; a MAC-keyed row beside them is what the registrar records for the
         # static accounts a lab configured on the device, not one of its sign-in lines.
-        return ports or found
+        return self.devices.ports_of(mac) or ([mac] if self.devices.get(mac) is not None else [])
 
     def lines(self, mac: str) -> list[Device]:
         """The device's lines as stored, port order."""
@@ -584,7 +582,7 @@ class SignInService:
             pairing = self._state["pairing"]
             for code in [c for c, p in pairing.items() if p["key"] == key]:
                 del pairing[code]
-            if not any(d.key == mac or d.key.startswith(mac + ":") for d in self.devices.all()):
+            if not self.keys(mac):
                 self._state["macs"].pop(mac, None)
                 enrol = self._state["enrol"]
                 for code in [c for c, e in enrol.items() if e["mac"] == mac]:
