@@ -331,10 +331,10 @@ class SipCore:
 
     def _on_invite(self, req: Request, tx: TransactionId, source: Address) -> None:
         now = self.now()
-        if self._is_trusted(source):
+        if self.is_trusted(source):
             caller = _from_identity(req)
         else:
-            user = self._authenticate_invite(req, tx, source)
+            user = self.authenticate_invite(req, tx, source)
             if user is None:
                 return
             if not user.policy.allow_sip_devices_calling:
@@ -358,12 +358,13 @@ class SipCore:
     def is_trusted(self, source: Address) -> bool:
         """Whether ``source`` is a trusted peer, whose INVITEs need no digest: a host in ``trusted_hosts`` or an
         address in ``trusted`` (the media node's workers).  Any thread: it only reads the two sets."""
-        return self._is_trusted(source)
-
-    def _is_trusted(self, source: Address) -> bool:
         return source.host in self.trusted_hosts or (source.host, source.port) in self.trusted
 
-    def _authenticate_invite(self, req: Request, tx: TransactionId, source: Address) -> User | None:
+    def authenticate_invite(self, req: Request, tx: TransactionId, source: Address) -> User | None:
+        """The user an INVITE from ``source`` comes from, or None after answering it with 407 (no or stale
+        credentials) or 403 (wrong ones).  A TCP/TLS flow that carried the user's authenticated REGISTER
+        needs no digest.  Services that take an INVITE before the router (feature codes, transfer, call
+        queues, voicemail, provisioning) call this so the rules stay in one place (no toll fraud)."""
         # A TCP/TLS connection that carried an authenticated REGISTER is trusted for that user's calls.
         if source.transport in ("TCP", "TLS"):
             b = self.registrar.binding_for_flow(Flow(source.transport, source.host, source.port), self.now())

@@ -128,7 +128,7 @@ class VoicemailNode:
             uri_user = ""
         if uri_user not in ACCESS_CODES and uri_user.replace("%2A", "*").rstrip("#") != "*99*":
             return bool(self._next_invite and self._next_invite(req, tx, source))
-        user = self.core._authenticate_invite(req, tx, source)  # answers 407/403 itself
+        user = self.core.authenticate_invite(req, tx, source)  # answers 407/403 itself
         if user is None:
             return True
         target = self.access_target(user)

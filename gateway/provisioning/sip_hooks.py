@@ -160,7 +160,7 @@ class SignInSipHooks:
                 key = acct[1]
                 caller = NameAddr(SipURI.parse(f"sip:{username}@{self.core.domain}"), f"Device {key}")
             else:
-                user = self.core._authenticate_invite(req, tx, source)  # replies itself when it fails
+                user = self.core.authenticate_invite(req, tx, source)  # replies itself when it fails
                 if user is None:
                     return True
                 key = binding.device_key if binding else check_user_agent(req.headers.get("User-Agent") or "").mac

@@ -286,11 +286,11 @@ class CallQueues:
         queue = next((q for q in self.queues.values() if number_key(q.number) == key), None) if key else None
         if queue is None:
             return bool(self._next_invite and self._next_invite(req, tx, source))
-        if self.core._is_trusted(source):
+        if self.core.is_trusted(source):
             f = req.from_
             caller = NameAddr(f.uri, f.display)
         else:
-            user = self.core._authenticate_invite(req, tx, source)  # answers the request itself when refused
+            user = self.core.authenticate_invite(req, tx, source)  # answers the request itself when refused
             if user is None:
                 return True
             caller = NameAddr(SipURI.parse(f"sip:{user.number or user.username}@{self.core.domain}"), user.name)

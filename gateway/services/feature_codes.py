@@ -192,7 +192,7 @@ class FeatureCodes:
                 self._refuse_signed_out(tx, req, f"device {mac} is signed out; sign in before using feature codes")
                 return None
             return user
-        user = self.core._authenticate_invite(req, tx, source)  # answers 407/403 itself
+        user = self.core.authenticate_invite(req, tx, source)  # answers 407/403 itself
         if user is None:
             return None
         device = self._device_of(req, user, source)

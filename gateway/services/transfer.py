@@ -135,10 +135,10 @@ class TransferService:
         if target_leg is None or target_leg.dialog is None:
             self._reply(tx, req, 481, f"the call replaced ({call.id}) has no other party")
             return True
-        if self.core._is_trusted(source):
+        if self.core.is_trusted(source):
             caller = NameAddr(req.from_.uri, req.from_.display)
         else:
-            user = self.core._authenticate_invite(req, tx, source)  # answers 407/403 itself
+            user = self.core.authenticate_invite(req, tx, source)  # answers 407/403 itself
             if user is None:
                 return True
             identity = user.number or user.username
