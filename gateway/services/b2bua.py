@@ -231,7 +231,12 @@ class B2BUA:
             ("Allow", ALLOW),
             ("User-Agent", self.agent),
         ]
-        headers.extend(_relayed(a_inv))
+        if target.headers:
+            own = {header_key(name) for name, _ in target.headers}
+            headers.extend((n, v) for n, v in _relayed(a_inv) if header_key(n) not in own)
+            headers.extend(target.headers)
+        else:
+            headers.extend(_relayed(a_inv))
         invite = Request("INVITE", target.uri, _headers(headers), a_inv.body)
         leg.invite = invite
         try:

@@ -31,8 +31,11 @@ it, so a REFER from one party (the transferor) reaches the relay, never the othe
 relay keeps itself in the path the way RFC 3515 reads from each dialog: the transferee gets a REFER of its own, on
 its own dialog, with the transferor's Refer-To (a target, or a target with ``Replaces`` for a consultative
 transfer, RFC 3891 §3, RFC 5589 §7), acts on it and places its own call through the gateway, which routes it like
-any call, so it is anchored anew when the transferee and the target still carry digits differently (``Replaces``
-INVITEs excepted: they reach the consulted party's dialog and are never anchored); and the transferor's sipfrag
+any call, so it is anchored anew when the transferee and the target still carry digits differently. That holds for
+a consultative transfer too: the transferee's INVITE with ``Replaces`` for a device's dialog goes to a new relay
+when the two differ, and the relay's own INVITE carries the ``Replaces`` to the target (RFC 3891 §3), which
+replaces its dialog with the relay's leg (an INVITE with ``Replaces`` aimed at a relay's leg is the relay's to
+follow, see below); and the transferor's sipfrag
 NOTIFYs (RFC 3515 §2.4.5) carry the transferee's final status (``200``, or ``486`` from a busy target, after which
 the transferor still holds its call and resumes it through the relay, RFC 5589 §6.2), sent once the transferee's
 call has that status. pjsua acts on every REFER it accepts (RFC 3515 §2.4.2/§2.4.4) by calling the Refer-To, so
@@ -360,9 +363,12 @@ class DtmfInterworking:
         token = invite.headers.get(RELAY_HEADER)
         if token is not None:
             return self._relay_leg(invite, source, token, decision)
-        # Only a tenant user's device-to-device calls: media-node parties take both methods; queue, transfer
-        # (Replaces, RFC 3891) and service calls keep their own routing.
-        if (decision.callee is None or invite.headers.get("Replaces") is not None
+        # Only device-to-device calls: a tenant user's, or a transferee's INVITE with Replaces for a device's
+        # dialog (the transfer module puts the rewritten Replaces on the target's branch). Media-node parties take
+        # both methods; queue and service calls keep their own routing; the media node's own INVITEs (relays
+        # following a transfer included) are never anchored again.
+        replacing = any(name.lower() == "replaces" for t in decision.targets for name, _ in t.headers)
+        if ((decision.callee is None and not replacing) or invite.headers.get("Replaces") is not None
                 or not any(t.kind == "device" for t in decision.targets) or self.trusted(source)):
             return decision
         d = decide(invite, decision)

@@ -32,6 +32,9 @@ class Target:
     flow: Flow
     label: str
     binding: Binding | None = field(default=None, compare=False)
+    #: Headers this branch's INVITE carries besides those relayed from the caller's (each replaces a relayed one of
+    #: the same name): a transfer's ``Replaces`` rewritten for the target's own dialog (RFC 3891 §3).
+    headers: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

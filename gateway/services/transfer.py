@@ -144,13 +144,21 @@ class TransferService:
             identity = user.number or user.username
             caller = NameAddr(SipURI.parse(f"sip:{identity}@{self.core.domain}"), user.name)
         d = target_leg.dialog
-        # As the target will see it (§3): to-tag its own tag, from-tag the gateway's tag on that dialog.
+        # As the target will see it (§3): to-tag its own tag, from-tag the gateway's tag on that dialog. The
+        # rewritten header goes on the target's branch only: when the new call is anchored for DTMF interworking,
+        # the INVITE to the relay must not carry it (the relay holds no such dialog), the relay's own INVITE gets it.
         replaces = f"{d.call_id};to-tag={d.remote.tag};from-tag={d.local.tag}"
-        fields = [(n, replaces if n == "Replaces" else v) for n, v in req.headers.items()]
-        new_req = req.replace(headers=Headers(fields))
+        new_req = req.replace(headers=Headers([(n, v) for n, v in req.headers.items()
+                                               if n.lower() != "replaces"]))
         kind = "device" if target_leg.side is Side.B and target_leg.target is not None and \
             target_leg.target.kind == "device" else (target_leg.target.kind if target_leg.target else "device")
-        target = Target(kind, str(d.remote_target), _flow(target_leg.dest), f"{target_leg.label} (replaces)")
+        flow = _flow(target_leg.dest)
+        binding = target_leg.target.binding if target_leg.target is not None else None
+        if binding is None and kind == "device":
+            # the target called in on the replaced call: its REGISTER binding says what it is (DTMF method)
+            binding = self.core.registrar.binding_for_flow(flow, self.core.now())
+        target = Target(kind, str(d.remote_target), flow, f"{target_leg.label} (replaces)", binding=binding,
+                        headers=(("Replaces", replaces),))
         self._note("replaces", f"call {call.id}: {call_id} -> {d.call_id} at {target_leg.label}")
         self.b2bua.new_call(new_req, tx, source, RouteDecision(targets=(target,), callee=call.callee_user), caller)
         return True

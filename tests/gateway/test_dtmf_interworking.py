@@ -431,3 +431,58 @@ def test_an_invite_with_replaces_for_a_relay_leg_takes_its_place_and_stays_conve
     assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"info"}
     hang_up(c, new, (b, theirs, mb))
     wait_for(lambda: relay_of(lab, a_call_id)["ended"], t(5), "the relay to end")
+
+
+def test_a_consultative_transfer_between_differing_parties_is_anchored_anew(lab, tmp_path):
+    """alice (RFC 4733) calls bob (INFO) (anchored), consults carol (RFC 4733, not anchored) and transfers bob to
+    carol with Replaces naming that consultation: the relay passes the REFER to bob, whose INVITE with Replaces names
+    carol's dialog, a device's; bob and carol differ, so that INVITE goes to a new relay whose own INVITE carries the
+    Replaces to carol (RFC 3891 §3). carol's consultation is replaced, and every digit each sends reaches the other
+    in its own method."""
+    a, b, c = lab.agents["alice"], lab.agents["bob"], lab.agents["carol"]
+    node = lab.gw.media
+    c.auto_answer("immediate")
+    call, theirs, _ = place(lab, ALICE, BOB)
+    a.hold(call)
+    # The first relay holds a whole media worker; the second needs another (started in the background).
+    wait_for(lambda: (m := node.metrics())["capacity"] - m["reserved"] >= 4, t(15), "a free media worker")
+    ma, mc = a.mark(), c.mark()
+    consult = a.make_call("d", lab.uri(CAROL[2]))
+    a.wait_event("call_state", since=ma, call=consult, state="CONFIRMED", timeout=t(10))
+    carol_consult = c.wait_event("incoming_call", since=mc, timeout=t(10)).data["call"]
+    carol_consult_id = c.call_info(carol_consult)["call_id"]
+    relays_before = {r["token"] for r in node.relay.relays()}
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.transfer_replaces(call, consult)  # bob is the transferee; his INVITE replaces alice's consultation of carol
+    new = passed_refer(b, mb, theirs, replaces=True)
+    final = a.wait_event(lambda e: e.type == "transfer_status" and e.data.get("final"), since=ma, timeout=t(10))
+    assert final.data["code"] == 200, final.data
+    replaced = c.wait_event("replaced", since=mc, call=carol_consult, timeout=t(10))
+    carols = replaced.data["new_call"]
+    c.wait_event("call_state", since=mc, call=carols, state="CONFIRMED", timeout=t(10))
+    for handle in (call, consult):
+        a.wait_event("call_state", since=ma, call=handle, state="DISCONNECTED", timeout=t(10))
+
+    # Observed: bob's new call went to a new relay, whose INVITE to carol carried Replaces for her consultation.
+    bobs_id = b.call_info(new)["call_id"]
+    anchored = wait_for(lambda: next((n for n in lab.gw.dtmf_interworking.log if n["call_id"] == bobs_id), None),
+                        t(5), "the anchoring of bob's INVITE with Replaces")
+    assert anchored["anchored"] and anchored["relay"] not in relays_before, anchored
+    assert "caller INFO, callee RFC 4733" in anchored["note"], anchored
+    carols_id = c.call_info(carols)["call_id"]
+    carol_invite = next(e for e in lab.gw.trace.entries(call_ids=[carols_id])
+                        if e.direction == "out" and e.first_line.startswith("INVITE "))
+    text = carol_invite.data.decode()
+    assert f"Replaces: {carol_consult_id};" in text, text
+    assert "X-Sipgw-Dtmf-Relay" not in text  # the relay's header stays between the relay and the gateway
+    relay = next(r for r in node.relay.relays() if r["token"] == anchored["relay"])
+    assert (relay["caller_method"], relay["callee_method"]) == ("info", "rfc4733"), relay
+
+    got = relayed_digits(lab, b, new, c, "info")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"rfc4733"}
+    got = relayed_digits(lab, c, carols, b, "rfc4733")
+    assert "".join(d["digit"] for d in got) == DIGITS and {d["method"] for d in got} == {"info"}
+    two_way_audio(tmp_path, b, new, BOB[6], c, carols, CAROL[6])
+    hang_up(c, carols, (b, new, mb))
+    wait_for(lambda: next(r for r in node.relay.relays() if r["token"] == anchored["relay"])["ended"], t(5),
+             "the new relay to end")

@@ -315,6 +315,29 @@ def test_calls_that_are_left_alone(case):
     assert relay.specs == []
 
 
+def test_a_transferees_invite_with_replaces_for_a_differing_device_is_anchored_and_the_relay_carries_replaces():
+    """The transfer module strips Replaces from the transferee's INVITE and puts the rewritten one on the target's
+    branch (callee None: the call replaced may have been the target's own). Differing methods → a relay; the
+    relay's own INVITE gets that branch, Replaces and all."""
+    import dataclasses
+
+    relay, notes = FakeRelay(), []
+    svc = service(relay, notes)
+    target = dataclasses.replace(device_target(YEALINK, "carol (replaces)"),
+                                 headers=(("Replaces", "d1@gw;to-tag=c1;from-tag=g1"),))
+    decision = RouteDecision(targets=(target,))
+    out = svc.on_route(invite(SDP_PLAIN), ("127.0.0.1", 5070), decision)
+    assert [t.kind for t in out.targets] == ["relay"] and out.targets[0].headers == ()
+    spec = relay.specs[0]
+    assert (spec.caller_method, spec.callee_method) == (Method.INFO, Method.RFC4733)
+    relay_invite = invite(SDP_4733, extra=f"{RELAY_HEADER}: {spec.token}")
+    again = svc.on_route(relay_invite, TRUSTED, routed())
+    assert again is decision and again.targets[0].headers == (("Replaces", "d1@gw;to-tag=c1;from-tag=g1"),)
+    # Agreeing parties: the transferee's INVITE goes straight to the target, which gets the Replaces.
+    same = RouteDecision(targets=(dataclasses.replace(target, binding=device_target(MEDIAPACK).binding),))
+    assert svc.on_route(invite(SDP_PLAIN), ("127.0.0.1", 5070), same) is same
+
+
 def test_no_relay_slot_or_no_media_node_keeps_the_route_and_says_why():
     for relay, why in ((FakeRelay(flow=None), "no relay slot free on the media node"), (None, "no media node")):
         notes = []
