@@ -18,6 +18,7 @@ and lab failures (a worker process that died or hung) are :class:`Infrastructure
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -474,6 +475,11 @@ class AudioProbe(Capability):
     @abc.abstractmethod
     def tone_hz(self) -> float:
         """The tone this device sends by default."""
+
+    def rtp_stats(self, call_id: str) -> Mapping[str, Any] | None:
+        """The call's RTP counters as the device reports them (``tx``/``rx`` packets, ``remote_rtp``,
+        ``local_rtp``, ``last_rx_from``), or None when it cannot say (most physical devices)."""
+        return None
 
 
 class Forwarding(Capability):

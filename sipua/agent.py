@@ -919,8 +919,17 @@ class UserAgent:
         rtcp = st.rtcp
         tx, rx = rtcp.txStat, rtcp.rxStat
         jb = st.jbuf
+        # Where RTP goes and arrives: the stream's destination (from the remote SDP), the transport's own RTP
+        # address, and the source of the last packet it received ("" when it has received none).
+        local_rtp = last_rx_from = ""
+        try:
+            mti = rec.call.getMedTransportInfo(audio.index)
+            local_rtp, last_rx_from = str(mti.localRtpName), str(mti.srcRtpName)
+        except pj.Error:
+            pass
         return {
             "call": rec.handle, "codec": si.codecName, "clock_rate": int(si.codecClockRate),
+            "remote_rtp": str(si.remoteRtpAddress), "local_rtp": local_rtp, "last_rx_from": last_rx_from,
             "duration_s": _elapsed_since(rtcp.start),
             "tx": {"packets": int(tx.pkt), "bytes": int(tx.bytes),
                    # what the peer reported back in RTCP RR about our stream (RFC 3550 §6.4)

@@ -12,13 +12,14 @@ import re
 import tempfile
 import time
 import wave
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.media import AudioReport, DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, read_wav
+from harness.media.rtp_path import rtp_path
 from harness.protocols import AudioProbe, CallControl, CallState, InfrastructureError, OperationTimeout
 
 CONFIRMED = CallState.CONFIRMED
@@ -118,12 +119,62 @@ def listen(ears: Iterable[Ear], evidence, label: str, *, seconds: float = LISTEN
     return reports
 
 
-def conclusive(verdict: MediaVerdict, evidence, label: str) -> MediaVerdict:
-    """Record the verdict; too little audio to judge says nothing about the device: a lab error (retried)."""
+def conclusive(verdict: MediaVerdict, evidence, label: str, ears: Iterable[Ear] = ()) -> MediaVerdict:
+    """Record the verdict; too little audio to judge says nothing about the device: a lab error (retried).
+
+    With ``ears``, a one-way or no-audio verdict also gets each unheard path's RTP counters read back from both
+    ends (:func:`account_for_silence`)."""
+    if ears and verdict.outcome in (MediaOutcome.ONE_WAY, MediaOutcome.NO_AUDIO):
+        verdict = account_for_silence(verdict, {e.name: ear_rtp_stats(e) for e in ears}, evidence, label)
     evidence.add_media(label, verdict)
     if verdict.outcome == MediaOutcome.INCONCLUSIVE:
         raise InfrastructureError(f"audio check {label} was inconclusive: {verdict.reason}")
     return verdict
+
+
+def two_way(ears: list[Ear], evidence, label: str, *, settle_s: float = SETTLE_S) -> MediaVerdict:
+    """Both ears listen at once and each must hear the other's tone (``judge_two_way``); conclusive, with the RTP
+    counters of a path not heard."""
+    from harness.media import judge_two_way
+
+    a, b = ears
+    rep = listen(ears, evidence, label, settle_s=settle_s)
+    verdict = judge_two_way(rep[a.name], rep[b.name], a.tone_hz, b.tone_hz, a_name=a.name, b_name=b.name,
+                            min_analysed_s=MIN_ANALYSED_S)
+    return conclusive(verdict, evidence, label, ears)
+
+
+def ear_rtp_stats(ear: Ear) -> Mapping[str, Any] | None:
+    """The RTP counters of an ear's call as its end reports them; None when it cannot say."""
+    try:
+        if ear.device is not None:
+            return ear.device[AudioProbe].rtp_stats(ear.call_id)
+        return ear.party.rtp_stats(ear.call)
+    except Exception:  # counters are an explanation, never a reason for a check to fail
+        return None
+
+
+def account_for_silence(verdict: MediaVerdict, stats: Mapping[str, Mapping[str, Any] | None], evidence,
+                        label: str) -> MediaVerdict:
+    """A one-way or no-audio verdict with each unheard path's RTP counters (``harness.media.rtp_path``) in its
+    reason and figures. When every unheard path is one the emulation lost (RTP sent to the listener's own
+    loopback RTP address, none of it counted), the verdict goes to the evidence and the check raises
+    ``InfrastructureError``: the run retries it and a pass on retry is reported as flaky."""
+    if verdict.outcome not in (MediaOutcome.ONE_WAY, MediaOutcome.NO_AUDIO):
+        return verdict
+    unheard = [(p["from"], p["to"]) for p in verdict.figures.get("paths", ())
+               if isinstance(p, Mapping) and {"from", "to"} <= p.keys() and not p.get("present")]
+    accounts = [a for s, li in unheard if (a := rtp_path(s, stats.get(s), li, stats.get(li))) is not None]
+    if not accounts:
+        return verdict
+    figures = {**verdict.figures,
+               "rtp": [{**a.figures, "account": a.text, "lab_fault": a.lab_fault} for a in accounts]}
+    told = MediaVerdict(verdict.check, verdict.outcome,
+                        f"{verdict.reason} RTP counters: {'; '.join(a.text for a in accounts)}.", figures)
+    if len(accounts) == len(unheard) and all(a.lab_fault for a in accounts):
+        evidence.add_media(label, told)
+        raise InfrastructureError(f"audio check {label}: {'; '.join(a.text for a in accounts)}")
+    return told
 
 
 # --- devices and parties ------------------------------------------------------------------------------------

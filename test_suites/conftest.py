@@ -14,6 +14,7 @@ import pytest
 
 from harness.media import DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, judge_two_way, read_wav
 from harness.protocols import AudioProbe, InfrastructureError
+from test_suites._feature_helpers import Ear, account_for_silence, device_ear, ear_rtp_stats, party_ear
 
 #: Seconds of audio each side records for a two-way check (after the detector's settling time).
 LISTEN_S = 0.9
@@ -59,12 +60,17 @@ class TwoWayAudio:
         self.detector = ToneDetector(DetectorConfig(settle_s=0.2))
 
     def _judge(self, a_wav: Path, b_wav: Path, a_tone: float, b_tone: float, a_name: str, b_name: str,
-               label: str) -> MediaVerdict:
+               label: str, ears: list[Ear]) -> MediaVerdict:
         tones = [a_tone, b_tone]
         a_rep = self.detector.analyse_wav(a_wav, tones)
         b_rep = self.detector.analyse_wav(b_wav, tones)
         verdict = judge_two_way(a_rep, b_rep, a_tone, b_tone, a_name=a_name, b_name=b_name,
                                 min_analysed_s=MIN_ANALYSED_S)
+        return self._record(verdict, label, ears)
+
+    def _record(self, verdict: MediaVerdict, label: str, ears: list[Ear]) -> MediaVerdict:
+        if verdict.outcome in (MediaOutcome.ONE_WAY, MediaOutcome.NO_AUDIO):
+            verdict = account_for_silence(verdict, {e.name: ear_rtp_stats(e) for e in ears}, self.evidence, label)
         self.evidence.add_media(label, verdict)
         return _conclusive(verdict)
 
@@ -80,7 +86,8 @@ class TwoWayAudio:
             a_wav, b_wav = fa.result(), fb.result()
         self.evidence.add_file(f"{a.id}-heard", a_wav)
         self.evidence.add_file(f"{b.id}-heard", b_wav)
-        return self._judge(a_wav, b_wav, a_tone, b_tone, a.id, b.id, label)
+        return self._judge(a_wav, b_wav, a_tone, b_tone, a.id, b.id, label,
+                           [device_ear(a, a_call), device_ear(b, b_call)])
 
     def with_party(self, dev, dev_call: str, party, party_call: dict, *, label: str = "two_way") -> MediaVerdict:
         """The device sends its tone and records; the media node's party sends its tone and records the call."""
@@ -102,10 +109,10 @@ class TwoWayAudio:
         tones = [probe.tone_hz, party.tone_hz]
         dev_rep = self.detector.analyse_wav(dev_wav, tones)
         party_rep = self.detector.analyse_audio(audio, tones, window=(min(tone_from, end), end))
+        ears = [device_ear(dev, dev_call), party_ear(party, party_call)]
         verdict = judge_two_way(dev_rep, party_rep, probe.tone_hz, party.tone_hz, a_name=dev.id,
-                                b_name=f"{party.kind} {party.identity}", min_analysed_s=MIN_ANALYSED_S)
-        self.evidence.add_media(label, verdict)
-        return _conclusive(verdict)
+                                b_name=ears[1].name, min_analysed_s=MIN_ANALYSED_S)
+        return self._record(verdict, label, ears)
 
 
 @pytest.fixture

@@ -26,15 +26,14 @@ from harness.pytest_plugin.outcomes import Blocked
 from test_suites._feature_helpers import (
     CONFIRMED,
     ENDED,
-    conclusive,
     connect_to_party,
     device_ear,
     gateway_call,
     header,
-    listen,
     party_ear,
     receive_from_party,
     responses,
+    two_way,
     wait_until,
 )
 
@@ -46,13 +45,7 @@ _accounts = itertools.count(1)
 
 
 def _two_way(device, call_id, party, party_call, evidence, label):
-    from harness.media import judge_two_way
-
-    ears = [device_ear(device, call_id), party_ear(party, party_call)]
-    rep = listen(ears, evidence, label)
-    a, b = ears
-    return conclusive(judge_two_way(rep[a.name], rep[b.name], a.tone_hz, b.tone_hz, a_name=a.name, b_name=b.name,
-                                    min_analysed_s=0.5), evidence, label)
+    return two_way([device_ear(device, call_id), party_ear(party, party_call)], evidence, label)
 
 
 def _from_display(from_value: str | None) -> str | None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness.media import judge_hold, judge_two_way
+from harness.media import judge_hold
 from harness.protocols import CallControl, MediaDirection, OperationFailed, OperationTimeout
 from test_suites._feature_helpers import (
     AFTER_CHANGE_S,
@@ -34,6 +34,7 @@ from test_suites._feature_helpers import (
     reinvites,
     responses,
     trace_of,
+    two_way,
     wait_until,
 )
 
@@ -42,12 +43,7 @@ HELD_ANSWER = {"recvonly", "inactive"}
 
 
 def _two_way(device, out, pstn, far, evidence, label):
-    ears = [device_ear(device, out.id), party_ear(pstn, far)]
-    rep = listen(ears, evidence, label, settle_s=AFTER_CHANGE_S)
-    dev, party = ears
-    verdict = judge_two_way(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, a_name=dev.name,
-                            b_name=party.name, min_analysed_s=MIN_ANALYSED_S)
-    return conclusive(verdict, evidence, label)
+    return two_way([device_ear(device, out.id), party_ear(pstn, far)], evidence, label, settle_s=AFTER_CHANGE_S)
 
 
 def _silent_hold(device, out, pstn, far, evidence, *, holder_is_device: bool):

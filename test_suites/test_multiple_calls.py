@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.media import AudioReport, DetectorConfig, ToneDetector, judge_conference, judge_two_way, read_wav
+from harness.media import AudioReport, DetectorConfig, ToneDetector, judge_conference, read_wav
 from harness.media.wav import write_wav
 from harness.protocols import AudioProbe, CallControl
 from test_suites._feature_helpers import (
@@ -33,17 +33,15 @@ from test_suites._feature_helpers import (
     listen,
     party_ear,
     party_media,
+    two_way,
 )
 
 HELD_ANSWER = {"recvonly", "inactive"}
 
 
 def _two_way(device, call_id, party, party_call, evidence, label):
-    ears = [device_ear(device, call_id), party_ear(party, party_call)]
-    rep = listen(ears, evidence, label, settle_s=AFTER_CHANGE_S)
-    a, b = ears
-    return conclusive(judge_two_way(rep[a.name], rep[b.name], a.tone_hz, b.tone_hz, a_name=a.name, b_name=b.name,
-                                    min_analysed_s=MIN_ANALYSED_S), evidence, label)
+    return two_way([device_ear(device, call_id), party_ear(party, party_call)], evidence, label,
+                   settle_s=AFTER_CHANGE_S)
 
 
 @pytest.mark.feature("multiple_calls")

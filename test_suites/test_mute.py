@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.media import judge_mute, judge_two_way
+from harness.media import judge_mute
 from harness.protocols import CallControl
 from test_suites._feature_helpers import (
     AFTER_CHANGE_S,
@@ -26,6 +26,7 @@ from test_suites._feature_helpers import (
     party_ear,
     reinvites,
     trace_of,
+    two_way,
 )
 
 
@@ -53,8 +54,6 @@ def test_mute_silences_the_device_only(device, pstn, lab, evidence, sipgw_settin
 
     unmuted = calls.unmute(out.id)
     assert not unmuted.muted
-    rep = listen(ears, evidence, "unmuted", settle_s=AFTER_CHANGE_S)
-    audio = conclusive(judge_two_way(rep[dev.name], rep[party.name], dev.tone_hz, party.tone_hz, a_name=dev.name,
-                                     b_name=party.name, min_analysed_s=MIN_ANALYSED_S), evidence, "unmuted")
+    audio = two_way(ears, evidence, "unmuted", settle_s=AFTER_CHANGE_S)
     assert audio.passed, audio.reason
     calls.hangup(out.id)

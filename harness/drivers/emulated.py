@@ -574,6 +574,14 @@ class EmulatedDriver(Driver, CallControl, Identity, AudioProbe, MessageWaiting, 
         ev = self._rpc(lambda w: w.wait_event("record_complete", timeout=duration_s + 5.0, since=mark, call=h))
         return Path(ev.data.get("path") or path)
 
+    def rtp_stats(self, call_id: str) -> dict | None:
+        """The worker's RTP counters of the call (pjsua2 stream statistics); None once the call has no stream."""
+        h = self._handle(call_id)
+        try:
+            return self._rpc(lambda w: w.call_stats(h))
+        except (OperationFailed, UnknownCall):
+            return None
+
     # ------------------------------------------------------------------------------------------ MessageWaiting
     def mwi(self, line: int = 0) -> MwiState:
         self.require("message_waiting")

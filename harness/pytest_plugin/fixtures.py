@@ -307,6 +307,11 @@ class MediaParty:
     def recording(self, call: dict) -> bytes:
         return self.media.recording(call["id"])
 
+    def rtp_stats(self, call: dict) -> dict | None:
+        """The media node's RTP counters of the call (read afresh), None when it has none."""
+        media = self.media.call(call["id"]).get("media") or {}
+        return media if "tx" in media and "rx" in media else None
+
     def wait_recording(self, call: dict, *, timeout: float = 5.0) -> bytes:
         """What the party heard so far, waiting (until the deadline) for its recorder to have started."""
 

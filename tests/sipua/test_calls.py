@@ -87,3 +87,17 @@ def test_dtmf_methods(call, method):
         since = e.seq
         got.append((e.data["digit"], e.data["method"]))
     assert got == [(d, method) for d in "19#*"]
+
+
+def test_call_stats_say_where_rtp_goes_and_comes_from(call, tmp_path):
+    """Each end's counters name its own RTP address and the one it sends to; each sends to the other's, and
+    the last packet received came from there (symmetric RTP on loopback)."""
+    alice, ca, bob, cb = call
+    alice.play_tone(700, call=ca)
+    bob.play_tone(1500, call=cb)
+    record_both(alice, ca, bob, cb, str(tmp_path / "a.wav"), str(tmp_path / "b.wav"))
+    sa, sb = alice.call_stats(ca), bob.call_stats(cb)
+    for mine, theirs in ((sa, sb), (sb, sa)):
+        assert mine["remote_rtp"] == theirs["local_rtp"], (mine, theirs)
+        assert mine["last_rx_from"] == theirs["local_rtp"], (mine, theirs)
+        assert mine["tx"]["packets"] > 20 and mine["rx"]["packets"] > 20, mine
