@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.media import DetectorConfig, MediaOutcome, MediaVerdict, ToneDetector, judge_two_way, read_wav
-from harness.protocols import AudioProbe, InfrastructureError
-from test_suites._feature_helpers import Ear, account_for_silence, device_ear, ear_rtp_stats, party_ear
+from harness.media import DetectorConfig, MediaVerdict, ToneDetector, judge_two_way, read_wav
+from harness.protocols import AudioProbe
+from test_suites._feature_helpers import MIN_ANALYSED_S, Ear, _wav_seconds, conclusive, device_ear, party_ear
 
 #: Seconds of audio each side records for a two-way check (after the detector's settling time).
 LISTEN_S = 0.9
-MIN_ANALYSED_S = 0.5
 #: Tones of the media node's parties in these suites: at least 100 Hz from every emulated device tone.
 PSTN_TONE_HZ = 580.0
 TEAMS_TONE_HZ = 2300.0
@@ -30,25 +29,6 @@ def distinct_tone(tone: float, *, avoid: list[float], spacing: float = 150.0) ->
         return tone
     plan = [700.0 + 200.0 * i for i in range(8)]
     return min((t for t in plan if all(abs(t - a) >= spacing for a in avoid)), key=lambda t: abs(t - tone))
-
-
-def _wav_seconds(data: bytes) -> float:
-    """Length in seconds of a 16-bit PCM WAV given as bytes (0 when it holds no audio yet)."""
-    import io
-    import wave
-
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            return w.getnframes() / float(w.getframerate())
-    except (wave.Error, EOFError):
-        return 0.0
-
-
-def _conclusive(verdict: MediaVerdict) -> MediaVerdict:
-    """Too little audio to judge says nothing about the device: the recording fell short, an error of the lab."""
-    if verdict.outcome == MediaOutcome.INCONCLUSIVE:
-        raise InfrastructureError(f"audio check {verdict.check} was inconclusive: {verdict.reason}")
-    return verdict
 
 
 class TwoWayAudio:
@@ -66,13 +46,7 @@ class TwoWayAudio:
         b_rep = self.detector.analyse_wav(b_wav, tones)
         verdict = judge_two_way(a_rep, b_rep, a_tone, b_tone, a_name=a_name, b_name=b_name,
                                 min_analysed_s=MIN_ANALYSED_S)
-        return self._record(verdict, label, ears)
-
-    def _record(self, verdict: MediaVerdict, label: str, ears: list[Ear]) -> MediaVerdict:
-        if verdict.outcome in (MediaOutcome.ONE_WAY, MediaOutcome.NO_AUDIO):
-            verdict = account_for_silence(verdict, {e.name: ear_rtp_stats(e) for e in ears}, self.evidence, label)
-        self.evidence.add_media(label, verdict)
-        return _conclusive(verdict)
+        return conclusive(verdict, self.evidence, label, ears)
 
     def between_devices(self, a, a_call: str, b, b_call: str, *, label: str = "two_way") -> MediaVerdict:
         """Both devices send their tone; each records what arrives; each must hear the other's tone."""
@@ -112,7 +86,7 @@ class TwoWayAudio:
         ears = [device_ear(dev, dev_call), party_ear(party, party_call)]
         verdict = judge_two_way(dev_rep, party_rep, probe.tone_hz, party.tone_hz, a_name=dev.id,
                                 b_name=ears[1].name, min_analysed_s=MIN_ANALYSED_S)
-        return self._record(verdict, label, ears)
+        return conclusive(verdict, self.evidence, label, ears)
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ from urllib.parse import quote
 import httpx
 
 from gateway.control_api.client_features import FeaturesApi
-from gateway.control_api.client_http import ControlApiError, send
+from gateway.control_api.client_http import PREFIX, ControlApiError, send
 from gateway.control_api.client_media import MediaApi
 from gateway.control_api.client_signin import SignInApi
 from gateway.control_api.client_voiceapps import VoiceAppsApi
 
-PREFIX = "/api/v1"
 _UNSET: Any = object()
 
 

@@ -18,8 +18,6 @@ import httpx
 
 from gateway.control_api.client_http import send
 
-PREFIX = "/api/v1"
-
 
 class SignInApi:
     def __init__(self, http: httpx.Client) -> None:

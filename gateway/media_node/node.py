@@ -433,11 +433,8 @@ class MediaNode:
             self._spawner.submit(self._ensure_spare)
             log.warning("media node: no free call slot for %s %s (pool %s)", kind, identity, self.metrics())
             return None
-        with self._lock:
-            self._reservations.append(_Reservation(worker, uri_user, kind, identity,
-                                                   time.monotonic() + RESERVATION_TTL_S))
+        self.reserve_worker(worker, uri_user, kind, identity)
         self._spawner.submit(self._ensure_spare)
-        self._ctl.submit(self._expire_reservations, delay_s=RESERVATION_TTL_S + 0.1)
         return Flow("UDP", self.host, worker.sip_port("udp"))
 
     def reserve_worker(self, worker: Any, uri_user: str, kind: str, identity: str, *, expire: bool = True) -> None:
