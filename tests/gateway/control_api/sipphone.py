@@ -52,6 +52,10 @@ class UdpPhone:
             msg = parse_message(data)
             if want(msg):
                 return msg
+            if isinstance(msg, Request) and msg.method in ("NOTIFY", "OPTIONS"):
+                # Answered as a UA must (RFC 3261 §8.2): an unanswered NOTIFY (the gateway's unsolicited
+                # message-summary on REGISTER) would be retransmitted into the trace for 32 s (§17.1.2.2).
+                self.send(Response.for_request(msg, 200, to_tag=None if msg.to.tag else self.tag))
 
     def response_to(self, call_id: str, cseq: int, timeout: float = 5.0) -> Response:
         """The final response for (Call-ID, CSeq), skipping provisionals."""

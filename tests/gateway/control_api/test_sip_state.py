@@ -146,3 +146,18 @@ def test_deleting_a_registered_user_drops_its_bindings(api, registered, gateway)
     api.delete_user("avery")
     assert "avery" not in gateway.registrar.all_bindings(gateway.core.now())
     assert [r["username"] for r in api.registrations()] == []
+
+
+def test_the_test_phone_answers_the_gateways_unsolicited_notify(api, phones):
+    """The gateway's message-summary NOTIFY on REGISTER is answered 200 by the test phone while it waits for
+    something else, so no retransmission of it lands in a later test's trace (RFC 3261 §17.1.2.2)."""
+    api.create_user("avery", "Avery Chen", password="pw-a", number="+14255550101")
+    phone = phones("avery", "pw-a")
+    assert phone.register().status == 200
+    with pytest.raises(TimeoutError):
+        phone.receive(1.0, lambda m: False)  # nothing wanted: every request that arrives is answered
+    entries = api.trace()
+    notifies = [e for e in entries if e["first_line"].startswith("NOTIFY ")]
+    answers = [e for e in entries if e["direction"] == "in" and e["first_line"].startswith("SIP/2.0 200")
+               and "NOTIFY" in e["message"].split("CSeq:", 1)[1].split("\r\n", 1)[0]]
+    assert len(notifies) == 1 and len(answers) == 1, [e["first_line"] for e in entries]
