@@ -271,7 +271,7 @@ Action = Send | Deliver | ArmTimer | CancelTimer | TransactionTimeout | Transpor
 
 
 class _ClientTransaction:
-    __slots__ = ("ack", "cancel_headers", "cancel_state", "data", "dest", "id", "machine", "request")
+    __slots__ = ("ack", "cancel_headers", "cancel_state", "data", "dest", "id", "machine", "released", "request")
 
     def __init__(self, tid: TransactionId, machine: TransactionMachine, request: Request, dest: Address):
         self.id = tid
@@ -282,11 +282,12 @@ class _ClientTransaction:
         self.ack: tuple[str | None, Request, bytes] | None = None  # (To tag, ACK, bytes) for 300-699
         self.cancel_state = ""  # "", "pending" (wait for a 1xx), "sent" (TIMER_CANCEL runs), "done"
         self.cancel_headers: tuple[tuple[str, str], ...] = ()
+        self.released = False  # the request's parsed views were released (see _release_client)
 
 
 class _ServerTransaction:
     __slots__ = (
-        "acked", "aliases", "id", "last", "last_data", "machine", "raw_key", "reply_to", "request",
+        "acked", "aliases", "id", "last", "last_data", "machine", "raw_key", "released", "reply_to", "request",
         "retransmit_interval", "source",
     )  # fmt: skip
 
@@ -298,8 +299,9 @@ class _ServerTransaction:
         self.reply_to = _reply_address(request.top_via, source)
         self.last: Response | None = None
         self.last_data = b""
-        self.aliases: list[TransactionId] = []
+        self.aliases: tuple[TransactionId, ...] = ()
         self.acked = False
+        self.released = False  # the request's and last response's parsed views were released
         self.retransmit_interval = 0.0
         self.raw_key: tuple[bytes, Address] | None = None
 
@@ -702,6 +704,11 @@ class SipEndpoint:
             actions.append(CancelTimer(TimerId(tx.id, TIMER_CANCEL)))
         if tx.machine.terminated:
             self._client.pop(tx.id, None)
+        elif not tx.released and tx.machine.state in _CLIENT_DONE:
+            # A final response came: what is left (absorbing retransmitted responses, Timers D, K, M) needs
+            # the request's bytes and branch only. Its parsed views are released (see Request.release_parsed).
+            tx.released = True
+            tx.request.release_parsed()
         return actions
 
     def _ack_for(self, tx: _ClientTransaction, response: Response) -> tuple[Request, bytes]:
@@ -784,6 +791,8 @@ class SipEndpoint:
                 raise AssertionError(f"unexpected effect {out} for a server transaction")
         if tx.machine.terminated:
             actions.extend(self._forget_server(tx))
+        elif not tx.released and (tx.machine.state, tx.machine.kind) in _SERVER_DONE:
+            self._release_server(tx)
         return actions
 
     def _send_response(self, tx: _ServerTransaction, response: Response) -> Send:
@@ -803,7 +812,7 @@ class SipEndpoint:
             alias = TransactionId("server", "INVITE", (*key[:2], to_tag, *key[3:]))
             if alias not in self._server:
                 self._server[alias] = tx
-                tx.aliases.append(alias)
+                tx.aliases += (alias,)
         if response.status >= 300 or tx.acked:
             return []
         ack_key = (tx.request.call_id, tx.request.cseq.seq, to_tag)
@@ -829,7 +838,20 @@ class SipEndpoint:
         if tx is None:
             return []
         tx.acked = True
+        if not tx.released:
+            self._release_server(tx)
         return [CancelTimer(TimerId(tx.id, TIMER_2XX))] if tx.retransmit_interval else []
+
+    @staticmethod
+    def _release_server(tx: _ServerTransaction) -> None:
+        """The transaction only answers retransmissions now (non-INVITE Completed, INVITE Confirmed, or
+        Accepted once its ACK came): it needs the last response's bytes, not the parsed request and response.
+        A finished transaction lives on for Timer J or I (up to 64*T1 on UDP), so at a few hundred requests a
+        second their parsed views would be most of what the garbage collector scans."""
+        tx.released = True
+        tx.request.release_parsed()
+        if tx.last is not None:
+            tx.last.release_parsed()
 
     def _forget_server(self, tx: _ServerTransaction) -> list[Action]:
         self._server.pop(tx.id, None)
@@ -846,6 +868,14 @@ class SipEndpoint:
             actions.append(AckTimeout(tx.id, last))
         return actions
 
+
+#: Client transaction states after the final response.
+_CLIENT_DONE = frozenset({TransactionState.COMPLETED, TransactionState.ACCEPTED})
+
+#: Server transaction states in which only retransmissions are answered: a non-INVITE one after its final response,
+#: an INVITE one after the ACK for its 300-699 (and, in Accepted, once the 2xx was acknowledged: _ack_matches_2xx).
+_SERVER_DONE = frozenset({(TransactionState.COMPLETED, TransactionKind.NON_INVITE_SERVER),
+                          (TransactionState.CONFIRMED, TransactionKind.INVITE_SERVER)})
 
 #: Transaction timers by their letter (what a TimerId names), without the Enum constructor on every firing.
 _TIMERS: dict[str, Timer] = {t.value: t for t in Timer}

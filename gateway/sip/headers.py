@@ -439,6 +439,10 @@ class Headers:
                 for slot in cache.keys() - _KNOWN_SLOTS:
                     del cache[slot]
 
+    def _forget_all(self) -> None:
+        """Drop everything parsed (the fields stay; each view is parsed again when asked for)."""
+        self._cache = None
+
     def _memo(self, slot: str, parse: Callable[[Headers], T]) -> T:
         """Return ``parse(self)``, computed once until the headers change. Errors are not cached.
 

@@ -338,6 +338,15 @@ class _Message:
             return None
         return value.split(";", 1)[0].strip(" \t").lower()
 
+    def release_parsed(self) -> None:
+        """Forget the memoised structured views (Via, From, To, Contact, CSeq ..., the Request-URI).
+
+        The message stays the same and every view is parsed again on its next use. A transaction that only
+        keeps a message to answer retransmissions calls this, so a busy element does not hold dozens of
+        parsed objects per finished transaction for the seconds its timers run (they are what the garbage
+        collector has to scan over and over)."""
+        self.headers._forget_all()
+
     def _comparable(self) -> tuple[object, ...]:
         fields = [(k, v) for k, _, v in self.headers._fields if k != "content-length"]
         return (self.version.upper(), fields, self.body)
@@ -375,6 +384,10 @@ class Request(_Message):
     @property
     def start_line(self) -> str:
         return serialize_request_line(self.method, self.uri, self.version)
+
+    def release_parsed(self) -> None:
+        super().release_parsed()
+        self._request_uri = None
 
     @classmethod
     def build(

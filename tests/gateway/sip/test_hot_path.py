@@ -4,7 +4,8 @@
 - the INVITE server transaction's 100 (Trying) leaves before the TU's own final response (§17.2.1);
 - parsed URIs are kept by text but every caller gets its own copy;
 - a header change forgets only what was parsed from that header; copies keep what was parsed;
-- the top Via is stamped (received, rport) in place, the other headers staying parsed.
+- the top Via is stamped (received, rport) in place, the other headers staying parsed;
+- a transaction that only answers retransmissions keeps its messages but not their parsed views.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from gateway.sip import endpoint as endpoint_module
 from gateway.sip.endpoint import Address, Deliver, RequestReceived, Send, SipEndpoint
 from gateway.sip.headers import Headers
-from gateway.sip.message import Response
+from gateway.sip.message import Request, Response
 from gateway.sip.parser import parse_message
 from gateway.sip.uri import SipURI
 
@@ -216,3 +217,48 @@ def test_our_own_via_is_known_without_parsing_and_equals_its_parse() -> None:
         parsed = Via.parse(text)
         parsed.params["received"] = "x"  # a copy: the remembered value is not changed
         assert "received" not in Via.parse(text).params and "received" not in sent.top_via.params
+
+
+OPTIONS = INVITE.replace(b"INVITE sip", b"OPTIONS sip", 1).replace(b"1 INVITE", b"1 OPTIONS")
+
+
+def test_a_finished_non_invite_server_transaction_keeps_no_parsed_views() -> None:
+    ep = _endpoint()
+    event = next(a.event for a in ep.receive(OPTIONS, PHONE, 0.0) if isinstance(a, Deliver))
+    tx = ep._server[event.transaction]
+    assert tx.request.headers._cache  # parsed while the TU works on it
+    first = _sent(ep.send_response(event.transaction, Response.for_request(event.request, 200, to_tag="o"), 0.0))
+    assert tx.request.headers._cache is None and tx.request._request_uri is None
+    assert tx.last is not None and tx.last.headers._cache is None
+    # A retransmission is still answered with the same bytes, and the views parse again on demand.
+    assert _sent(ep.receive(OPTIONS, PHONE, 0.5)) == first
+    assert event.request.cseq.seq == 1 and event.request.request_uri.user == "1001"
+    assert event.request.from_.tag == "a1"
+
+
+def test_an_invite_server_transaction_releases_its_views_once_the_ack_came() -> None:
+    ep = _endpoint()
+    event = next(a.event for a in ep.receive(INVITE, PHONE, 0.0) if isinstance(a, Deliver))
+    tx = ep._server[event.transaction]
+    ep.send_response(event.transaction, Response.for_request(event.request, 486, to_tag="busy"), 0.0)
+    assert tx.request.headers._cache  # Completed: Timer G may still need it, the ACK has not come
+    ack = INVITE.replace(b"INVITE sip", b"ACK sip", 1).replace(b"1 INVITE", b"1 ACK").replace(
+        b"To: <sip:1001@192.0.2.20>", b"To: <sip:1001@192.0.2.20>;tag=busy")
+    ep.receive(ack, PHONE, 0.1)
+    assert tx.request.headers._cache is None and tx.last.headers._cache is None
+
+
+def test_a_client_transaction_releases_its_request_views_after_the_final_response() -> None:
+    ep = _endpoint()
+    request = Request("OPTIONS", "sip:1001@192.0.2.10", Headers([
+        ("Max-Forwards", "70"), ("From", "<sip:gw@192.0.2.20>;tag=g1"), ("To", "<sip:1001@192.0.2.10>"),
+        ("Call-ID", "hot-2@192.0.2.20"), ("CSeq", "1 OPTIONS")]))
+    tid, actions = ep.send_request(request, PHONE, 0.0)
+    tx = ep._client[tid]
+    tx.request.top_via  # noqa: B018 - parsed while it is sent
+    sent = parse_message(_sent(actions)[0])
+    ok = Response.for_request(sent, 200, to_tag="p").to_bytes()
+    received = [a.event for a in ep.receive(ok, PHONE, 0.1) if isinstance(a, Deliver)]
+    assert received and received[0].response.status == 200
+    assert tx.request.headers._cache is None
+    assert tx.request.top_via.branch == tid.key[0]  # parsed again when asked for
