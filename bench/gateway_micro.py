@@ -113,7 +113,8 @@ class Harness:
         out = self.feed(invite.format(b=1, cseq=1, auth="", to_tag=""), PHONE_PORT)
         r407 = _only(out, 407, "INVITE")
         tag407 = _to_tag(r407)
-        self.feed(head.format(b=1, to_tag=f";tag={tag407}") + "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n", PHONE_PORT)
+        ack = head.format(b=1, to_tag=f";tag={tag407}").replace("INVITE sip", "ACK sip", 1)
+        self.feed(ack + "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n", PHONE_PORT)
         creds = authorization_for(_header(r407, "Proxy-Authenticate"), username=user_name(i), method="INVITE",
                                   uri=f"sip:{CALLEE_NUMBER}@{DOMAIN}", password=PASSWORD)
         out = self.feed(invite.format(b=2, cseq=2, auth=f"Proxy-Authorization: {creds}\r\n", to_tag=""), PHONE_PORT)

@@ -141,6 +141,7 @@ class CoreStats:
     stray_responses: int = 0
     rejected: int = 0
     timeouts: int = 0
+    stateless: int = 0  # challenges answered without a transaction (RFC 3261 §8.2.7)
 
 
 class SipCore:
@@ -163,6 +164,9 @@ class SipCore:
         self.trusted_hosts: set[str] = set()
         self._timers: TimerQueue | None = None
         self._contacts: dict[str, str] = {}
+        #: One Address per flow: transactions keep their source for up to 64*T1, so one shared value instead of
+        #: one per datagram (bounded like the transports' flow cache).
+        self._addresses: dict[Flow, Address] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Extra handlers by method for out-of-dialog requests (MWI, presence … in later services).
         self.handlers: dict[str, Callable[[Request, TransactionId, Address], bool]] = {}
@@ -175,6 +179,7 @@ class SipCore:
             self._timers.clear()
         self._timers = TimerQueue(self._loop, self._fire)
         self.endpoint = SipEndpoint(sent_by=sent_by, timers=self.timers)
+        self.endpoint.stateless = self._stateless_reply
         for transport, hostport in sent_by.items():
             suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
             self._contacts[transport] = f"sip:gw@{hostport}{suffix}"
@@ -217,8 +222,13 @@ class SipCore:
     def _on_data(self, data: bytes, flow: Flow, now: float) -> None:
         if self.endpoint is None:
             return
+        source = self._addresses.get(flow)
+        if source is None:
+            if len(self._addresses) >= 65536:
+                self._addresses.clear()
+            source = self._addresses[flow] = Address(flow.transport, flow.host, flow.port)
         try:
-            actions = self.endpoint.receive(data, Address(flow.transport, flow.host, flow.port), now)
+            actions = self.endpoint.receive(data, source, now)
             self._execute(actions)
         except Exception:  # nothing a peer sends may stop the gateway
             log.exception("error handling a message from %s", flow)
@@ -286,13 +296,60 @@ class SipCore:
             self.stats.discarded += 1
 
     # --- requests ----------------------------------------------------------------------------------------
+    def _stateless_reply(self, req: Request, source: Address) -> Response | None:
+        """The challenge for a REGISTER or INVITE that carries no credentials, sent without a transaction.
+
+        RFC 3261 §8.2.7 names this the use of a stateless UAS: the 401/407 needs no state, the client's
+        retransmissions of its request make it reliable, and a gateway under a flood of unauthenticated
+        requests keeps no transaction (and no 100 Trying) for any of them. Everything else, and any request
+        that is malformed (check_request answers it in its transaction), goes the stateful way. The answer is
+        the one the stateful path gives: the registrar's 401, or ``authenticate_invite``'s 407 (so no
+        service that takes INVITEs before the router sees an INVITE without credentials from an untrusted
+        source: each of them would have answered it with that 407)."""
+        method = req.method
+        if method == "REGISTER":
+            if "Authorization" in req.headers:
+                return None
+        elif method == "INVITE":
+            if "Proxy-Authorization" in req.headers or self.is_trusted(source):
+                return None
+            if source.transport in ("TCP", "TLS") and self.registrar.binding_for_flow(
+                    Flow(source.transport, source.host, source.port), self.now()) is not None:
+                return None  # authenticated by its connection's REGISTER
+        else:
+            return None
+        try:
+            if req.to.tag:
+                return None
+        except SipParseError:
+            return None
+        if check_request(req, supported=SUPPORTED_TAGS, methods=METHODS) is not None:
+            return None
+        if method == "REGISTER":
+            response = self.registrar.stateless_challenge(req, Flow(source.transport, source.host, source.port),
+                                                          self.now(), self.wall())
+        else:
+            challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall())]
+            response = Response.for_request(req, 407, headers=challenges, to_tag=self._to_tag(req))
+        if response is None:
+            return None
+        self.stats.stateless += 1
+        if not response.headers.get("Server"):
+            response.headers.add("Server", self.agent)
+        return response
+
+    @staticmethod
+    def _to_tag(req: Request) -> str:
+        """The To tag of the gateway's own answers to ``req``: the same for a retransmission of it."""
+        return f"g{abs(hash((req.call_id, req.cseq.seq))) % 10**8}"
+
     def _reply(self, tx: TransactionId, req: Request, status: int, code: str | None = None, text: str = "",
                headers: list[tuple[str, str]] | None = None) -> None:
         extra = list(headers or [])
         if code:
             extra.append(("Warning", warning_header(code, text, self.agent)))
             self.stats.rejected += 1
-        to_tag = None if status == 100 or req.to.tag else f"g{abs(hash((req.call_id, req.cseq.seq))) % 10**8}"
+        to_tag = None if status == 100 or req.to.tag else self._to_tag(req)
         self.send_response(tx, Response.for_request(req, status, headers=extra, to_tag=to_tag))
 
     def _on_request(self, req: Request, tx: TransactionId, source: Address) -> None:

@@ -262,6 +262,18 @@ class Registrar:
             response.headers.add("Warning", warn_text)
         return response
 
+    def stateless_challenge(self, req: Request, flow: Flow, now: float, wall: float) -> Response | None:
+        """The 401 for a REGISTER without credentials, or None when ``handle`` must see it (credentials present,
+        or the source is throttled and gets 503). What ``handle`` would answer, for a reply without a
+        transaction (RFC 3261 §8.2.7): a retransmission simply gets another challenge."""
+        if req.headers.get("Authorization") is not None:
+            return None
+        cfg = self.config
+        if self._throttle.count(flow.host, now, cfg.throttle_window) >= cfg.throttle_failures:
+            return None
+        self.stats.challenged += 1
+        return self._challenge(req, now=wall)
+
     # --- internals ---------------------------------------------------------------------------------------
     def _challenge(self, req: Request, *, now: float, stale: bool = False) -> Response:
         resp = Response.for_request(req, 401, to_tag=_tag(req))

@@ -315,7 +315,10 @@ def _reply_address(via: Via, source: Address) -> Address:
         return Address(source.transport, maddr, via.port or _default_port(via.transport))
     rport = via.rport
     port = rport if type(rport) is int else (via.port or _default_port(via.transport))
-    return Address(source.transport, via.received or via.host, port)
+    host = via.received or via.host
+    if port == source.port and host == source.host:
+        return source  # the usual case (rport, or no NAT): one Address for the transaction, not two
+    return Address(source.transport, host, port)
 
 
 def _server_key(request: Request) -> tuple[str, ...]:
@@ -353,6 +356,7 @@ class SipEndpoint:
         "_server",
         "_via_templates",
         "retransmit_2xx",
+        "stateless",
         "timers",
     )  # fmt: skip
 
@@ -376,6 +380,12 @@ class SipEndpoint:
         #: from the same address is matched without being parsed again (it can only match that transaction).
         self._by_raw: dict[tuple[bytes, Address], _ServerTransaction] = {}
         self._awaiting_ack: dict[tuple[str, int, str], _ServerTransaction] = {}
+        #: The TU's stateless answers (RFC 3261 §8.2.7): called with each new request (not ACK or CANCEL, not
+        #: a retransmission of a live transaction) before a server transaction is made for it. A response it
+        #: returns is sent at once and no transaction is kept: no 100 (Trying), no retransmission of the
+        #: response, a retransmitted request is simply answered again, the ACK for a 300-699 answer goes to the
+        #: TU as a stray ``AckReceived``. For answers that need no state, above all the 401/407 challenge.
+        self.stateless: Callable[[Request, Address], Response | None] | None = None
 
     def __repr__(self) -> str:
         return f"<SipEndpoint {len(self._client)} client, {len(self._server)} server transactions>"
@@ -579,6 +589,10 @@ class SipEndpoint:
         tx = self._server.get(tid)
         if tx is not None:
             return self._run_server(tx, TxEvent.RECV_REQUEST, now, message=request)
+        if self.stateless is not None and request.method != "CANCEL":
+            response = self.stateless(request, source)
+            if response is not None:
+                return [Send(response.to_bytes(), _reply_address(request.top_via, source), response, None)]
         kind = TransactionKind.for_method(request.method, client=False)
         machine = TransactionMachine(kind, self._policy(source), branch=request.top_via.branch or "")
         tx = _ServerTransaction(tid, machine, request, source)

@@ -327,10 +327,14 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        try:
-            k = header_key(name)
-        except ValueError:
-            return False
+        key = _SPELLING_CACHE.get(name)
+        if key is not None:
+            k = key[0]
+        else:
+            try:
+                k = header_key(name)
+            except ValueError:
+                return False
         return any(fkey == k for fkey, _, _ in self._fields)
 
     def __len__(self) -> int:

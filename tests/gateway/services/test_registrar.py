@@ -249,3 +249,20 @@ def test_public_hooks_for_services_that_authenticate_registrations_themselves(en
     assert reg.drop_device("other-key", 101.0) == []
     assert reg.drop_device("dev-key-1", 101.0) == ["avery"]
     assert reg.bindings("avery", 101.0) == [] and seen[-1] == ("avery", [])
+
+
+def test_the_stateless_challenge_is_what_handle_answers_and_only_without_credentials(env):
+    reg, _ = env
+    phone = Phone("avery", "pw-avery")
+    request = phone.request()
+    stateless = reg.stateless_challenge(request, FLOW, 100.0, 1.7e9)
+    stateful = reg.handle(request, FLOW, 100.0, 1.7e9)
+    assert stateless.status == stateful.status == 401
+    assert stateless.to.tag == stateful.to.tag  # a retransmission gets the same To tag
+    assert len(stateless.headers.get_all("WWW-Authenticate")) == 2
+    assert phone.register(reg).status == 200
+    assert reg.stateless_challenge(phone.request(), FLOW, 100.0, 1.7e9) is None  # credentials: handle() decides
+    for _ in range(3):
+        Phone("avery", "wrong").register(reg)
+    # A throttled address gets handle()'s 503, not a challenge.
+    assert reg.stateless_challenge(Phone("avery", "x").request(), FLOW, 100.0, 1.7e9) is None

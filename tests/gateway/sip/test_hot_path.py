@@ -262,3 +262,26 @@ def test_a_client_transaction_releases_its_request_views_after_the_final_respons
     assert received and received[0].response.status == 200
     assert tx.request.headers._cache is None
     assert tx.request.top_via.branch == tid.key[0]  # parsed again when asked for
+
+
+def test_a_stateless_answer_of_the_tu_keeps_no_transaction() -> None:
+    ep = _endpoint()
+    seen = []
+
+    def stateless(request, source):
+        seen.append(request.method)
+        if request.method == "OPTIONS":
+            return Response.for_request(request, 401, to_tag="s")
+        return None
+
+    ep.stateless = stateless
+    actions = ep.receive(OPTIONS, PHONE, 0.0)
+    assert [type(a) for a in actions] == [Send]  # RFC 3261 §8.2.7: nothing delivered, no 100, no timer
+    assert actions[0].data.startswith(b"SIP/2.0 401 ") and actions[0].dest == PHONE
+    assert ep.transaction_count == 0
+    assert _sent(ep.receive(OPTIONS, PHONE, 0.5))[0].startswith(b"SIP/2.0 401 ")  # answered again
+    # What the hook declines goes the stateful way; CANCEL is never offered (it matches a transaction, §9.2).
+    assert any(isinstance(a, Deliver) for a in ep.receive(INVITE, PHONE, 1.0))
+    cancel = INVITE.replace(b"INVITE sip", b"CANCEL sip", 1).replace(b"1 INVITE", b"1 CANCEL")
+    assert _sent(ep.receive(cancel, PHONE, 1.1))[0].startswith(b"SIP/2.0 200 ")
+    assert seen == ["OPTIONS", "OPTIONS", "INVITE"]
