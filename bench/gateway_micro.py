@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import re
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 from bench.gateway_proc import CALLEE, CALLEE_NUMBER, WARM_UP_AGENT, bench_tenant, user_name, user_number
 from device_profiles.verdict import check_user_agent
 from gateway.config import GatewayConfig
+from gateway.gc_policy import GcPolicy
 from gateway.server import EmbeddedGateway
 from gateway.services.model import Flow
 from gateway.sip.auth import authorization_for
@@ -205,9 +205,8 @@ async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dic
             h.register(CALLEE, CALLEE_NUMBER, CALLEE_PORT)
             for i in range(users):
                 h.register(user_name(i), user_number(i), PHONE_PORT)
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, *gc.get_threshold()[1:])  # as bench.gateway_proc
+            policy = GcPolicy()  # as bench.gateway_proc
+            policy.install()
             prof = None
             if profile is not None:
                 import cProfile
@@ -233,6 +232,8 @@ async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dic
                 prof.dump_stats(profile)
             return results
         finally:
+            if "policy" in locals():
+                policy.remove()
             with contextlib.suppress(Exception):
                 await gw.stop()
 

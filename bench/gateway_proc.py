@@ -22,6 +22,7 @@ from pathlib import Path
 
 from device_profiles.verdict import check_user_agent
 from gateway.config import GatewayConfig
+from gateway.gc_policy import THRESHOLD0, GcPolicy
 from gateway.server import EmbeddedGateway
 from gateway.services.model import User
 from gateway.tenant import Tenant
@@ -54,12 +55,11 @@ async def serve(args: argparse.Namespace) -> None:
     # Load the device catalogue now rather than on the first REGISTER (as a long-running gateway has).
     check_user_agent(WARM_UP_AGENT, source="sip")
     eps = await gw.start()
+    policy = None
     if args.gc_threshold:
-        # Everything built so far (catalogue, tenant, certificates) lives as long as the process: keep it out
-        # of the collector's scans, and collect the youngest generation less often.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
+        # As `sipgw-lab gateway serve`: start-up objects frozen, short pauses under load (gateway/gc_policy.py).
+        policy = GcPolicy(threshold0=args.gc_threshold)
+        policy.install(asyncio.get_running_loop())
     prof = None
     if args.profile:
         import cProfile
@@ -89,6 +89,9 @@ async def serve(args: argparse.Namespace) -> None:
         gc.callbacks.remove(on_gc)
         print(f"gc: collections by generation {gc_count}, CPU seconds {[round(t, 3) for t in gc_time]}, "
               f"process CPU {time.process_time():.3f} s", file=sys.stderr, flush=True)
+        if policy is not None:
+            print(f"gc policy: {policy.stats.summary()}", file=sys.stderr, flush=True)
+            policy.remove()
         if prof is not None:
             prof.disable()
             prof.dump_stats(args.profile)
@@ -113,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="size of the SIP trace ring (default 0: off, as a loaded production gateway)")
     p.add_argument("--profile", metavar="FILE",
                    help="write cProfile statistics (CPU time, from READY to the end) to FILE")
-    p.add_argument("--gc-threshold", type=int, default=50_000, metavar="N",
-                   help="freeze the start-up objects and collect generation 0 every N allocations instead of 700 "
-                        "(default 50000; 0: Python's defaults). Transactions live 32 s (Timer J), so with the "
-                        "defaults full collections of ~0.1 s run every few seconds under load")
+    p.add_argument("--gc-threshold", type=int, default=THRESHOLD0, metavar="N",
+                   help=f"the gateway's GC policy (gateway/gc_policy.py) with generation 0 collected every N "
+                        f"allocations (default {THRESHOLD0}; 0: Python's defaults, no policy). Transactions live "
+                        "32 s (Timer J), so with Python's defaults full collections of ~0.1 s run every few seconds "
+                        "under load")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default=_default_loop(),
                    help="event loop (default uvloop when installed, as EmbeddedGateway.start_in_thread does)")
     args = p.parse_args(argv)

@@ -42,6 +42,7 @@ from pydantic import SecretStr
 from device_profiles.yamlio import DataFileError
 from gateway.config import GatewayConfig, load_config, parse_hostport
 from gateway.control_api.auth import TokenFileError, ensure_token_file, is_loopback, read_token_file, token_source
+from gateway.gc_policy import GcPolicy
 from gateway.tenant import load_tenant
 
 EXIT_OK = 0
@@ -49,19 +50,6 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 log = logging.getLogger("sipgw.serve")
-
-#: Generation-0 threshold under load, as ``bench.gateway_proc`` uses: SIP transactions live 32 s (Timer J), so
-#: with Python's default (700) full collections of ~0.1 s ran every few seconds on a loaded gateway.
-GC_THRESHOLD = 50_000
-
-
-def tune_gc(threshold: int = GC_THRESHOLD) -> None:
-    """Keep everything built at start-up (catalogue, tenant, certificates) out of the collector's scans and
-    collect the youngest generation every ``threshold`` allocations."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(threshold, *gc.get_threshold()[1:])
-
 
 def loop_factory():
     """uvloop's event loop when it is installed (about a fifth less CPU per call), else asyncio's."""
@@ -284,11 +272,11 @@ def _generated_token(data: Path) -> tuple[str, Path]:
 
 async def _serve(gw, ready_out, token_path: Path | None = None) -> int:
     eps = await gw.start()
-    tune_gc()
-    log.info("event=loop loop=%s gc_threshold=%d", type(asyncio.get_running_loop()).__module__.split(".")[0],
-             gc.get_threshold()[0])
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    policy = GcPolicy()  # short collector pauses under load (gateway/gc_policy.py), as bench.gateway_proc runs
+    policy.install(loop)
+    log.info("event=loop loop=%s gc_threshold=%d", type(loop).__module__.split(".")[0], gc.get_threshold()[0])
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -314,6 +302,8 @@ async def _serve(gw, ready_out, token_path: Path | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await gw.stop()
+        log.info("event=gc %s", policy.stats.summary())
+        policy.remove()
         log.info("event=stopped")
 
 

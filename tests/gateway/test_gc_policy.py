@@ -1,0 +1,95 @@
+"""The gateway process's GC policy, and the fact it rests on: the hot paths leave no cyclic garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench.gateway_micro import CALLEE_PORT, PASSWORD, PHONE_PORT, Harness
+from bench.gateway_proc import CALLEE, CALLEE_NUMBER, bench_tenant, user_name, user_number
+from gateway.config import GatewayConfig
+from gateway.gc_policy import GcPolicy
+from gateway.server import EmbeddedGateway
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def policy():
+    p = GcPolicy(threshold0=1_000_000, full_every_s=3600)  # no automatic collection during the test
+    saved = gc.get_threshold()
+    p.install()
+    yield p
+    p.remove()
+    assert gc.get_threshold() == saved and gc.get_freeze_count() == 0
+
+
+def test_registrations_and_calls_through_the_b2bua_leave_no_cyclic_garbage() -> None:
+    async def run() -> tuple[int, int]:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0", digest_algorithms=["MD5"], trace_entries=0)
+            gw = EmbeddedGateway(Path(tmp), config, tenant=bench_tenant(5, PASSWORD), control_api=False)
+            await gw.start()
+            try:
+                h = Harness(gw, 5)
+                h.register(CALLEE, CALLEE_NUMBER, CALLEE_PORT)
+                for i in range(5):
+                    h.register(user_name(i), user_number(i), PHONE_PORT)
+                h.call(0)  # first use of every path
+                found = []
+                for op in (lambda k: h.register(user_name(k % 5), user_number(k % 5), PHONE_PORT),
+                           lambda k: h.call(k % 5)):
+                    gc.collect()
+                    gc.disable()
+                    try:
+                        for k in range(100):
+                            op(k)
+                    finally:
+                        found.append(gc.collect())
+                        gc.enable()
+                return found[0], found[1]
+            finally:
+                await gw.stop()
+
+    assert asyncio.run(run()) == (0, 0)  # everything was freed by reference counting
+
+
+def test_survivors_of_a_generation_1_collection_are_frozen_and_a_full_collection_finds_their_cycles(policy) -> None:
+    frozen = gc.get_freeze_count()
+    cycle = _Cycle()
+    gc.collect(1)
+    assert gc.get_freeze_count() > frozen  # the cycle (alive) survived generation 1: frozen
+    assert policy.stats.collections[1] >= 1
+    del cycle  # garbage now, but frozen: the young collections do not see it
+    assert gc.collect(1) == 0
+    assert policy.full_collection() >= 1  # thawed, collected, frozen again
+    assert policy.stats.full_collections == 1
+
+
+def test_the_full_collection_runs_on_the_loop_every_period() -> None:
+    p = GcPolicy(threshold0=1_000_000, full_every_s=0.05)
+
+    async def run() -> None:
+        p.install(asyncio.get_running_loop())
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            p.remove()
+
+    asyncio.run(run())
+    assert p.stats.full_collections >= 2
+    assert not p.installed
+
+
+@pytest.mark.parametrize("kwargs, message", [({"threshold0": 0}, "at least 1"), ({"threshold1": 0}, "at least 1"),
+                                             ({"full_every_s": 0}, "positive")])
+def test_bad_settings_are_refused(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        GcPolicy(**kwargs)
