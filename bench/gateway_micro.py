@@ -200,6 +200,7 @@ async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dic
         gw = EmbeddedGateway(Path(tmp), config, tenant=bench_tenant(users, PASSWORD), control_api=False)
         check_user_agent(WARM_UP_AGENT, source="sip")
         await gw.start()
+        policy: GcPolicy | None = None
         try:
             h = Harness(gw, users)
             h.register(CALLEE, CALLEE_NUMBER, CALLEE_PORT)
@@ -232,7 +233,7 @@ async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dic
                 prof.dump_stats(profile)
             return results
         finally:
-            if "policy" in locals():
+            if policy is not None:
                 policy.remove()
             with contextlib.suppress(Exception):
                 await gw.stop()

@@ -19,7 +19,7 @@ from gateway.services.b2bua import ALLOW, B2BUA, SUPPORTED
 from gateway.services.diagnostics import warning_header
 from gateway.services.directory import Directory
 from gateway.services.model import Flow, User
-from gateway.services.registrar import Registrar
+from gateway.services.registrar import Binding, Registrar
 from gateway.services.routing import Router
 from gateway.sip import NameAddr, Request, Response, SipParseError, SipURI
 from gateway.sip.auth import DigestServer, parse_credentials
@@ -199,8 +199,7 @@ class SipCore:
 
     def send_response(self, transaction: TransactionId, response: Response) -> None:
         assert self.endpoint is not None
-        if not response.headers.get("Server"):
-            response.headers.add("Server", self.agent)
+        self._add_server(response)
         try:
             actions = self.endpoint.send_response(transaction, response, self.now())
         except KeyError:
@@ -313,8 +312,7 @@ class SipCore:
         elif method == "INVITE":
             if "Proxy-Authorization" in req.headers or self.is_trusted(source):
                 return None
-            if source.transport in ("TCP", "TLS") and self.registrar.binding_for_flow(
-                    Flow(source.transport, source.host, source.port), self.now()) is not None:
+            if self._flow_binding(source) is not None:
                 return None  # authenticated by its connection's REGISTER
         else:
             return None
@@ -329,28 +327,47 @@ class SipCore:
             response = self.registrar.stateless_challenge(req, Flow(source.transport, source.host, source.port),
                                                           self.now(), self.wall())
         else:
-            challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall())]
-            response = Response.for_request(req, 407, headers=challenges, to_tag=self._to_tag(req))
+            response = self._proxy_challenge(req)
         if response is None:
             return None
         self.stats.stateless += 1
+        self._add_server(response)
+        return response
+
+    def _add_server(self, response: Response) -> None:
         if not response.headers.get("Server"):
             response.headers.add("Server", self.agent)
-        return response
 
     @staticmethod
     def _to_tag(req: Request) -> str:
         """The To tag of the gateway's own answers to ``req``: the same for a retransmission of it."""
         return f"g{abs(hash((req.call_id, req.cseq.seq))) % 10**8}"
 
-    def _reply(self, tx: TransactionId, req: Request, status: int, code: str | None = None, text: str = "",
-               headers: list[tuple[str, str]] | None = None) -> None:
+    def _response(self, req: Request, status: int, code: str | None = None, text: str = "",
+                  headers: list[tuple[str, str]] | None = None) -> Response:
+        """The gateway's own answer to ``req``: a ``Warning`` with the diagnostic ``code`` (counted as a
+        rejection) and a To tag that a retransmission of ``req`` gets again."""
         extra = list(headers or [])
         if code:
             extra.append(("Warning", warning_header(code, text, self.agent)))
             self.stats.rejected += 1
         to_tag = None if status == 100 or req.to.tag else self._to_tag(req)
-        self.send_response(tx, Response.for_request(req, status, headers=extra, to_tag=to_tag))
+        return Response.for_request(req, status, headers=extra, to_tag=to_tag)
+
+    def _reply(self, tx: TransactionId, req: Request, status: int, code: str | None = None, text: str = "",
+               headers: list[tuple[str, str]] | None = None) -> None:
+        self.send_response(tx, self._response(req, status, code, text, headers))
+
+    def _proxy_challenge(self, req: Request, *, stale: bool = False) -> Response:
+        """407 with a fresh nonce per offered algorithm (RFC 3261 §22.3)."""
+        return self._response(req, 407, headers=[("Proxy-Authenticate", v)
+                                                 for v in self.auth.challenge_values(self.wall(), stale=stale)])
+
+    def _flow_binding(self, source: Address) -> Binding | None:
+        """The registration a TCP/TLS connection carried (it authenticates that user's INVITEs), or None."""
+        if source.transport not in ("TCP", "TLS"):
+            return None
+        return self.registrar.binding_for_flow(Flow(source.transport, source.host, source.port), self.now())
 
     def _on_request(self, req: Request, tx: TransactionId, source: Address) -> None:
         problem = check_request(req, supported=SUPPORTED_TAGS, methods=METHODS)
@@ -423,14 +440,12 @@ class SipCore:
         needs no digest.  Services that take an INVITE before the router (feature codes, transfer, call
         queues, voicemail, provisioning) call this so the rules stay in one place (no toll fraud)."""
         # A TCP/TLS connection that carried an authenticated REGISTER is trusted for that user's calls.
-        if source.transport in ("TCP", "TLS"):
-            b = self.registrar.binding_for_flow(Flow(source.transport, source.host, source.port), self.now())
-            if b is not None:
-                return self.directory.user(b.username)
+        b = self._flow_binding(source)
+        if b is not None:
+            return self.directory.user(b.username)
         authz = req.headers.get("Proxy-Authorization")
         if authz is None:
-            challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall())]
-            self._reply(tx, req, 407, headers=challenges)
+            self.send_response(tx, self._proxy_challenge(req))
             return None
         try:
             username = parse_credentials(authz).username
@@ -443,8 +458,7 @@ class SipCore:
         result = self.auth.verify(authz, method="INVITE", now=self.wall(), ha1=user.ha1)
         if not result.ok:
             if result.stale:
-                challenges = [("Proxy-Authenticate", v) for v in self.auth.challenge_values(self.wall(), stale=True)]
-                self._reply(tx, req, 407, headers=challenges)
+                self.send_response(tx, self._proxy_challenge(req, stale=True))
             else:
                 self._reply(tx, req, 403, "SGW-AUTH-FAILED", "authentication failed")
             return None

@@ -211,7 +211,7 @@ class Registrar:
     def handle(self, req: Request, flow: Flow, now: float, wall: float) -> Response:
         """Process a REGISTER and return the response to send."""
         cfg = self.config
-        if self._throttle.count(flow.host, now, cfg.throttle_window) >= cfg.throttle_failures:
+        if self._throttled(flow, now):
             self.stats.throttled += 1
             return self._reject(req, 503, "SGW-AUTH-THROTTLED",
                                 f"too many failed authentications from {flow.host}; retry later",
@@ -266,15 +266,16 @@ class Registrar:
         """The 401 for a REGISTER without credentials, or None when ``handle`` must see it (credentials present,
         or the source is throttled and gets 503). What ``handle`` would answer, for a reply without a
         transaction (RFC 3261 §8.2.7): a retransmission simply gets another challenge."""
-        if req.headers.get("Authorization") is not None:
-            return None
-        cfg = self.config
-        if self._throttle.count(flow.host, now, cfg.throttle_window) >= cfg.throttle_failures:
+        if req.headers.get("Authorization") is not None or self._throttled(flow, now):
             return None
         self.stats.challenged += 1
         return self._challenge(req, now=wall)
 
     # --- internals ---------------------------------------------------------------------------------------
+    def _throttled(self, flow: Flow, now: float) -> bool:
+        cfg = self.config
+        return self._throttle.count(flow.host, now, cfg.throttle_window) >= cfg.throttle_failures
+
     def _challenge(self, req: Request, *, now: float, stale: bool = False) -> Response:
         resp = Response.for_request(req, 401, to_tag=_tag(req))
         for value in self.auth.challenge_values(now, stale=stale):

@@ -282,7 +282,7 @@ class _ClientTransaction:
         self.ack: tuple[str | None, Request, bytes] | None = None  # (To tag, ACK, bytes) for 300-699
         self.cancel_state = ""  # "", "pending" (wait for a 1xx), "sent" (TIMER_CANCEL runs), "done"
         self.cancel_headers: tuple[tuple[str, str], ...] = ()
-        self.released = False  # the request's parsed views were released (see _release_client)
+        self.released = False  # the request's parsed views were released (final response received)
 
 
 class _ServerTransaction:
@@ -805,7 +805,7 @@ class SipEndpoint:
                 raise AssertionError(f"unexpected effect {out} for a server transaction")
         if tx.machine.terminated:
             actions.extend(self._forget_server(tx))
-        elif not tx.released and (tx.machine.state, tx.machine.kind) in _SERVER_DONE:
+        elif (tx.machine.state, tx.machine.kind) in _SERVER_DONE:
             self._release_server(tx)
         return actions
 
@@ -852,8 +852,7 @@ class SipEndpoint:
         if tx is None:
             return []
         tx.acked = True
-        if not tx.released:
-            self._release_server(tx)
+        self._release_server(tx)
         return [CancelTimer(TimerId(tx.id, TIMER_2XX))] if tx.retransmit_interval else []
 
     @staticmethod
@@ -862,6 +861,8 @@ class SipEndpoint:
         Accepted once its ACK came): it needs the last response's bytes, not the parsed request and response.
         A finished transaction lives on for Timer J or I (up to 64*T1 on UDP), so at a few hundred requests a
         second their parsed views would be most of what the garbage collector scans."""
+        if tx.released:
+            return
         tx.released = True
         tx.request.release_parsed()
         if tx.last is not None:

@@ -327,15 +327,10 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = _SPELLING_CACHE.get(name)
-        if key is not None:
-            k = key[0]
-        else:
-            try:
-                k = header_key(name)
-            except ValueError:
-                return False
-        return any(fkey == k for fkey, _, _ in self._fields)
+        try:
+            return self.get(name) is not None
+        except ValueError:  # not a header name: no such field
+            return False
 
     def __len__(self) -> int:
         return len(self._fields)
