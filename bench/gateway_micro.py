@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench.gateway_proc import CALLEE, CALLEE_NUMBER, WARM_UP_AGENT, bench_tenant, user_name, user_number
 from device_profiles.verdict import check_user_agent
+from gateway import sip
 from gateway.config import GatewayConfig
 from gateway.gc_policy import GcPolicy
 from gateway.server import EmbeddedGateway
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         except BenchFailure as exc:
             print(f"gateway_micro: {exc}", file=sys.stderr)
             return 1
+    print(f"SIP core: {sip.BUILD.reason}")
     for name, us in results.items():
         print(f"{us:8.1f} µs  per {name}")
     return 0

@@ -5,7 +5,7 @@
 It creates a tenant of ``--users`` users (``bench0000`` … with numbers ``+1425700NNNN``, one shared password)
 plus the callee ``benchcallee`` (``+14257999999``), starts the gateway (control API off, firmware gating on,
 digest with MD5 only because SIPp 3.6 computes nothing else) and prints one line
-``READY udp=HOST:PORT pid=PID`` on stdout once it listens. SIGTERM or SIGINT stop it cleanly.
+``READY udp=HOST:PORT pid=PID sip_core=compiled|python`` on stdout once it listens. SIGTERM or SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from device_profiles.verdict import check_user_agent
+from gateway import sip
 from gateway.config import GatewayConfig
 from gateway.gc_policy import THRESHOLD0, GcPolicy
 from gateway.server import EmbeddedGateway
@@ -82,7 +83,10 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"READY udp={eps.udp[0]}:{eps.udp[1]} pid={os.getpid()}", flush=True)
+    # sip_core: whether gateway.sip runs compiled (tools/compile_sip_core.py) or as Python source.
+    print(f"READY udp={eps.udp[0]}:{eps.udp[1]} pid={os.getpid()} "
+          f"sip_core={'compiled' if sip.COMPILED else 'python'}", flush=True)
+    print(f"sip core: {sip.BUILD.reason}", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:

@@ -204,6 +204,7 @@ class GatewayServer(Server):
         self.profile = profile
         self.startup_timeout = startup_timeout
         self.root = root  # the checkout whose gateway runs (another one for before/after comparisons)
+        self.sip_core = "?"  # "compiled" or "python", as the gateway process says on its READY line
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "bench.gateway_proc", "--data-dir", str(self.workdir / "gateway-data"),
@@ -234,6 +235,8 @@ class GatewayServer(Server):
                     if not line.startswith("READY udp="):
                         raise BenchError(f"the gateway printed {line!r} instead of READY; see {self.log_path}")
                     self.port = int(line.split()[1].rsplit(":", 1)[1])
+                    fields = dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+                    self.sip_core = fields.get("sip_core", "?")
                     self._pids = [self.proc.pid]
                     return
             time.sleep(0.05)
@@ -628,6 +631,7 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
     csv_file = write_users_csv(workdir / "users.csv", plan.users)
     figures: list[Figure] = []
     confirmations: list[RunResult] = []
+    sip_core = None  # the gateway's own word on its SIP core (compiled or python), from its READY line
     slots = len(plan.servers) * len(plan.scenarios)
     slot = 0
     for server_name in plan.servers:
@@ -641,6 +645,9 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
         log(f"[{time.monotonic() - t_start:5.0f}s] starting {server_name}")
         with server:
             server.client_port = free_udp_port()
+            if isinstance(server, GatewayServer):
+                sip_core = server.sip_core
+                log(f"[{time.monotonic() - t_start:5.0f}s] gateway SIP core: {sip_core}")
             # Every caller must be registered before it calls (the gateway answers 403 otherwise).
             rate = min(200.0, plan.users / 2)
             reg = measure_run(server, "register", rate, plan.users / rate, csv_file=csv_file, workdir=workdir)
@@ -698,6 +705,7 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
         "host": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
                  # other work on the machine moves every figure: the 1-minute load average at start and end
                  "loadavg_1min": [round(load_start[0], 2), round(os.getloadavg()[0], 2)]},
+        "gateway_sip_core": sip_core,
         "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
         "wall_s": round(time.monotonic() - t_start, 1),
         "figures": [_figure_json(f) for f in figures],
@@ -739,6 +747,8 @@ def table(result: dict) -> str:
             cells.append((f"{f['median_per_s']:.0f}", f"{lo:.0f}–{hi:.0f}", cpu_txt))
         (r1, s1, c1), (r2, s2, c2) = cells
         rows.append(f"{server:9s} {r1:>10s} {s1:>13s} {c1:>24s} {r2:>8s} {s2:>11s} {c2:>30s}")
+    if result.get("gateway_sip_core"):
+        rows.append(f"gateway SIP core: {result['gateway_sip_core']}")
     rat = result["ratios"]
     txt = [f"{k}: {v:.1%}" for k, v in rat.items() if v is not None]
     if txt:

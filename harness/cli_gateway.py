@@ -40,6 +40,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from device_profiles.yamlio import DataFileError
+from gateway import sip as sip_core
 from gateway.config import GatewayConfig, load_config, parse_hostport
 from gateway.control_api.auth import TokenFileError, ensure_token_file, is_loopback, read_token_file, token_source
 from gateway.gc_policy import GcPolicy
@@ -275,7 +276,9 @@ async def _serve(gw, ready_out, token_path: Path | None = None) -> int:
     loop = asyncio.get_running_loop()
     policy = GcPolicy()  # short collector pauses under load (gateway/gc_policy.py), as bench.gateway_proc runs
     policy.install(loop)
-    log.info("event=loop loop=%s gc_threshold=%d", type(loop).__module__.split(".")[0], gc.get_threshold()[0])
+    log.info("event=loop loop=%s gc_threshold=%d sip_core=%s", type(loop).__module__.split(".")[0],
+             gc.get_threshold()[0], "compiled" if sip_core.COMPILED else "python")
+    log.debug("event=sip_core detail=%s", _kv_value(sip_core.BUILD.reason))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

@@ -2,7 +2,18 @@
 
 Bytes go in (``parse_message``, ``StreamFramer.feed``), messages come out; messages go in
 (``to_bytes``), bytes come out. Nothing here opens a socket, starts a thread or reads a clock.
+
+The modules run compiled (mypyc, ``tools/compile_sip_core.py``) when a build of exactly this source
+exists, else as Python; ``BUILD.reason`` says which and why (see ``gateway.sip._compiled``).
 """
+
+from gateway.sip import _compiled
+
+#: Whether the modules below were imported from a compiled build, and why (or why not).
+BUILD = _compiled.activate(__path__)
+COMPILED = BUILD.compiled
+
+# The imports below come after the build is chosen: they load the compiled modules when there are some.
 
 from gateway.sip.errors import SipParseError
 from gateway.sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, StreamFramer, is_keepalive
@@ -14,6 +25,8 @@ from gateway.sip.uri import CSeq, NameAddr, SipURI, Via
 from gateway.sip.validate import accepts, check_request, response_for_error
 
 __all__ = [
+    "BUILD",
+    "COMPILED",
     "KEEPALIVE_PING",
     "KEEPALIVE_PONG",
     "MAX_MESSAGE_SIZE",

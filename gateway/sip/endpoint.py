@@ -140,15 +140,16 @@ class TimerId(NamedTuple):
     timer: str
 
 
-#: Events and actions are values: compared and hashed by their fields and never changed once built. They are
-#: not ``frozen`` dataclasses only because a frozen one costs three times as much to build (several per message).
-_value = dataclass(slots=True, unsafe_hash=True)
+# Events and actions are values (``@dataclass(slots=True, unsafe_hash=True)``): compared and hashed by their
+# fields and never changed once built. They are not ``frozen`` dataclasses only because a frozen one costs three
+# times as much to build (several per message). The decorator is spelled out on each class, not kept in a
+# variable, so that type checkers and mypyc (tools/compile_sip_core.py) see the generated __init__.
 
 
 # -- events delivered to the TU -------------------------------------------------------------------------
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class RequestReceived:
     """A new request (not a retransmission); answer it with ``send_response(transaction, ...)``."""
 
@@ -157,7 +158,7 @@ class RequestReceived:
     source: Address
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class ResponseReceived:
     """A response for a client transaction, passed up as the transaction's table says."""
 
@@ -166,7 +167,7 @@ class ResponseReceived:
     source: Address
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class AckReceived:
     """An ACK for a 2xx (end to end, §17): ``transaction`` is the INVITE server transaction if the ACK
     matched one (RFC 6026 Accepted state), else None."""
@@ -176,7 +177,7 @@ class AckReceived:
     transaction: TransactionId | None
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class CancelReceived:
     """A CANCEL matched ``invite_transaction``, which has no final response yet (§9.2). The endpoint has
     answered the CANCEL with 200; the TU should end the INVITE, normally with 487."""
@@ -186,7 +187,7 @@ class CancelReceived:
     source: Address
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class StrayResponse:
     """A response that matches no client transaction, or that its transaction refused."""
 
@@ -195,7 +196,7 @@ class StrayResponse:
     reason: str
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class Discarded:
     """Input that was dropped (unparseable, or an ACK the transaction could not take); for counters."""
 
@@ -210,7 +211,7 @@ Event = RequestReceived | ResponseReceived | AckReceived | CancelReceived | Stra
 # -- actions --------------------------------------------------------------------------------------------
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class Send:
     data: bytes
     dest: Address
@@ -218,23 +219,23 @@ class Send:
     transaction: TransactionId | None = None
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class Deliver:
     event: Event
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class ArmTimer:
     timer_id: TimerId
     deadline: float
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class CancelTimer:
     timer_id: TimerId
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class TransactionTimeout:
     """The transaction timed out (Timer B, F or H). For a client transaction ``response`` is the 408 the TU
     should act on as if it had been received (§8.1.3.1); for a server one it is None (no ACK came)."""
@@ -245,7 +246,7 @@ class TransactionTimeout:
     response: Response | None
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class TransportError:
     """Sending failed (§17.1.4, §17.2.4). For a client transaction ``response`` is a 503 to act on
     (§8.1.3.1)."""
@@ -256,7 +257,7 @@ class TransportError:
     response: Response | None
 
 
-@_value
+@dataclass(slots=True, unsafe_hash=True)
 class AckTimeout:
     """A 2xx to an INVITE was never acknowledged within 64*T1 (§13.3.1.4): the TU should send BYE."""
 
@@ -355,6 +356,7 @@ class SipEndpoint:
         "_sent_by",
         "_server",
         "_via_templates",
+        "raw_matches",
         "retransmit_2xx",
         "stateless",
         "timers",
@@ -379,6 +381,8 @@ class SipEndpoint:
         #: (datagram, source) of each live server transaction's request: a byte-identical retransmission
         #: from the same address is matched without being parsed again (it can only match that transaction).
         self._by_raw: dict[tuple[bytes, Address], _ServerTransaction] = {}
+        #: Retransmissions matched that way (counted; the parser never saw them).
+        self.raw_matches = 0
         self._awaiting_ack: dict[tuple[str, int, str], _ServerTransaction] = {}
         #: The TU's stateless answers (RFC 3261 §8.2.7): called with each new request (not ACK or CANCEL, not
         #: a retransmission of a live transaction) before a server transaction is made for it. A response it
@@ -537,6 +541,7 @@ class SipEndpoint:
             known = self._by_raw.get(raw)
             if known is not None:
                 # §17.2.3: a retransmission of the request of a live server transaction.
+                self.raw_matches += 1
                 return self._run_server(known, TxEvent.RECV_REQUEST, now, message=known.request)
             try:
                 message = parse_message(data, stream=source.reliable)

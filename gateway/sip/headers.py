@@ -274,9 +274,8 @@ class Headers:
     @classmethod
     def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
         """Adopt (key, name, value) triples produced by the parser, without re-checking them."""
-        obj = cls.__new__(cls)
+        obj = cls()
         obj._fields = fields
-        obj._cache = None
         return obj
 
     # -- reading ---------------------------------------------------------------------------------

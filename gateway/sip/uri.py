@@ -183,6 +183,11 @@ _URI_CACHE_MAX = 4096
 _MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
 
 
+#: The attributes ``SipURI.copy`` may change (its ``__slots__``; a class's own attributes are not read at run time
+#: by compiled code, so they are spelled here once more).
+_URI_FIELDS = frozenset({"headers", "host", "opaque", "params", "password", "port", "scheme", "user"})
+
+
 class SipURI:
     """A SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966); other schemes are kept opaque.
 
@@ -254,16 +259,8 @@ class SipURI:
         return uri
 
     def _clone(self) -> SipURI:
-        new = object.__new__(SipURI)
-        new.scheme = self.scheme
-        new.user = self.user
-        new.password = self.password
-        new.host = self.host
-        new.port = self.port
-        new.params = dict(self.params) if self.params else {}
-        new.headers = dict(self.headers) if self.headers else {}
-        new.opaque = self.opaque
-        return new
+        return SipURI(self.scheme, self.user, self.host, self.port, dict(self.params) if self.params else {},
+                      dict(self.headers) if self.headers else {}, self.password, self.opaque)
 
     @classmethod
     def _parse_text(cls, text: str) -> SipURI:
@@ -378,7 +375,7 @@ class SipURI:
             self.password, self.opaque,
         )
         for name, value in changes.items():
-            if name not in SipURI.__slots__:
+            if name not in _URI_FIELDS:
                 raise TypeError(f"SipURI has no attribute {name!r}")
             setattr(new, name, value)
         return new
@@ -671,13 +668,7 @@ class Via:
         return via
 
     def copy(self) -> Via:
-        new = object.__new__(Via)
-        new.transport = self.transport
-        new.host = self.host
-        new.port = self.port
-        new.params = dict(self.params)
-        new.protocol = self.protocol
-        return new
+        return Via(self.transport, self.host, self.port, dict(self.params), self.protocol)
 
     @classmethod
     def _parse_text(cls, text: str) -> Via:

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Compile the SIP core (``gateway/sip``) to C extension modules with mypyc.
+
+The gateway's CPU per message is mostly Python function calls and attribute lookups in the parser,
+headers, URIs and transaction layer; compiled with mypyc the same source runs them as C. The output
+goes to ``build/sipcore/<interpreter tag>/`` with a manifest of the SHA-256 of every compiled source;
+``gateway.sip`` imports it only while the sources still match (``gateway/sip/_compiled.py``).
+
+Usage::
+
+    python tools/compile_sip_core.py            # build when missing or older than the source
+    python tools/compile_sip_core.py --force    # build again
+    python tools/compile_sip_core.py --check    # exit 0 when the build matches the source, 1 if not
+    python tools/compile_sip_core.py --clean    # remove the build (the source is used)
+
+Needs a C compiler and the interpreter's headers (Debian: gcc, python3-dev) and mypy (the ``dev``
+extra). Exit status 0 when a matching build is in place, 1 when it is not, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from gateway.sip import _compiled  # noqa: E402  (after the checkout is on the path)
+
+PACKAGE = ROOT / "gateway" / "sip"
+#: The shared library's top-level module name (mypyc's runtime and the code of every compiled module).
+GROUP = "sipgw_lab_sipcore"
+#: Modules left as Python: the package's __init__ and the build loader (they choose the build),
+#: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only),
+#: timers (TimerConfig checks its own argument types to give a configuration error that names the
+#: field; compiled, mypyc's generic "float object expected" would come first; nothing per message).
+NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
+
+
+def compiled_modules(package: Path = PACKAGE) -> list[str]:
+    return sorted(p.stem for p in package.glob("*.py") if p.stem not in NOT_COMPILED)
+
+
+def _check_toolchain() -> str | None:
+    include = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not include.is_file():
+        return f"no {include}: install the interpreter's headers (Debian: apt-get install python3-dev)"
+    if shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc") is None:
+        return "no C compiler on PATH (Debian: apt-get install gcc)"
+    try:
+        import mypyc  # noqa: F401
+    except ImportError:
+        return "mypy is not installed: pip install -e '.[dev]' (or pip install 'mypy>=2.4.1')"
+    return None
+
+
+def build(out: Path, *, quiet: bool = True) -> float:
+    """Compile into a fresh folder next to ``out``, then put it in place of ``out``. Returns seconds."""
+    from mypy.version import __version__ as mypy_version
+    from mypyc.build import mypycify
+    from setuptools import setup
+
+    modules = compiled_modules()
+    started = time.monotonic()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sipcore-", dir=out.parent) as tmp:
+        stage = Path(tmp) / "src"
+        (stage / "gateway" / "sip").mkdir(parents=True)
+        (stage / "gateway" / "__init__.py").write_text("", encoding="utf-8")
+        for path in PACKAGE.glob("*.py"):
+            shutil.copy2(path, stage / "gateway" / "sip" / path.name)
+        digests = _compiled.source_digests(modules, stage / "gateway" / "sip")
+        cwd = os.getcwd()
+        sink = io.StringIO()
+        try:
+            os.chdir(stage)  # mypycify names modules by their path from here; no pyproject.toml is read
+            with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+                extensions = mypycify(
+                    [f"gateway/sip/{name}.py" for name in modules], opt_level="3", group_name=GROUP,
+                )
+                setup(name="sipgw-lab-sipcore", ext_modules=extensions,
+                      script_args=["build_ext", "--inplace", *(["--quiet"] if quiet else [])])
+        except (SystemExit, Exception) as exc:
+            tail = "\n".join(sink.getvalue().splitlines()[-20:])
+            raise RuntimeError(f"mypyc failed: {exc}\n{tail}") from exc
+        finally:
+            os.chdir(cwd)
+        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        result = Path(tmp) / "out"
+        (result / "gateway" / "sip").mkdir(parents=True)
+        for name in modules:
+            shutil.move(stage / "gateway" / "sip" / f"{name}{suffix}", result / "gateway" / "sip" / f"{name}{suffix}")
+        shutil.move(stage / f"{GROUP}__mypyc{suffix}", result / f"{GROUP}__mypyc{suffix}")
+        manifest = {
+            "format": _compiled.FORMAT,
+            "interpreter": _compiled.interpreter_tag(),
+            "mypy": mypy_version,
+            "shared_library": f"{GROUP}__mypyc",
+            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sources": digests,
+        }
+        (result / _compiled.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        old = Path(tmp) / "old"
+        if out.exists():
+            out.rename(old)
+        result.rename(out)
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/compile_sip_core.py", description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--force", action="store_true", help="build even when the build matches the source")
+    action.add_argument("--check", action="store_true", help="only say whether the build matches the source")
+    action.add_argument("--clean", action="store_true", help="remove the build")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="build folder (default build/sipcore/<interpreter tag> in the checkout)")
+    parser.add_argument("--verbose", action="store_true", help="show mypyc's and the compiler's output")
+    args = parser.parse_args(argv)
+    out = (args.out or _compiled.default_build_dir(ROOT)).resolve()
+
+    if args.clean:
+        if out.exists():
+            if not ((out / _compiled.MANIFEST).is_file() or (out / "gateway").is_dir()):
+                print(f"--out {out}: not a SIP core build (no {_compiled.MANIFEST}, no gateway/); left alone",
+                      file=sys.stderr)
+                return 2
+            shutil.rmtree(out)
+            print(f"removed {out}")
+        else:
+            print(f"no build at {out}")
+        return 0
+    state = _compiled.check(out, PACKAGE)
+    if state.compiled and set(state.modules) != set(compiled_modules()):
+        state = _compiled.BuildState(False, "pure Python: the build compiled other modules", out)
+    if args.check:
+        print(state.reason)
+        return 0 if state.compiled else 1
+    if state.compiled and not args.force:
+        print(f"SIP core up to date: {state.reason}")
+        return 0
+    problem = _check_toolchain()
+    if problem is not None:
+        print(f"cannot compile the SIP core: {problem}; the Python source is used", file=sys.stderr)
+        return 1
+    print(f"compiling the SIP core ({len(compiled_modules())} modules) with mypyc into {out} ...", flush=True)
+    try:
+        seconds = build(out, quiet=not args.verbose)
+    except RuntimeError as exc:
+        print(f"cannot compile the SIP core: {exc}", file=sys.stderr)
+        return 1
+    state = _compiled.check(out, PACKAGE)
+    if not state.compiled:
+        # The source changed while it compiled: the build is of the copy taken at the start.
+        print(f"compiled in {seconds:.0f} s, but {state.reason}", file=sys.stderr)
+        return 1
+    print(f"compiled in {seconds:.0f} s: {state.reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
