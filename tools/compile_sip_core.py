@@ -40,11 +40,9 @@ from gateway.sip import _compiled  # noqa: E402  (after the checkout is on the p
 PACKAGE = ROOT / "gateway" / "sip"
 #: The shared library's top-level module name (mypyc's runtime and the code of every compiled module).
 GROUP = "sipgw_lab_sipcore"
-#: Modules left as Python: the package's __init__ and the build loader (they choose the build),
-#: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only),
-#: timers (TimerConfig checks its own argument types to give a configuration error that names the
-#: field; compiled, mypyc's generic "float object expected" would come first; nothing per message).
-NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
+#: Modules left as Python: the package's __init__ and the build loader (they choose the build), and
+#: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only).
+NOT_COMPILED = frozenset({"__init__", "_compiled", "framing"})
 
 
 def compiled_modules(package: Path = PACKAGE) -> list[str]:
