@@ -382,7 +382,7 @@ class SipCore:
             self.send_response(tx, Response.for_request(req, 400, exc.reason))
             return
         if has_to_tag:
-            if not self.b2bua.on_in_dialog_request(req, tx, source):
+            if not self.b2bua.in_dialog(req, tx, source):
                 self._reply(tx, req, 481)
             return
         handler = self.handlers.get(method)

@@ -40,9 +40,11 @@ from gateway.sip import _compiled  # noqa: E402  (after the checkout is on the p
 PACKAGE = ROOT / "gateway" / "sip"
 #: The shared library's top-level module name (mypyc's runtime and the code of every compiled module).
 GROUP = "sipgw_lab_sipcore"
-#: Modules left as Python: the package's __init__ and the build loader (they choose the build), and
-#: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only).
-NOT_COMPILED = frozenset({"__init__", "_compiled", "framing"})
+#: Modules left as Python: the package's __init__ and the build loader (they choose the build),
+#: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only), and timers:
+#: compiled, TimerConfig's float fields would turn ``True`` into 1.0 before its own check refuses a bool
+#: (a configuration error would pass unnoticed); nothing in it runs per message but enum look-ups.
+NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
 
 
 def compiled_modules(package: Path = PACKAGE) -> list[str]:

@@ -171,6 +171,10 @@ class B2BUA:
         #: ``on_route(invite, source, decision) -> decision`` before a routed INVITE forks (DTMF interworking
         #: sends calls whose legs carry digits differently to a relay on the media node); None: fork as routed.
         self.on_route: Callable[[Request, Address, RouteDecision], RouteDecision] | None = None
+        #: What the SIP core calls with every request that has a To tag: the head of a chain. Services that take
+        #: some in-dialog requests first (MWI's subscriptions, transfer's REFER) put their handler here and pass
+        #: on what they do not take to the one they replaced; the chain ends at ``on_in_dialog_request``.
+        self.in_dialog: Callable[[Request, TransactionId, Address], bool] = self.on_in_dialog_request
         self.calls: dict[str, Call] = {}
         self._by_client_tx: dict[TransactionId, tuple[Call, Leg]] = {}
         self._by_server_tx: dict[TransactionId, Call] = {}

@@ -99,8 +99,8 @@ class MwiService:
         self._next_subscribe = core.handlers.get("SUBSCRIBE")
         core.handlers["SUBSCRIBE"] = self.on_subscribe
         b2bua = core.b2bua
-        self._next_in_dialog = b2bua.on_in_dialog_request
-        b2bua.on_in_dialog_request = self.on_in_dialog_request
+        self._next_in_dialog = b2bua.in_dialog
+        b2bua.in_dialog = self.on_in_dialog_request
         self.registrar.listeners.append(self.on_registration)
 
     def account(self, username: str) -> str:

@@ -81,8 +81,8 @@ class TransferService:
         self.log: list[tuple[str, str]] = []
 
     def install(self) -> None:
-        self._next_in_dialog = self.b2bua.on_in_dialog_request
-        self.b2bua.on_in_dialog_request = self.on_in_dialog_request
+        self._next_in_dialog = self.b2bua.in_dialog
+        self.b2bua.in_dialog = self.on_in_dialog_request
         self._next_invite = self.core.handlers.get("INVITE")
         self.core.handlers["INVITE"] = self.on_invite
 

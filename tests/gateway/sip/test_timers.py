@@ -73,9 +73,7 @@ def test_retransmission_timers_are_never_rearmed_on_reliable() -> None:
     ],
 )
 def test_bad_config_is_rejected(kwargs: dict[str, object], message: str) -> None:
-    # A str where a number belongs: the compiled build (tools/compile_sip_core.py) refuses the argument's type
-    # before __post_init__ runs, with its own words.
-    with pytest.raises((ValueError, TypeError), match=f"{message}|float object expected; got str"):
+    with pytest.raises((ValueError, TypeError), match=message):
         TimerConfig(**kwargs)  # type: ignore[arg-type]
 
 
