@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.services.diagnostics import reason_header, warning_header
-from gateway.services.model import Flow
+from gateway.services.model import Flow, User
 from gateway.services.routing import RouteDecision, Target
 from gateway.sip import NameAddr, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
@@ -133,7 +133,7 @@ class Call:
         #: our client transaction on one leg → (the server transaction on the other leg, the request)
         self.relays: dict[TransactionId, tuple[Leg, TransactionId | None, Request]] = {}
         #: The tenant user the call was routed to (forwarding, voicemail and transfer services read it).
-        self.callee_user = None
+        self.callee_user: User | None = None
         #: Branches to start once the ringing ones are cancelled (no-answer forwarding, voicemail).
         self.divert_to: Callable[[], list[Target]] | None = None
         #: (diagnostic code, text) of a redirect the gateway refused (the caller's final response says why).
@@ -403,10 +403,12 @@ class B2BUA:
             return
         best = call.best_failure
         if call.refusal is not None:
-            code, text = call.refusal
-            self._respond(a, a.invite, a.invite_tx, 480, warning=(code, text))
-            self._end(call, f"480 {code}")
+            refusal_code, refusal_text = call.refusal
+            self._respond(a, a.invite, a.invite_tx, 480, warning=(refusal_code, refusal_text))
+            self._end(call, f"480 {refusal_code}")
             return
+        code: str | None
+        text: str | None
         if call.busy_seen:
             status, code, text = 486, "SGW-ROUTE-BUSY", f"every endpoint of {call.callee} is busy"
         elif best is None or best.status in (408, 480, 487, 503):
@@ -442,6 +444,7 @@ class B2BUA:
         call.divert_to = make_targets
         pending = [leg for leg in call.b_legs if leg.final_status is None and leg.invite_tx is not None]
         for leg in pending:
+            assert leg.invite_tx is not None  # pending holds only legs with one
             self.stack.send_cancel(leg.invite_tx, [("Reason", f'SIP;cause=480;text="{reason}"')])
         if not pending:
             self._fail_call(call)

@@ -38,6 +38,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.services.diagnostics import warning_header
 from gateway.services.directory import Directory, number_key
@@ -71,7 +72,7 @@ class Subscription:
     dest: Address
     expires_at: float
     flow: Flow
-    timer: object = field(default=None, repr=False)
+    timer: Any = field(default=None, repr=False)  # the call_later handle
     notified: tuple[int, int] | None = None
 
 

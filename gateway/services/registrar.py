@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from device_profiles.verdict import FirmwareVerdict, Verdict, check_user_agent
 from gateway.services.diagnostics import warning_header
@@ -440,7 +440,7 @@ def _same_contact(b: Binding, contact: NameAddr, uri: str, instance: str | None)
 class DeviceRegistry:
     """Devices as the registrar sees them, cached in memory; writes only what changed to the store."""
 
-    def __init__(self, store):
+    def __init__(self, store: Any) -> None:
         self._store = store
         self._cache: dict[str, Device] = {d.key: d for d in store.devices()}
         self._lock = threading.Lock()

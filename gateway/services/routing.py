@@ -88,8 +88,13 @@ class Router:
         #: Service numbers of the tenant (number without '+' → where the service answers now), e.g. the media
         #: node's IVR; checked before users and the PSTN.
         self.services: dict[str, Callable[[], Flow | None]] = {}
+        #: Where a dialled user part goes: ``route(uri_user, now) -> RouteDecision``. The head of a chain:
+        #: a service that decides some calls first (forwarding) puts its own here and passes the rest on to
+        #: the one it replaced; the chain ends at ``route_by_directory``.
+        self.route: Callable[[str | None, float], RouteDecision] = self.route_by_directory
 
-    def route(self, uri_user: str | None, now: float) -> RouteDecision:
+    def route_by_directory(self, uri_user: str | None, now: float) -> RouteDecision:
+        """Services, tenant users (DND, devices and Teams client), then the PSTN."""
         dialled = dialled_number(uri_user)
         service = self.services.get(number_key(dialled)) if self.services and dialled else None
         if service is not None:
@@ -128,10 +133,10 @@ class Router:
                 flow = contact_flow(b) or flow
             targets.append(Target("device", b.uri, flow, f"device {b.device_key}", b))
         if user.teams_client:
-            flow = self.media.teams_client(user)
-            if flow is not None:
-                uri = f"sip:{number_key(user.number or user.username)}@{flow.host}:{flow.port}"
-                targets.append(Target("teams", uri, flow, f"Teams client of {user.username}"))
+            teams = self.media.teams_client(user)
+            if teams is not None:
+                uri = f"sip:{number_key(user.number or user.username)}@{teams.host}:{teams.port}"
+                targets.append(Target("teams", uri, teams, f"Teams client of {user.username}"))
         if not targets:
             return RouteDecision(callee=user, reject_status=480, reject_code="SGW-ROUTE-UNREACHABLE",
                                  reject_text=f"{user.name} has no registered device and no Teams client online")

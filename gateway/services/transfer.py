@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from gateway.services.b2bua import Side
@@ -75,8 +77,8 @@ class TransferService:
     def __init__(self, core) -> None:
         self.core = core
         self.b2bua = core.b2bua
-        self._next_in_dialog = None
-        self._next_invite = None
+        self._next_in_dialog: Callable[[Request, Any, Any], bool] | None = None
+        self._next_invite: Callable[[Request, Any, Any], bool] | None = None
         #: (kind, detail) of every REFER relayed and Replaces mapped, newest last (bounded).
         self.log: list[tuple[str, str]] = []
 
