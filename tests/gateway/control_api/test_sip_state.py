@@ -137,7 +137,11 @@ def test_hangup_of_a_ringing_call_and_reset(api, phones, gateway):
 
     result = api.reset()
     assert result["trace_entries_cleared"] > 0
-    assert api.trace() == [] and api.calls(ended=True) == []
+    # The module's gateway also served earlier tests' phones, which do not answer its unsolicited NOTIFY: a
+    # retransmission of one (for up to 32 s, Timer F) is new traffic after the reset, not a leftover of it.
+    mine = {f"{p.addr[0]}:{p.addr[1]}" for p in (caller, callee)}
+    assert [e for e in api.trace() if mine & {e["source"], e["destination"]}] == []
+    assert api.calls(ended=True) == []
     assert len(api.registration("avery")["contacts"]) == 1  # registrations survive a reset
     assert [u["username"] for u in api.users()] == ["avery", "blake"]
 
