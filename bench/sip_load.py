@@ -234,8 +234,8 @@ class GatewayServer(Server):
                     line = buf.split(b"\n", 1)[0].decode()
                     if not line.startswith("READY udp="):
                         raise BenchError(f"the gateway printed {line!r} instead of READY; see {self.log_path}")
-                    self.port = int(line.split()[1].rsplit(":", 1)[1])
                     fields = dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+                    self.port = int(fields["udp"].rsplit(":", 1)[1])
                     self.sip_core = fields.get("sip_core", "?")
                     self._pids = [self.proc.pid]
                     return

@@ -55,7 +55,8 @@ def _check_toolchain() -> str | None:
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not include.is_file():
         return f"no {include}: install the interpreter's headers (Debian: apt-get install python3-dev)"
-    if shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc") is None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
         return "no C compiler on PATH (Debian: apt-get install gcc)"
     try:
         import mypyc  # noqa: F401
@@ -95,17 +96,18 @@ def build(out: Path, *, quiet: bool = True) -> float:
             raise RuntimeError(f"mypyc failed: {exc}\n{tail}") from exc
         finally:
             os.chdir(cwd)
-        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        # build_ext --inplace left the extensions in the stage as the build folder lays them out.
+        library = f"{GROUP}__mypyc"
         result = Path(tmp) / "out"
         (result / "gateway" / "sip").mkdir(parents=True)
         for name in modules:
-            shutil.move(stage / "gateway" / "sip" / f"{name}{suffix}", result / "gateway" / "sip" / f"{name}{suffix}")
-        shutil.move(stage / f"{GROUP}__mypyc{suffix}", result / f"{GROUP}__mypyc{suffix}")
+            shutil.move(_compiled.module_file(stage, name), _compiled.module_file(result, name))
+        shutil.move(_compiled.library_file(stage, library), _compiled.library_file(result, library))
         manifest = {
             "format": _compiled.FORMAT,
             "interpreter": _compiled.interpreter_tag(),
             "mypy": mypy_version,
-            "shared_library": f"{GROUP}__mypyc",
+            "shared_library": library,
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "sources": digests,
         }

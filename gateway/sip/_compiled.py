@@ -22,7 +22,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["DISABLE_ENV", "MANIFEST", "BuildState", "activate", "default_build_dir", "source_digests"]
+__all__ = [
+    "DISABLE_ENV", "EXT_SUFFIX", "MANIFEST", "BuildState", "activate", "default_build_dir", "library_file",
+    "module_file", "source_digests",
+]
 
 #: Set (to anything but empty or 0) to run the source even when a matching build exists.
 DISABLE_ENV = "SIPGW_LAB_PURE_PYTHON"
@@ -32,12 +35,23 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The file name ending of this interpreter's extension modules (``.cpython-311-x86_64-linux-gnu.so``).
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 
 
 def interpreter_tag() -> str:
     """``cpython-311-x86_64-linux-gnu``: the extension suffix without dots, one build folder per interpreter."""
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    return suffix.strip(".").removesuffix(".so").removesuffix(".pyd").replace(".", "-") or "unknown"
+    return EXT_SUFFIX.strip(".").removesuffix(".so").removesuffix(".pyd").replace(".", "-") or "unknown"
+
+
+def module_file(build_dir: Path, name: str) -> Path:
+    """Where a build keeps the compiled module ``gateway.sip.<name>``."""
+    return build_dir / "gateway" / "sip" / f"{name}{EXT_SUFFIX}"
+
+
+def library_file(build_dir: Path, library: str) -> Path:
+    """Where a build keeps its shared library (a top-level module the compiled modules import)."""
+    return build_dir / f"{library}{EXT_SUFFIX}"
 
 
 def default_build_dir(root: Path | None = None) -> Path:
@@ -88,12 +102,9 @@ def check(build_dir: Path, package_dir: Path = PACKAGE_DIR) -> BuildState:
     if tag != interpreter_tag():
         return BuildState(False, f"pure Python: the build is for {tag}, this interpreter is {interpreter_tag()}",
                           build_dir)
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    for name in modules:
-        if not (build_dir / "gateway" / "sip" / f"{name}{suffix}").is_file():
-            return BuildState(False, f"pure Python: the build lacks {name}{suffix}", build_dir)
-    if not (build_dir / f"{shared}{suffix}").is_file():
-        return BuildState(False, f"pure Python: the build lacks {shared}{suffix}", build_dir)
+    for path in [*(module_file(build_dir, name) for name in modules), library_file(build_dir, shared)]:
+        if not path.is_file():
+            return BuildState(False, f"pure Python: the build lacks {path.name}", build_dir)
     try:
         current = source_digests(list(modules), package_dir)
     except OSError as exc:

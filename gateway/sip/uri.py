@@ -183,8 +183,8 @@ _URI_CACHE_MAX = 4096
 _MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
 
 
-#: The attributes ``SipURI.copy`` may change (its ``__slots__``; a class's own attributes are not read at run time
-#: by compiled code, so they are spelled here once more).
+#: The attributes ``SipURI.copy`` may change: its ``__slots__``, spelled once more because mypyc
+#: (tools/compile_sip_core.py) refuses to read ``__slots__`` through the class.
 _URI_FIELDS = frozenset({"headers", "host", "opaque", "params", "password", "port", "scheme", "user"})
 
 
@@ -370,10 +370,7 @@ class SipURI:
 
     def copy(self, **changes: object) -> SipURI:
         """A new URI with some attributes replaced (params/headers dicts are copied)."""
-        new = SipURI(
-            self.scheme, self.user, self.host, self.port, dict(self.params), dict(self.headers),
-            self.password, self.opaque,
-        )
+        new = self._clone()
         for name, value in changes.items():
             if name not in _URI_FIELDS:
                 raise TypeError(f"SipURI has no attribute {name!r}")
