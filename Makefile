@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := sip-tester kamailio chromium postgresql tshark poppler-utils
+DEB_PACKAGES := sip-tester kamailio chromium postgresql tshark poppler-utils valgrind
 PYTEST_WORKERS ?= auto
 
 .PHONY: lab test lint check-imports pytest sipcore debs clean help
@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 
 # Debian packages the lab and the tests use: SIPp, Kamailio (benchmark peer), Chromium (page
 # tests), PostgreSQL (shared results database), tshark (pcap checks), poppler-utils (pdftoppm: the
-# certification PDF's pages as images in the tests). Installed only when missing.
+# certification PDF's pages as images in the tests), Valgrind (bench.instructions' instruction counts).
+# Installed only when missing.
 debs:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

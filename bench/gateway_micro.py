@@ -29,6 +29,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from bench.gateway_proc import CALLEE, CALLEE_NUMBER, WARM_UP_AGENT, bench_tenant, user_name, user_number
@@ -194,7 +195,10 @@ def _contact(text: str) -> str:
     return m.group(1)
 
 
-async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def started_harness(users: int, harness: type[Harness] | None = None) -> AsyncIterator[Harness]:
+    """The bench gateway started on the running loop, its callee and ``users`` callers registered, the start-up
+    objects frozen for the collector (as ``bench.gateway_proc``): a Harness (or ``harness``) around it."""
     with tempfile.TemporaryDirectory(prefix="sipgw-micro-") as tmp:
         config = GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0", digest_algorithms=["MD5"], trace_entries=0,
                                firmware_policy="enforce")
@@ -203,41 +207,51 @@ async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dic
         await gw.start()
         policy: GcPolicy | None = None
         try:
-            h = Harness(gw, users)
+            h = (harness or Harness)(gw, users)
             h.register(CALLEE, CALLEE_NUMBER, CALLEE_PORT)
             for i in range(users):
                 h.register(user_name(i), user_number(i), PHONE_PORT)
             policy = GcPolicy()  # as bench.gateway_proc
             policy.install()
-            prof = None
-            if profile is not None:
-                import cProfile
-
-                prof = cProfile.Profile(time.process_time)
-            results: dict[str, float] = {}
-            for name, op in (("REGISTER", lambda k: h.register(user_name(k % users), user_number(k % users),
-                                                                PHONE_PORT)),
-                             ("call", lambda k: h.call(k % users))):
-                best = float("inf")
-                for _ in range(rounds):
-                    if prof is not None:
-                        prof.enable()
-                    t0 = time.process_time()
-                    for k in range(n):
-                        op(k)
-                    best = min(best, (time.process_time() - t0) / n * 1e6)
-                    if prof is not None:
-                        prof.disable()
-                    await asyncio.sleep(0)  # let the loop run its housekeeping between rounds
-                results[name] = best
-            if prof is not None:
-                prof.dump_stats(profile)
-            return results
+            yield h
         finally:
             if policy is not None:
                 policy.remove()
             with contextlib.suppress(Exception):
                 await gw.stop()
+
+
+def operations(h: Harness) -> dict[str, Callable[[int], None]]:
+    """The measured operations by name: operation ``k`` uses bench user ``k % users``."""
+    users = h.users
+    return {"REGISTER": lambda k: h.register(user_name(k % users), user_number(k % users), PHONE_PORT),
+            "call": lambda k: h.call(k % users)}
+
+
+async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dict[str, float]:
+    async with started_harness(users) as h:
+        prof = None
+        if profile is not None:
+            import cProfile
+
+            prof = cProfile.Profile(time.process_time)
+        results: dict[str, float] = {}
+        for name, op in operations(h).items():
+            best = float("inf")
+            for _ in range(rounds):
+                if prof is not None:
+                    prof.enable()
+                t0 = time.process_time()
+                for k in range(n):
+                    op(k)
+                best = min(best, (time.process_time() - t0) / n * 1e6)
+                if prof is not None:
+                    prof.disable()
+                await asyncio.sleep(0)  # let the loop run its housekeeping between rounds
+            results[name] = best
+        if prof is not None:
+            prof.dump_stats(profile)
+        return results
 
 
 def main(argv: list[str] | None = None) -> int:

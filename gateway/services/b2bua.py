@@ -38,6 +38,7 @@ from gateway.sip import NameAddr, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
 from gateway.sip.endpoint import Address, TransactionId
 from gateway.sip.headers import header_key
+from gateway.sip.randomness import random_hex
 
 log = logging.getLogger("sipgw.b2bua")
 
@@ -85,7 +86,7 @@ class Leg:
     dialog: Dialog | None = None
     invite: Request | None = None  # the INVITE of this leg (received for A, sent for B)
     invite_tx: TransactionId | None = None
-    local_tag: str = field(default_factory=lambda: secrets.token_hex(6))
+    local_tag: str = field(default_factory=lambda: random_hex(6))
     final_status: int | None = None
     target: Target | None = None
     acked: bool = False
@@ -219,7 +220,7 @@ class B2BUA:
         assert a_inv is not None
         dest = Address(target.flow.transport, target.flow.host, target.flow.port)
         leg = Leg(Side.B, dest, target.label, target=target)
-        call_id = f"{secrets.token_hex(10)}@{self.domain}"
+        call_id = f"{random_hex(10)}@{self.domain}"
         display = call.caller.display
         caller_uri = call.caller.uri
         from_value = (f'"{display}" ' if display else "") + f"<{caller_uri}>;tag={leg.local_tag}"

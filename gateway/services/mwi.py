@@ -35,7 +35,6 @@ right again after a gateway restart. Sans-IO apart from the :class:`Stack` it se
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +47,7 @@ from gateway.services.routing import contact_flow
 from gateway.sip import Headers, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
 from gateway.sip.endpoint import Address
+from gateway.sip.randomness import random_hex
 
 log = logging.getLogger("sipgw.mwi")
 
@@ -138,7 +138,7 @@ class MwiService:
             self._reply(tx, req, 423, headers=[("Min-Expires", str(MIN_EXPIRES))])
             return True
         expires = min(expires, MAX_EXPIRES)
-        to_tag = secrets.token_hex(6)
+        to_tag = random_hex(6)
         resp = Response.for_request(req, 200, headers=[
             ("Expires", str(expires)), ("Contact", f"<{self.stack.contact_uri(source.transport)}>")], to_tag=to_tag)
         try:
@@ -247,11 +247,11 @@ class MwiService:
         live = getattr(self.stack, "transports", None)
         if live is not None and flow.transport != "UDP" and not live.is_live(flow):
             flow = contact_flow(b) or flow
-        tag = secrets.token_hex(6)
+        tag = random_hex(6)
         headers = [
             ("From", f"<{self.account(username)}>;tag={tag}"),
             ("To", f"<{b.contact.uri}>"),
-            ("Call-ID", f"{secrets.token_hex(10)}@{self.domain}"),
+            ("Call-ID", f"{random_hex(10)}@{self.domain}"),
             ("CSeq", "1 NOTIFY"),
             ("Max-Forwards", "70"),
             ("Contact", f"<{self.stack.contact_uri(flow.transport)}>"),
@@ -317,7 +317,7 @@ class MwiService:
         if code:
             extra.append(("Warning", warning_header(code, text, "sipgw-lab")))
         self.stack.send_response(tx, Response.for_request(req, status, headers=extra,
-                                                          to_tag=None if req.to.tag else secrets.token_hex(6)))
+                                                          to_tag=None if req.to.tag else random_hex(6)))
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from gateway.services.diagnostics import warning_header
 from gateway.services.directory import Directory, number_key
 from gateway.services.model import Device, Flow, PairState, User
 from gateway.sip import NameAddr, Request, Response, SipParseError
-from gateway.sip.auth import DigestServer
+from gateway.sip.auth import DigestCredentials, DigestParseError, DigestServer, parse_credentials
 
 FirmwarePolicy = Literal["enforce", "warn"]
 
@@ -220,13 +220,13 @@ class Registrar:
         if authz is None:
             self.stats.challenged += 1
             return self._challenge(req, now=wall)
-        username = _digest_username(authz)
-        user = self.directory.user(username) if username else None
+        creds = _credentials(authz)  # parsed once: the user name here, the check in verify
+        user = self.directory.user(creds.username) if creds is not None and creds.username else None
         if user is None or not user.ha1:
             # Same treatment as a wrong password: verify against a throwaway HA1 so timing matches too.
-            self.auth.verify(authz, method="REGISTER", now=wall, ha1={"MD5": "0" * 32, "SHA-256": "0" * 64})
+            self.auth.verify(creds or authz, method="REGISTER", now=wall, ha1={"MD5": "0" * 32, "SHA-256": "0" * 64})
             return self._auth_failed(req, flow, now)
-        result = self.auth.verify(authz, method="REGISTER", now=wall, ha1=user.ha1)
+        result = self.auth.verify(creds, method="REGISTER", now=wall, ha1=user.ha1)
         if not result.ok:
             if result.stale:
                 self.stats.challenged += 1
@@ -384,11 +384,9 @@ def _tag(req: Request) -> str:
     return f"r{abs(hash((req.call_id, req.cseq.seq))) % 10**10:010d}"
 
 
-def _digest_username(value: str) -> str | None:
-    from gateway.sip.auth import DigestParseError, parse_credentials
-
+def _credentials(value: str) -> DigestCredentials | None:
     try:
-        return parse_credentials(value).username
+        return parse_credentials(value)
     except DigestParseError:
         return None
 

@@ -16,12 +16,12 @@ Via), ``receive_request`` returns the error response to send, if any.
 from __future__ import annotations
 
 import enum
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .headers import Headers
 from .message import DIALOG_CREATING_METHODS, Request, Response
+from .randomness import random_bytes, random_hex
 from .uri import NameAddr, SipURI
 
 __all__ = [
@@ -50,11 +50,11 @@ class DialogError(ValueError):
 
 def new_tag() -> str:
     """A From/To tag with at least 32 random bits (RFC 3261 §19.3)."""
-    return secrets.token_hex(8)
+    return random_hex(8)
 
 
 def _initial_cseq() -> int:
-    return secrets.randbelow(2**16) + 1
+    return int.from_bytes(random_bytes(2), "big") + 1  # 1 .. 2**16, well below 2**31 (§8.1.1.5)
 
 
 class DialogState(enum.Enum):

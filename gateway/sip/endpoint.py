@@ -38,7 +38,6 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -47,6 +46,7 @@ from .errors import SipParseError
 from .headers import _KNOWN_SLOTS, Headers, split_list
 from .message import Request, Response
 from .parser import parse_message
+from .randomness import random_hex
 from .timers import Timer, TimerConfig, TimerPolicy, is_reliable_transport
 from .transaction import (
     START_EVENTS,
@@ -336,7 +336,7 @@ def _server_key(request: Request) -> tuple[str, ...]:
 
 
 def _new_branch() -> str:
-    return MAGIC_COOKIE + secrets.token_hex(10)
+    return MAGIC_COOKIE + random_hex(10)
 
 
 class SipEndpoint:

@@ -343,6 +343,15 @@ def test_key_rotation() -> None:
     assert old.nonce_issue_time(rotated.make_nonce(T0)) is None
 
 
+def test_secrets_longer_than_a_mac_key_count_whole() -> None:
+    # The nonce MAC (keyed BLAKE2s) takes at most 32 key bytes: secrets that differ only after those must
+    # still sign differently.
+    first = DigestServer("sip.example.com", b"k" * 40 + b"1")
+    second = DigestServer("sip.example.com", b"k" * 40 + b"2")
+    assert first.nonce_issue_time(first.make_nonce(T0)) == T0
+    assert second.nonce_issue_time(first.make_nonce(T0)) is None
+
+
 def test_future_nonce_is_refused() -> None:
     server = make_server()
     creds = answer(server.challenge(T0 + 60))
