@@ -355,10 +355,13 @@ class SipEndpoint:
         "_policies",
         "_sent_by",
         "_server",
+        "_stateless_sent",
         "_via_templates",
         "raw_matches",
         "retransmit_2xx",
         "stateless",
+        "stateless_limit",
+        "stateless_repeats",
         "timers",
     )  # fmt: skip
 
@@ -390,6 +393,16 @@ class SipEndpoint:
         #: response, a retransmitted request is simply answered again, the ACK for a 300-699 answer goes to the
         #: TU as a stray ``AckReceived``. For answers that need no state, above all the 401/407 challenge.
         self.stateless: Callable[[Request, Address], Response | None] | None = None
+        #: (datagram, source) -> (time, Send) of the stateless answers of the last 64*T1: a byte-identical
+        #: retransmission from the same address gets the same bytes again, unparsed and without asking the TU
+        #: (a client that retransmits because its network or the gateway is slow gets one challenge, one nonce,
+        #: instead of a fresh one per copy, and an overloaded gateway spends no more on it than on a
+        #: retransmission absorbed by a transaction). At most ``stateless_limit`` answers are kept, oldest
+        #: forgotten first; a forgotten one is simply answered again by the TU, as §8.2.7 allows.
+        self._stateless_sent: dict[tuple[bytes, Address], tuple[float, Send]] = {}
+        self.stateless_limit = 8192
+        #: Retransmissions answered from that memory.
+        self.stateless_repeats = 0
 
     def __repr__(self) -> str:
         return f"<SipEndpoint {len(self._client)} client, {len(self._server)} server transactions>"
@@ -543,6 +556,11 @@ class SipEndpoint:
                 # §17.2.3: a retransmission of the request of a live server transaction.
                 self.raw_matches += 1
                 return self._run_server(known, TxEvent.RECV_REQUEST, now, message=known.request)
+            if self._stateless_sent:
+                answered = self._stateless_sent.get(raw)
+                if answered is not None and now - answered[0] < 64 * self.timers.t1:
+                    self.stateless_repeats += 1
+                    return [answered[1]]
             try:
                 message = parse_message(data, stream=source.reliable)
             except SipParseError as exc:
@@ -597,7 +615,10 @@ class SipEndpoint:
         if self.stateless is not None and request.method != "CANCEL":
             response = self.stateless(request, source)
             if response is not None:
-                return [Send(response.to_bytes(), _reply_address(request.top_via, source), response, None)]
+                send = Send(response.to_bytes(), _reply_address(request.top_via, source), response, None)
+                if raw is not None:
+                    self._remember_stateless(raw, send, now)
+                return [send]
         kind = TransactionKind.for_method(request.method, client=False)
         machine = TransactionMachine(kind, self._policy(source), branch=request.top_via.branch or "")
         tx = _ServerTransaction(tid, machine, request, source)
@@ -608,6 +629,24 @@ class SipEndpoint:
         if request.method == "CANCEL":
             return self._receive_cancel(tx, now)
         return self._run_server(tx, START_EVENTS[kind], now, message=request)
+
+    def _remember_stateless(self, raw: tuple[bytes, Address], send: Send, now: float) -> None:
+        sent = self._stateless_sent
+        if raw in sent:
+            del sent[raw]  # answered again after it aged out: kept as the newest
+        elif len(sent) >= self.stateless_limit:
+            # Oldest first (insertion order): drop those past 64*T1, or else the oldest one.
+            horizon = now - 64 * self.timers.t1
+            stale: list[tuple[bytes, Address]] = []
+            for key, (when, _) in sent.items():
+                if when >= horizon and stale:
+                    break
+                stale.append(key)
+                if when >= horizon:
+                    break
+            for key in stale:
+                del sent[key]
+        sent[raw] = (now, send)
 
     def _receive_ack(self, ack: Request, key: tuple[str, ...], source: Address, now: float) -> list[Action]:
         tx = self._server.get(TransactionId("server", "INVITE", key))

@@ -712,7 +712,16 @@ class CSeq(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        m = CSEQ_RE.fullmatch(text.strip(" \t"))
+        text = text.strip(" \t")
+        # The usual form, "<digits> <METHOD>" with one space and a method of letters, without the regex.
+        space = text.find(" ")
+        if 0 < space <= 10:
+            digits, method = text[:space], text[space + 1:]
+            if digits.isdigit() and digits.isascii() and method.isalpha() and method.isascii():
+                seq = int(digits)
+                if seq <= MAX_CSEQ:
+                    return cls(seq, method)
+        m = CSEQ_RE.fullmatch(text)
         if m is None:
             raise SipParseError(f"malformed CSeq {printable(text)}: expected <number> <method>")
         digits = m.group(1)

@@ -315,11 +315,13 @@ def test_cseq() -> None:
     assert CSeq.parse("4711 INVITE") == (4711, "INVITE")
     assert CSeq.parse(" 0009 \t INVITE ") == (9, "INVITE")
     assert CSeq.parse("4294967295 BYE").seq == 2**32 - 1
+    assert CSeq.parse("7 X-Custom.1") == (7, "X-Custom.1")  # token characters beyond letters
     assert str(CSeq(12, "ACK")) == "12 ACK"
 
 
 @pytest.mark.parametrize(
-    "text", ["", "INVITE", "1", "-1 INVITE", "4294967296 INVITE", "1 IN VITE", "1,INVITE", "1" * 30 + " X"]
+    "text", ["", "INVITE", "1", "-1 INVITE", "4294967296 INVITE", "1 IN VITE", "1,INVITE", "1" * 30 + " X",
+             "1 INVIT\u00c9", "\u0661 INVITE", "1  "]
 )
 def test_cseq_errors(text: str) -> None:
     with pytest.raises(SipParseError, match="CSeq"):
