@@ -177,8 +177,64 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """
     if not isinstance(text, str):
         raise TypeError(f"authentication header value must be str, got {type(text).__name__}")
+    quick = _parse_auth_params_quick(text)
+    if quick is not None:
+        return quick
     fast = _parse_auth_params_fast(text)
     return fast if fast is not None else _parse_auth_params_slow(text)
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+
+
+def _parse_auth_params_quick(text: str) -> tuple[str, dict[str, str]] | None:
+    """parse_auth_params for what phones send, by string search instead of regular expressions: one space after
+    the scheme, ``name=value`` without white space around ``=``, parameters separated by ``,`` or ``, ``,
+    quoted values without escapes, no tabs or line breaks. None for anything else: the regular expressions (and
+    after them the character-by-character reader) take it, so the result is theirs whenever this one gives up."""
+    if "\\" in text or "\t" in text or "\r" in text or "\n" in text:
+        return None
+    space = text.find(" ")
+    if space <= 0 or not _is_token(text[:space]):
+        return None
+    params: dict[str, str] = {}
+    n = len(text)
+    pos = space + 1
+    while pos < n:
+        eq = text.find("=", pos)
+        if eq < 0:
+            return None
+        name = text[pos:eq]
+        if not _is_token(name):
+            return None
+        name = name.lower()
+        if name in params:
+            return None
+        pos = eq + 1
+        if pos < n and text[pos] == '"':
+            end = text.find('"', pos + 1)
+            if end < 0:
+                return None
+            params[name] = text[pos + 1:end]
+            pos = end + 1
+        else:
+            end = text.find(",", pos)
+            if end < 0:
+                end = n
+            value = text[pos:end]
+            if not value or " " in value or '"' in value:
+                return None
+            params[name] = value
+            pos = end
+        if pos == n:
+            break
+        if text[pos] != ",":
+            return None
+        pos += 1
+        if pos < n and text[pos] == " ":
+            pos += 1
+    return text[:space], params
 
 
 def _parse_auth_params_fast(text: str) -> tuple[str, dict[str, str]] | None:
