@@ -198,10 +198,10 @@ def _parse_start_line(line: str) -> tuple[Request | Response, SipParseError | No
     parts = line.split(" ")
     if len(parts) == 3 and all(parts):
         method, uri, version = parts
-        if SIP_VERSION_RE.fullmatch(version) is None:
+        if version != "SIP/2.0" and SIP_VERSION_RE.fullmatch(version) is None:
             raise SipParseError(f"start line {printable(line)} is neither a Request-Line nor a Status-Line")
         req = Request(method, uri, None, b"", version.upper())
-        if TOKEN_RE.fullmatch(method) is None:
+        if method not in _USUAL_METHODS and TOKEN_RE.fullmatch(method) is None:
             return req, SipParseError(f"invalid method {printable(method)} in the Request-Line")
         return req, None
     words = line.split()
@@ -213,13 +213,15 @@ def _parse_start_line(line: str) -> tuple[Request | Response, SipParseError | No
 
 def _parse_status_line(line: str) -> Response:
     version, sp, rest = line.partition(" ")
-    m = SIP_VERSION_RE.fullmatch(version)
-    if m is None or not sp:
-        raise SipParseError(f"malformed Status-Line {printable(line)}")
-    if int(m.group(1)) != 2 or int(m.group(2)) != 0:
-        raise SipParseError(f"response with unsupported version {printable(version)}", 505)
+    if version != "SIP/2.0" or not sp:
+        m = SIP_VERSION_RE.fullmatch(version)
+        if m is None or not sp:
+            raise SipParseError(f"malformed Status-Line {printable(line)}")
+        if int(m.group(1)) != 2 or int(m.group(2)) != 0:
+            raise SipParseError(f"response with unsupported version {printable(version)}", 505)
     code = rest[:3]
-    if STATUS_CODE_RE.fullmatch(code) is None or (len(rest) > 3 and rest[3] != " "):
+    usual = len(code) == 3 and code.isdigit() and code.isascii() and "1" <= code[0] <= "6"  # [1-6][0-9][0-9]
+    if (not usual and STATUS_CODE_RE.fullmatch(code) is None) or (len(rest) > 3 and rest[3] != " "):
         raise SipParseError(f"invalid status code in {printable(line)}: expected 100-699")
     reason = rest[4:]
     for ch in reason:
@@ -228,13 +230,18 @@ def _parse_status_line(line: str) -> Response:
     return Response(int(code), reason, None, b"", "SIP/2.0")
 
 
+#: Methods whose token syntax needs no check (RFC 3261 §27.4 and the extensions the gateway speaks).
+_USUAL_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
+                            "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
+
+
 def _check_core(msg: Request | Response, first: dict[str, str]) -> None:
     """Check the fields every layer above relies on; memoise what was parsed."""
     request = msg if isinstance(msg, Request) else None
     h = msg.headers
     try:
         if request is not None:
-            m = SIP_VERSION_RE.fullmatch(request.version)
+            m = None if request.version == "SIP/2.0" else SIP_VERSION_RE.fullmatch(request.version)
             if m is not None and (int(m.group(1)) != 2 or int(m.group(2)) != 0):
                 raise SipParseError(f"SIP version {request.version} not supported", 505)
             _check_request_line(request)
@@ -257,7 +264,7 @@ def _check_core(msg: Request | Response, first: dict[str, str]) -> None:
 def _check_request_line(request: Request) -> None:
     uri = request.uri
     colon = uri.find(":")
-    if colon <= 0 or SCHEME_RE.fullmatch(uri, 0, colon) is None:
+    if not (colon == 3 and uri.startswith("sip")) and (colon <= 0 or SCHEME_RE.fullmatch(uri, 0, colon) is None):
         raise SipParseError(f"Request-URI {printable(uri)} is not an absolute URI")
     scheme = uri[:colon].lower()
     if scheme in ("sip", "sips", "tel"):
