@@ -184,8 +184,12 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     return fast if fast is not None else _parse_auth_params_slow(text)
 
 
+#: The token characters as one string, for str.strip: a text made of them alone strips to nothing.
+_TOKEN_STRING = "".join(sorted(_TOKEN_CHARS))
+
+
 def _is_token(text: str) -> bool:
-    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+    return bool(text) and not text.strip(_TOKEN_STRING)
 
 
 def _parse_auth_params_quick(text: str) -> tuple[str, dict[str, str]] | None:
@@ -499,7 +503,7 @@ def _parse_credentials(text: str) -> DigestCredentials:
         raise DigestParseError("the username* notation of RFC 7616 §3.4.4 is not supported", text, None)
     algorithm_text = params.get("algorithm", "MD5")
     nc = params.get("nc")
-    if nc is not None and (len(nc) != 8 or any(ch not in "0123456789abcdefABCDEF" for ch in nc)):
+    if nc is not None and (len(nc) != 8 or nc.strip("0123456789abcdefABCDEF")):
         raise DigestParseError(f"nc must be 8 hexadecimal digits, got {nc!r}", text, None)
     qop = params.get("qop")
     return DigestCredentials(
