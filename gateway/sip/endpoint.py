@@ -639,11 +639,11 @@ class SipEndpoint:
             horizon = now - 64 * self.timers.t1
             stale: list[tuple[bytes, Address]] = []
             for key, (when, _) in sent.items():
-                if when >= horizon and stale:
-                    break
-                stale.append(key)
                 if when >= horizon:
                     break
+                stale.append(key)
+            if not stale and sent:
+                stale.append(next(iter(sent)))
             for key in stale:
                 del sent[key]
         sent[raw] = (now, send)

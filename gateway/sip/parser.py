@@ -25,6 +25,7 @@ from gateway.sip.message import (
     parse_top_via,
 )
 from gateway.sip.uri import SipURI
+from gateway.sip.validate import KNOWN_METHODS
 
 __all__ = ["MAX_MESSAGE_SIZE", "parse_message"]
 
@@ -201,7 +202,7 @@ def _parse_start_line(line: str) -> tuple[Request | Response, SipParseError | No
         if version != "SIP/2.0" and SIP_VERSION_RE.fullmatch(version) is None:
             raise SipParseError(f"start line {printable(line)} is neither a Request-Line nor a Status-Line")
         req = Request(method, uri, None, b"", version.upper())
-        if method not in _USUAL_METHODS and TOKEN_RE.fullmatch(method) is None:
+        if method not in KNOWN_METHODS and TOKEN_RE.fullmatch(method) is None:  # registered ones are tokens
             return req, SipParseError(f"invalid method {printable(method)} in the Request-Line")
         return req, None
     words = line.split()
@@ -228,11 +229,6 @@ def _parse_status_line(line: str) -> Response:
         if (ch < " " and ch != "\t") or ch == "\x7f":
             raise SipParseError("control character in the reason phrase")
     return Response(int(code), reason, None, b"", "SIP/2.0")
-
-
-#: Methods whose token syntax needs no check (RFC 3261 §27.4 and the extensions the gateway speaks).
-_USUAL_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY",
-                            "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"})
 
 
 def _check_core(msg: Request | Response, first: dict[str, str]) -> None:
