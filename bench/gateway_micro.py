@@ -72,8 +72,12 @@ class Harness:
 
     def feed(self, text: str, port: int) -> list[tuple[bytes, str, int]]:
         self.sent = []
-        self.core._on_data(text.encode(), self.flows[port], self.core.now())
+        self.deliver(text.encode(), self.flows[port])
         return self.sent
+
+    def deliver(self, data: bytes, flow: Flow) -> None:
+        """One datagram into the SIP core, as the UDP transport hands it over."""
+        self.core._on_data(data, flow, self.core.now())
 
     # --- REGISTER ------------------------------------------------------------------------------------------
     def register(self, user: str, number: str, port: int) -> None:

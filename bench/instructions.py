@@ -78,12 +78,11 @@ def _child(operation: str, n: int, users: int) -> int:
     class Counted(Harness):  # type: ignore[misc,valid-type]
         counting = False  # the start-up's registrations are not counted
 
-        def feed(self, text: str, port: int) -> list[tuple[bytes, str, int]]:
-            if not self.counting:
-                return super().feed(text, port)
-            self.sent = []
-            sys.call_tracing(self.core._on_data, (text.encode(), self.flows[port], self.core.now()))
-            return self.sent
+        def deliver(self, data: bytes, flow) -> None:
+            if self.counting:
+                sys.call_tracing(self.core._on_data, (data, flow, self.core.now()))
+            else:
+                super().deliver(data, flow)
 
     async def run() -> None:
         async with started_harness(users, Counted) as h:
