@@ -11,6 +11,7 @@ Pure logic: the caller passes the request, its flow and the time, and sends the 
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from collections import deque
@@ -481,7 +482,8 @@ class DeviceRegistry:
                     and old.model == verdict.model and old.firmware == verdict.found and old.mac == verdict.mac
                     and old.verdict == verdict.verdict.value and old.verdict_reason == verdict.reason):
                 # A refresh from the same device as before: only the last-connected time changes (batched).
-                new = replace(old, last_connected=wall)
+                new = copy.copy(old)  # dataclasses.replace, without its per-call field introspection
+                object.__setattr__(new, "last_connected", wall)
                 self._store.touch_device(key, wall)
                 self._cache[key] = new
                 return new

@@ -60,6 +60,10 @@ class TransactionKind(enum.Enum):
     INVITE_SERVER = "INVITE server"  # §17.2.1
     NON_INVITE_SERVER = "non-INVITE server"  # §17.2.2
 
+    #: Members are singletons compared by identity, so the identity hash is the consistent one; it is computed
+    #: in C, where Enum's own ``hash(self._name_)`` is a Python call on every look-up of the tables below.
+    __hash__ = object.__hash__
+
     @property
     def is_client(self) -> bool:
         return self in (TransactionKind.INVITE_CLIENT, TransactionKind.NON_INVITE_CLIENT)

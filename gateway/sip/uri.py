@@ -54,7 +54,17 @@ def _unescape(text: str, what: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+#: What quote() never escapes (RFC 3986 unreserved).
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+
+
+_KEPT = {safe: _UNRESERVED + safe for safe in (_SAFE_USER, _SAFE_PASSWORD, _SAFE_PARAM, _SAFE_HEADER)}
+
+
 def _escape(text: str, safe: str) -> str:
+    kept = _KEPT.get(safe)
+    if kept is not None and not text.strip(kept):
+        return text  # the usual user part or parameter: every character is kept as it is by quote() too
     return quote(text, safe=safe, errors="surrogateescape")
 
 

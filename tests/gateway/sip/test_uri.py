@@ -326,3 +326,17 @@ def test_cseq() -> None:
 def test_cseq_errors(text: str) -> None:
     with pytest.raises(SipParseError, match="CSeq"):
         CSeq.parse(text)
+
+
+@given(text=st.text(alphabet=st.sampled_from(list("aZ09_.-~!*'()&=+$,;?/[]:%@# \"<>é\x00")), max_size=12),
+       safe=st.sampled_from(["user", "password", "param", "header"]))
+def test_escaping_skips_quote_only_where_quote_would_change_nothing(text: str, safe: str) -> None:
+    """URI components are written with urllib's quote(); the usual component, whose every character is kept,
+    is returned as it is without the call. Both give the same text for any input."""
+    from urllib.parse import quote
+
+    from gateway.sip import uri as uri_module
+
+    kept = {"user": uri_module._SAFE_USER, "password": uri_module._SAFE_PASSWORD,
+            "param": uri_module._SAFE_PARAM, "header": uri_module._SAFE_HEADER}[safe]
+    assert uri_module._escape(text, kept) == quote(text, safe=kept, errors="surrogateescape")
