@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -321,10 +322,20 @@ class SippStats:
     #: SIPp's own watchdog ("Overload warning: the minor watchdog timer … has been tripped"): SIPp was not
     #: scheduled in time (a loaded machine); kept apart from the errors of the scenario's messages.
     warnings: list[str] = field(default_factory=list)
+    #: Requests outside every scenario call that SIPp answered by itself (``-aa``: 200 to an INFO, NOTIFY,
+    #: OPTIONS or UPDATE), e.g. the gateway's unsolicited MWI NOTIFY after a registration: counted, not errors.
+    auto_answered: int = 0
 
 
 #: What SIPp writes to its error file when its own main loop ran late (not about any message).
 SIPP_WATCHDOG = "Overload warning: the minor watchdog timer"
+#: SIPp's entry for a request it answered in its automatic response mode (``-aa``), and the Call-ID it names.
+SIPP_AUTO_ANSWER = re.compile(r"Automatic response mode for an unexpected .* for call: (\S+?)\s*$", re.S)
+#: The entry SIPp writes for every call still open when it exits, its automatic answers' calls included.
+SIPP_ABORTED = re.compile(r"Aborted call with Call-ID '([^']*)'")
+#: The start of each entry of SIPp's error file ("<date>\t<time>\t<epoch>: "); SIPp does not always end an
+#: entry with a newline, so entries are split where the next one starts.
+SIPP_ENTRY = re.compile(r"(?=\d{4}-\d\d-\d\d\t\d\d:\d\d:\d\d\.\d+\t\d+\.\d+: )")
 
 
 def _epoch(text: str) -> float:
@@ -351,20 +362,34 @@ def read_sipp_stats(stat_file: Path, exit_status: int, error_file: Path | None) 
             raise BenchError(f"SIPp statistics {stat_file} lack the column {name!r}")
         return last[col[name]]
 
-    errors: list[str] = []
-    warnings: list[str] = []
-    if error_file is not None and error_file.exists():
-        with open(error_file, errors="replace") as f:
-            for line in f:
-                if "\t" not in line:
-                    continue
-                kept = warnings if SIPP_WATCHDOG in line else errors
-                if len(kept) < 5:
-                    kept.append(line.strip()[:300])
+    errors, warnings, auto_answered = read_sipp_errors(error_file)
     return SippStats(created=int(get("TotalCallCreated")), successful=int(get("SuccessfulCall(C)")),
                      failed=int(get("FailedCall(C)")), elapsed_s=_epoch(get("CurrentTime")) - _epoch(get("StartTime")),
                      retransmissions=int(get("Retransmissions(C)")), exit_status=exit_status, errors=errors,
-                     warnings=warnings)
+                     warnings=warnings, auto_answered=auto_answered)
+
+
+def read_sipp_errors(error_file: Path | None, keep: int = 5) -> tuple[list[str], list[str], int]:
+    """SIPp's error file as (errors of the scenario's messages, SIPp's watchdog warnings, requests SIPp answered
+    automatically); the first ``keep`` entries of each list. An automatic answer's call, which SIPp reports as
+    aborted when it exits, is part of that answer and no error."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    if error_file is None or not error_file.exists():
+        return errors, warnings, 0
+    text = error_file.read_text(errors="replace")
+    entries = [e.strip() for e in SIPP_ENTRY.split(text) if "\t" in e]
+    answered = {m.group(1) for e in entries if (m := SIPP_AUTO_ANSWER.search(e))}
+    for entry in entries:
+        if SIPP_AUTO_ANSWER.search(entry):
+            continue
+        aborted = SIPP_ABORTED.search(entry)
+        if aborted is not None and aborted.group(1) in answered:
+            continue
+        kept = warnings if SIPP_WATCHDOG in entry else errors
+        if len(kept) < keep:
+            kept.append(entry[:300])
+    return errors, warnings, len(answered)
 
 
 def sipp_command(scenario: str, *, target: str | None, port: int, csv_file: Path | None, rate: float | None,
@@ -493,6 +518,7 @@ class RunResult:
     reason: str
     errors: list[str]
     warnings: list[str] = field(default_factory=list)  # SIPp's watchdog: SIPp itself ran late
+    auto_answered: int = 0  # requests outside the scenario that SIPp answered itself (the gateway's MWI NOTIFY)
 
 
 def measure_run(server: Server, scenario: str, rate: float, duration_s: float, *, csv_file: Path, workdir: Path,
@@ -523,7 +549,7 @@ def measure_run(server: Server, scenario: str, rate: float, duration_s: float, *
     per_op = {k: (v / stats.successful * 1e6 if stats.successful else None) for k, v in cpu.items()}
     return RunResult(server.name, scenario, rate, duration_s, stats.created, stats.successful, stats.failed,
                      stats.elapsed_s, achieved, stats.retransmissions, drops, cpu, per_op, not reasons,
-                     "; ".join(reasons) or "pass", stats.errors, stats.warnings)
+                     "; ".join(reasons) or "pass", stats.errors, stats.warnings, stats.auto_answered)
 
 
 @dataclass

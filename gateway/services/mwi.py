@@ -220,7 +220,7 @@ class MwiService:
             if flows is None:
                 flows = {s.flow for s in self.subscriptions.values() if s.username == username}
             if b.flow not in flows:
-                self._unsolicited(username, b)
+                self._unsolicited(username, b, after_reply=True)
 
     # --- sending ----------------------------------------------------------------------------------------------------
     def _body(self, username: str) -> tuple[bytes, tuple[int, int]]:
@@ -241,7 +241,13 @@ class MwiService:
         sub.notified = counts
         self._record(sub.username, str(sub.dialog.remote_target), body)
 
-    def _unsolicited(self, username: str, b: Binding) -> None:
+    def _unsolicited(self, username: str, b: Binding, *, after_reply: bool = False) -> None:
+        """Tell one binding the box's state in a NOTIFY outside any subscription.
+
+        ``after_reply``: the change comes from a REGISTER whose answer is not sent yet (the registrar tells its
+        listeners before it returns the 200). The device learns that it is registered from that 200 (RFC 3261
+        §10.2), so the NOTIFY goes out once the current event has been handled, after the 200; what it was told
+        is noted at once, so a second REGISTER handled before then sends nothing twice."""
         body, counts = self._body(username)
         flow = b.flow
         live = getattr(self.stack, "transports", None)
@@ -259,11 +265,11 @@ class MwiService:
             ("Subscription-State", "active"),
             ("Content-Type", CONTENT_TYPE),
         ]
-        try:
-            self.stack.send_request(Request("NOTIFY", b.uri, Headers(headers), body),
-                                    Address(flow.transport, flow.host, flow.port))
-        except ValueError as exc:
-            log.info("mwi: unsolicited NOTIFY to %s not sent: %s", b.uri, exc)
+        notify = Request("NOTIFY", b.uri, Headers(headers), body)
+        dest = Address(flow.transport, flow.host, flow.port)
+        if after_reply and self.call_later is not None:
+            self.call_later(0, lambda: self._send_unsolicited(notify, dest))
+        elif not self._send_unsolicited(notify, dest):
             return
         told = self._told.setdefault(username, {})
         last = told.get(b.uri)
@@ -273,6 +279,14 @@ class MwiService:
         else:
             told[b.uri] = _Told.first(b, counts)
         self._record(username, b.uri, body)
+
+    def _send_unsolicited(self, notify: Request, dest: Address) -> bool:
+        try:
+            self.stack.send_request(notify, dest)
+        except ValueError as exc:
+            log.info("mwi: unsolicited NOTIFY to %s not sent: %s", notify.uri, exc)
+            return False
+        return True
 
     def _record(self, username: str, target: str, body: bytes) -> None:
         self.sent.append((username, target, body.decode()))

@@ -106,3 +106,25 @@ def test_sipp_watchdog_lines_are_warnings_not_scenario_errors(tmp_path: Path) ->
     assert stats.elapsed_s == 2.0
     assert len(stats.errors) == 1 and "Aborting call" in stats.errors[0]
     assert len(stats.warnings) == 1 and "watchdog" in stats.warnings[0]
+
+
+def test_requests_sipp_answered_itself_are_counted_apart_from_errors(tmp_path: Path) -> None:
+    """SIPp answers requests outside its scenario calls itself (-aa), e.g. the gateway's unsolicited MWI NOTIFY,
+    and reports each such call as aborted when it exits; entries are not always ended by a newline."""
+    from bench.sip_load import read_sipp_stats
+
+    stat = tmp_path / "s.csv"
+    stat.write_text("StartTime;CurrentTime;TotalCallCreated;SuccessfulCall(C);FailedCall(C);Retransmissions(C)\n"
+                    "2026-11-26\t12:00:00.0\t100.0;2026-11-26\t12:00:02.0\t102.0;10;10;0;0\n")
+    err = tmp_path / "e.log"
+    auto = ("2026-11-27\t05:09:20.044470\t1795756160.044470: Automatic response mode for an unexpected INFO, "
+            "NOTIFY, OPTIONS or UPDATE for call: {}@sipgw.lab")
+    aborted = "2026-11-27\t05:09:21.947\t1795756161.947: Aborted call with Call-ID '{}'"
+    err.write_text("The following events occurred:\n" + auto.format("n1") + auto.format("n2")
+                   + aborted.format("n1@sipgw.lab") + aborted.format("n2@sipgw.lab")
+                   + aborted.format("scenario-call-7@127.0.0.1") + "\n")
+    stats = read_sipp_stats(stat, 0, err)
+    assert stats.auto_answered == 2
+    assert stats.errors == ["2026-11-27\t05:09:21.947\t1795756161.947: Aborted call with Call-ID "
+                            "'scenario-call-7@127.0.0.1'"]
+    assert stats.warnings == []

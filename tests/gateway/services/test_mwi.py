@@ -117,6 +117,21 @@ def test_subscribe_notify_refresh_and_unsubscribe(gateway, amy):
     assert api.features.mwi(AMY[0])["subscriptions"] == []
 
 
+def test_the_unsolicited_notify_follows_the_answer_to_the_register(gateway, amy):
+    """The device learns that it is registered from the 200 (RFC 3261 §10.2); the NOTIFY that tells it the box's
+    state comes after that answer, not before it (a phone may drop a NOTIFY for an account it has not yet
+    registered, and then only the NOTIFY's retransmission reaches it)."""
+    phone, _ = amy
+    arrived: list = []
+    receive = phone.receive
+    phone.receive = lambda timeout=5.0, want=lambda m: True: receive(
+        timeout, lambda m: arrived.append(m) is None and want(m))
+    assert phone.register().status == 200
+    ok(phone, phone.receive(5, is_notify))
+    kinds = [("NOTIFY" if is_notify(m) else m.status) for m in arrived]
+    assert kinds[:3] == [401, 200, "NOTIFY"], kinds
+
+
 def test_subscribe_refused_without_registration_and_below_min_expires(gateway, amy):
     phone, _ = amy
     _, refused = subscribe(phone, 600)
