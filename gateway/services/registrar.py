@@ -11,7 +11,6 @@ Pure logic: the caller passes the request, its flow and the time, and sends the 
 
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 from collections import deque
@@ -482,8 +481,7 @@ class DeviceRegistry:
                     and old.model == verdict.model and old.firmware == verdict.found and old.mac == verdict.mac
                     and old.verdict == verdict.verdict.value and old.verdict_reason == verdict.reason):
                 # A refresh from the same device as before: only the last-connected time changes (batched).
-                new = copy.copy(old)  # dataclasses.replace, without its per-call field introspection
-                object.__setattr__(new, "last_connected", wall)
+                new = _touched(old, wall)
                 self._store.touch_device(key, wall)
                 self._cache[key] = new
                 return new
@@ -513,6 +511,16 @@ class DeviceRegistry:
         with self._lock:
             found = self._store.delete_device(key)
             return self._cache.pop(key, None) is not None or found
+
+
+def _touched(device: Device, wall: float) -> Device:
+    """``dataclasses.replace(device, last_connected=wall)`` for the refresh of every REGISTER, without its
+    per-call look-up of the fields and keyword call (nor copy.copy's reduce protocol)."""
+    new = object.__new__(Device)
+    state = new.__dict__
+    state.update(device.__dict__)
+    state["last_connected"] = wall
+    return new
 
 
 def _safe_contacts(req: Request) -> list[NameAddr]:

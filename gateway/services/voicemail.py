@@ -69,6 +69,11 @@ class VoicemailBoxes:
         self._lock = threading.RLock()
         #: Called with the username after every change of a box (deposit, heard, deleted).
         self.listeners: list[Callable[[str], None]] = []
+        #: (new, old) of each box as its last full read found it; dropped whenever the box is written. MWI asks
+        #: for the counts on every REGISTER refresh, which would otherwise be a store query and a file check per
+        #: message each time. A WAV file removed behind the gateway's back shows in the counts at the box's next
+        #: full read (listing it, a deposit, a change).
+        self._counts: dict[str, tuple[int, int]] = {}
 
     # --- reading -------------------------------------------------------------------------------------------
     def _key(self, username: str) -> str:
@@ -84,6 +89,8 @@ class VoicemailBoxes:
             alive = [m for m in items if self.path(m).exists()]
             if len(alive) != len(items):
                 self._save(username, alive)
+            new = sum(1 for m in alive if not m.heard)
+            self._counts[username] = (new, len(alive) - new)
             return alive
 
     def message(self, username: str, message_id: str) -> Message:
@@ -94,9 +101,12 @@ class VoicemailBoxes:
 
     def counts(self, username: str) -> tuple[int, int]:
         """(new, old): RFC 3842 ``Voice-Message: new/old``."""
-        ms = self.messages(username)
-        new = sum(1 for m in ms if not m.heard)
-        return new, len(ms) - new
+        counts = self._counts.get(username)
+        if counts is None:
+            with self._lock:
+                self.messages(username)
+                counts = self._counts[username]
+        return counts
 
     def path(self, m: Message) -> Path:
         return self.root / m.username / f"{m.id}.wav"
@@ -178,6 +188,7 @@ class VoicemailBoxes:
 
     # --- helpers ---------------------------------------------------------------------------------------------
     def _save(self, username: str, ms: list[Message]) -> None:
+        self._counts.pop(username, None)
         self.store.set_setting(self._key(username), json.dumps([m.to_json() for m in ms]))
 
     def _changed(self, username: str) -> None:

@@ -38,6 +38,7 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -358,6 +359,7 @@ class SipEndpoint:
         "_policies",
         "_sent_by",
         "_server",
+        "_stateless_order",
         "_stateless_sent",
         "_via_templates",
         "raw_matches",
@@ -403,6 +405,11 @@ class SipEndpoint:
         #: retransmission absorbed by a transaction). At most ``stateless_limit`` answers are kept, oldest
         #: forgotten first; a forgotten one is simply answered again by the TU, as §8.2.7 allows.
         self._stateless_sent: dict[tuple[bytes, Address], tuple[float, Send]] = {}
+        #: (time, key) of each answer in the order they were sent, oldest first, for forgetting the oldest.
+        #: A dict from which the oldest keys are deleted keeps their slots until it is resized, and iterating it
+        #: from the start walks over all of them: with the memory full, every answer did that (about 2 700
+        #: slots on average at the default limit).
+        self._stateless_order: deque[tuple[float, tuple[bytes, Address]]] = deque()
         self.stateless_limit = 8192
         #: Retransmissions answered from that memory.
         self.stateless_repeats = 0
@@ -635,21 +642,35 @@ class SipEndpoint:
 
     def _remember_stateless(self, raw: tuple[bytes, Address], send: Send, now: float) -> None:
         sent = self._stateless_sent
+        order = self._stateless_order
         if raw in sent:
-            del sent[raw]  # answered again after it aged out: kept as the newest
+            del sent[raw]  # answered again after it aged out: kept as the newest (its old place is skipped)
         elif len(sent) >= self.stateless_limit:
-            # Oldest first (insertion order): drop those past 64*T1, or else the oldest one.
+            # Oldest first: drop those past 64*T1, or else the oldest one.
             horizon = now - 64 * self.timers.t1
-            stale: list[tuple[bytes, Address]] = []
-            for key, (when, _) in sent.items():
+            dropped = 0
+            while order:
+                when, key = order[0]
+                entry = sent.get(key)
+                if entry is None or entry[0] != when:
+                    order.popleft()  # the place of an answer given again later
+                    continue
+                if when >= horizon and dropped:
+                    break
+                order.popleft()
+                del sent[key]
+                dropped += 1
                 if when >= horizon:
                     break
-                stale.append(key)
-            if not stale and sent:
-                stale.append(next(iter(sent)))
-            for key in stale:
-                del sent[key]
+        message = send.message
+        if message is not None:
+            # Kept for 64*T1 to be sent again: its parsed views (Via, From, To, URIs …) are parsed again if
+            # anything asks (like a finished transaction's messages, see _release).
+            message.release_parsed()
         sent[raw] = (now, send)
+        order.append((now, raw))
+        if len(order) > 2 * self.stateless_limit:  # places of answers given again, never reached by the front
+            self._stateless_order = deque((when, key) for key, (when, _) in sent.items())
 
     def _receive_ack(self, ack: Request, key: tuple[str, ...], source: Address, now: float) -> list[Action]:
         tx = self._server.get(TransactionId("server", "INVITE", key))

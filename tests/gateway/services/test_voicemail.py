@@ -56,6 +56,28 @@ def test_messages_survive_a_reopened_store_and_a_lost_file_is_dropped(boxes):
     again.store.close()
 
 
+def test_counts_are_read_from_the_store_once_per_change(boxes, monkeypatch):
+    """MWI asks for the counts on every REGISTER refresh: they come from memory until the box changes, and a file
+    lost behind the gateway's back shows at the box's next full read."""
+    b, _, store, _ = boxes
+    m1 = b.deposit("avery", "x", silence_wav(), 1.0)
+    reads: list[str] = []
+    setting = store.setting
+    monkeypatch.setattr(store, "setting", lambda key, default=None: reads.append(key) or setting(key, default))
+    assert [b.counts("avery") for _ in range(3)] == [(1, 0)] * 3
+    assert reads == ["voicemail.box.avery"]
+    b.mark_heard("avery", m1.id)
+    assert b.counts("avery") == (0, 1)
+    m2 = b.deposit("avery", "y", silence_wav(), 1.0)
+    assert b.counts("avery") == (1, 1)
+    b.path(m2).unlink()
+    assert b.counts("avery") == (1, 1)  # not read again yet
+    assert [m.id for m in b.messages("avery")] == [m1.id]
+    assert b.counts("avery") == (0, 1)
+    with pytest.raises(VoicemailError):
+        b.counts("../etc")
+
+
 def test_bad_input_is_refused_and_changes_nothing(boxes):
     b, changed, _, _ = boxes
     with pytest.raises(VoicemailError) as e:

@@ -86,3 +86,19 @@ def test_answers_older_than_64_t1_are_dropped_together_when_the_memory_is_full()
     ep.receive(_register(3), PHONE, 40.0)
     ep.receive(_register(4), PHONE, 40.1)  # full: both answers older than 32 s go, the 40 s one stays
     assert [key[0] for key in ep._stateless_sent] == [_register(3), _register(4)]
+
+
+def test_a_full_memory_forgets_in_sending_order_over_many_answers() -> None:
+    """Past its limit the memory forgets one answer per new one, oldest first, however many went before; an answer
+    given again after it aged out is forgotten by its new place, not its old one."""
+    ep, tu = _endpoint(limit=4)
+    for n in range(1, 200):
+        ep.receive(_register(n), PHONE, n * 0.01)
+        assert len(ep._stateless_sent) == min(n, 4)
+    assert [key[0] for key in ep._stateless_sent] == [_register(n) for n in (196, 197, 198, 199)]
+    late = 196 * 0.01 + 64 * ep.timers.t1
+    ep.receive(_register(196), PHONE, late)  # aged out: the TU answers again, and it is the newest now
+    ep.receive(_register(500), PHONE, late)  # full: the oldest live answer (197) goes, not 196's old place
+    assert [key[0] for key in ep._stateless_sent] == [_register(n) for n in (198, 199, 196, 500)]
+    assert len(ep._stateless_order) <= 2 * 4
+    assert tu.asked == 201
