@@ -304,7 +304,11 @@ class Registrar:
         except SipParseError as exc:
             raise _RegisterError(400, "SGW-REG-BAD-CONTACT", exc.reason) from None
         raw_contacts = req.headers.get_all("Contact")
-        wildcard = any(c.strip() == "*" for c in raw_contacts)
+        wildcard = False
+        for raw in raw_contacts:
+            if raw.strip() == "*":
+                wildcard = True
+                break
         call_id = req.call_id
         cseq = req.cseq.seq
         recv_info, allow = _declared(req, "Recv-Info"), _declared(req, "Allow")
@@ -335,7 +339,11 @@ class Registrar:
                     expires = min(expires, cfg.max_expires)
                     uri = str(contact.uri)
                     instance = contact.params.get("+sip.instance")
-                    existing = next((b for b in current if _same_contact(b, contact, uri, instance)), None)
+                    existing = None
+                    for b in current:
+                        if _same_contact(b, contact, uri, instance):
+                            existing = b
+                            break
                     if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
                         # §10.3 step 7: an out-of-order or retransmitted REGISTER must not win.
                         raise _RegisterError(500, "SGW-REG-OUT-OF-ORDER",
@@ -432,7 +440,8 @@ def _q_value(contact: NameAddr) -> float:
 def _same_contact(b: Binding, contact: NameAddr, uri: str, instance: str | None) -> bool:
     if instance is not None and b.instance == instance:
         return True
-    return b.contact.uri == contact.uri
+    # The same text is the same URI (a refresh, the usual case); other texts are compared by RFC 3261 §19.1.4.
+    return b.uri == uri or b.contact.uri == contact.uri
 
 
 class DeviceRegistry:
