@@ -27,6 +27,7 @@ __all__ = [
     "SIP_VERSION_RE",
     "STATUS_CODE_RE",
     "TOKEN",
+    "TOKEN_ALPHABET",
     "TOKEN_RE",
     "URI_PASSWORD_RE",
     "URI_USER_RE",
@@ -36,6 +37,8 @@ __all__ = [
 # alphanum = ALPHA / DIGIT
 # token    = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = r"\-.!%*_+`'~A-Za-z0-9"
+#: The same characters as plain text, for ``str.strip`` and membership checks without a regular expression.
+TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"
 TOKEN = rf"[{TOKEN_CHARS}]+"
 TOKEN_RE = re.compile(TOKEN)
 

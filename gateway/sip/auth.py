@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .abnf import TOKEN_ALPHABET, TOKEN_CHARS
 from .randomness import random_bytes as _random_bytes
 from .randomness import random_hex
 
@@ -155,13 +156,13 @@ class DigestParseError(ValueError):
 
 _WS = " \t\r\n"
 # RFC 3261 §25.1 token characters.
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_CHARS = frozenset(TOKEN_ALPHABET)
 
 
 # The well-formed case of parse_auth_params in two regular expressions: the scheme, then one parameter at a
 # time (list separators and white space before it, ``name = value``, white space after it). Anything they do not
 # match exactly goes to the character-by-character reader, which says what is wrong and where.
-_TOKEN_CLASS = r"[A-Za-z0-9\-.!%*_+`'~]"
+_TOKEN_CLASS = rf"[{TOKEN_CHARS}]"
 _SCHEME_RE = re.compile(rf"[ \t\r\n]*({_TOKEN_CLASS}+)(?=[ \t\r\n]|\Z)")
 _PARAM_RE = re.compile(rf'[ \t\r\n,]*({_TOKEN_CLASS}+)[ \t\r\n]*=[ \t\r\n]*'
                        rf'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^ \t\r\n,"]+))[ \t\r\n]*(?:,|\Z)', re.DOTALL)
@@ -184,12 +185,8 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     return fast if fast is not None else _parse_auth_params_slow(text)
 
 
-#: The token characters as one string, for str.strip: a text made of them alone strips to nothing.
-_TOKEN_STRING = "".join(sorted(_TOKEN_CHARS))
-
-
 def _is_token(text: str) -> bool:
-    return bool(text) and not text.strip(_TOKEN_STRING)
+    return bool(text) and not text.strip(TOKEN_ALPHABET)  # made of token characters alone: strips to nothing
 
 
 def _parse_auth_params_quick(text: str) -> tuple[str, dict[str, str]] | None:

@@ -644,3 +644,12 @@ def test_built_requests_round_trip(extra: list[tuple[str, str]], body: bytes, se
     assert out == req
     assert out.cseq.seq == seq and out.from_.tag == tag and out.body == body
     assert [v for _, v in out.headers.items()][: len(headers)] == [v for _, v in headers]
+
+
+def test_the_token_alphabet_and_the_token_class_name_the_same_characters() -> None:
+    """abnf.TOKEN_ALPHABET (for str.strip in the digest reader) and abnf.TOKEN_CHARS (inside regular expressions)
+    are two spellings of RFC 3261 §25.1's token: over every ASCII character they agree."""
+    from gateway.sip.abnf import TOKEN_ALPHABET, TOKEN_RE
+
+    assert len(set(TOKEN_ALPHABET)) == len(TOKEN_ALPHABET)
+    assert {chr(c) for c in range(128) if TOKEN_RE.fullmatch(chr(c))} == set(TOKEN_ALPHABET)
