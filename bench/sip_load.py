@@ -379,10 +379,15 @@ def read_sipp_errors(error_file: Path | None, keep: int = 5) -> tuple[list[str],
         return errors, warnings, 0
     text = error_file.read_text(errors="replace")
     entries = [e.strip() for e in SIPP_ENTRY.split(text) if "\t" in e]
-    answered = {m.group(1) for e in entries if (m := SIPP_AUTO_ANSWER.search(e))}
+    answered: set[str] = set()
+    others: list[str] = []
     for entry in entries:
-        if SIPP_AUTO_ANSWER.search(entry):
-            continue
+        auto = SIPP_AUTO_ANSWER.search(entry)
+        if auto is not None:
+            answered.add(auto.group(1))
+        else:
+            others.append(entry)
+    for entry in others:
         aborted = SIPP_ABORTED.search(entry)
         if aborted is not None and aborted.group(1) in answered:
             continue
