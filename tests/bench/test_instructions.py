@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from bench import instructions
+from tests.cli_usage import usage_error
 
 
 def test_each_datagram_of_the_measured_operations_goes_through_the_counted_call(monkeypatch) -> None:
@@ -31,10 +32,7 @@ def test_each_datagram_of_the_measured_operations_goes_through_the_counted_call(
     (["--root", "/"], "not a sipgw-lab checkout"),
 ])
 def test_bad_arguments_say_what_is_wrong(argv, message, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        instructions.main(argv)
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in usage_error(instructions.main, argv, capsys)
 
 
 def test_missing_valgrind_is_named(monkeypatch) -> None:

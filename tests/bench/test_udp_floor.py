@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from bench import udp_floor
+from tests.cli_usage import usage_error
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,7 +29,4 @@ def test_every_registration_completes_and_costs_measured_cpu() -> None:
     (["--duration", "60"], "expected 1 to 10 seconds"),
 ])
 def test_bad_arguments_say_what_is_wrong(argv, message, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        udp_floor.main(argv)
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in usage_error(udp_floor.main, argv, capsys)

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
 from harness.simulators.__main__ import main
+from tests.cli_usage import usage_error
 
 
 def test_serves_a_fake_device_until_terminated():
@@ -25,7 +25,4 @@ def test_serves_a_fake_device_until_terminated():
 
 
 def test_needs_a_gateway_or_fake(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["poly"])
-    assert exc.value.code == 2
-    assert "--gateway HOST:PORT" in capsys.readouterr().err
+    assert "--gateway HOST:PORT" in usage_error(main, ["poly"], capsys)
