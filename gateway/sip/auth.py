@@ -24,7 +24,7 @@ in the catalogue sends them); such credentials are reported as unsupported inste
 
 from __future__ import annotations
 
-import base64
+import binascii
 import enum
 import hashlib
 import hmac
@@ -33,6 +33,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .abnf import TOKEN_ALPHABET, TOKEN_CHARS
 from .randomness import random_bytes as _random_bytes
@@ -63,6 +64,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 _HASHES: dict[str, str] = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+#: The algorithms hashlib has a constructor of their own for (C functions): ``hashlib.new(name, data)`` is a
+#: Python function in front of the same thing, called twice per digest check. SHA-512/256 has no such
+#: constructor and goes through ``hashlib.new``.
+_CONSTRUCTORS: dict[str, Callable[[bytes], Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 #: Every algorithm name this module computes, in its canonical spelling.
 ALGORITHMS: tuple[str, ...] = (
@@ -88,7 +93,11 @@ def _base_algorithm(algorithm: str) -> str:
 
 def _hash_hex(algorithm: str, data: str | bytes) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    return hashlib.new(_HASHES[_base_algorithm(algorithm)], raw).hexdigest()
+    base = _base_algorithm(algorithm)
+    construct = _CONSTRUCTORS.get(base)
+    if construct is not None:
+        return construct(raw).hexdigest()
+    return hashlib.new(_HASHES[base], raw).hexdigest()
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
@@ -652,6 +661,10 @@ class AuthOutcome(enum.Enum):
     NO_QOP = "credentials without qop are not accepted"
 
 
+#: Bound once: ``AuthOutcome.OK`` on the class goes through EnumType's __getattr__ hook in Python 3.11.
+_AUTH_OK = AuthOutcome.OK
+
+
 @dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
 class AuthResult:
     outcome: AuthOutcome
@@ -660,7 +673,7 @@ class AuthResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is AuthOutcome.OK
+        return self.outcome is _AUTH_OK
 
     @property
     def stale(self) -> bool:
@@ -671,6 +684,8 @@ class AuthResult:
 _NONCE_STRUCT = struct.Struct(">Q8s")  # issue time in milliseconds, random salt
 _NONCE_MAC_LEN = 16
 _NONCE_LEN = _NONCE_STRUCT.size + _NONCE_MAC_LEN
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class NonceCountTracker:
@@ -793,7 +808,9 @@ class DigestServer:
     def make_nonce(self, now: float) -> str:
         payload = _NONCE_STRUCT.pack(int(now * 1000), self._random(8))
         mac = self._mac(self._keys[0], payload)
-        return base64.urlsafe_b64encode(payload + mac).decode("ascii").rstrip("=")
+        # base64url without padding (RFC 4648 §5), from binascii directly: base64.urlsafe_b64encode is two
+        # Python functions in front of the same C call.
+        return binascii.b2a_base64(payload + mac, newline=False).translate(_TO_URLSAFE).decode("ascii").rstrip("=")
 
     def _mac(self, key: bytes, payload: bytes) -> bytes:
         # Keyed BLAKE2s is a MAC by design (RFC 7693 §2.5, no HMAC construction needed) and, being built into
@@ -803,7 +820,9 @@ class DigestServer:
     def nonce_issue_time(self, nonce: str) -> float | None:
         """The issue time (seconds) of a nonce this server signed, or None if it is not authentic."""
         try:
-            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+            # What base64.urlsafe_b64decode does, without its Python layers: ASCII only (UnicodeEncodeError is a
+            # ValueError), the URL-safe alphabet mapped back, characters outside the alphabet skipped.
+            raw = binascii.a2b_base64((nonce + "=" * (-len(nonce) % 4)).encode("ascii").translate(_FROM_URLSAFE))
         except (ValueError, TypeError):
             return None
         if len(raw) != _NONCE_LEN:

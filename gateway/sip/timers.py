@@ -64,6 +64,10 @@ class Backoff(enum.Enum):
 
 _RETRANSMISSION_TIMERS = frozenset({Timer.A, Timer.E, Timer.G})
 _ABSORB_TIMERS = frozenset({Timer.D, Timer.I, Timer.J, Timer.K})
+# Members bound once for TimerPolicy, which runs for every timer a transaction arms: in Python 3.11 ``Timer.D``
+# on the class goes through EnumType's __getattr__ hook, several times the cost of a module global.
+_TIMER_D, _TIMER_J = Timer.D, Timer.J
+_INITIAL, _T2, _DOUBLE, _DOUBLE_CAPPED = Backoff.INITIAL, Backoff.T2, Backoff.DOUBLE, Backoff.DOUBLE_CAPPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +123,9 @@ class TimerPolicy:
         if timer in _ABSORB_TIMERS:
             if self.reliable:
                 return 0.0
-            if timer is Timer.D:
+            if timer is _TIMER_D:
                 return cfg.timer_d
-            if timer is Timer.J:
+            if timer is _TIMER_J:
                 return 64 * cfg.t1
             return cfg.t4  # Timers I and K
         # B, F, H (RFC 3261) and L, M (RFC 6026): 64*T1 on every transport.
@@ -129,15 +133,15 @@ class TimerPolicy:
 
     def next(self, timer: Timer, previous: float | None, backoff: Backoff) -> float | None:
         """The duration to re-arm ``timer`` with, given the interval it last ran with."""
-        if backoff is Backoff.INITIAL or previous is None:
+        if backoff is _INITIAL or previous is None:
             first = self.initial(timer)
-            if backoff is Backoff.T2 and first is not None:
+            if backoff is _T2 and first is not None:
                 return self.config.t2
             return first
         if self.reliable and timer in _RETRANSMISSION_TIMERS:
             return None
-        if backoff is Backoff.DOUBLE:
+        if backoff is _DOUBLE:
             return 2 * previous
-        if backoff is Backoff.DOUBLE_CAPPED:
+        if backoff is _DOUBLE_CAPPED:
             return min(2 * previous, self.config.t2)
         return self.config.t2

@@ -569,3 +569,23 @@ def test_the_quick_auth_param_reader_takes_what_phones_and_sipp_send(separator: 
     assert _parse_auth_params_quick('Digest opaque="a\\"b"') is None
     assert _parse_auth_params_quick("Digest a=1, a=2") is None
     assert _parse_auth_params_quick("Digest a = 1") is None
+
+
+@given(st.binary(min_size=8, max_size=8), st.integers(min_value=0, max_value=2**40))
+def test_a_nonce_is_base64url_without_padding_of_time_salt_and_mac(salt: bytes, millis: int) -> None:
+    # The nonce is written and read with binascii directly; base64's URL-safe functions are the reference.
+    import base64
+
+    server = DigestServer("sip.example.com", SECRET, random_bytes=lambda n: salt[:n])
+    now = millis / 1000
+    nonce = server.make_nonce(now)
+    raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+    assert base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") == nonce
+    assert raw[8:16] == salt
+    assert server.nonce_issue_time(nonce) == int(now * 1000) / 1000  # kept in whole milliseconds
+
+
+@given(st.text(max_size=40))
+def test_any_text_as_a_nonce_is_refused_without_an_error(text: str) -> None:
+    # Whatever a client puts in nonce="...": not ASCII, outside the alphabet, a wrong length, a forged MAC.
+    assert make_server().nonce_issue_time(text) is None
