@@ -661,10 +661,6 @@ class AuthOutcome(enum.Enum):
     NO_QOP = "credentials without qop are not accepted"
 
 
-#: Bound once: ``AuthOutcome.OK`` on the class goes through EnumType's __getattr__ hook in Python 3.11.
-_AUTH_OK = AuthOutcome.OK
-
-
 @dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
 class AuthResult:
     outcome: AuthOutcome
@@ -673,7 +669,7 @@ class AuthResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is _AUTH_OK
+        return self.outcome is AuthOutcome.OK
 
     @property
     def stale(self) -> bool:

@@ -65,7 +65,8 @@ class Backoff(enum.Enum):
 _RETRANSMISSION_TIMERS = frozenset({Timer.A, Timer.E, Timer.G})
 _ABSORB_TIMERS = frozenset({Timer.D, Timer.I, Timer.J, Timer.K})
 # Members bound once for TimerPolicy, which runs for every timer a transaction arms: in Python 3.11 ``Timer.D``
-# on the class goes through EnumType's __getattr__ hook, several times the cost of a module global.
+# on the class goes through EnumType's __getattr__ hook, several times the cost of a module global. (The compiled
+# modules do not pay it: mypyc reads the members of their own enums directly. This module is not compiled.)
 _TIMER_D, _TIMER_J = Timer.D, Timer.J
 _INITIAL, _T2, _DOUBLE, _DOUBLE_CAPPED = Backoff.INITIAL, Backoff.T2, Backoff.DOUBLE, Backoff.DOUBLE_CAPPED
 

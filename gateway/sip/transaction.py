@@ -99,12 +99,6 @@ class TransactionState(enum.StrEnum):
     TERMINATED = "Terminated"
 
 
-# Bound once for TransactionMachine, which checks them on every event: in Python 3.11 ``TransactionState.X`` on the
-# class goes through EnumType's __getattr__ hook, compiled or not, several times the cost of a module global.
-_IDLE = TransactionState.IDLE
-_TERMINATED = TransactionState.TERMINATED
-
-
 class TxEvent(enum.StrEnum):
     """What can happen to a transaction. RECV_* come from the network, SEND_* from the TU."""
 
@@ -416,7 +410,7 @@ class TransactionMachine:
         self.kind = kind
         self.policy = policy
         self.branch = branch
-        self.state = _IDLE
+        self.state = TransactionState.IDLE
         self._armed: dict[Timer, float] = {}
         self._intervals: dict[Timer, float] = {}
 
@@ -425,7 +419,7 @@ class TransactionMachine:
 
     @property
     def terminated(self) -> bool:
-        return self.state is _TERMINATED
+        return self.state is TransactionState.TERMINATED
 
     @property
     def armed_timers(self) -> dict[Timer, float]:
@@ -469,7 +463,7 @@ class TransactionMachine:
                     fire_now = self._arm(effect, now, outputs)
                     if fire_now:
                         pending.append(TxEvent.for_timer(effect.timer))
-            if self.state is _TERMINATED:
+            if self.state is TransactionState.TERMINATED:
                 # Rule: entering TERMINATED cancels every timer still running.
                 for timer in list(self._armed):
                     del self._armed[timer]
