@@ -118,14 +118,24 @@ DIGIT_MS = 240  # not the senders' default (160), so a relay that dropped the du
 
 def relayed_digits(lab: Lab, sender, call: int, receiver, method: str) -> list:
     """``sender`` sends 0-9 * # (each ``DIGIT_MS`` long); what ``receiver`` reported: each digit with the
-    duration of its end event (``duration_ms``)."""
+    duration of its end event (``duration_ms``).
+
+    pjsua reports a digit and its end in two callbacks: all the ends have been seen in before the last digit's own
+    report (a CI run of 2026-11-27 read 12 ends and 11 digits). So both are waited for, and each digit takes the
+    first end of the same digit that no earlier digit took."""
     mark = receiver.mark()
     sender.send_dtmf(call, DIGITS, method=method, duration_ms=DIGIT_MS)
-    wait_for(lambda: len(receiver.events("dtmf_end", since=mark)) >= len(DIGITS), t(12),
-             f"{len(DIGITS)} digits ended at {receiver.name}")
-    ends = receiver.events("dtmf_end", since=mark)
-    return [{**e.data, "duration_ms": end.data["duration_ms"]}
-            for e, end in zip(receiver.events("dtmf", since=mark), ends, strict=False)]
+    wait_for(lambda: len(receiver.events("dtmf", since=mark)) >= len(DIGITS)
+             and len(receiver.events("dtmf_end", since=mark)) >= len(DIGITS), t(12),
+             f"{len(DIGITS)} digits and their ends at {receiver.name}")
+    ends = list(receiver.events("dtmf_end", since=mark))
+    got = []
+    for e in receiver.events("dtmf", since=mark):
+        end = next((x for x in ends if x.data["digit"] == e.data["digit"]), None)
+        if end is not None:
+            ends.remove(end)
+        got.append({**e.data, "duration_ms": end.data["duration_ms"] if end is not None else None})
+    return got
 
 
 def info_call_ids(entries) -> set[str]:
