@@ -120,7 +120,7 @@ def relayed_digits(lab: Lab, sender, call: int, receiver, method: str) -> list:
     """``sender`` sends 0-9 * # (each ``DIGIT_MS`` long); what ``receiver`` reported: each digit with the
     duration of its end event (``duration_ms``).
 
-    pjsua reports a digit and its end in two callbacks: all the ends have been seen in before the last digit's own
+    pjsua reports a digit and its end in two callbacks: all the ends can be in before the last digit's own
     report (a CI run of 2026-11-27 read 12 ends and 11 digits). So both are waited for, and each digit takes the
     first end of the same digit that no earlier digit took."""
     mark = receiver.mark()
