@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -63,11 +64,12 @@ __all__ = [
 # Algorithms (RFC 7616 §3.4.2, IANA "HTTP Digest Algorithm Values"; RFC 8760 §2.2 for SIP)
 # --------------------------------------------------------------------------------------------------
 
-_HASHES: dict[str, str] = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-#: The algorithms hashlib has a constructor of their own for (C functions): ``hashlib.new(name, data)`` is a
-#: Python function in front of the same thing, called twice per digest check. SHA-512/256 has no such
-#: constructor and goes through ``hashlib.new``.
-_CONSTRUCTORS: dict[str, Callable[[bytes], Any]] = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+#: The hash of each base algorithm. MD5 and SHA-256 are hashlib's own constructors (C functions; ``hashlib.new`` is
+#: a Python function in front of the same thing, and a digest check hashes twice); SHA-512/256 has no constructor
+#: of its own and goes through ``hashlib.new``.
+_HASHES: dict[str, Callable[[bytes], Any]] = {
+    "MD5": hashlib.md5, "SHA-256": hashlib.sha256, "SHA-512-256": functools.partial(hashlib.new, "sha512_256"),
+}
 
 #: Every algorithm name this module computes, in its canonical spelling.
 ALGORITHMS: tuple[str, ...] = (
@@ -93,11 +95,7 @@ def _base_algorithm(algorithm: str) -> str:
 
 def _hash_hex(algorithm: str, data: str | bytes) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    base = _base_algorithm(algorithm)
-    construct = _CONSTRUCTORS.get(base)
-    if construct is not None:
-        return construct(raw).hexdigest()
-    return hashlib.new(_HASHES[base], raw).hexdigest()
+    return _HASHES[_base_algorithm(algorithm)](raw).hexdigest()
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
