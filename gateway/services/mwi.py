@@ -268,8 +268,8 @@ class MwiService:
         notify = Request("NOTIFY", b.uri, Headers(headers), body)
         dest = Address(flow.transport, flow.host, flow.port)
         if after_reply and self.call_later is not None:
-            self.call_later(0, lambda: self._send_unsolicited(notify, dest))
-        elif not self._send_unsolicited(notify, dest):
+            self.call_later(0, lambda: self._send_unsolicited(notify, dest, username))
+        elif not self._send_unsolicited(notify, dest, username):
             return
         told = self._told.setdefault(username, {})
         last = told.get(b.uri)
@@ -278,14 +278,15 @@ class MwiService:
             last.counts = counts
         else:
             told[b.uri] = _Told.first(b, counts)
-        self._record(username, b.uri, body)
 
-    def _send_unsolicited(self, notify: Request, dest: Address) -> bool:
+    def _send_unsolicited(self, notify: Request, dest: Address, username: str) -> bool:
+        """Send it; the record the control API reads (``sent``) names only NOTIFYs that did leave."""
         try:
             self.stack.send_request(notify, dest)
         except ValueError as exc:
             log.info("mwi: unsolicited NOTIFY to %s not sent: %s", notify.uri, exc)
             return False
+        self._record(username, str(notify.uri), notify.body)
         return True
 
     def _record(self, username: str, target: str, body: bytes) -> None:

@@ -104,3 +104,22 @@ def test_other_bindings_of_the_user_are_not_taken_for_reboots():
     for cseq in range(2, 6):  # the first device refreshes; the other one is passed along unchanged
         svc.on_registration("zed", [binding("a@x", cseq), other])
     assert len(stack.sent) == 2
+
+
+class _RefusingStack(FakeStack):
+    def send_request(self, req, dest):
+        raise ValueError("no route to the contact")
+
+
+def test_the_control_api_record_names_only_notifies_that_left():
+    """A NOTIFY held back until the REGISTER's 200 is recorded when it is sent, not when it is decided."""
+    later: list = []
+    for stack, recorded in ((FakeStack(), 1), (_RefusingStack(), 0)):
+        svc = MwiService(stack, directory=None, registrar=None, counts=lambda u: (2, 1), domain="sipgw.lab",
+                         call_later=lambda delay, fn: later.append(fn))
+        register(svc, binding("boot1@x", 1))
+        assert svc.sent == []  # decided, held until the current event is handled
+        later.pop()()
+        assert len(svc.sent) == recorded
+        if recorded:
+            assert svc.sent[0][:2] == ("zed", URI) and "Voice-Message: 2/1" in svc.sent[0][2]
