@@ -68,6 +68,7 @@ class Harness:
         self.flows = {port: Flow("UDP", "127.0.0.1", port) for port in (PHONE_PORT, CALLEE_PORT)}
         self.seq = 0
         self.in_gateway = 0.0  # CPU seconds spent inside the SIP core's datagram handler (see deliver)
+        self.idle_s = 0.0  # sleep before each datagram: the CPU idles between datagrams, as under a paced load
 
     def _capture(self, data: bytes, host: str, port: int) -> bool:
         self.sent.append((data, host, port))
@@ -81,6 +82,8 @@ class Harness:
     def deliver(self, data: bytes, flow: Flow) -> None:
         """One datagram into the SIP core, as the UDP transport hands it over; its CPU time is added to
         ``in_gateway``."""
+        if self.idle_s:
+            time.sleep(self.idle_s)  # not CPU time: only what idling does to the work after it is measured
         started = time.process_time()
         self.core._on_data(data, flow, self.core.now())
         self.in_gateway += time.process_time() - started
@@ -238,8 +241,10 @@ def operations(h: Harness) -> dict[str, Callable[[int], None]]:
             "call": lambda k: h.call(k % users)}
 
 
-async def _measure(n: int, rounds: int, users: int, profile: Path | None) -> dict[str, tuple[float, float]]:
+async def _measure(n: int, rounds: int, users: int, profile: Path | None,
+                   idle_s: float = 0.0) -> dict[str, tuple[float, float]]:
     async with started_harness(users) as h:
+        h.idle_s = idle_s
         prof = None
         if profile is not None:
             import cProfile
@@ -271,9 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds; the best is reported (default 3)")
     p.add_argument("--users", type=int, default=100, help="bench users (default 100)")
     p.add_argument("--profile", type=Path, help="write a cProfile (CPU time) of the measured rounds to FILE")
+    p.add_argument("--idle-us", type=float, default=0.0,
+                   help="sleep this many µs before each datagram (default 0): the CPU idles between datagrams, "
+                        "as it does when SIPp paces them, and the figure shows what that does to the same work")
     args = p.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or not 1 <= args.users <= 9999:
         p.error("--n and --rounds must be at least 1, --users 1 to 9999")
+    if not 0 <= args.idle_us <= 100_000:
+        p.error(f"--idle-us: expected 0 to 100000, got {args.idle_us}")
     try:
         import uvloop
 
@@ -282,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         factory = asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         try:
-            results = runner.run(_measure(args.n, args.rounds, args.users, args.profile))
+            results = runner.run(_measure(args.n, args.rounds, args.users, args.profile, args.idle_us / 1e6))
         except BenchFailure as exc:
             print(f"gateway_micro: {exc}", file=sys.stderr)
             return 1
