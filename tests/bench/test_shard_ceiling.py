@@ -20,7 +20,7 @@ def test_two_gateways_register_their_users_at_once(tmp_path: Path, capsys) -> No
     rows = shard_ceiling.measure(2, [40], 2.0, 20, tmp_path, cooldown_s=0.0)
     ((rate, results),) = rows
     assert rate == 40 and len(results) == 2
-    for r in results:  # each SIPp run: its own gateway's 20 users registered twice over, with digest
+    for r in results:  # each SIPp run: 80 REGISTERs with digest, its own gateway's 20 users in turn
         assert (r.successful, r.failed) == (80, 0), r
         assert r.passed and r.cpu_s["gateway"] > 0 and r.cpu_s["sipp_client"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p2-gw0", "p2-gw1"]  # a workdir per gateway
