@@ -15,7 +15,7 @@ import functools
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from device_profiles.verdict import FirmwareVerdict, Verdict, check_user_agent
@@ -502,7 +502,7 @@ class DeviceRegistry:
                 mac=verdict.mac, last_connected=wall, created=old.created if old is not None else wall,
                 id=old.id if old is not None else None,
             )
-            if old is None or replace(old, last_connected=wall) != new:
+            if old is None or _touched(old, wall) != new:
                 new = self._store.upsert_device(new)
             else:
                 self._store.touch_device(key, wall)
