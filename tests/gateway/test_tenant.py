@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.tenant import TenantError, load_tenant
@@ -57,3 +59,16 @@ def test_located_errors():
 def test_empty_tenant_is_empty():
     t = load_tenant("t.yaml", "")
     assert t.users == () and t.pstn == ()
+
+
+def test_the_readme_example_is_a_valid_tenant_file():
+    """The README documents the schema with an example under "The tenant file": it must load as it stands."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    intro = readme.index("The tenant file (`--tenant`")
+    start = readme.index("```yaml\n", intro) + len("```yaml\n")
+    assert readme[intro:start].count("```") == 1, "the example follows the tenant file's introduction"
+    example = readme[start:readme.index("```", start)]
+    t = load_tenant("README.md", example)
+    (user, password), = t.users
+    assert (user.username, user.number, password) == ("avery", "+14255550101", "s3cret")
+    assert user.policy.allow_call_redirect and user.teams_client and len(t.pstn) == 3
