@@ -27,6 +27,7 @@ from bench.sip_load import (
     RunResult,
     free_udp_port,
     measure_run,
+    register_users,
     write_users_csv,
 )
 
@@ -76,10 +77,7 @@ def measure(processes: int, rates: list[int], duration_s: float, users: int, wor
             servers.append((server, wd))
             server.start()
             server.client_port = free_udp_port()
-            csv = write_users_csv(wd / "users.csv", users)
-            warm = measure_run(server, "register", 200, users / 200, csv_file=csv, workdir=wd)
-            if warm.failed or warm.successful < users:
-                raise BenchError(f"gateway {i}: registering the bench users failed ({warm.reason})")
+            register_users(server, write_users_csv(wd / "users.csv", users), wd)
         for rate in rates:
             rows.append((rate, run_row(servers, rate, duration_s)))
             print(format_row(processes, rate, rows[-1][1]), flush=True)

@@ -557,6 +557,16 @@ def measure_run(server: Server, scenario: str, rate: float, duration_s: float, *
                      "; ".join(reasons) or "pass", stats.errors, stats.warnings, stats.auto_answered)
 
 
+def register_users(server: Server, csv_file: Path, workdir: Path) -> RunResult:
+    """Register every bench user of ``csv_file`` once, slowly, before any measured run: every caller must be
+    registered before it calls (the gateway answers 403 otherwise). Raises BenchError unless all succeed."""
+    rate = min(200.0, server.users / 2)
+    reg = measure_run(server, "register", rate, server.users / rate, csv_file=csv_file, workdir=workdir)
+    if reg.successful < server.users or reg.failed:  # a user SIPp did not even start is not registered either
+        raise BenchError(f"{server.name}: registering the bench users failed ({reg.reason}; {reg.errors[:1]})")
+    return reg
+
+
 @dataclass
 class Search:
     best: RunResult | None
@@ -679,12 +689,7 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
             if isinstance(server, GatewayServer):
                 sip_core = server.sip_core
                 log(f"[{time.monotonic() - t_start:5.0f}s] gateway SIP core: {sip_core}")
-            # Every caller must be registered before it calls (the gateway answers 403 otherwise).
-            rate = min(200.0, plan.users / 2)
-            reg = measure_run(server, "register", rate, plan.users / rate, csv_file=csv_file, workdir=workdir)
-            if reg.successful < min(plan.users, reg.created) or reg.failed:
-                raise BenchError(f"{server_name}: registering the bench users failed ({reg.reason}; "
-                                 f"{reg.errors[:1]})")
+            register_users(server, csv_file, workdir)
             for scenario in plan.scenarios:
                 key = f"{server_name}/{scenario}"
                 # The remaining budget is shared by the remaining figures.
