@@ -438,7 +438,7 @@ def parse_challenge(text: str) -> DigestChallenge:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)  # a value, never changed; not frozen, see endpoint.py's events
 class DigestCredentials:
     """Digest credentials (Authorization or Proxy-Authorization value)."""
 
@@ -454,6 +454,22 @@ class DigestCredentials:
     opaque: str | None = None
     userhash: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __init__(self, username: str, realm: str, nonce: str, uri: str, response: str, algorithm: str = "MD5",
+                 cnonce: str | None = None, qop: str | None = None, nc: str | None = None,
+                 opaque: str | None = None, userhash: bool = False, extra: Mapping[str, str] | None = None) -> None:
+        self.username = username
+        self.realm = realm
+        self.nonce = nonce
+        self.uri = uri
+        self.response = response
+        self.algorithm = algorithm
+        self.cnonce = cnonce
+        self.qop = qop
+        self.nc = nc
+        self.opaque = opaque
+        self.userhash = userhash
+        self.extra = {} if extra is None else extra
 
     @classmethod
     def parse(cls, text: str) -> DigestCredentials:
@@ -659,7 +675,7 @@ class AuthOutcome(enum.Enum):
     NO_QOP = "credentials without qop are not accepted"
 
 
-@dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
+@dataclass(slots=True, unsafe_hash=True, init=False)  # a value, never changed; see endpoint.py's events
 class AuthResult:
     outcome: AuthOutcome
     reason: str
@@ -673,6 +689,11 @@ class AuthResult:
     def stale(self) -> bool:
         """True when the next challenge should carry ``stale=true`` (the user's password was right)."""
         return self.outcome in (AuthOutcome.STALE, AuthOutcome.REPLAY)
+
+    def __init__(self, outcome: AuthOutcome, reason: str, username: str | None = None) -> None:
+        self.outcome = outcome
+        self.reason = reason
+        self.username = username
 
 
 _NONCE_STRUCT = struct.Struct(">Q8s")  # issue time in milliseconds, random salt

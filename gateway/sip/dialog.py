@@ -63,13 +63,18 @@ class DialogState(enum.Enum):
     TERMINATED = "terminated"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)  # a value, never changed; see endpoint.py's events
 class DialogId:
     """Call-ID plus the local and remote tags, as seen from this side (§12)."""
 
     call_id: str
     local_tag: str
     remote_tag: str
+
+    def __init__(self, call_id: str, local_tag: str, remote_tag: str) -> None:
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.remote_tag = remote_tag
 
     @classmethod
     def for_received_request(cls, request: Request) -> DialogId | None:

@@ -144,16 +144,18 @@ class TimerId(NamedTuple):
     timer: str
 
 
-# Events and actions are values (``@dataclass(slots=True, unsafe_hash=True)``): compared and hashed by their
-# fields and never changed once built. They are not ``frozen`` dataclasses only because a frozen one costs three
-# times as much to build (several per message). The decorator is spelled out on each class, not kept in a
-# variable, so that type checkers and mypyc (tools/compile_sip_core.py) see the generated __init__.
+# Events and actions are values (``@dataclass(slots=True, unsafe_hash=True, init=False)``): compared and hashed
+# by their fields and never changed once built. They are not ``frozen`` dataclasses only because a frozen one
+# costs three times as much to build (several per message). Their ``__init__`` is written out: the one the
+# dataclasses module generates stays interpreted Python in the compiled build (tools/compile_sip_core.py), about
+# 2 300 instructions per object against 400 for a compiled one. The decorator is spelled out on each class, not
+# kept in a variable, so that type checkers and mypyc see it.
 
 
 # -- events delivered to the TU -------------------------------------------------------------------------
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class RequestReceived:
     """A new request (not a retransmission); answer it with ``send_response(transaction, ...)``."""
 
@@ -161,8 +163,13 @@ class RequestReceived:
     transaction: TransactionId
     source: Address
 
+    def __init__(self, request: Request, transaction: TransactionId, source: Address) -> None:
+        self.request = request
+        self.transaction = transaction
+        self.source = source
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class ResponseReceived:
     """A response for a client transaction, passed up as the transaction's table says."""
 
@@ -170,8 +177,13 @@ class ResponseReceived:
     transaction: TransactionId
     source: Address
 
+    def __init__(self, response: Response, transaction: TransactionId, source: Address) -> None:
+        self.response = response
+        self.transaction = transaction
+        self.source = source
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AckReceived:
     """An ACK for a 2xx (end to end, §17): ``transaction`` is the INVITE server transaction if the ACK
     matched one (RFC 6026 Accepted state), else None."""
@@ -180,8 +192,13 @@ class AckReceived:
     source: Address
     transaction: TransactionId | None
 
+    def __init__(self, request: Request, source: Address, transaction: TransactionId | None) -> None:
+        self.request = request
+        self.source = source
+        self.transaction = transaction
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CancelReceived:
     """A CANCEL matched ``invite_transaction``, which has no final response yet (§9.2). The endpoint has
     answered the CANCEL with 200; the TU should end the INVITE, normally with 487."""
@@ -190,8 +207,13 @@ class CancelReceived:
     invite_transaction: TransactionId
     source: Address
 
+    def __init__(self, cancel: Request, invite_transaction: TransactionId, source: Address) -> None:
+        self.cancel = cancel
+        self.invite_transaction = invite_transaction
+        self.source = source
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class StrayResponse:
     """A response that matches no client transaction, or that its transaction refused."""
 
@@ -199,14 +221,24 @@ class StrayResponse:
     source: Address
     reason: str
 
+    def __init__(self, response: Response, source: Address, reason: str) -> None:
+        self.response = response
+        self.source = source
+        self.reason = reason
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Discarded:
     """Input that was dropped (unparseable, or an ACK the transaction could not take); for counters."""
 
     message: Request | Response | bytes
     source: Address
     reason: str
+
+    def __init__(self, message: Request | Response | bytes, source: Address, reason: str) -> None:
+        self.message = message
+        self.source = source
+        self.reason = reason
 
 
 Event = RequestReceived | ResponseReceived | AckReceived | CancelReceived | StrayResponse | Discarded
@@ -215,31 +247,48 @@ Event = RequestReceived | ResponseReceived | AckReceived | CancelReceived | Stra
 # -- actions --------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Send:
     data: bytes
     dest: Address
     message: Request | Response
     transaction: TransactionId | None = None
 
+    def __init__(self, data: bytes, dest: Address, message: Request | Response,
+                 transaction: TransactionId | None = None) -> None:
+        self.data = data
+        self.dest = dest
+        self.message = message
+        self.transaction = transaction
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Deliver:
     event: Event
 
+    def __init__(self, event: Event) -> None:
+        self.event = event
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class ArmTimer:
     timer_id: TimerId
     deadline: float
 
+    def __init__(self, timer_id: TimerId, deadline: float) -> None:
+        self.timer_id = timer_id
+        self.deadline = deadline
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CancelTimer:
     timer_id: TimerId
 
+    def __init__(self, timer_id: TimerId) -> None:
+        self.timer_id = timer_id
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class TransactionTimeout:
     """The transaction timed out (Timer B, F or H). For a client transaction ``response`` is the 408 the TU
     should act on as if it had been received (§8.1.3.1); for a server one it is None (no ACK came)."""
@@ -249,8 +298,14 @@ class TransactionTimeout:
     timer: str
     response: Response | None
 
+    def __init__(self, transaction: TransactionId, request: Request, timer: str, response: Response | None) -> None:
+        self.transaction = transaction
+        self.request = request
+        self.timer = timer
+        self.response = response
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class TransportError:
     """Sending failed (§17.1.4, §17.2.4). For a client transaction ``response`` is a 503 to act on
     (§8.1.3.1)."""
@@ -260,13 +315,23 @@ class TransportError:
     dest: Address
     response: Response | None
 
+    def __init__(self, transaction: TransactionId, request: Request, dest: Address, response: Response | None) -> None:
+        self.transaction = transaction
+        self.request = request
+        self.dest = dest
+        self.response = response
 
-@dataclass(slots=True, unsafe_hash=True)
+
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class AckTimeout:
     """A 2xx to an INVITE was never acknowledged within 64*T1 (§13.3.1.4): the TU should send BYE."""
 
     transaction: TransactionId
     response: Response
+
+    def __init__(self, transaction: TransactionId, response: Response) -> None:
+        self.transaction = transaction
+        self.response = response
 
 
 Action = Send | Deliver | ArmTimer | CancelTimer | TransactionTimeout | TransportError | AckTimeout

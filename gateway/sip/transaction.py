@@ -378,7 +378,7 @@ class TransactionStateError(Exception):
         )
 
 
-@dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
+@dataclass(slots=True, unsafe_hash=True, init=False)  # a value, never changed; see endpoint.py's events
 class StartTimer:
     """Output: the timer must fire at ``deadline`` (absolute, same clock as ``now``)."""
 
@@ -386,12 +386,20 @@ class StartTimer:
     deadline: float
     interval: float
 
+    def __init__(self, timer: Timer, deadline: float, interval: float) -> None:
+        self.timer = timer
+        self.deadline = deadline
+        self.interval = interval
 
-@dataclass(slots=True, unsafe_hash=True)  # a value, never changed: not frozen, which costs 3x to build
+
+@dataclass(slots=True, unsafe_hash=True, init=False)  # a value, never changed; see endpoint.py's events
 class StopTimer:
     """Output: the timer must not fire any more."""
 
     timer: Timer
+
+    def __init__(self, timer: Timer) -> None:
+        self.timer = timer
 
 
 Output = Effect | StartTimer | StopTimer

@@ -714,6 +714,11 @@ class Via:
     __hash__ = None  # type: ignore[assignment]
 
 
+#: Parsed CSeq values by their text (see CSeq.parse); bounded, emptied when full.
+_CSEQ_CACHE: dict[str, CSeq] = {}
+_CSEQ_CACHE_MAX = 1024
+
+
 class CSeq(NamedTuple):
     """``CSeq: 4711 INVITE`` (RFC 3261 §20.16)."""
 
@@ -722,6 +727,19 @@ class CSeq(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        # A CSeq is an immutable tuple and its texts repeat ("1 INVITE", "2 BYE"): a parse is kept by its text,
+        # bounded, and handed out as it is.
+        hit = _CSEQ_CACHE.get(text)
+        if hit is not None:
+            return hit
+        cseq = cls._parse_text(text)
+        if len(_CSEQ_CACHE) >= _CSEQ_CACHE_MAX:
+            _CSEQ_CACHE.clear()
+        _CSEQ_CACHE[text] = cseq
+        return cseq
+
+    @classmethod
+    def _parse_text(cls, text: str) -> CSeq:
         text = text.strip(" \t")
         # The usual form, "<digits> <METHOD>" with one space and a method of letters, without the regex.
         space = text.find(" ")
