@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.sip.endpoint import TimerId
+from gateway.sip.endpoint import TimerId, TransactionId
 from gateway.sipcore import TimerQueue
 
 
@@ -20,7 +20,7 @@ def loops():
 
 
 def tid(n: int, letter: str = "E") -> TimerId:
-    return TimerId(("z9hG4bK" + str(n), "REGISTER"), letter)  # type: ignore[arg-type]
+    return TimerId(TransactionId("client", "REGISTER", ("z9hG4bK" + str(n),)), letter)
 
 
 @pytest.mark.parametrize("factory", loops())
