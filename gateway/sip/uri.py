@@ -679,6 +679,9 @@ class Via:
 
     @classmethod
     def _parse_text(cls, text: str) -> Via:
+        via = cls._parse_usual(text)
+        if via is not None:
+            return via
         m = VIA_SENT_RE.match(text)
         if m is None:
             raise SipParseError(f"malformed Via {printable(text)}: expected SIP/2.0/<transport> <host>")
@@ -694,6 +697,34 @@ class Via:
         if pos != len(text) and text[pos:].strip(" \t"):
             raise _rest_error(text, pos, "Via")
         return cls(transport, host, port, params, f"{name.upper()}/{version}")
+
+    @classmethod
+    def _parse_usual(cls, text: str) -> Via | None:
+        """The usual form without the regex: ``SIP/2.0/<letters> <known host>[:<port>]`` with single spaces and
+        no white space before the parameters, a host already found valid (``_GOOD_HOSTS``) and no IPv6
+        reference. None for anything else, which the full parse reads (and reports)."""
+        if not text.startswith("SIP/2.0/"):
+            return None
+        space = text.find(" ", 8)
+        transport = text[8:space]
+        if space < 9 or not (transport.isalnum() and transport.isascii()):
+            return None
+        semi = text.find(";", space)
+        end = len(text) if semi == -1 else semi
+        host, colon, port_text = text[space + 1:end].partition(":")
+        if host not in _GOOD_HOSTS:
+            return None
+        port: int | None = None
+        if colon:
+            if not (0 < len(port_text) <= 5 and port_text.isascii() and port_text.isdigit()):
+                return None
+            port = int(port_text)
+            if port > 65535:
+                return None
+        params, pos = parse_params(text, end)
+        if pos != len(text):
+            return None
+        return cls(transport, host, port, params, "SIP/2.0")
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"

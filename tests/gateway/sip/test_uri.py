@@ -340,3 +340,53 @@ def test_escaping_skips_quote_only_where_quote_would_change_nothing(text: str, s
     kept = {"user": uri_module._SAFE_USER, "password": uri_module._SAFE_PASSWORD,
             "param": uri_module._SAFE_PARAM, "header": uri_module._SAFE_HEADER}[safe]
     assert uri_module._escape(text, kept) == quote(text, safe=kept, errors="surrogateescape")
+
+
+_VIA_TEXTS = [
+    "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport",
+    "SIP/2.0/TLS pc33.atlanta.example.com;branch=z9hG4bK776asdhds",
+    "SIP/2.0/udp 10.0.0.1:5060;received=10.0.0.2;rport=5070;branch=z9hG4bKx",
+    "SIP/2.0/TCP host.example:65535",
+    "SIP/2.0/UDP 127.0.0.1",
+    "sip/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa",  # lower-case protocol name
+    "SIP / 2.0 / UDP 127.0.0.1 : 5060 ;branch=z9hG4bKb",  # white space the regex reads
+    "SIP/2.0/UDP  127.0.0.1:5060;branch=z9hG4bKc",  # two spaces
+    "SIP/2.0/UDP [2001:db8::9]:5060;branch=z9hG4bKd",  # IPv6 reference
+    "SIP/2.0/X-NEW 127.0.0.1:5060;branch=z9hG4bKe",  # a transport token that is not letters
+    'SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKf;x="quoted ; value"',
+    "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKg ",  # trailing white space
+]
+
+_BAD_VIA_TEXTS = [
+    "SIP/2.0/UDP 127.0.0.1:65536;branch=z9hG4bK1",
+    "SIP/2.0/UDP 127.0.0.1:0x50;branch=z9hG4bK1",
+    "SIP/2.0/UDP 127.0.0.1:;branch=z9hG4bK1",
+    "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1;;rport",
+    "SIP/2.0/UDP 127.0.0.1:5060 junk",
+    "SIP/2.0/ 127.0.0.1:5060",
+    "SIP/3.0/UDP 127.0.0.1:5060",
+]
+
+
+@pytest.mark.parametrize("text", _VIA_TEXTS)
+def test_via_usual_form_reads_as_the_full_parse_does(text: str) -> None:
+    """Via values of a host already seen skip the regex (Via._parse_usual): same result as the full parse."""
+    from gateway.sip import uri
+
+    uri._GOOD_HOSTS.clear()
+    full = Via._parse_text(text)  # no known host yet: the regex parse, which remembers the host
+    again = Via._parse_text(text)  # the host is known now
+    assert again == full
+    assert (again.protocol, again.transport, again.host, again.port, again.params) == (
+        full.protocol, full.transport, full.host, full.port, full.params)
+    assert str(again) == str(full)
+
+
+@pytest.mark.parametrize("text", _BAD_VIA_TEXTS)
+def test_via_usual_form_leaves_every_error_to_the_full_parse(text: str) -> None:
+    from gateway.sip import uri
+
+    uri._GOOD_HOSTS.add("127.0.0.1")
+    assert Via._parse_usual(text) is None
+    with pytest.raises(SipParseError):
+        Via._parse_text(text)
