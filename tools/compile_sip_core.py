@@ -43,7 +43,7 @@ GROUP = "sipgw_lab_sipcore"
 #: Modules left as Python: the package's __init__ and the build loader (they choose the build),
 #: framing (mypyc 2.4 stops with an internal error on its bytearray buffer; TCP framing only), and timers:
 #: compiled, TimerConfig's float fields would turn ``True`` into 1.0 before its own check refuses a bool
-#: (a configuration error would pass unnoticed); nothing in it runs per message but enum look-ups.
+#: (a configuration error would pass unnoticed); what runs per timer, TimerPolicy, is in timer_policy (compiled).
 NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
 
 

@@ -63,9 +63,13 @@ class DialogState(enum.Enum):
     TERMINATED = "terminated"
 
 
-@dataclass(slots=True, unsafe_hash=True, init=False)  # a value, never changed; see endpoint.py's events
+@dataclass(slots=True, init=False, eq=False)  # a value, never changed; see endpoint.py's events
 class DialogId:
-    """Call-ID plus the local and remote tags, as seen from this side (§12)."""
+    """Call-ID plus the local and remote tags, as seen from this side (§12).
+
+    Compared and hashed by its three fields. ``__eq__`` and ``__hash__`` are written out like ``__init__``: the
+    B2BUA looks calls up by dialog several times per message, and the generated ones are interpreted.
+    """
 
     call_id: str
     local_tag: str
@@ -75,6 +79,15 @@ class DialogId:
         self.call_id = call_id
         self.local_tag = local_tag
         self.remote_tag = remote_tag
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DialogId):
+            return NotImplemented
+        return (self.call_id == other.call_id and self.local_tag == other.local_tag
+                and self.remote_tag == other.remote_tag)
+
+    def __hash__(self) -> int:
+        return hash((self.call_id, self.local_tag, self.remote_tag))
 
     @classmethod
     def for_received_request(cls, request: Request) -> DialogId | None:

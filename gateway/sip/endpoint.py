@@ -48,7 +48,8 @@ from .headers import _KNOWN_SLOTS, Headers, split_list
 from .message import Request, Response
 from .parser import parse_message
 from .randomness import random_hex
-from .timers import Timer, TimerConfig, TimerPolicy, is_reliable_transport
+from .timer_policy import TimerPolicy
+from .timers import Timer, TimerConfig, is_reliable_transport
 from .transaction import (
     START_EVENTS,
     Effect,

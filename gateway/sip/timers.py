@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .timer_policy import TimerPolicy
 
 __all__ = [
     "RELIABLE_TRANSPORTS",
     "Backoff",
     "Timer",
     "TimerConfig",
-    "TimerPolicy",
     "is_reliable_transport",
 ]
 
@@ -62,15 +65,6 @@ class Backoff(enum.Enum):
     T2 = "T2"  # exactly T2 (Timer E in the non-INVITE Proceeding state, §17.1.2.2)
 
 
-_RETRANSMISSION_TIMERS = frozenset({Timer.A, Timer.E, Timer.G})
-_ABSORB_TIMERS = frozenset({Timer.D, Timer.I, Timer.J, Timer.K})
-# Members bound once for TimerPolicy, which runs for every timer a transaction arms: in Python 3.11 ``Timer.D``
-# on the class goes through EnumType's __getattr__ hook, several times the cost of a module global. (The compiled
-# modules do not pay it: mypyc reads the members of their own enums directly. This module is not compiled.)
-_TIMER_D, _TIMER_J = Timer.D, Timer.J
-_INITIAL, _T2, _DOUBLE, _DOUBLE_CAPPED = Backoff.INITIAL, Backoff.T2, Backoff.DOUBLE, Backoff.DOUBLE_CAPPED
-
-
 @dataclass(frozen=True, slots=True)
 class TimerConfig:
     """The base values of RFC 3261 §17.1.1.1 and Appendix A, in seconds.
@@ -98,51 +92,6 @@ class TimerConfig:
 
     def policy(self, *, reliable: bool) -> TimerPolicy:
         """The timer durations for one transaction on a reliable or unreliable transport."""
+        from .timer_policy import TimerPolicy  # compiled with the SIP core; it imports this module
+
         return TimerPolicy(self, reliable)
-
-
-class TimerPolicy:
-    """Durations of each timer for one transport class; shared by every transaction on that class."""
-
-    __slots__ = ("config", "reliable")
-
-    def __init__(self, config: TimerConfig, reliable: bool) -> None:
-        self.config = config
-        self.reliable = reliable
-
-    def __repr__(self) -> str:
-        return f"TimerPolicy({self.config!r}, reliable={self.reliable})"
-
-    def initial(self, timer: Timer) -> float | None:
-        """The first duration of ``timer``; None when the timer is not armed at all on this transport.
-
-        A zero duration means "fire at once": the transaction leaves the guarded state immediately.
-        """
-        cfg = self.config
-        if timer in _RETRANSMISSION_TIMERS:
-            return None if self.reliable else cfg.t1
-        if timer in _ABSORB_TIMERS:
-            if self.reliable:
-                return 0.0
-            if timer is _TIMER_D:
-                return cfg.timer_d
-            if timer is _TIMER_J:
-                return 64 * cfg.t1
-            return cfg.t4  # Timers I and K
-        # B, F, H (RFC 3261) and L, M (RFC 6026): 64*T1 on every transport.
-        return 64 * cfg.t1
-
-    def next(self, timer: Timer, previous: float | None, backoff: Backoff) -> float | None:
-        """The duration to re-arm ``timer`` with, given the interval it last ran with."""
-        if backoff is _INITIAL or previous is None:
-            first = self.initial(timer)
-            if backoff is _T2 and first is not None:
-                return self.config.t2
-            return first
-        if self.reliable and timer in _RETRANSMISSION_TIMERS:
-            return None
-        if backoff is _DOUBLE:
-            return 2 * previous
-        if backoff is _DOUBLE_CAPPED:
-            return min(2 * previous, self.config.t2)
-        return self.config.t2

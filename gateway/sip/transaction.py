@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .timers import Backoff, Timer, TimerPolicy
+from .timer_policy import TimerPolicy
+from .timers import Backoff, Timer
 
 __all__ = [
     "START_EVENTS",
