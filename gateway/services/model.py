@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class PairState(StrEnum):
@@ -83,9 +84,12 @@ class PstnRange:
         return self.length is None or len(digits) == self.length
 
 
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """Where a message came from (and where replies and requests to that device go): RFC 5626 flow."""
+class Flow(NamedTuple):
+    """Where a message came from (and where replies and requests to that device go): RFC 5626 flow.
+
+    A NamedTuple, not a frozen dataclass: every datagram makes or looks one up, and a tuple is built, hashed and
+    compared in C where a dataclass runs generated Python methods.
+    """
 
     transport: str  # "UDP", "TCP" or "TLS"
     host: str
