@@ -715,7 +715,7 @@ class SipEndpoint:
 
     def _receive_request(self, request: Request, source: Address, now: float,
                          raw: tuple[bytes, Address] | None = None) -> list[Action]:
-        request = _stamp_via(request, source)
+        request = _stamp_via(request, source, in_place=raw is not None)
         key = _server_key(request)
         if request.method == "ACK":
             return self._receive_ack(request, key, source, now)
@@ -1068,8 +1068,12 @@ _TIMERS: dict[str, Timer] = {t.value: t for t in Timer}
 _KEPT_SLOTS = _KNOWN_SLOTS - {"top_via", "vias"}
 
 
-def _stamp_via(request: Request, source: Address) -> Request:
-    """Add ``received`` and fill ``rport`` in the top Via as §18.2.1 and RFC 3581 §4 require."""
+def _stamp_via(request: Request, source: Address, *, in_place: bool = False) -> Request:
+    """Add ``received`` and fill ``rport`` in the top Via as §18.2.1 and RFC 3581 §4 require.
+
+    ``in_place`` when the request was just parsed from the network and nothing else holds it: its top Via field
+    is replaced where it is (what was parsed of the other headers stays). Otherwise a new request is built and
+    the given one is left as it was."""
     via = request.top_via
     wants_rport = via.rport is True
     if not wants_rport and via.host.lower() == source.host.lower():
@@ -1080,7 +1084,7 @@ def _stamp_via(request: Request, source: Address) -> Request:
         params["rport"] = str(source.port)
     stamped = Via(via.transport, via.host, via.port, params, via.protocol)
     old = request.headers
-    fields = list(old._fields)
+    fields = old._fields if in_place else list(old._fields)
     for i, (key, name, value) in enumerate(fields):
         if key == "via":
             if "," in value:  # "Via: a, b" on one line: only its first element is replaced
@@ -1090,6 +1094,10 @@ def _stamp_via(request: Request, source: Address) -> Request:
             else:
                 fields[i] = (key, name, str(stamped))
             break
+    if in_place:
+        old._forget("via")
+        old._remember("top_via", stamped)
+        return request
     # What was parsed of the other headers (From, To, CSeq...) stays parsed; of Via only the new top.
     headers = Headers._from_fields(fields)
     cache = {slot: v for slot, v in old._cache.items() if slot in _KEPT_SLOTS} if old._cache else {}

@@ -156,6 +156,17 @@ def test_the_top_via_is_stamped_in_place_and_the_rest_stays_parsed() -> None:
     assert resp.headers.get("Via").startswith("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-hot-1;rport=5060;")
 
 
+def test_a_request_handed_in_parsed_is_stamped_on_a_copy() -> None:
+    # Bytes from the network are the endpoint's own and stamped where they are; a Request object a caller
+    # hands in may still be in the caller's hands, so the stamp goes on a new request.
+    mine = parse_message(INVITE)
+    actions = _endpoint().receive(mine, PHONE, 0.0)
+    req = next(a.event.request for a in actions if isinstance(a, Deliver))
+    assert req is not mine and req.top_via.rport == 5060
+    assert mine.headers.get("Via") == "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-hot-1;rport"
+    assert mine.top_via.rport is True and mine.top_via.received is None
+
+
 def test_a_via_that_names_the_source_without_rport_is_left_alone() -> None:
     no_rport = INVITE.replace(b";rport\r\n", b"\r\n")
     actions = _endpoint().receive(no_rport, PHONE, 0.0)
