@@ -149,7 +149,12 @@ def _parse_head(head: str) -> tuple[Request | Response, dict[str, str], SipParse
     """
     lines = _split_lines(head)
     msg, error = _parse_start_line(lines[0])
-    if len(lines) > 1 and ("\n " in head or "\n\t" in head):
+    folded = False
+    for i in range(1, len(lines)):  # a continuation line starts with white space (cheaper than searching the text)
+        if lines[i][:1] in (" ", "\t"):
+            folded = True
+            break
+    if folded:
         # Unfold continuation lines (RFC 3261 §7.3.1: folding is equivalent to one SP).
         logical: list[str] = []
         for line in lines[1:]:
