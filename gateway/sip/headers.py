@@ -274,7 +274,7 @@ class Headers:
     @classmethod
     def _from_fields(cls, fields: list[tuple[str, str, str]]) -> Headers:
         """Adopt (key, name, value) triples produced by the parser, without re-checking them."""
-        obj = cls()
+        obj = Headers()  # not cls(): the compiled build calls its constructor directly (no subclass exists)
         obj._fields = fields
         return obj
 
