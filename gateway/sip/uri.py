@@ -127,8 +127,13 @@ def _check_hostname_text(host: str, what: str, whole: str) -> None:
         raise SipParseError(f"invalid host {printable(host)} in {_where(what, whole)}")
 
 
+def _port_digits(text: str) -> bool:
+    """One to five ASCII digits: the form of a port (its range is checked apart)."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
+
+
 def _parse_port(text: str, what: str, whole: str) -> int:
-    if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
+    if not _port_digits(text):
         raise SipParseError(f"invalid port {printable(text)} in {_where(what, whole)}")
     port = int(text)
     if port > 65535:
@@ -716,7 +721,7 @@ class Via:
             return None
         port: int | None = None
         if colon:
-            if not (0 < len(port_text) <= 5 and port_text.isascii() and port_text.isdigit()):
+            if not _port_digits(port_text):
                 return None
             port = int(port_text)
             if port > 65535:
