@@ -34,7 +34,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from .abnf import TOKEN_ALPHABET, TOKEN_CHARS
 from .randomness import random_bytes as _random_bytes
@@ -67,15 +67,15 @@ __all__ = [
 #: The hash of each base algorithm. MD5 and SHA-256 are hashlib's own constructors (C functions; ``hashlib.new`` is
 #: a Python function in front of the same thing, and a digest check hashes twice); SHA-512/256 has no constructor
 #: of its own and goes through ``hashlib.new``.
-_HASHES: dict[str, Callable[[bytes], Any]] = {
+_HASHES: Final[dict[str, Callable[[bytes], Any]]] = {
     "MD5": hashlib.md5, "SHA-256": hashlib.sha256, "SHA-512-256": functools.partial(hashlib.new, "sha512_256"),
 }
 
 #: Every algorithm name this module computes, in its canonical spelling.
-ALGORITHMS: tuple[str, ...] = (
+ALGORITHMS: Final[tuple[str, ...]] = (
     "MD5", "MD5-sess", "SHA-256", "SHA-256-sess", "SHA-512-256", "SHA-512-256-sess",
 )  # fmt: skip
-_CANONICAL_ALGORITHM = {name.lower(): name for name in ALGORITHMS}
+_CANONICAL_ALGORITHM: Final = {name.lower(): name for name in ALGORITHMS}
 
 #: The header that carries the challenge and the one that carries the answer, per status (RFC 3261 §22.2
 #: for a UAS or registrar, §22.3 for a proxy).
@@ -161,19 +161,19 @@ class DigestParseError(ValueError):
         super().__init__(f"{reason}{where} in {text!r}")
 
 
-_WS = " \t\r\n"
+_WS: Final = " \t\r\n"
 # RFC 3261 §25.1 token characters.
-_TOKEN_CHARS = frozenset(TOKEN_ALPHABET)
+_TOKEN_CHARS: Final = frozenset(TOKEN_ALPHABET)
 
 
 # The well-formed case of parse_auth_params in two regular expressions: the scheme, then one parameter at a
 # time (list separators and white space before it, ``name = value``, white space after it). Anything they do not
 # match exactly goes to the character-by-character reader, which says what is wrong and where.
 _TOKEN_CLASS = rf"[{TOKEN_CHARS}]"
-_SCHEME_RE = re.compile(rf"[ \t\r\n]*({_TOKEN_CLASS}+)(?=[ \t\r\n]|\Z)")
-_PARAM_RE = re.compile(rf'[ \t\r\n,]*({_TOKEN_CLASS}+)[ \t\r\n]*=[ \t\r\n]*'
+_SCHEME_RE: Final = re.compile(rf"[ \t\r\n]*({_TOKEN_CLASS}+)(?=[ \t\r\n]|\Z)")
+_PARAM_RE: Final = re.compile(rf'[ \t\r\n,]*({_TOKEN_CLASS}+)[ \t\r\n]*=[ \t\r\n]*'
                        rf'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^ \t\r\n,"]+))[ \t\r\n]*(?:,|\Z)', re.DOTALL)
-_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+_QUOTED_PAIR_RE: Final = re.compile(r"\\(.)", re.DOTALL)
 
 
 def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
@@ -194,7 +194,7 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
 
 #: The scheme and parameter names phones write, known to be tokens: most of _is_token's calls end here, without
 #: ``str.strip`` over the 77-character alphabet.
-_USUAL_TOKENS = frozenset({
+_USUAL_TOKENS: Final = frozenset({
     "Digest", "username", "realm", "nonce", "uri", "response", "algorithm", "cnonce", "qop", "nc", "opaque",
     "userhash", "stale", "domain", "charset",
 })
@@ -374,9 +374,9 @@ def _require(params: Mapping[str, str], name: str, text: str, what: str) -> str:
     return value
 
 
-_CHALLENGE_KNOWN = frozenset({"realm", "nonce", "algorithm", "qop", "opaque", "stale", "domain", "userhash",
+_CHALLENGE_KNOWN: Final = frozenset({"realm", "nonce", "algorithm", "qop", "opaque", "stale", "domain", "userhash",
                               "charset"})
-_CREDENTIALS_KNOWN = frozenset({"username", "realm", "nonce", "uri", "response", "algorithm", "cnonce",
+_CREDENTIALS_KNOWN: Final = frozenset({"username", "realm", "nonce", "uri", "response", "algorithm", "cnonce",
                                 "qop", "nc", "opaque", "userhash", "username*"})
 
 
@@ -510,8 +510,8 @@ class DigestCredentials:
 
 #: Recently parsed credentials by header text: a server reads the user name first and then verifies the same
 #: header (the value is frozen, so it can be shared). Small and emptied when full; errors are not kept.
-_RECENT_CREDENTIALS: dict[str, DigestCredentials] = {}
-_RECENT_CREDENTIALS_MAX = 64
+_RECENT_CREDENTIALS: Final[dict[str, DigestCredentials]] = {}
+_RECENT_CREDENTIALS_MAX: Final = 64
 
 
 def parse_credentials(text: str) -> DigestCredentials:
@@ -706,11 +706,11 @@ class AuthResult:
         self.username = username
 
 
-_NONCE_STRUCT = struct.Struct(">Q8s")  # issue time in milliseconds, random salt
-_NONCE_MAC_LEN = 16
-_NONCE_LEN = _NONCE_STRUCT.size + _NONCE_MAC_LEN
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_NONCE_STRUCT: Final = struct.Struct(">Q8s")  # issue time in milliseconds, random salt
+_NONCE_MAC_LEN: Final = 16
+_NONCE_LEN: Final = _NONCE_STRUCT.size + _NONCE_MAC_LEN
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 
 
 class NonceCountTracker:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from .headers import Headers
 from .message import DIALOG_CREATING_METHODS, Request, Response
@@ -38,10 +39,10 @@ __all__ = [
 ]
 
 #: Requests and their 2xx that may replace the remote target (§12.2, RFC 3311 §5.1, RFC 6665 §4.1.2.1).
-TARGET_REFRESH_METHODS = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
+TARGET_REFRESH_METHODS: Final = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
 
-_MAX_FORWARDS = "70"
-_MAX_CSEQ = 2**31 - 1  # §8.1.1.5: an initial CSeq MUST be less than 2**31
+_MAX_FORWARDS: Final = "70"
+_MAX_CSEQ: Final = 2**31 - 1  # §8.1.1.5: an initial CSeq MUST be less than 2**31
 
 
 class DialogError(ValueError):

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from .errors import SipParseError
 from .headers import _KNOWN_SLOTS, Headers, split_list
@@ -89,14 +89,14 @@ __all__ = [
 ]
 
 #: RFC 3261 §8.1.1.7: a branch starting with this was built by an RFC 3261 element and is unique.
-MAGIC_COOKIE = "z9hG4bK"
+MAGIC_COOKIE: Final = "z9hG4bK"
 
 #: The UAS core's 2xx retransmission timer (§13.3.1.4); not an RFC transaction timer letter.
-TIMER_2XX = "2xx"
+TIMER_2XX: Final = "2xx"
 #: Started on an INVITE client transaction when its CANCEL is sent: give up 64*T1 later (§9.1).
-TIMER_CANCEL = "CANCEL"
+TIMER_CANCEL: Final = "CANCEL"
 
-_DEFAULT_PORTS = {"TLS": 5061, "WSS": 443, "WS": 80}
+_DEFAULT_PORTS: Final = {"TLS": 5061, "WSS": 443, "WS": 80}
 
 
 def _default_port(transport: str) -> int:
@@ -1054,18 +1054,18 @@ class SipEndpoint:
 
 
 #: Client transaction states after the final response.
-_CLIENT_DONE = frozenset({TransactionState.COMPLETED, TransactionState.ACCEPTED})
+_CLIENT_DONE: Final = frozenset({TransactionState.COMPLETED, TransactionState.ACCEPTED})
 
 #: Server transaction states in which only retransmissions are answered: a non-INVITE one after its final response,
 #: an INVITE one after the ACK for its 300-699 (and, in Accepted, once the 2xx was acknowledged: _ack_matches_2xx).
-_SERVER_DONE = frozenset({(TransactionState.COMPLETED, TransactionKind.NON_INVITE_SERVER),
+_SERVER_DONE: Final = frozenset({(TransactionState.COMPLETED, TransactionKind.NON_INVITE_SERVER),
                           (TransactionState.CONFIRMED, TransactionKind.INVITE_SERVER)})
 
 #: Transaction timers by their letter (what a TimerId names), without the Enum constructor on every firing.
-_TIMERS: dict[str, Timer] = {t.value: t for t in Timer}
+_TIMERS: Final[dict[str, Timer]] = {t.value: t for t in Timer}
 
 #: Memoised parses a stamped request keeps (all but Via's; RFC 3261 §18.2.1 changes only the top Via).
-_KEPT_SLOTS = _KNOWN_SLOTS - {"top_via", "vias"}
+_KEPT_SLOTS: Final = _KNOWN_SLOTS - {"top_via", "vias"}
 
 
 def _stamp_via(request: Request, source: Address, *, in_place: bool = False) -> Request:

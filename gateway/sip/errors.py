@@ -8,7 +8,7 @@ response the problem calls for (``status_hint``), a reason phrase that says exac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from gateway.sip.message import Request
@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["SipParseError", "printable"]
 
 # Status codes a parse or validation error may suggest (RFC 3261 §21).
-_HINTS = {400, 413, 415, 416, 420, 483, 501, 505, 513}
+_HINTS: Final = {400, 413, 415, 416, 420, 483, 501, 505, 513}
 
-_MAX_SNIPPET = 48
+_MAX_SNIPPET: Final = 48
 
 
 def printable(text: str, limit: int = _MAX_SNIPPET) -> str:

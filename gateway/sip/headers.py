@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from gateway.sip.abnf import TOKEN_RE
 
@@ -160,7 +160,7 @@ COMPACT_FORMS: dict[str, str] = {spec.compact: spec.name for spec in HEADER_TABL
 
 # lower-cased name or compact form -> (key, canonical spelling). The key is the lower-cased
 # canonical name, used for every comparison.
-_KNOWN: dict[str, tuple[str, str]] = {}
+_KNOWN: Final[dict[str, tuple[str, str]]] = {}
 for _spec in HEADER_TABLE:
     _KNOWN[_spec.name.lower()] = (_spec.name.lower(), _spec.name)
     if _spec.compact:
@@ -168,20 +168,22 @@ for _spec in HEADER_TABLE:
 del _spec
 
 #: keys (lower-cased canonical names) of the comma-list headers
-LIST_HEADERS: frozenset[str] = frozenset(spec.name.lower() for spec in HEADER_TABLE if spec.is_list)
+LIST_HEADERS: Final[frozenset[str]] = frozenset(spec.name.lower() for spec in HEADER_TABLE if spec.is_list)
 
 #: Memo slots (see Headers._memo) by the key of the header each is parsed from.
-_MEMO_SLOTS: dict[str, tuple[str, ...]] = {
+_MEMO_SLOTS: Final[dict[str, tuple[str, ...]]] = {
     "via": ("top_via", "vias"), "from": ("from",), "to": ("to",), "cseq": ("cseq",), "contact": ("contact",),
     "route": ("route",), "record-route": ("record_route",), "max-forwards": ("max_forwards",),
     "expires": ("expires",),
 }
-_KNOWN_SLOTS = frozenset(slot for slots in _MEMO_SLOTS.values() for slot in slots)
+#: What ``Headers._memo`` finds for a slot not computed yet (None is a value some views have).
+_ABSENT: Final = object()
+_KNOWN_SLOTS: Final = frozenset(slot for slots in _MEMO_SLOTS.values() for slot in slots)
 
 # Exact spelling as seen on the wire -> (key, canonical). Bounded so that a peer sending random
 # header names cannot grow it without limit.
-_SPELLING_CACHE: dict[str, tuple[str, str]] = {}
-_SPELLING_CACHE_MAX = 2048
+_SPELLING_CACHE: Final[dict[str, tuple[str, str]]] = {}
+_SPELLING_CACHE_MAX: Final = 2048
 
 
 def _lookup(name: str) -> tuple[str, str] | None:
@@ -220,7 +222,7 @@ def canonical_name(name: str) -> str:
 
 # One element of a comma-separated list: runs of ordinary characters, quoted strings (which may hide
 # commas) and <...> URIs (which may too). An unterminated quote or bracket extends to the end.
-_LIST_ELEMENT_RE = re.compile(r'(?:[^",<]+|"(?:[^"\\]|\\.)*"?|<[^>]*>?)+', re.DOTALL)
+_LIST_ELEMENT_RE: Final = re.compile(r'(?:[^",<]+|"(?:[^"\\]|\\.)*"?|<[^>]*>?)+', re.DOTALL)
 
 
 def split_list(value: str) -> list[str]:
@@ -449,8 +451,10 @@ class Headers:
         cache = self._cache
         if cache is None:
             cache = self._cache = {}
-        elif slot in cache:
-            return cache[slot]  # type: ignore[no-any-return]
+        else:
+            hit = cache.get(slot, _ABSENT)  # one lookup (a view may be None: Max-Forwards, Expires)
+            if hit is not _ABSENT:
+                return hit  # type: ignore[no-any-return]
         value = parse(self)
         cache[slot] = value
         return value

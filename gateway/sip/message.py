@@ -15,7 +15,7 @@ check (Contact, Route, Record-Route...).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from gateway.sip.abnf import TOKEN_RE
 from gateway.sip.errors import SipParseError, printable
@@ -34,14 +34,14 @@ __all__ = [
 
 HeadersInput = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
-SIP_VERSION = "SIP/2.0"
+SIP_VERSION: Final = "SIP/2.0"
 
 #: Methods whose 101-299 responses establish a dialog, so they copy Record-Route (RFC 3261 §12.1.1,
 #: RFC 6665 §4.4.1 for SUBSCRIBE/NOTIFY, RFC 3515 for REFER).
-DIALOG_CREATING_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+DIALOG_CREATING_METHODS: Final = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
 
 #: Default reason phrases (RFC 3261 §21 and extensions registered with IANA).
-REASON_PHRASES: dict[int, str] = {
+REASON_PHRASES: Final[dict[int, str]] = {
     100: "Trying",
     180: "Ringing",
     181: "Call Is Being Forwarded",
@@ -117,7 +117,7 @@ REASON_PHRASES: dict[int, str] = {
     608: "Rejected",
 }
 
-_CLASS_PHRASES = {1: "Provisional", 2: "Success", 3: "Redirection", 4: "Client Error", 5: "Server Error",
+_CLASS_PHRASES: Final = {1: "Provisional", 2: "Success", 3: "Redirection", 4: "Client Error", 5: "Server Error",
                   6: "Global Failure"}
 
 
@@ -143,7 +143,7 @@ def _check_body(body: bytes) -> bytes:
 
 
 #: What ``Response.for_request`` copies from the request unchanged, as memo slots.
-_RESPONSE_COPIED_SLOTS = ("top_via", "vias", "from", "to", "cseq")
+_RESPONSE_COPIED_SLOTS: Final = ("top_via", "vias", "from", "to", "cseq")
 
 
 # -- parsers used by the memoised properties -------------------------------------------------------
@@ -256,6 +256,18 @@ def _option_tags(h: Headers, name: str) -> list[str]:
     return h.get_all(name)
 
 
+# The parsers the structured views hand to ``Headers._memo``. Final, so that the compiled build reads them from C
+# statics: a function named as a value is otherwise looked up in the module's dict on every use.
+_PARSE_CSEQ: Final = parse_cseq
+_PARSE_VIAS: Final = parse_vias
+_PARSE_TOP_VIA: Final = parse_top_via
+_PARSE_FROM: Final = parse_from
+_PARSE_TO: Final = parse_to
+_PARSE_CONTACTS: Final = parse_contacts
+_PARSE_MAX_FORWARDS: Final = parse_max_forwards
+_PARSE_EXPIRES: Final = parse_expires
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -278,28 +290,28 @@ class _Message:
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers._memo("cseq", parse_cseq)
+        return self.headers._memo("cseq", _PARSE_CSEQ)
 
     @property
     def vias(self) -> list[Via]:
-        return self.headers._memo("vias", parse_vias)
+        return self.headers._memo("vias", _PARSE_VIAS)
 
     @property
     def top_via(self) -> Via:
-        return self.headers._memo("top_via", parse_top_via)
+        return self.headers._memo("top_via", _PARSE_TOP_VIA)
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers._memo("from", parse_from)
+        return self.headers._memo("from", _PARSE_FROM)
 
     @property
     def to(self) -> NameAddr:
-        return self.headers._memo("to", parse_to)
+        return self.headers._memo("to", _PARSE_TO)
 
     @property
     def contact(self) -> list[NameAddr]:
         """Contact addresses in order; empty for ``Contact: *`` and when absent."""
-        return self.headers._memo("contact", parse_contacts)
+        return self.headers._memo("contact", _PARSE_CONTACTS)
 
     @property
     def route(self) -> list[NameAddr]:
@@ -311,11 +323,11 @@ class _Message:
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers._memo("max_forwards", parse_max_forwards)
+        return self.headers._memo("max_forwards", _PARSE_MAX_FORWARDS)
 
     @property
     def expires(self) -> int | None:
-        return self.headers._memo("expires", parse_expires)
+        return self.headers._memo("expires", _PARSE_EXPIRES)
 
     @property
     def require(self) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import Final
 from urllib.parse import unquote
 
 from gateway.sip.errors import SipParseError, printable
@@ -29,8 +30,8 @@ __all__ = [
 # boundary := 0*69<bchars> bcharsnospace   (RFC 2046 §5.1.1)
 # bchars := bcharsnospace / " " ; bcharsnospace := DIGIT / ALPHA / "'" / "(" / ")" / "+" / "_" / ","
 #           / "-" / "." / "/" / ":" / "=" / "?"
-_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-_PARAM_RE = re.compile(r';[ \t]*([^=; \t]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^; \t]+)')
+_BOUNDARY_RE: Final = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_PARAM_RE: Final = re.compile(r';[ \t]*([^=; \t]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^; \t]+)')
 
 
 class BodyPart:

@@ -12,6 +12,8 @@ it calls for and, for requests, the part that could be read (``partial``) so the
 
 from __future__ import annotations
 
+from typing import Final
+
 from gateway.sip.abnf import CALL_ID_RE, SCHEME_RE, SIP_VERSION_RE, STATUS_CODE_RE, TOKEN_RE
 from gateway.sip.errors import SipParseError, printable
 from gateway.sip.headers import Headers, _lookup
@@ -30,14 +32,14 @@ from gateway.sip.validate import KNOWN_METHODS
 __all__ = ["MAX_MESSAGE_SIZE", "parse_message"]
 
 #: Default limit of a whole message in bytes; larger ones are refused with 513 (RFC 3261 §18.1.1).
-MAX_MESSAGE_SIZE = 65535
+MAX_MESSAGE_SIZE: Final = 65535
 
 # Headers that may appear once only (RFC 3261 §7.3.1: only comma-list headers may repeat);
 # RFC 4475 §3.3.8 (multi01) and §3.3.9 (mcl01) expect a 400 when they repeat.
-_SINGLE = frozenset({"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"})
+_SINGLE: Final = frozenset({"call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type"})
 # Headers whose first value the parser checks.
-_CORE = frozenset({"via", "call-id", "cseq", "from", "to", "max-forwards", "content-length"})
-_MANDATORY = (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+_CORE: Final = frozenset({"via", "call-id", "cseq", "from", "to", "max-forwards", "content-length"})
+_MANDATORY: Final = (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
 
 
 def parse_message(data: object, *, max_size: int = MAX_MESSAGE_SIZE, stream: bool = False) -> Request | Response:

@@ -11,11 +11,12 @@ child never hand out the same bytes.
 from __future__ import annotations
 
 import os
+from typing import Final
 
 __all__ = ["POOL_BYTES", "random_bytes", "random_hex"]
 
 #: Bytes fetched from the kernel at a time.
-POOL_BYTES = 4096
+POOL_BYTES: Final = 4096
 
 
 class _Pool:
@@ -43,7 +44,7 @@ class _Pool:
         self.pos = 0
 
 
-_POOL = _Pool()
+_POOL: Final = _Pool()
 os.register_at_fork(after_in_child=_POOL.reset)
 
 

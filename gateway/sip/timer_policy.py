@@ -7,14 +7,26 @@ This part runs for every timer a transaction arms or re-arms, so it is compiled 
 
 from __future__ import annotations
 
+from typing import Final
+
 from .timers import Backoff, Timer, TimerConfig
 
 __all__ = ["TimerPolicy"]
 
 # The members, bound once: read from a module that is not compiled, ``Timer.A`` goes through EnumType's
-# __getattr__ hook each time in Python 3.11. Compared by identity (members are singletons).
-_A, _D, _E, _G, _I, _J, _K = Timer.A, Timer.D, Timer.E, Timer.G, Timer.I, Timer.J, Timer.K
-_INITIAL, _T2, _DOUBLE, _DOUBLE_CAPPED = Backoff.INITIAL, Backoff.T2, Backoff.DOUBLE, Backoff.DOUBLE_CAPPED
+# __getattr__ hook each time in Python 3.11. Compared by identity (members are singletons). Final, so that the
+# compiled code reads them from C statics rather than from the module's dict.
+_A: Final = Timer.A
+_D: Final = Timer.D
+_E: Final = Timer.E
+_G: Final = Timer.G
+_I: Final = Timer.I
+_J: Final = Timer.J
+_K: Final = Timer.K
+_INITIAL: Final = Backoff.INITIAL
+_T2: Final = Backoff.T2
+_DOUBLE: Final = Backoff.DOUBLE
+_DOUBLE_CAPPED: Final = Backoff.DOUBLE_CAPPED
 
 
 class TimerPolicy:

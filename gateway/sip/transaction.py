@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from .timer_policy import TimerPolicy
 from .timers import Backoff, Timer
@@ -133,7 +133,7 @@ class TxEvent(enum.StrEnum):
         return _TIMER_EVENTS[timer]
 
 
-_TIMER_EVENTS: dict[Timer, TxEvent] = {timer: TxEvent[f"TIMER_{timer.value}"] for timer in Timer}
+_TIMER_EVENTS: Final[dict[Timer, TxEvent]] = {timer: TxEvent[f"TIMER_{timer.value}"] for timer in Timer}
 
 
 class Effect(enum.StrEnum):
@@ -193,7 +193,7 @@ _A, _B, _D, _EE, _F, _G, _H, _I, _J, _KK, _L, _M = (
 
 # The tables. A missing (state, event) pair is an illegal event. "Absorb" rows (no effects, same state)
 # are written out so that every tolerated event is visible here and tested.
-TRANSITIONS: Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent, Transition]]] = {
+TRANSITIONS: Final[Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent, Transition]]]] = {
     # RFC 3261 §17.1.1 (figure 5), with Accepted from RFC 6026 §8.4 (figure 5 there).
     _K.INVITE_CLIENT: {
         _S.IDLE: {
@@ -335,7 +335,7 @@ TRANSITIONS: Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent,
 }
 
 #: The event that starts each machine from IDLE.
-START_EVENTS: Mapping[TransactionKind, TxEvent] = {
+START_EVENTS: Final[Mapping[TransactionKind, TxEvent]] = {
     _K.INVITE_CLIENT: _E.SEND_REQUEST,
     _K.NON_INVITE_CLIENT: _E.SEND_REQUEST,
     _K.INVITE_SERVER: _E.RECV_REQUEST,

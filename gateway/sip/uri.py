@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import quote, unquote
 
 from gateway.sip.abnf import (
@@ -35,14 +35,14 @@ __all__ = ["CSeq", "NameAddr", "SipURI", "Via", "format_params", "parse_params"]
 
 Params = dict[str, str | None]
 
-MAX_CSEQ = 2**32 - 1  # RFC 3261 §8.1.1.5: a 32-bit unsigned integer
+MAX_CSEQ: Final = 2**32 - 1  # RFC 3261 §8.1.1.5: a 32-bit unsigned integer
 
 # Characters left unescaped when writing each URI component (RFC 3261 §25.1); quote() always keeps
 # alphanumerics and "_.-~".
-_SAFE_USER = "!*'()&=+$,;?/"
-_SAFE_PASSWORD = "!*'()&=+$,"
-_SAFE_PARAM = "!*'()[]/:&+$"
-_SAFE_HEADER = "!*'()[]/?:+$"
+_SAFE_USER: Final = "!*'()&=+$,;?/"
+_SAFE_PASSWORD: Final = "!*'()&=+$,"
+_SAFE_PARAM: Final = "!*'()[]/:&+$"
+_SAFE_HEADER: Final = "!*'()[]/?:+$"
 
 
 def _unescape(text: str, what: str) -> str:
@@ -58,7 +58,7 @@ def _unescape(text: str, what: str) -> str:
 _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
 
 
-_KEPT = {safe: _UNRESERVED + safe for safe in (_SAFE_USER, _SAFE_PASSWORD, _SAFE_PARAM, _SAFE_HEADER)}
+_KEPT: Final = {safe: _UNRESERVED + safe for safe in (_SAFE_USER, _SAFE_PASSWORD, _SAFE_PARAM, _SAFE_HEADER)}
 
 
 def _escape(text: str, safe: str) -> str:
@@ -102,8 +102,8 @@ def _parse_host(text: str, what: str, whole: str) -> tuple[str, int | None]:
 
 #: Host names and IPv4 addresses already found valid (the same few peers send message after message);
 #: bounded, emptied when full. Only valid hosts are kept, so an error is always reported.
-_GOOD_HOSTS: set[str] = set()
-_GOOD_HOSTS_MAX = 4096
+_GOOD_HOSTS: Final[set[str]] = set()
+_GOOD_HOSTS_MAX: Final = 4096
 
 
 def _check_hostname(host: str, what: str, whole: str) -> None:
@@ -147,7 +147,7 @@ def _host_text(host: str) -> str:
 
 #: Parameters without white space or quoted strings up to the end of the text (``;branch=z9hG4bK1;rport``):
 #: the usual case, read with one match and splits; anything else goes through PARAM_RE one at a time.
-_PLAIN_PARAMS_RE = re.compile(rf"(?:;{TOKEN}(?:=[{TOKEN_CHARS}\[\]:]+)?)*")
+_PLAIN_PARAMS_RE: Final = re.compile(rf"(?:;{TOKEN}(?:=[{TOKEN_CHARS}\[\]:]+)?)*")
 
 
 def parse_params(text: str, pos: int) -> tuple[Params, int]:
@@ -191,16 +191,16 @@ def _rest_error(text: str, pos: int, what: str) -> SipParseError:
 # --------------------------------------------------------------------------------------------------
 
 #: Parsed URIs by their text (see SipURI.parse); bounded, emptied when full.
-_URI_CACHE: dict[str, SipURI] = {}
-_URI_CACHE_MAX = 4096
+_URI_CACHE: Final[dict[str, SipURI]] = {}
+_URI_CACHE_MAX: Final = 4096
 
 # RFC 3261 §19.1.4: these URI parameters must match when present in either URI.
-_MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+_MUST_MATCH_PARAMS: Final = ("user", "ttl", "method", "maddr", "transport")
 
 
 #: The attributes ``SipURI.copy`` may change: its ``__slots__``, spelled once more because mypyc
 #: (tools/compile_sip_core.py) refuses to read ``__slots__`` through the class.
-_URI_FIELDS = frozenset({"headers", "host", "opaque", "params", "password", "port", "scheme", "user"})
+_URI_FIELDS: Final = frozenset({"headers", "host", "opaque", "params", "password", "port", "scheme", "user"})
 
 
 class SipURI:
@@ -467,8 +467,8 @@ def _scan_quoted(text: str, i: int) -> int:
 
 
 #: Parsed name-addr values by their text (see NameAddr.parse); bounded, emptied when full.
-_NAME_ADDR_CACHE: dict[str, NameAddr] = {}
-_NAME_ADDR_CACHE_MAX = 4096
+_NAME_ADDR_CACHE: Final[dict[str, NameAddr]] = {}
+_NAME_ADDR_CACHE_MAX: Final = 4096
 
 
 class NameAddr:
@@ -615,8 +615,8 @@ class NameAddr:
 
 
 #: Parsed Via values by their text (see Via.parse); bounded, emptied when full.
-_VIA_CACHE: dict[str, Via] = {}
-_VIA_CACHE_MAX = 4096
+_VIA_CACHE: Final[dict[str, Via]] = {}
+_VIA_CACHE_MAX: Final = 4096
 
 
 def remember_via(text: str, via: Via) -> None:
@@ -751,8 +751,8 @@ class Via:
 
 
 #: Parsed CSeq values by their text (see CSeq.parse); bounded, emptied when full.
-_CSEQ_CACHE: dict[str, CSeq] = {}
-_CSEQ_CACHE_MAX = 1024
+_CSEQ_CACHE: Final[dict[str, CSeq]] = {}
+_CSEQ_CACHE_MAX: Final = 1024
 
 
 class CSeq(NamedTuple):

@@ -8,6 +8,7 @@ response to send (or None when the input must just be dropped).
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Final
 
 from gateway.sip.errors import SipParseError
 from gateway.sip.message import Request, Response
@@ -22,7 +23,7 @@ __all__ = [
 
 #: Methods defined by RFC 3261 and its extensions (IANA "Methods" registry). A method outside this
 #: set that the element does not implement gets 501; one inside it gets 405 (RFC 3261 §8.2.1).
-KNOWN_METHODS = frozenset(
+KNOWN_METHODS: Final = frozenset(
     {
         "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH",
         "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
@@ -30,10 +31,10 @@ KNOWN_METHODS = frozenset(
 )
 
 #: Request-URI schemes the gateway handles (RFC 3261 §8.2.2.1: others get 416).
-SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
+SUPPORTED_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
 
 # RFC 3261 §3 "3261-style" branch prefix (§8.1.1.7).
-_MAGIC_COOKIE = "z9hG4bK"
+_MAGIC_COOKIE: Final = "z9hG4bK"
 
 
 def _reply(
