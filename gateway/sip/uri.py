@@ -8,7 +8,6 @@ string operations and the anchored expressions of :mod:`gateway.sip.abnf`; none 
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Final, NamedTuple
 from urllib.parse import quote, unquote
 
@@ -20,8 +19,7 @@ from gateway.sip.abnf import (
     IPV4_RE,
     PARAM_RE,
     SCHEME_RE,
-    TOKEN,
-    TOKEN_CHARS,
+    TOKEN_ALPHABET,
     TOKEN_RE,
     URI_HEADER_CHARS_RE,
     URI_PARAM_CHARS_RE,
@@ -147,7 +145,9 @@ def _host_text(host: str) -> str:
 
 #: Parameters without white space or quoted strings up to the end of the text (``;branch=z9hG4bK1;rport``):
 #: the usual case, read with one match and splits; anything else goes through PARAM_RE one at a time.
-_PLAIN_PARAMS_RE: Final = re.compile(rf"(?:;{TOKEN}(?:=[{TOKEN_CHARS}\[\]:]+)?)*")
+#: The characters of a parameter value in the plain form: token characters, and the brackets and colons of an
+#: IPv6 reference or a host:port (``received=[::1]``, ``maddr=10.0.0.1``).
+_PLAIN_VALUE_ALPHABET: Final = TOKEN_ALPHABET + "[]:"
 
 
 def parse_params(text: str, pos: int) -> tuple[Params, int]:
@@ -157,12 +157,8 @@ def parse_params(text: str, pos: int) -> tuple[Params, int]:
     quotes included. Returns the parameters and the position after the last one.
     """
     n = len(text)
-    if _PLAIN_PARAMS_RE.fullmatch(text, pos) is not None:
-        plain: Params = {}
-        if pos < n:
-            for item in text[pos + 1:].split(";"):
-                name, eq, value = item.partition("=")
-                plain[name.lower()] = value if eq else None
+    plain = _plain_params(text, pos)
+    if plain is not None:
         return plain, n
     params: Params = {}
     match = PARAM_RE.match
@@ -173,6 +169,29 @@ def parse_params(text: str, pos: int) -> tuple[Params, int]:
         params[m.group(1).lower()] = m.group(2)
         pos = m.end()
     return params, pos
+
+
+def _plain_params(text: str, pos: int) -> Params | None:
+    """The parameters when all of ``text[pos:]`` is ``*( ";" token [ "=" 1*value-char ] )`` (value characters:
+    ``_PLAIN_VALUE_ALPHABET``), read by splitting instead of with a regular expression; None for anything else
+    (quoted values, white space, empty or malformed parameters), which ``parse_params`` reads with ``PARAM_RE``."""
+    plain: Params = {}
+    if pos >= len(text):
+        return plain
+    if text[pos] != ";":
+        return None
+    for item in text[pos + 1:].split(";"):
+        name, eq, value = item.partition("=")
+        # A string made of an alphabet's characters alone strips to nothing.
+        if not name or name.strip(TOKEN_ALPHABET):
+            return None
+        if not eq:
+            plain[name.lower()] = None
+        elif not value or value.strip(_PLAIN_VALUE_ALPHABET):
+            return None
+        else:
+            plain[name.lower()] = value
+    return plain
 
 
 def format_params(params: Params) -> str:

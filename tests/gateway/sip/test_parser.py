@@ -653,3 +653,36 @@ def test_the_token_alphabet_and_the_token_class_name_the_same_characters() -> No
 
     assert len(set(TOKEN_ALPHABET)) == len(TOKEN_ALPHABET)
     assert {chr(c) for c in range(128) if TOKEN_RE.fullmatch(chr(c))} == set(TOKEN_ALPHABET)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2030, exclude_characters="\r\n"), max_size=12))
+@example("")
+@example("a b")
+@example("a\x7fb")
+@example("a\tb")
+@example("é@host")
+@example("!~")
+def test_call_id_is_accepted_exactly_when_it_is_printable_ascii_without_space(value: str) -> None:
+    """Call-ID = word ["@" word] is read as [!-~]+ (abnf.CALL_ID_RE); the parser checks it without the regex."""
+    from gateway.sip.abnf import CALL_ID_RE
+
+    data = REGISTER.replace(b"Call-ID: 0_1471285735@10.20.30.41", b"Call-ID: " + value.encode("utf-8"))
+    stripped = value.strip(" \t")  # the parser strips white space around a header value
+    if CALL_ID_RE.fullmatch(stripped):
+        assert request(data).call_id == stripped
+    else:
+        assert "Call-ID" in error(data).reason
+
+
+@pytest.mark.parametrize(("head", "accepted"), [
+    (b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\rX: y\r\n", False),
+    (b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\r\r\n", False),
+    (b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\n", True),  # LF, tolerated
+    (b"REGISTER sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a>;tag=1\r\n", True),
+])
+def test_a_lone_cr_among_line_ends_is_refused_and_a_lone_lf_tolerated(head: bytes, accepted: bool) -> None:
+    data = head + b"To: <sip:a>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    if accepted:
+        assert request(data).from_.tag == "1"
+    else:
+        assert "bare CR" in error(data).reason

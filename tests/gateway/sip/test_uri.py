@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.sip import CSeq, NameAddr, SipParseError, SipURI, Via
+from gateway.sip.abnf import PARAM_RE
+from gateway.sip.uri import parse_params
 
 # -- SipURI ---------------------------------------------------------------------------------------
 
@@ -390,3 +394,41 @@ def test_via_usual_form_leaves_every_error_to_the_full_parse(text: str) -> None:
     assert Via._parse_usual(text) is None
     with pytest.raises(SipParseError):
         Via._parse_text(text)
+
+
+# The plain form of a parameter list, as the regular expression parse_params used before reading it by splitting.
+_PLAIN_PARAMS_REFERENCE = re.compile(r"(?:;[-.!%*_+`'~A-Za-z0-9]+(?:=[-.!%*_+`'~A-Za-z0-9\[\]:]+)?)*")
+
+
+def _reference_params(text: str, pos: int) -> tuple[dict[str, str | None], int]:
+    """parse_params as it read parameters with the regular expression above."""
+    n = len(text)
+    if _PLAIN_PARAMS_REFERENCE.fullmatch(text, pos) is not None:
+        plain: dict[str, str | None] = {}
+        if pos < n:
+            for item in text[pos + 1:].split(";"):
+                name, eq, value = item.partition("=")
+                plain[name.lower()] = value if eq else None
+        return plain, n
+    params: dict[str, str | None] = {}
+    while pos < n:
+        m = PARAM_RE.match(text, pos)
+        if m is None:
+            break
+        params[m.group(1).lower()] = m.group(2)
+        pos = m.end()
+    return params, pos
+
+
+@pytest.mark.parametrize("text", [
+    "", ";branch=z9hG4bK-1-0;rport", ";rport;received=[::1]", ";maddr=10.0.0.1:5060", ";A=1;a=2", ";;x", ";x=",
+    ";=1", "x;y", ";x=a b", ';x="a;b"', ";x=1 ;y", ";x==1", ";tag=é", ";lr", ";x=1;", "; x=1", ";x=\t1",
+])
+def test_parse_params_reads_as_the_regular_expression_did(text: str) -> None:
+    for pos in range(len(text) + 1):
+        assert parse_params(text, pos) == _reference_params(text, pos), (text, pos)
+
+
+@given(st.text(alphabet=";=:[]\"\\ \tabAZ09-.!%*_+`'~é,", max_size=24), st.integers(min_value=0, max_value=3))
+def test_parse_params_property(text: str, pos: int) -> None:
+    assert parse_params(text, pos) == _reference_params(text, pos)
