@@ -182,12 +182,13 @@ def _plain_params(text: str, pos: int) -> Params | None:
         return None
     for item in text[pos + 1:].split(";"):
         name, eq, value = item.partition("=")
-        # A string made of an alphabet's characters alone strips to nothing.
-        if not name or name.strip(TOKEN_ALPHABET):
+        # Letters and digits alone are the usual case (isalnum is a plain loop); otherwise a string made of an
+        # alphabet's characters alone strips to nothing.
+        if not (name.isascii() and name.isalnum()) and (not name or name.strip(TOKEN_ALPHABET)):
             return None
         if not eq:
             plain[name.lower()] = None
-        elif not value or value.strip(_PLAIN_VALUE_ALPHABET):
+        elif not (value.isascii() and value.isalnum()) and (not value or value.strip(_PLAIN_VALUE_ALPHABET)):
             return None
         else:
             plain[name.lower()] = value
