@@ -433,11 +433,16 @@ class Headers:
         """Drop what was parsed from header ``key`` (a change to other headers keeps the rest)."""
         cache = self._cache
         if cache:
-            for slot in _MEMO_SLOTS.get(key, ()):
-                cache.pop(slot, None)
-            if not cache.keys() <= _KNOWN_SLOTS:  # a slot of unknown origin: any change may affect it
-                for slot in cache.keys() - _KNOWN_SLOTS:
-                    del cache[slot]
+            slots = _MEMO_SLOTS.get(key)
+            if slots is not None:
+                for slot in slots:
+                    if slot in cache:
+                        del cache[slot]
+            for slot in cache:
+                if slot not in _KNOWN_SLOTS:  # a slot of unknown origin: any change may affect it
+                    for unknown in [s for s in cache if s not in _KNOWN_SLOTS]:
+                        del cache[unknown]
+                    break
 
     def _forget_all(self) -> None:
         """Drop everything parsed (the fields stay; each view is parsed again when asked for)."""

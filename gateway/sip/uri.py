@@ -196,7 +196,11 @@ def _plain_params(text: str, pos: int) -> Params | None:
 
 
 def format_params(params: Params) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+    # A loop rather than a generator inside join: compiled, a generator is an object of its own, resumed per item.
+    parts: list[str] = []
+    for k, v in params.items():
+        parts.append(f";{k}" if v is None else f";{k}={v}")
+    return "".join(parts)
 
 
 def _rest_error(text: str, pos: int, what: str) -> SipParseError:

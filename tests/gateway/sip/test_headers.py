@@ -256,6 +256,19 @@ def test_memo_is_cleared_on_change() -> None:
     assert len(calls) == 2
 
 
+def test_a_change_forgets_the_views_of_its_header_and_of_unknown_origin_only() -> None:
+    h = Headers([("Via", "SIP/2.0/UDP a;branch=z9hG4bK1"), ("CSeq", "1 INVITE"), ("To", "<sip:a@b>")])
+    h._remember("top_via", "via view")
+    h._remember("vias", "vias view")
+    h._remember("cseq", "cseq view")
+    h._remember("k", "own view")
+    h._remember("j", "another")
+    h.add("Via", "SIP/2.0/UDP b;branch=z9hG4bK2")
+    assert h._cache == {"cseq": "cseq view"}  # Via's views and the slots of unknown origin are gone
+    h.set("To", "<sip:c@d>")
+    assert h._cache == {"cseq": "cseq view"}
+
+
 @given(st.lists(st.sampled_from(["a", "b c", '"x, y" <sip:q>', "<sip:r?h=1,2>", ";p=1"]), max_size=6))
 def test_split_list_inverts_join(elements: list[str]) -> None:
     assert split_list(", ".join(elements)) == elements
