@@ -545,7 +545,8 @@ class Response(_Message):
         SipParseError) too: whatever of those headers is present is copied, raw.
         """
         reason = cls._check_status(status, reason)
-        if to_tag is not None and TOKEN_RE.fullmatch(to_tag) is None:
+        # Letters and digits alone (the gateway's own tags) are a token without the regular expression.
+        if to_tag is not None and not (to_tag.isascii() and to_tag.isalnum()) and TOKEN_RE.fullmatch(to_tag) is None:
             raise ValueError(f"a To tag is a token (RFC 3261 §19.3): {to_tag!r}")
         copy_rr = 101 <= status <= 299 and request.method in DIALOG_CREATING_METHODS
         fields: list[tuple[str, str, str]] = []

@@ -290,3 +290,18 @@ def test_a_stateless_answer_of_the_tu_keeps_no_transaction() -> None:
     cancel = INVITE.replace(b"INVITE sip", b"CANCEL sip", 1).replace(b"1 INVITE", b"1 CANCEL")
     assert _sent(ep.receive(cancel, PHONE, 1.1))[0].startswith(b"SIP/2.0 200 ")
     assert seen == ["OPTIONS", "INVITE"]
+
+
+@pytest.mark.parametrize(("tag", "ok"), [
+    ("r0123456789", True), ("a-b.c!d%e*f_g+h`i'j~k", True), ("", False), ("a b", False), ("a;b", False),
+    ("é1", False), ("a=b", False), ("x\r\ny", False),
+])
+def test_a_to_tag_must_be_a_token(tag: str, ok: bool) -> None:
+    """RFC 3261 §19.3: letters and digits alone pass without the regular expression; anything else is checked."""
+    request = parse_message(OPTIONS)
+    assert isinstance(request, Request)
+    if ok:
+        assert Response.for_request(request, 200, to_tag=tag).to.tag == tag
+    else:
+        with pytest.raises(ValueError, match="token"):
+            Response.for_request(request, 200, to_tag=tag)
