@@ -8,8 +8,6 @@ services (registrar, B2BUA, OPTIONS). Nothing here knows a call's logic.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -42,6 +40,7 @@ from gateway.sip.endpoint import (
     TransactionTimeout,
     TransportError,
 )
+from gateway.sip.timer_heap import TimerHeap
 from gateway.sip.timers import TimerConfig
 from gateway.sip.validate import check_request
 from gateway.transport.manager import TransportManager
@@ -54,14 +53,16 @@ SUPPORTED_TAGS = frozenset({"100rel", "timer", "replaces", "path", "outbound", "
 
 
 class TimerQueue:
-    """The transaction timers of the SIP core on one heap, behind a single event-loop timer.
+    """The transaction timers of the SIP core on one heap (``gateway.sip.timer_heap``, compiled with the core),
+    behind a single event-loop timer.
 
     A busy gateway arms several timers per transaction (RFC 3261 §17: A/B, E/F, G/H, I, J, K, the 2xx
     retransmission) and cancels most of them within milliseconds. One ``loop.call_at`` handle each costs a
     handle allocation, a loop-heap insertion and a cancellation; here arming is a heap push and cancelling
-    forgets the timer's id (its heap entry is skipped when it comes up, and the heap is rebuilt when such
-    entries outnumber the live ones). Only the earliest deadline holds a loop timer. Timers fire in deadline
-    order, never before their deadline by more than the loop's clock resolution (as ``call_at`` handles).
+    forgets the timer's id. The endpoint arms and cancels on the heap itself (its ``timer_sink``); after each of
+    its calls :meth:`sync` moves the one loop timer to the earliest deadline when that came forward. Timers fire
+    in deadline order, never before their deadline by more than the loop's clock resolution (as ``call_at``
+    handles).
     """
 
     #: Deadlines this close to "now" count as due (asyncio's own rule uses the clock resolution; uvloop's
@@ -71,66 +72,56 @@ class TimerQueue:
     def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[TimerId], None]):
         self._loop = loop
         self._fire = fire
-        self._heap: list[tuple[float, int, TimerId]] = []
-        self._live: dict[TimerId, int] = {}  # timer id -> sequence number of its current heap entry
-        self._seq = itertools.count()
+        self.heap = TimerHeap()
         self._handle: asyncio.TimerHandle | None = None
-        self._handle_at = float("inf")
+        self.scheduled_at = float("inf")
 
     def __len__(self) -> int:
-        return len(self._live)
+        return len(self.heap)
 
     def __contains__(self, timer_id: object) -> bool:
-        return timer_id in self._live
+        return timer_id in self.heap
 
     def arm(self, timer_id: TimerId, deadline: float) -> None:
         """Arm (or re-arm: the earlier deadline is forgotten) one timer."""
-        seq = next(self._seq)
-        self._live[timer_id] = seq
-        heap = self._heap
-        heapq.heappush(heap, (deadline, seq, timer_id))
-        if deadline < self._handle_at:
+        self.heap.arm(timer_id, deadline)
+        if deadline < self.scheduled_at:
             self._schedule(deadline)
-        if len(heap) > 4096 and len(heap) > 3 * len(self._live):
-            self._compact()
 
     def cancel(self, timer_id: TimerId) -> bool:
-        return self._live.pop(timer_id, None) is not None
+        return self.heap.cancel(timer_id)
+
+    def sync(self) -> None:
+        """Schedule the loop timer for the earliest deadline if timers were armed on the heap before it."""
+        earliest = self.heap.earliest
+        if earliest < self.scheduled_at:
+            self._schedule(earliest)
 
     def clear(self) -> None:
-        self._live.clear()
-        self._heap.clear()
+        self.heap.clear()
         if self._handle is not None:
             self._handle.cancel()
-        self._handle, self._handle_at = None, float("inf")
+        self._handle, self.scheduled_at = None, float("inf")
 
     def _schedule(self, deadline: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        self._handle_at = deadline
+        self.scheduled_at = deadline
         self._handle = self._loop.call_at(deadline, self._run)
 
-    def _compact(self) -> None:
-        live = self._live
-        self._heap = [e for e in self._heap if live.get(e[2]) == e[1]]
-        heapq.heapify(self._heap)
-
     def _run(self) -> None:
-        self._handle, self._handle_at = None, float("inf")
-        live = self._live
-        heap = self._heap
+        # While due timers fire (each may arm others), nothing schedules the loop timer: this run does, at its end.
+        self._handle, self.scheduled_at = None, float("-inf")
+        heap = self.heap
         due = self._loop.time() + self.TOLERANCE
-        while heap and heap[0][0] <= due:
-            _, seq, timer_id = heapq.heappop(heap)
-            if live.get(timer_id) != seq:
-                continue  # cancelled or re-armed
-            del live[timer_id]
-            self._fire(timer_id)  # may arm new timers (and schedule the loop timer)
-            heap = self._heap  # _compact may have replaced it
-        while heap and live.get(heap[0][2]) != heap[0][1]:
-            heapq.heappop(heap)
-        if heap and heap[0][0] < self._handle_at:
-            self._schedule(heap[0][0])
+        try:
+            while (timer_id := heap.pop_due(due)) is not None:
+                self._fire(timer_id)  # type: ignore[arg-type]
+        finally:
+            self.scheduled_at = float("inf")
+            deadline = heap.next_deadline()
+            if deadline is not None:
+                self._schedule(deadline)
 
 
 @dataclass
@@ -180,6 +171,7 @@ class SipCore:
         self._timers = TimerQueue(self._loop, self._fire)
         self.endpoint = SipEndpoint(sent_by=sent_by, timers=self.timers)
         self.endpoint.stateless = self._stateless_reply
+        self.endpoint.timer_sink = self._timers.heap
         for transport, hostport in sent_by.items():
             suffix = "" if transport == "UDP" else f";transport={transport.lower()}"
             self._contacts[transport] = f"sip:gw@{hostport}{suffix}"
@@ -233,6 +225,10 @@ class SipCore:
             log.exception("error handling a message from %s", flow)
 
     def _execute(self, actions: list) -> None:
+        # What the endpoint just returned comes with the timers it armed on the heap: the loop timer first.
+        timers = self._timers
+        if timers is not None and timers.heap.earliest < timers.scheduled_at:
+            timers.sync()
         for action in actions:
             kind = type(action)
             if kind is Send:

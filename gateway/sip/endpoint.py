@@ -8,7 +8,8 @@ in ``gateway/transport/`` or a test) to carry out, in order:
 * ``Deliver(event)`` — hand an event to the transaction user (TU): a new request, a response for a client
   transaction, an ACK for a 2xx, a CANCEL that matched an INVITE, a stray response, a discarded input;
 * ``ArmTimer(timer_id, deadline)`` / ``CancelTimer(timer_id)`` — (re)schedule or drop a timer; when it
-  expires, call ``timer_fired(timer_id, now)``. Arming an id that is already scheduled replaces it;
+  expires, call ``timer_fired(timer_id, now)``. Arming an id that is already scheduled replaces it. With a
+  ``timer_sink`` (a ``TimerHeap``) set, timers are armed and cancelled there instead of returned;
 * ``TransactionTimeout``, ``TransportError``, ``AckTimeout`` — a transaction failed; the TU is told.
 
 Behaviour worth knowing:
@@ -48,6 +49,7 @@ from .headers import _KNOWN_SLOTS, Headers, split_list
 from .message import Request, Response
 from .parser import parse_message
 from .randomness import random_hex
+from .timer_heap import TimerHeap
 from .timer_policy import TimerPolicy
 from .timers import Timer, TimerConfig, is_reliable_transport
 from .transaction import (
@@ -468,6 +470,7 @@ class SipEndpoint:
         "stateless",
         "stateless_limit",
         "stateless_repeats",
+        "timer_sink",
         "timers",
     )  # fmt: skip
 
@@ -499,6 +502,10 @@ class SipEndpoint:
         #: response, a retransmitted request is simply answered again, the ACK for a 300-699 answer goes to the
         #: TU as a stray ``AckReceived``. For answers that need no state, above all the 401/407 challenge.
         self.stateless: Callable[[Request, Address], Response | None] | None = None
+        #: Where timers are armed and cancelled. None (the default): each is an ``ArmTimer``/``CancelTimer`` action
+        #: in the list returned, for the caller to carry out. A :class:`~gateway.sip.timer_heap.TimerHeap`: they go
+        #: there directly, in the order they would have had in that list, and no such action is returned.
+        self.timer_sink: TimerHeap | None = None
         #: (datagram, source) -> (time, Send) of the stateless answers of the last 64*T1: a byte-identical
         #: retransmission from the same address gets the same bytes again, unparsed and without asking the TU
         #: (a client that retransmits because its network or the gateway is slow gets one challenge, one nonce,
@@ -594,10 +601,25 @@ class SipEndpoint:
             return self._start_cancel(tx, now)
         return []
 
+    def _arm(self, actions: list[Action], timer_id: TimerId, deadline: float) -> None:
+        sink = self.timer_sink
+        if sink is None:
+            actions.append(ArmTimer(timer_id, deadline))
+        else:
+            sink.arm(timer_id, deadline)
+
+    def _cancel(self, actions: list[Action], timer_id: TimerId) -> None:
+        sink = self.timer_sink
+        if sink is None:
+            actions.append(CancelTimer(timer_id))
+        else:
+            sink.cancel(timer_id)
+
     def _start_cancel(self, invite_tx: _ClientTransaction, now: float) -> list[Action]:
         invite = invite_tx.request
         invite_tx.cancel_state = "sent"
-        give_up = ArmTimer(TimerId(invite_tx.id, TIMER_CANCEL), now + 64 * self.timers.t1)
+        actions: list[Action] = []
+        self._arm(actions, TimerId(invite_tx.id, TIMER_CANCEL), now + 64 * self.timers.t1)
         fields: list[tuple[str, str]] = [
             ("Via", str(invite.top_via)),
             ("Max-Forwards", "70"),
@@ -614,7 +636,8 @@ class SipEndpoint:
         machine = TransactionMachine(TransactionKind.NON_INVITE_CLIENT, self._policy(invite_tx.dest), branch=branch)
         tx = _ClientTransaction(tid, machine, cancel, invite_tx.dest)
         self._client[tid] = tx
-        return [give_up, *self._run_client(tx, TxEvent.SEND_REQUEST, now)]
+        actions.extend(self._run_client(tx, TxEvent.SEND_REQUEST, now))
+        return actions
 
     def _with_via(self, request: Request, transport: str, branch: str) -> Request:
         via = f"SIP/2.0/{transport.upper()} {self._via_sent_by(transport)};branch={branch};rport"
@@ -862,9 +885,9 @@ class SipEndpoint:
         actions: list[Action] = []
         for out in outputs:
             if isinstance(out, StartTimer):
-                actions.append(ArmTimer(TimerId(tx.id, str(out.timer)), out.deadline))
+                self._arm(actions, TimerId(tx.id, str(out.timer)), out.deadline)
             elif isinstance(out, StopTimer):
-                actions.append(CancelTimer(TimerId(tx.id, str(out.timer))))
+                self._cancel(actions, TimerId(tx.id, str(out.timer)))
             elif out is Effect.SEND_REQUEST or out is Effect.RETRANSMIT_REQUEST:
                 actions.append(Send(tx.data, tx.dest, tx.request, tx.id))
             elif out is Effect.SEND_ACK:
@@ -884,7 +907,7 @@ class SipEndpoint:
                 raise AssertionError(f"unexpected effect {out} for a client transaction")
         if tx.cancel_state == "sent" and tx.machine.state is not TransactionState.PROCEEDING:
             tx.cancel_state = "done"  # the final response (or the end) came: stop the §9.1 timer
-            actions.append(CancelTimer(TimerId(tx.id, TIMER_CANCEL)))
+            self._cancel(actions, TimerId(tx.id, TIMER_CANCEL))
         if tx.machine.terminated:
             self._client.pop(tx.id, None)
         elif not tx.released and tx.machine.state in _CLIENT_DONE:
@@ -939,9 +962,9 @@ class SipEndpoint:
         actions: list[Action] = []
         for out in outputs:
             if isinstance(out, StartTimer):
-                actions.append(ArmTimer(TimerId(tx.id, str(out.timer)), out.deadline))
+                self._arm(actions, TimerId(tx.id, str(out.timer)), out.deadline)
             elif isinstance(out, StopTimer):
-                actions.append(CancelTimer(TimerId(tx.id, str(out.timer))))
+                self._cancel(actions, TimerId(tx.id, str(out.timer)))
             elif out is Effect.PASS_TO_TU:
                 assert isinstance(message, Request)
                 if not deliver:
@@ -1005,7 +1028,9 @@ class SipEndpoint:
         if not self.retransmit_2xx or tx.source.reliable:
             return []
         tx.retransmit_interval = self.timers.t1
-        return [ArmTimer(TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval)]
+        actions: list[Action] = []
+        self._arm(actions, TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval)
+        return actions
 
     def _retransmit_2xx(self, tx: _ServerTransaction, now: float) -> list[Action]:
         """§13.3.1.4: resend the 2xx at T1, 2*T1 ... capped at T2, until the ACK (or Timer L)."""
@@ -1013,7 +1038,7 @@ class SipEndpoint:
             return []
         actions = self._run_server(tx, TxEvent.SEND_2XX, now, message=tx.last)
         tx.retransmit_interval = min(2 * tx.retransmit_interval, self.timers.t2)
-        actions.append(ArmTimer(TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval))
+        self._arm(actions, TimerId(tx.id, TIMER_2XX), now + tx.retransmit_interval)
         return actions
 
     def _ack_matches_2xx(self, ack: Request) -> list[Action]:
@@ -1022,7 +1047,10 @@ class SipEndpoint:
             return []
         tx.acked = True
         self._release_server(tx)
-        return [CancelTimer(TimerId(tx.id, TIMER_2XX))] if tx.retransmit_interval else []
+        actions: list[Action] = []
+        if tx.retransmit_interval:
+            self._cancel(actions, TimerId(tx.id, TIMER_2XX))
+        return actions
 
     @staticmethod
     def _release_server(tx: _ServerTransaction) -> None:
@@ -1048,7 +1076,7 @@ class SipEndpoint:
         if last is not None and 200 <= last.status < 300 and tx.request.method == "INVITE" and not tx.acked:
             self._awaiting_ack.pop((tx.request.call_id, tx.request.cseq.seq, last.to.tag or ""), None)
             if tx.retransmit_interval:
-                actions.append(CancelTimer(TimerId(tx.id, TIMER_2XX)))
+                self._cancel(actions, TimerId(tx.id, TIMER_2XX))
             actions.append(AckTimeout(tx.id, last))
         return actions
 

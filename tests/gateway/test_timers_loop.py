@@ -82,7 +82,7 @@ def test_timer_armed_while_firing_and_heap_compaction(factory):
             q.arm(tid(n), now + 30)
             q.cancel(tid(n))
         q.arm(tid(0), now + 0.01)
-        heap_size = len(q._heap)
+        heap_size = q.heap.entries
         await asyncio.wait_for(done.wait(), 5)
         return fired, heap_size
 
