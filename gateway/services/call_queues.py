@@ -39,7 +39,7 @@ from typing import Any
 
 from gateway.services.directory import number_key
 from gateway.services.model import Presence
-from gateway.services.routing import RouteDecision
+from gateway.services.routing import RouteDecision, dialled_number
 from gateway.sip.errors import SipParseError
 from gateway.sip.uri import NameAddr, SipURI
 
@@ -280,7 +280,7 @@ class CallQueues:
     # --- queue calls ----------------------------------------------------------------------------------------
     def on_invite(self, req, tx, source) -> bool:
         try:
-            key = number_key(re.sub(r"[\s().-]", "", (req.request_uri.user or "").split(";", 1)[0]))
+            key = number_key(dialled_number(req.request_uri.user))
         except SipParseError:
             key = ""
         queue = next((q for q in self.queues.values() if number_key(q.number) == key), None) if key else None

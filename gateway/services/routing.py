@@ -51,12 +51,14 @@ class RouteDecision:
 
 
 _DIALLABLE = re.compile(r"^\+?[0-9]{2,15}$")
+#: Visual separators people type in numbers: white space, parentheses, dots and dashes.
+_SEPARATORS = re.compile(r"[\s().-]")
 
 
 def dialled_number(uri_user: str | None) -> str:
     """The number a device dialled, from the Request-URI user part (visual separators removed)."""
     raw = (uri_user or "").split(";", 1)[0]
-    return re.sub(r"[\s().-]", "", raw)
+    return _SEPARATORS.sub("", raw)
 
 
 def contact_flow(binding: Binding) -> Flow | None:
