@@ -688,7 +688,7 @@ _RELAYED_KEYS = frozenset(header_key(name) for name in RELAYED_HEADERS)
 
 
 def _relayed(message: Request | Response) -> list[tuple[str, str]]:
-    return [(name, value) for key, name, value in message.headers._fields if key in _RELAYED_KEYS]
+    return message.headers.items_of(_RELAYED_KEYS)
 
 
 def _headers(fields: list[tuple[str, str]]):

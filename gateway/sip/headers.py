@@ -317,6 +317,11 @@ class Headers:
         """(canonical name, raw value) of every field, in order."""
         return [(name, value) for _, name, value in self._fields]
 
+    def items_of(self, keys: frozenset[str] | set[str]) -> list[tuple[str, str]]:
+        """(canonical name, raw value) of the fields whose key (``header_key`` of the name) is in ``keys``, in
+        order: what a B2BUA relays from one leg to the other, picked in one pass."""
+        return [(name, value) for key, name, value in self._fields if key in keys]
+
     def keys(self) -> list[str]:
         """Canonical names of every field, in order (repeated names repeat)."""
         return [name for _, name, _ in self._fields]

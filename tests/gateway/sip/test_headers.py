@@ -272,3 +272,10 @@ def test_a_change_forgets_the_views_of_its_header_and_of_unknown_origin_only() -
 @given(st.lists(st.sampled_from(["a", "b c", '"x, y" <sip:q>', "<sip:r?h=1,2>", ";p=1"]), max_size=6))
 def test_split_list_inverts_join(elements: list[str]) -> None:
     assert split_list(", ".join(elements)) == elements
+
+
+def test_items_of_picks_fields_by_key_in_order() -> None:
+    h = Headers([("Via", "a"), ("Subject", "s"), ("v", "b"), ("X-Thing", "1"), ("via", "c")])
+    assert h.items_of(frozenset({"via", "x-thing"})) == [("Via", "a"), ("Via", "b"), ("X-Thing", "1"), ("Via", "c")]
+    assert h.items_of({"subject"}) == [("Subject", "s")]
+    assert h.items_of(frozenset()) == []
