@@ -1087,7 +1087,7 @@ _CLIENT_DONE: Final = frozenset({TransactionState.COMPLETED, TransactionState.AC
 #: Server transaction states in which only retransmissions are answered: a non-INVITE one after its final response,
 #: an INVITE one after the ACK for its 300-699 (and, in Accepted, once the 2xx was acknowledged: _ack_matches_2xx).
 _SERVER_DONE: Final = frozenset({(TransactionState.COMPLETED, TransactionKind.NON_INVITE_SERVER),
-                          (TransactionState.CONFIRMED, TransactionKind.INVITE_SERVER)})
+                                 (TransactionState.CONFIRMED, TransactionKind.INVITE_SERVER)})
 
 #: Transaction timers by their letter (what a TimerId names), without the Enum constructor on every firing.
 _TIMERS: Final[dict[str, Timer]] = {t.value: t for t in Timer}
