@@ -269,7 +269,8 @@ class Headers:
         if isinstance(fields, Headers):
             self._fields = list(fields._fields)
             return
-        pairs = fields.items() if isinstance(fields, Mapping) else fields
+        # A list of pairs (the usual input) before the Mapping check, which goes through the ABC machinery.
+        pairs = fields if isinstance(fields, list) else fields.items() if isinstance(fields, Mapping) else fields
         for name, value in pairs:
             self.add(name, value)
 

@@ -134,7 +134,13 @@ def _as_headers(headers: HeadersInput) -> Headers:
     return Headers(headers)
 
 
-def _check_body(body: bytes) -> bytes:
+#: A body as given to the builders: bytes, or a buffer of them (copied into bytes).
+BodyInput = bytes | bytearray | memoryview
+
+
+def _check_body(body: BodyInput) -> bytes:
+    if isinstance(body, bytes):  # the usual case first: one type check, not an isinstance against a tuple
+        return body
     if isinstance(body, (bytearray, memoryview)):
         return bytes(body)
     if not isinstance(body, bytes):
@@ -407,7 +413,7 @@ class Request(_Message):
         method: str,
         uri: str | SipURI,
         headers: HeadersInput = None,
-        body: bytes = b"",
+        body: BodyInput = b"",
         *,
         adopt: bool = False,
     ) -> Request:
@@ -418,7 +424,9 @@ class Request(_Message):
         With ``adopt`` a ``Headers`` object becomes the request's own instead of being copied (the caller
         built it for this request and does not touch it afterwards).
         """
-        if not isinstance(method, str) or TOKEN_RE.fullmatch(method) is None:
+        # Letters alone (every registered method) are a token without the regular expression.
+        if not isinstance(method, str) or (not (method.isascii() and method.isalpha())
+                                           and TOKEN_RE.fullmatch(method) is None):
             raise ValueError(f"invalid SIP method {method!r}: a method is a token")
         uri_text = str(uri)
         try:
@@ -450,7 +458,7 @@ class Request(_Message):
         method: str | None = None,
         uri: str | SipURI | None = None,
         headers: HeadersInput = None,
-        body: bytes | None = None,
+        body: BodyInput | None = None,
     ) -> Request:
         """A new request with some parts replaced (the others shared; headers copied)."""
         new = Request(
@@ -521,7 +529,7 @@ class Response(_Message):
 
     @classmethod
     def build(
-        cls, status: int, reason: str | None = None, headers: HeadersInput = None, body: bytes = b""
+        cls, status: int, reason: str | None = None, headers: HeadersInput = None, body: BodyInput = b""
     ) -> Response:
         """A new response from explicit headers (for a UAC-side or test use; see for_request)."""
         return cls(status, cls._check_status(status, reason), _as_headers(headers), _check_body(body))
@@ -533,7 +541,7 @@ class Response(_Message):
         status: int,
         reason: str | None = None,
         headers: HeadersInput = None,
-        body: bytes = b"",
+        body: BodyInput = b"",
         to_tag: str | None = None,
     ) -> Response:
         """The response a UAS sends to ``request`` (RFC 3261 §8.2.6).
@@ -589,7 +597,7 @@ class Response(_Message):
         status: int | None = None,
         reason: str | None = None,
         headers: HeadersInput = None,
-        body: bytes | None = None,
+        body: BodyInput | None = None,
     ) -> Response:
         """A new response with some parts replaced (the reason follows a new status unless given)."""
         new_status = self.status if status is None else status

@@ -305,3 +305,33 @@ def test_a_to_tag_must_be_a_token(tag: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="token"):
             Response.for_request(request, 200, to_tag=tag)
+
+
+_BUILD_HEADERS = [("Via", "SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1"), ("From", "<sip:a@b>;tag=1"), ("To", "<sip:c@d>"),
+                  ("Call-ID", "x")]
+
+
+@pytest.mark.parametrize(("method", "ok"), [
+    ("INVITE", True), ("X-VENDOR.1", True), ("publish", True), ("IN VITE", False), ("", False), ("INVITÉ", False),
+    ("IN;VITE", False),
+])
+def test_a_request_method_must_be_a_token(method: str, ok: bool) -> None:
+    headers = [*_BUILD_HEADERS, ("CSeq", f"1 {method}")]
+    if ok:
+        assert Request.build(method, "sip:c@d", headers=headers).method == method
+    else:
+        with pytest.raises(ValueError, match="token"):
+            Request.build(method, "sip:c@d", headers=headers)
+
+
+@pytest.mark.parametrize("body", [b"v=0\r\n", bytearray(b"v=0\r\n"), memoryview(b"v=0\r\n")])
+def test_a_body_is_bytes_whatever_buffer_it_came_in(body: bytes) -> None:
+    req = Request.build("INVITE", "sip:c@d", headers=[*_BUILD_HEADERS, ("CSeq", "1 INVITE")], body=body)
+    assert type(req.body) is bytes and req.body == b"v=0\r\n"
+    with pytest.raises(TypeError, match="bytes"):
+        Request.build("INVITE", "sip:c@d", headers=[*_BUILD_HEADERS, ("CSeq", "1 INVITE")], body="v=0")  # type: ignore[arg-type]
+
+
+def test_headers_from_a_list_a_mapping_or_an_iterable() -> None:
+    pairs = [("To", "<sip:a@b>"), ("Call-ID", "x")]
+    assert Headers(pairs).items() == Headers(dict(pairs)).items() == Headers(iter(pairs)).items() == pairs
