@@ -346,7 +346,9 @@ class Dialog:
         fields.extend(texts[7])
         if method in TARGET_REFRESH_METHODS and self.local_target is not None:
             fields.append(("Contact", f"<{self.local_target}>"))
-        extra = headers.items() if isinstance(headers, Mapping) else headers
+        # A list or tuple of pairs (the usual input) before the Mapping check, which goes through the ABC machinery.
+        extra = headers if isinstance(headers, list | tuple) else (
+            headers.items() if isinstance(headers, Mapping) else headers)
         fields.extend(extra)
         if not isinstance(body, bytes):
             raise TypeError(f"a SIP body is bytes, not {type(body).__name__}")

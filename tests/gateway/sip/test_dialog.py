@@ -132,6 +132,9 @@ def test_bye_with_loose_routes() -> None:
     assert reinvite.contact[0].uri == SipURI.parse("sip:alice@pc33.atlanta.example.com")
     assert reinvite.body == b"v=0\r\n"
     assert reinvite.headers.get("Content-Type") == "application/sdp"
+    # Extra headers as a list, a tuple, a mapping or any iterable of pairs.
+    for extra in ((("Subject", "s"),), {"Subject": "s"}, iter([("Subject", "s")])):
+        assert dialog.create_request("INFO", headers=extra).headers.get("Subject") == "s"
 
 
 def test_request_with_endpoint_via_passes_the_message_checks() -> None:
