@@ -21,7 +21,7 @@ from gateway.sip.abnf import TOKEN_RE
 from gateway.sip.errors import SipParseError, printable
 from gateway.sip.headers import Headers, split_list
 from gateway.sip.serializer import serialize, serialize_request_line, serialize_status_line
-from gateway.sip.uri import CSeq, NameAddr, SipURI, Via
+from gateway.sip.uri import CSeq, NameAddr, SipURI, Via, parse_cseq_text
 
 __all__ = [
     "DIALOG_CREATING_METHODS",
@@ -215,7 +215,7 @@ def parse_to(h: Headers) -> NameAddr:
 
 def parse_cseq(h: Headers) -> CSeq:
     try:
-        return CSeq.parse(_required(h, "CSeq"))
+        return parse_cseq_text(_required(h, "CSeq"))
     except SipParseError as err:
         if err.reason.startswith("missing"):
             raise

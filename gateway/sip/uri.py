@@ -29,7 +29,7 @@ from gateway.sip.abnf import (
 )
 from gateway.sip.errors import SipParseError, printable
 
-__all__ = ["CSeq", "NameAddr", "SipURI", "Via", "format_params", "parse_params"]
+__all__ = ["CSeq", "NameAddr", "SipURI", "Via", "format_params", "parse_cseq_text", "parse_params"]
 
 Params = dict[str, str | None]
 
@@ -787,16 +787,7 @@ class CSeq(NamedTuple):
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        # A CSeq is an immutable tuple and its texts repeat ("1 INVITE", "2 BYE"): a parse is kept by its text,
-        # bounded, and handed out as it is.
-        hit = _CSEQ_CACHE.get(text)
-        if hit is not None:
-            return hit
-        cseq = cls._parse_text(text)
-        if len(_CSEQ_CACHE) >= _CSEQ_CACHE_MAX:
-            _CSEQ_CACHE.clear()
-        _CSEQ_CACHE[text] = cseq
-        return cseq
+        return parse_cseq_text(text)
 
     @classmethod
     def _parse_text(cls, text: str) -> CSeq:
@@ -819,3 +810,17 @@ class CSeq(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+def parse_cseq_text(text: str) -> CSeq:
+    """``CSeq.parse``, as a module function: the compiled core calls it directly (a NamedTuple's classmethod is
+    called through the interpreter's method call). A CSeq is an immutable tuple and its texts repeat ("1 INVITE",
+    "2 BYE"): a parse is kept by its text, bounded, and handed out as it is."""
+    hit = _CSEQ_CACHE.get(text)
+    if hit is not None:
+        return hit
+    cseq = CSeq._parse_text(text)
+    if len(_CSEQ_CACHE) >= _CSEQ_CACHE_MAX:
+        _CSEQ_CACHE.clear()
+    _CSEQ_CACHE[text] = cseq
+    return cseq
