@@ -93,7 +93,12 @@ def _parse(raw: object, max_size: int, stream: bool) -> Request | Response:
 
     if end - start > max_size:
         raise SipParseError(f"header section of more than {max_size} bytes", 513, None)
-    msg, first, error = _parse_head(data[start:end].decode("utf-8", "surrogateescape"))
+    raw_head = data[start:end]
+    try:
+        head = raw_head.decode("utf-8")  # strict UTF-8 is a compiled primitive; the error handler is not
+    except UnicodeDecodeError:
+        head = raw_head.decode("utf-8", "surrogateescape")  # same text for valid UTF-8, and kept byte for byte
+    msg, first, error = _parse_head(head)
     request = msg if isinstance(msg, Request) else None
     if error is not None:
         raise error.with_partial(request)

@@ -42,4 +42,9 @@ def serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
         append(f"Content-Length: {len(body)}")
     append("")
     append("")
-    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
+    text = "\r\n".join(lines)
+    try:
+        head = text.encode("utf-8")  # strict UTF-8 is a compiled primitive; the error handler is not
+    except UnicodeEncodeError:  # lone surrogates: bytes a peer sent that were not UTF-8, written back as they came
+        head = text.encode("utf-8", "surrogateescape")
+    return head + body

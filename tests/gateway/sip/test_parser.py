@@ -686,3 +686,12 @@ def test_a_lone_cr_among_line_ends_is_refused_and_a_lone_lf_tolerated(head: byte
         assert request(data).from_.tag == "1"
     else:
         assert "bare CR" in error(data).reason
+
+
+@pytest.mark.parametrize("value", [b"caf\xc3\xa9", b"caf\xe9", b"\xff\xfe", b"plain"])
+def test_header_bytes_that_are_not_utf8_come_back_as_they_came(value: bytes) -> None:
+    """Header text is UTF-8 (RFC 3261 §7.3.1); other bytes are kept (surrogateescape) and written back unchanged."""
+    data = REGISTER.replace(b"Expires: 3600\r\n", b"Expires: 3600\r\nSubject: " + value + b"\r\n")
+    req = request(data)
+    assert req.headers.get("Subject") == value.decode("utf-8", "surrogateescape")
+    assert b"Subject: " + value + b"\r\n" in req.to_bytes()
