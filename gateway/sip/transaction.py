@@ -27,7 +27,6 @@ presenting them to the TU as new requests.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -193,7 +192,8 @@ _A, _B, _D, _EE, _F, _G, _H, _I, _J, _KK, _L, _M = (
 
 # The tables. A missing (state, event) pair is an illegal event. "Absorb" rows (no effects, same state)
 # are written out so that every tolerated event is visible here and tested.
-TRANSITIONS: Final[Mapping[TransactionKind, Mapping[TransactionState, Mapping[TxEvent, Transition]]]] = {
+# Plain dicts (not Mapping): the compiled core looks them up with dict operations, not generic item access.
+TRANSITIONS: Final[dict[TransactionKind, dict[TransactionState, dict[TxEvent, Transition]]]] = {
     # RFC 3261 §17.1.1 (figure 5), with Accepted from RFC 6026 §8.4 (figure 5 there).
     _K.INVITE_CLIENT: {
         _S.IDLE: {
@@ -335,7 +335,7 @@ TRANSITIONS: Final[Mapping[TransactionKind, Mapping[TransactionState, Mapping[Tx
 }
 
 #: The event that starts each machine from IDLE.
-START_EVENTS: Final[Mapping[TransactionKind, TxEvent]] = {
+START_EVENTS: Final[dict[TransactionKind, TxEvent]] = {
     _K.INVITE_CLIENT: _E.SEND_REQUEST,
     _K.NON_INVITE_CLIENT: _E.SEND_REQUEST,
     _K.INVITE_SERVER: _E.RECV_REQUEST,
@@ -466,7 +466,9 @@ class TransactionMachine:
                 if isinstance(effect, Effect):
                     outputs.append(effect)
                 elif isinstance(effect, Cancel):
-                    if self._armed.pop(effect.timer, None) is not None:
+                    armed = self._armed
+                    if effect.timer in armed:  # 'in' and 'del': dict.pop is a method call in the build
+                        del armed[effect.timer]
                         outputs.append(StopTimer(effect.timer))
                 else:
                     fire_now = self._arm(effect, now, outputs)
@@ -487,7 +489,8 @@ class TransactionMachine:
             return False
         self._intervals[arm.timer] = duration
         if duration <= 0:
-            if self._armed.pop(arm.timer, None) is not None:
+            if arm.timer in self._armed:
+                del self._armed[arm.timer]
                 outputs.append(StopTimer(arm.timer))
             return True
         deadline = now + duration
