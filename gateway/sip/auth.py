@@ -367,7 +367,7 @@ def _digest_params(text: str, what: str) -> dict[str, str]:
     return params
 
 
-def _require(params: Mapping[str, str], name: str, text: str, what: str) -> str:
+def _require(params: dict[str, str], name: str, text: str, what: str) -> str:
     value = params.get(name)
     if value is None:
         raise DigestParseError(f"{what} has no {name!r} parameter", text, None)
