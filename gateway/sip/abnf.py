@@ -33,6 +33,8 @@ __all__ = [
     "URI_PASSWORD_RE",
     "URI_USER_RE",
     "VIA_SENT_RE",
+    "is_token",
+    "made_of",
 ]
 
 # alphanum = ALPHA / DIGIT
@@ -42,6 +44,19 @@ TOKEN_CHARS: Final = r"\-.!%*_+`'~A-Za-z0-9"
 TOKEN_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"
 TOKEN: Final = rf"[{TOKEN_CHARS}]+"
 TOKEN_RE: Final = re.compile(TOKEN)
+
+
+def made_of(text: str, alphabet: str) -> bool:
+    """Whether ``text`` is one or more characters of ``alphabet``, an alphabet that holds every ASCII letter and
+    digit. Letters and digits alone, the usual case, pass with ``isalnum`` (a plain loop); anything else must
+    strip to nothing (``str.strip`` builds a mask of the alphabet on every call, and a regular expression costs
+    more than either)."""
+    return (text.isascii() and text.isalnum()) or (bool(text) and not text.strip(alphabet))
+
+
+def is_token(text: str) -> bool:
+    """``token`` (what ``TOKEN_RE`` matches in full), without the regular expression."""
+    return made_of(text, TOKEN_ALPHABET)
 
 # SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT      (case-insensitive, RFC 3261 §7.1)
 SIP_VERSION_RE: Final = re.compile(r"[Ss][Ii][Pp]/([0-9]{1,4})\.([0-9]{1,4})")

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .abnf import TOKEN_ALPHABET, TOKEN_CHARS
+from .abnf import TOKEN_ALPHABET, TOKEN_CHARS, is_token
 from .randomness import random_bytes as _random_bytes
 from .randomness import random_hex
 
@@ -201,9 +201,7 @@ _USUAL_TOKENS: Final = frozenset({
 
 
 def _is_token(text: str) -> bool:
-    if text in _USUAL_TOKENS:
-        return True
-    return bool(text) and not text.strip(TOKEN_ALPHABET)  # made of token characters alone: strips to nothing
+    return text in _USUAL_TOKENS or is_token(text)
 
 
 def _parse_auth_params_quick(text: str) -> tuple[str, dict[str, str]] | None:

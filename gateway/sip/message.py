@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import ClassVar, Final
 
-from gateway.sip.abnf import TOKEN_RE
+from gateway.sip.abnf import is_token
 from gateway.sip.errors import SipParseError, printable
 from gateway.sip.headers import Headers, split_list
 from gateway.sip.serializer import serialize, serialize_request_line, serialize_status_line
@@ -143,9 +143,7 @@ def _check_body(body: BodyInput) -> bytes:
         return body
     if isinstance(body, (bytearray, memoryview)):
         return bytes(body)
-    if not isinstance(body, bytes):
-        raise TypeError(f"a SIP body is bytes, not {type(body).__name__}")
-    return body
+    raise TypeError(f"a SIP body is bytes, not {type(body).__name__}")
 
 
 #: What ``Response.for_request`` copies from the request unchanged, as memo slots.
@@ -424,9 +422,7 @@ class Request(_Message):
         With ``adopt`` a ``Headers`` object becomes the request's own instead of being copied (the caller
         built it for this request and does not touch it afterwards).
         """
-        # Letters alone (every registered method) are a token without the regular expression.
-        if not isinstance(method, str) or (not (method.isascii() and method.isalpha())
-                                           and TOKEN_RE.fullmatch(method) is None):
+        if not isinstance(method, str) or not is_token(method):
             raise ValueError(f"invalid SIP method {method!r}: a method is a token")
         uri_text = str(uri)
         try:
@@ -553,8 +549,7 @@ class Response(_Message):
         SipParseError) too: whatever of those headers is present is copied, raw.
         """
         reason = cls._check_status(status, reason)
-        # Letters and digits alone (the gateway's own tags) are a token without the regular expression.
-        if to_tag is not None and not (to_tag.isascii() and to_tag.isalnum()) and TOKEN_RE.fullmatch(to_tag) is None:
+        if to_tag is not None and not is_token(to_tag):
             raise ValueError(f"a To tag is a token (RFC 3261 §19.3): {to_tag!r}")
         copy_rr = 101 <= status <= 299 and request.method in DIALOG_CREATING_METHODS
         fields: list[tuple[str, str, str]] = []

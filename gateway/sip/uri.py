@@ -26,6 +26,8 @@ from gateway.sip.abnf import (
     URI_PASSWORD_RE,
     URI_USER_RE,
     VIA_SENT_RE,
+    is_token,
+    made_of,
 )
 from gateway.sip.errors import SipParseError, printable
 
@@ -182,13 +184,11 @@ def _plain_params(text: str, pos: int) -> Params | None:
         return None
     for item in text[pos + 1:].split(";"):
         name, eq, value = item.partition("=")
-        # Letters and digits alone are the usual case (isalnum is a plain loop); otherwise a string made of an
-        # alphabet's characters alone strips to nothing.
-        if not (name.isascii() and name.isalnum()) and (not name or name.strip(TOKEN_ALPHABET)):
+        if not is_token(name):
             return None
         if not eq:
             plain[name.lower()] = None
-        elif not (value.isascii() and value.isalnum()) and (not value or value.strip(_PLAIN_VALUE_ALPHABET)):
+        elif not made_of(value, _PLAIN_VALUE_ALPHABET):
             return None
         else:
             plain[name.lower()] = value
