@@ -25,9 +25,7 @@ from gateway.sip.endpoint import (
     AckReceived,
     AckTimeout,
     Address,
-    ArmTimer,
     CancelReceived,
-    CancelTimer,
     Deliver,
     Discarded,
     RequestReceived,
@@ -85,8 +83,7 @@ class TimerQueue:
     def arm(self, timer_id: TimerId, deadline: float) -> None:
         """Arm (or re-arm: the earlier deadline is forgotten) one timer."""
         self.heap.arm(timer_id, deadline)
-        if deadline < self.scheduled_at:
-            self._schedule(deadline)
+        self.sync()
 
     def cancel(self, timer_id: TimerId) -> bool:
         return self.heap.cancel(timer_id)
@@ -225,10 +222,10 @@ class SipCore:
             log.exception("error handling a message from %s", flow)
 
     def _execute(self, actions: list) -> None:
-        # What the endpoint just returned comes with the timers it armed on the heap: the loop timer first.
-        timers = self._timers
-        if timers is not None and timers.heap.earliest < timers.scheduled_at:
-            timers.sync()
+        # What the endpoint just returned comes with the timers it armed on the heap (its timer_sink, so no timer
+        # actions are among them): the loop timer first.
+        if self._timers is not None:
+            self._timers.sync()
         for action in actions:
             kind = type(action)
             if kind is Send:
@@ -246,10 +243,6 @@ class SipCore:
                     self._transport_failed(tid)
             elif kind is Deliver:
                 self._dispatch(action.event)
-            elif kind is ArmTimer:
-                self._timers.arm(action.timer_id, action.deadline)  # type: ignore[union-attr]
-            elif kind is CancelTimer:
-                self._timers.cancel(action.timer_id)  # type: ignore[union-attr]
             elif kind is TransactionTimeout or kind is TransportError:
                 self.stats.timeouts += 1
                 self.b2bua.on_transaction_failed(action.transaction, action.response)
