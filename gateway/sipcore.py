@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.services.b2bua import ALLOW, B2BUA, SUPPORTED
 from gateway.services.diagnostics import warning_header
@@ -65,7 +66,7 @@ class TimerQueue:
 
     #: Deadlines this close to "now" count as due (asyncio's own rule uses the clock resolution; uvloop's
     #: timers have millisecond granularity).
-    TOLERANCE = 0.001
+    TOLERANCE: Final = 0.001
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[TimerId], None]):
         self._loop = loop

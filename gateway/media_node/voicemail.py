@@ -94,7 +94,7 @@ class VoicemailNode:
     # --- B2BUA hooks ---------------------------------------------------------------------------------------------
     def on_new_call(self, call) -> None:
         user: User | None = call.callee_user
-        if user is None or not user.voicemail or getattr(call, "no_answer_by", None):
+        if user is None or not user.voicemail or call.no_answer_by:
             return
         if all(leg.target is not None and leg.target.kind in (DEPOSIT, ACCESS) for leg in call.b_legs):
             return
@@ -114,7 +114,7 @@ class VoicemailNode:
     def on_failure(self, call) -> list[Target]:
         """Every branch busy (486/600): the caller leaves a message (once per call)."""
         user: User | None = call.callee_user
-        if user is None or not user.voicemail or not call.busy_seen or getattr(call, "voicemail_tried", False):
+        if user is None or not user.voicemail or not call.busy_seen or call.voicemail_tried:
             return []
         call.voicemail_tried = True
         t = self.deposit_target(user)

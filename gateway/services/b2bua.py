@@ -29,7 +29,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.services.diagnostics import reason_header, warning_header
 from gateway.services.model import Flow, User
@@ -111,11 +111,14 @@ class CallRecord:
     ended: float | None
 
 
+#: Call numbers, unique in the process: calls are ``c1``, ``c2``...
+_CALL_NUMBERS: Final = itertools.count(1)
+
+
 class Call:
-    _ids = itertools.count(1)
 
     def __init__(self, b2bua: B2BUA, a: Leg, caller: NameAddr, callee: str):
-        self.id = f"c{next(self._ids)}"
+        self.id = f"c{next(_CALL_NUMBERS)}"
         self.b2bua = b2bua
         self.a = a
         self.b_legs: list[Leg] = []
@@ -141,6 +144,10 @@ class Call:
         self.refusal: tuple[str, str] | None = None
         #: Usernames the call was forwarded through (loop protection).
         self.forwarded_via: list[str] = []
+        #: The service that diverts the call when nobody answers (``forwarding`` or ``voicemail``), once one has.
+        self.no_answer_by: str | None = None
+        #: Whether the voicemail service has tried this call after every device was busy.
+        self.voicemail_tried = False
 
     def other(self, leg: Leg) -> Leg | None:
         return self.winner if leg.side is Side.A else self.a

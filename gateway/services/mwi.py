@@ -78,7 +78,7 @@ class Subscription:
 
 class MwiService:
     def __init__(self, stack, directory: Directory, registrar: Registrar, counts: Callable[[str], tuple[int, int]],
-                 *, domain: str, call_later: Callable[[float, Callable[[], None]], object] | None = None) -> None:
+                 *, domain: str, call_later: Callable[[float, Callable[[], object]], object] | None = None) -> None:
         self.stack = stack
         self.directory = directory
         self.registrar = registrar

@@ -222,7 +222,7 @@ class Registrar:
             return self._challenge(req, now=wall)
         creds = _credentials(authz)  # parsed once: the user name here, the check in verify
         user = self.directory.user(creds.username) if creds is not None and creds.username else None
-        if user is None or not user.ha1:
+        if creds is None or user is None or not user.ha1:
             # Same treatment as a wrong password: verify against a throwaway HA1 so timing matches too.
             self.auth.verify(creds or authz, method="REGISTER", now=wall, ha1={"MD5": "0" * 32, "SHA-256": "0" * 64})
             return self._auth_failed(req, flow, now)

@@ -4,13 +4,15 @@ Bytes go in (``parse_message``, ``StreamFramer.feed``), messages come out; messa
 (``to_bytes``), bytes come out. Nothing here opens a socket, starts a thread or reads a clock.
 
 The modules run compiled (mypyc, ``tools/compile_sip_core.py``) when a build of exactly this source
-exists, else as Python; ``BUILD.reason`` says which and why (see ``gateway.sip._compiled``).
+exists, else as Python; ``BUILD.reason`` says which and why (see ``gateway.sip._compiled``). The same
+build holds the gateway modules that handle every message above this core (``gateway/sipcore.py`` and
+some services): ``gateway``'s ``__init__`` imports this package first, so the choice is made here, once.
 """
 
 from gateway.sip import _compiled
 
 #: Whether the modules below were imported from a compiled build, and why (or why not).
-BUILD = _compiled.activate(__path__)
+BUILD = _compiled.activate()
 COMPILED = BUILD.compiled
 
 # The imports below come after the build is chosen: they load the compiled modules when there are some.

@@ -1,30 +1,35 @@
-"""Whether ``gateway.sip`` runs as compiled extension modules or as the Python source beside this file.
+"""Whether the gateway's SIP modules run as compiled extension modules or as their Python source.
 
-``tools/compile_sip_core.py`` compiles the SIP core's modules with mypyc into
-``build/sipcore/<interpreter tag>/``, with a manifest of the SHA-256 of every source it compiled.
-The package's ``__init__`` calls :func:`activate` before importing any of its modules: when the
-manifest matches the sources here byte for byte, the build's folder goes first on the package's
-``__path__`` and every compiled module is imported from there; otherwise nothing changes and the
-source is used. All or nothing: the compiled modules call each other directly, so a build is never
-mixed with newer source.
+``tools/compile_sip_core.py`` compiles the SIP core (``gateway/sip``) and the modules that handle every
+message above it (``gateway/sipcore.py``, the registrar, MWI, B2BUA, routing and directory services) with
+mypyc into ``build/sipcore/<interpreter tag>/``, with a manifest of the SHA-256 of every source it
+compiled. ``gateway.sip``'s ``__init__`` calls :func:`activate` before importing any of its modules (and
+``gateway``'s ``__init__`` imports ``gateway.sip`` first, so this happens before any gateway module is
+imported): when the manifest matches the sources byte for byte, a finder on ``sys.meta_path`` imports each
+compiled module from the build; otherwise nothing changes and the source is used. All or nothing: the
+compiled modules call each other directly, so a build is never mixed with newer source.
 
-The compiled modules are the same source, with the same behaviour; they depend on nothing but the
-interpreter (mypyc's small runtime is compiled into the build). Set ``SIPGW_LAB_PURE_PYTHON=1`` to
-use the source even when a matching build exists.
+Module names here are dotted and relative to the ``gateway`` package (``sip.parser``, ``sipcore``,
+``services.registrar``). The compiled modules are the same source, with the same behaviour; they depend on
+nothing but the interpreter (mypyc's small runtime is compiled into the build). Set
+``SIPGW_LAB_PURE_PYTHON=1`` to use the source even when a matching build exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import json
 import os
 import sys
 import sysconfig
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 __all__ = [
-    "DISABLE_ENV", "EXT_SUFFIX", "MANIFEST", "BuildState", "activate", "default_build_dir", "library_file",
-    "module_file", "source_digests",
+    "DISABLE_ENV", "EXT_SUFFIX", "GATEWAY_DIR", "MANIFEST", "BuildState", "activate", "default_build_dir",
+    "library_file", "module_file", "source_digests",
 ]
 
 #: Set (to anything but empty or 0) to run the source even when a matching build exists.
@@ -32,9 +37,11 @@ DISABLE_ENV = "SIPGW_LAB_PURE_PYTHON"
 #: The manifest's file name inside a build folder.
 MANIFEST = "manifest.json"
 #: Manifest format; a build with another is ignored (and rebuilt by the compile tool).
-FORMAT = 1
+FORMAT = 2
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The ``gateway`` package's folder: module names in a manifest are relative to it.
+GATEWAY_DIR = PACKAGE_DIR.parent
 #: The file name ending of this interpreter's extension modules (``.cpython-311-x86_64-linux-gnu.so``).
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 
@@ -44,9 +51,14 @@ def interpreter_tag() -> str:
     return EXT_SUFFIX.strip(".").removesuffix(".so").removesuffix(".pyd").replace(".", "-") or "unknown"
 
 
+def _relative(name: str) -> Path:
+    """``services.registrar`` -> ``services/registrar``: a module's path inside the ``gateway`` package."""
+    return Path(*name.split("."))
+
+
 def module_file(build_dir: Path, name: str) -> Path:
-    """Where a build keeps the compiled module ``gateway.sip.<name>``."""
-    return build_dir / "gateway" / "sip" / f"{name}{EXT_SUFFIX}"
+    """Where a build keeps the compiled module ``gateway.<name>`` (``sip.parser``, ``sipcore``...)."""
+    return build_dir / "gateway" / _relative(name).with_name(f"{_relative(name).name}{EXT_SUFFIX}")
 
 
 def library_file(build_dir: Path, library: str) -> Path:
@@ -55,16 +67,21 @@ def library_file(build_dir: Path, library: str) -> Path:
 
 
 def default_build_dir(root: Path | None = None) -> Path:
-    """``<checkout>/build/sipcore/<interpreter tag>`` (the package lives at ``<checkout>/gateway/sip``)."""
-    base = PACKAGE_DIR.parent.parent if root is None else root
+    """``<checkout>/build/sipcore/<interpreter tag>`` (the package lives at ``<checkout>/gateway``)."""
+    base = GATEWAY_DIR.parent if root is None else root
     return base / "build" / "sipcore" / interpreter_tag()
 
 
-def source_digests(modules: list[str], package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """SHA-256 of each module's source file, by module name (``parser``, ``uri``...)."""
+def source_file(name: str, package_dir: Path = GATEWAY_DIR) -> Path:
+    """The source of module ``gateway.<name>`` under ``package_dir`` (the ``gateway`` folder)."""
+    return package_dir / _relative(name).with_suffix(".py")
+
+
+def source_digests(modules: list[str], package_dir: Path = GATEWAY_DIR) -> dict[str, str]:
+    """SHA-256 of each module's source file, by module name (``sip.parser``, ``sipcore``...)."""
     out = {}
     for name in modules:
-        out[name] = hashlib.sha256((package_dir / f"{name}.py").read_bytes()).hexdigest()
+        out[name] = hashlib.sha256(source_file(name, package_dir).read_bytes()).hexdigest()
     return out
 
 
@@ -83,8 +100,9 @@ class BuildState:
         return f"BuildState(compiled={self.compiled}, reason={self.reason!r})"
 
 
-def check(build_dir: Path, package_dir: Path = PACKAGE_DIR) -> BuildState:
-    """Whether ``build_dir`` holds a build of exactly the sources in ``package_dir`` for this interpreter."""
+def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
+    """Whether ``build_dir`` holds a build of exactly the sources under ``package_dir`` (the ``gateway`` folder)
+    for this interpreter."""
     manifest_path = build_dir / MANIFEST
     if not manifest_path.is_file():
         return BuildState(False, f"pure Python: no compiled build in {build_dir}", build_dir)
@@ -99,6 +117,10 @@ def check(build_dir: Path, package_dir: Path = PACKAGE_DIR) -> BuildState:
         return BuildState(False, f"pure Python: unreadable {manifest_path} ({exc})", build_dir)
     if fmt != FORMAT:
         return BuildState(False, f"pure Python: {manifest_path} has format {fmt}, expected {FORMAT}", build_dir)
+    odd = [name for name in modules if not all(part.isidentifier() for part in name.split("."))]
+    if odd:
+        return BuildState(False, f"pure Python: {manifest_path} names a module {odd[0]!r}, not a dotted name",
+                          build_dir)
     if tag != interpreter_tag():
         return BuildState(False, f"pure Python: the build is for {tag}, this interpreter is {interpreter_tag()}",
                           build_dir)
@@ -111,22 +133,54 @@ def check(build_dir: Path, package_dir: Path = PACKAGE_DIR) -> BuildState:
         return BuildState(False, f"pure Python: cannot read a compiled module's source ({exc})", build_dir)
     changed = [name for name in modules if current[name] != digests[name]]
     if changed:
-        names = ", ".join(f"{name}.py" for name in changed[:3]) + (" ..." if len(changed) > 3 else "")
+        names = ", ".join(_relative(name).with_suffix(".py").as_posix() for name in changed[:3])
+        names += " ..." if len(changed) > 3 else ""
         return BuildState(False, f"pure Python: the compiled build is older than {names}; "
                                  "run `make sipcore` (or python tools/compile_sip_core.py)", build_dir)
     return BuildState(True, f"compiled with mypyc {manifest.get('mypy', '?')} ({len(modules)} modules, {build_dir})",
                       build_dir, modules)
 
 
-def activate(package_path: list[str], build_dir: Path | None = None) -> BuildState:
-    """Put a matching build first on ``package_path`` (the package's ``__path__``); say what was done."""
+class _BuildFinder(importlib.abc.MetaPathFinder):
+    """Finds the compiled modules of one build, by full name, before the normal finders find their source."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        file = self.files.get(fullname)
+        if file is None:
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(fullname, str(file))
+        return ModuleSpec(fullname, loader, origin=str(file))
+
+    def __repr__(self) -> str:
+        return f"<sipgw-lab compiled build: {len(self.files)} modules>"
+
+
+_ACTIVE: BuildState | None = None
+
+
+def activate(build_dir: Path | None = None, *, meta_path: list | None = None) -> BuildState:
+    """Import every module of a matching build from the build from now on; say what was done.
+
+    Called again, returns what the first call found (the choice is made once per interpreter). ``meta_path``
+    (default ``sys.meta_path``) and ``build_dir`` are for tests, which make a fresh choice each time."""
+    global _ACTIVE
+    fresh = build_dir is not None or meta_path is not None
+    if _ACTIVE is not None and not fresh:
+        return _ACTIVE
     where = default_build_dir() if build_dir is None else build_dir
     if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
-        return BuildState(False, f"pure Python: {DISABLE_ENV} is set", where)
-    state = check(where)
+        state = BuildState(False, f"pure Python: {DISABLE_ENV} is set", where)
+    else:
+        state = check(where)
     if state.compiled:
-        package_path.insert(0, str(where / "gateway" / "sip"))
+        files = {f"gateway.{name}": module_file(where, name) for name in state.modules}
+        (sys.meta_path if meta_path is None else meta_path).insert(0, _BuildFinder(files))
         if str(where) not in sys.path:
             # The compiled modules import their shared library (mypyc's runtime and code) by a top-level name.
             sys.path.append(str(where))
+    if not fresh:
+        _ACTIVE = state
     return state

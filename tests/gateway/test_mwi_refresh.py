@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from gateway.services.directory import Directory
 from gateway.services.model import Flow
 from gateway.services.mwi import MwiService
-from gateway.services.registrar import Binding
+from gateway.services.registrar import Binding, DeviceRegistry, Registrar
 from gateway.sip import NameAddr, Request, Response
+from gateway.sip.auth import DigestServer
+from gateway.store.sqlite import Store
 
 DOMAIN = "sipgw.lab"
 
@@ -28,6 +31,12 @@ class FakeStack:
         return "sip:gw@127.0.0.1:5060"
 
 
+def tenant() -> tuple[Directory, Registrar]:
+    """A directory and registrar on an in-memory store: what the service reads, with nothing in it."""
+    store = Store(":memory:")
+    directory = Directory(store, DOMAIN)
+    return directory, Registrar(directory, DigestServer(DOMAIN, b"k" * 32), DeviceRegistry(store))
+
 def binding(uri: str = "sip:zed@127.0.0.1:5099", call_id: str = "reg-1@x", port: int = 5099) -> Binding:
     return Binding("zed", NameAddr.parse(f"<{uri}>"), uri, 1000.0, call_id, 2, Flow("UDP", "127.0.0.1", port),
                    "Yealink SIP-T54W 96.86.0.100", "zed/T54W", 1.0)
@@ -35,7 +44,8 @@ def binding(uri: str = "sip:zed@127.0.0.1:5099", call_id: str = "reg-1@x", port:
 
 def make(counts: dict[str, tuple[int, int]]) -> tuple[MwiService, FakeStack]:
     stack = FakeStack()
-    svc = MwiService(stack, directory=None, registrar=None, counts=lambda u: counts[u], domain=DOMAIN)
+    directory, registrar = tenant()
+    svc = MwiService(stack, directory, registrar, counts=lambda u: counts[u], domain=DOMAIN)
     return svc, stack
 
 

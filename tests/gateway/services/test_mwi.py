@@ -11,6 +11,7 @@ import pytest
 from gateway.config import GatewayConfig
 from gateway.control_api.client import ControlClient
 from gateway.server import EmbeddedGateway
+from gateway.services.model import Flow
 from gateway.services.mwi import MwiService, message_summary
 from gateway.sip import Request, Response
 from tests.gateway.control_api.sipphone import DOMAIN, UdpPhone
@@ -214,7 +215,14 @@ def test_subscription_expires_with_a_final_notify(tmp_path):
     stack, timers = FakeStack(), []
     svc = MwiService(stack, directory, registrar, lambda u: (0, 0), domain=DOMAIN,
                      call_later=lambda d, fn: timers.append((d, fn)))
-    svc._registered_from = lambda username, flow: True  # the registration itself is tested above
+    user = directory.user("zed")
+    assert user is not None
+    registered = registrar.bind(Request.build("REGISTER", f"sip:{DOMAIN}", [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKr1"), ("From", f"<sip:zed@{DOMAIN}>;tag=r1"),
+        ("To", f"<sip:zed@{DOMAIN}>"), ("Call-ID", "r1@x"), ("CSeq", "1 REGISTER"),
+        ("Contact", "<sip:zed@127.0.0.1:5099>"), ("Expires", "3600")]),
+        user, Flow("UDP", "127.0.0.1", 5099), stack.now(), 0.0, "zed/T54W", None)
+    assert registered.status == 200  # the SUBSCRIBE comes from the registered device
     req = Request.build("SUBSCRIBE", f"sip:zed@{DOMAIN}", [
         ("Via", "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKx1"), ("From", f"<sip:zed@{DOMAIN}>;tag=a1"),
         ("To", f"<sip:zed@{DOMAIN}>"), ("Call-ID", "s1@x"), ("CSeq", "1 SUBSCRIBE"),

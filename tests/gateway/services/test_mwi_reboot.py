@@ -3,12 +3,16 @@ and none on plain refreshes or for a UA that sends every REGISTER with a new Cal
 
 from __future__ import annotations
 
+from gateway.services.directory import Directory
 from gateway.services.model import Flow
 from gateway.services.mwi import MwiService
-from gateway.services.registrar import Binding
+from gateway.services.registrar import Binding, DeviceRegistry, Registrar
 from gateway.sip import NameAddr, Request
+from gateway.sip.auth import DigestServer
+from gateway.store.sqlite import Store
 
 URI = "sip:zed@127.0.0.1:5099"
+DOMAIN = "sipgw.lab"
 
 
 class FakeStack:
@@ -26,6 +30,12 @@ class FakeStack:
         return "sip:gw@127.0.0.1:5060"
 
 
+def tenant() -> tuple[Directory, Registrar]:
+    """A directory and registrar on an in-memory store: what the service reads, with nothing in it."""
+    store = Store(":memory:")
+    directory = Directory(store, DOMAIN)
+    return directory, Registrar(directory, DigestServer(DOMAIN, b"k" * 32), DeviceRegistry(store))
+
 def binding(call_id: str, cseq: int, *, instance: str | None = None, reg_id: str | None = None) -> Binding:
     params = "".join(f";{k}={v}" for k, v in (("+sip.instance", instance), ("reg-id", reg_id)) if v)
     return Binding("zed", NameAddr.parse(f"<{URI}>{params}"), URI, 1000.0, call_id, cseq,
@@ -34,7 +44,8 @@ def binding(call_id: str, cseq: int, *, instance: str | None = None, reg_id: str
 
 def service(counts=(1, 0)) -> tuple[MwiService, FakeStack]:
     stack = FakeStack()
-    return MwiService(stack, directory=None, registrar=None, counts=lambda u: counts, domain="sipgw.lab"), stack
+    directory, registrar = tenant()
+    return MwiService(stack, directory, registrar, counts=lambda u: counts, domain=DOMAIN), stack
 
 
 def register(svc: MwiService, b: Binding) -> None:
@@ -115,7 +126,8 @@ def test_the_control_api_record_names_only_notifies_that_left():
     """A NOTIFY held back until the REGISTER's 200 is recorded when it is sent, not when it is decided."""
     later: list = []
     for stack, recorded in ((FakeStack(), 1), (_RefusingStack(), 0)):
-        svc = MwiService(stack, directory=None, registrar=None, counts=lambda u: (2, 1), domain="sipgw.lab",
+        directory, registrar = tenant()
+        svc = MwiService(stack, directory, registrar, counts=lambda u: (2, 1), domain=DOMAIN,
                          call_later=lambda delay, fn: later.append(fn))
         register(svc, binding("boot1@x", 1))
         assert svc.sent == []  # decided, held until the current event is handled

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import gateway.sip
+import gateway.sipcore
 from gateway.sip import _compiled
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -24,8 +25,8 @@ SUFFIX = _compiled.EXT_SUFFIX
 def _fake_build(tmp_path: Path, package: Path, modules: list[str], **manifest_changes: object) -> Path:
     """A build folder as the tool leaves it, with empty files in place of the extension modules."""
     build = tmp_path / "build"
-    (build / "gateway" / "sip").mkdir(parents=True)
     for name in modules:
+        _compiled.module_file(build, name).parent.mkdir(parents=True, exist_ok=True)
         _compiled.module_file(build, name).write_bytes(b"")
     _compiled.library_file(build, "lib__mypyc").write_bytes(b"")
     manifest = {"format": _compiled.FORMAT, "interpreter": _compiled.interpreter_tag(), "mypy": "9.9",
@@ -37,79 +38,109 @@ def _fake_build(tmp_path: Path, package: Path, modules: list[str], **manifest_ch
 
 @pytest.fixture
 def package(tmp_path: Path) -> Path:
+    """A ``gateway`` folder with a module of the core, one beside it and one in a subpackage."""
     pkg = tmp_path / "src"
-    pkg.mkdir()
-    (pkg / "parser.py").write_text("X = 1\n")
-    (pkg / "uri.py").write_text("Y = 2\n")
+    (pkg / "sip").mkdir(parents=True)
+    (pkg / "services").mkdir()
+    (pkg / "sip" / "parser.py").write_text("X = 1\n")
+    (pkg / "sip" / "uri.py").write_text("Y = 2\n")
+    (pkg / "sipcore.py").write_text("Z = 3\n")
+    (pkg / "services" / "registrar.py").write_text("W = 4\n")
     return pkg
 
 
+MODULES = ["services.registrar", "sip.parser", "sip.uri", "sipcore"]
+
+
 def test_a_build_of_exactly_these_sources_is_used(tmp_path: Path, package: Path) -> None:
-    build = _fake_build(tmp_path, package, ["parser", "uri"])
+    build = _fake_build(tmp_path, package, MODULES)
     state = _compiled.check(build, package)
-    assert state.compiled and state.modules == ("parser", "uri")
-    assert "mypyc 9.9" in state.reason
+    assert state.compiled and state.modules == tuple(MODULES)
+    assert "mypyc 9.9" in state.reason and "4 modules" in state.reason
+    assert _compiled.module_file(build, "services.registrar") == build / "gateway" / "services" / f"registrar{SUFFIX}"
+    assert _compiled.module_file(build, "sipcore") == build / "gateway" / f"sipcore{SUFFIX}"
 
 
-def test_a_changed_source_disables_the_whole_build_and_names_the_file(tmp_path: Path, package: Path) -> None:
-    build = _fake_build(tmp_path, package, ["parser", "uri"])
-    (package / "uri.py").write_text("Y = 3\n")
+@pytest.mark.parametrize(("changed", "named"), [
+    ("sip/uri.py", "sip/uri.py"), ("sipcore.py", "sipcore.py"), ("services/registrar.py", "services/registrar.py"),
+])
+def test_a_changed_source_disables_the_whole_build_and_names_the_file(tmp_path: Path, package: Path, changed: str,
+                                                                      named: str) -> None:
+    build = _fake_build(tmp_path, package, MODULES)
+    (package / changed).write_text("changed = True\n")
     state = _compiled.check(build, package)
     assert not state.compiled
-    assert "older than uri.py" in state.reason and "make sipcore" in state.reason
+    assert f"older than {named}" in state.reason and "make sipcore" in state.reason
 
 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"interpreter": "cpython-39-x86_64-linux-gnu"}, "the build is for cpython-39"),
     ({"format": 99}, "format 99"),
+    ({"format": 1}, "format 1, expected 2"),  # a build from before modules outside gateway/sip were compiled
     ({"sources": "not a mapping"}, "unreadable"),
+    ({"sources": {"../../etc/x": "0"}}, "not a dotted name"),
+    ({"sources": {"sip..uri": "0"}}, "not a dotted name"),
 ])
 def test_a_build_for_another_interpreter_or_format_is_ignored(tmp_path: Path, package: Path, change: dict,
                                                               expected: str) -> None:
-    build = _fake_build(tmp_path, package, ["parser"], **change)
+    build = _fake_build(tmp_path, package, ["sip.parser"], **change)
     state = _compiled.check(build, package)
     assert not state.compiled and expected in state.reason
 
 
 def test_missing_pieces_are_named(tmp_path: Path, package: Path) -> None:
     assert "no compiled build" in _compiled.check(tmp_path / "nothing", package).reason
-    build = _fake_build(tmp_path, package, ["parser", "uri"])
-    (build / "gateway" / "sip" / f"uri{SUFFIX}").unlink()
-    assert f"lacks uri{SUFFIX}" in _compiled.check(build, package).reason
+    build = _fake_build(tmp_path, package, MODULES)
+    _compiled.module_file(build, "services.registrar").unlink()
+    assert f"lacks registrar{SUFFIX}" in _compiled.check(build, package).reason
     (build / _compiled.MANIFEST).write_text("{not json")
     assert "unreadable" in _compiled.check(build, package).reason
 
 
-def test_activate_puts_the_build_first_on_the_package_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    modules = ["abnf"]
-    build = _fake_build(tmp_path, _compiled.PACKAGE_DIR, modules)
+def test_activate_imports_exactly_the_built_modules_from_the_build(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    modules = ["sip.abnf", "services.routing"]
+    build = _fake_build(tmp_path, _compiled.GATEWAY_DIR, modules)
     monkeypatch.delenv(_compiled.DISABLE_ENV, raising=False)
     monkeypatch.setattr(sys, "path", list(sys.path))
-    path = ["/the/source"]
-    state = _compiled.activate(path, build)
-    assert state.compiled
-    assert path == [str(build / "gateway" / "sip"), "/the/source"]
+    meta_path: list = []
+    state = _compiled.activate(build, meta_path=meta_path)
+    assert state.compiled and len(meta_path) == 1
+    finder = meta_path[0]
+    spec = finder.find_spec("gateway.services.routing")
+    assert spec.origin == str(_compiled.module_file(build, "services.routing"))
+    assert spec.name == "gateway.services.routing"
+    assert finder.find_spec("gateway.sip.abnf").origin.endswith(f"abnf{SUFFIX}")
+    for other in ("gateway.sip.parser", "gateway.services", "abnf", "gateway.services.b2bua"):
+        assert finder.find_spec(other) is None, other  # found by the normal finders: the source
     assert str(build) in sys.path  # where the modules find their shared library
 
 
 def test_the_environment_switch_keeps_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    build = _fake_build(tmp_path, _compiled.PACKAGE_DIR, ["abnf"])
+    build = _fake_build(tmp_path, _compiled.GATEWAY_DIR, ["sip.abnf"])
     monkeypatch.setenv(_compiled.DISABLE_ENV, "1")
-    path = ["/the/source"]
-    state = _compiled.activate(path, build)
+    meta_path: list = []
+    state = _compiled.activate(build, meta_path=meta_path)
     assert not state.compiled and _compiled.DISABLE_ENV in state.reason
-    assert path == ["/the/source"]
+    assert meta_path == []
+
+
+def test_the_choice_is_made_once() -> None:
+    assert _compiled.activate() is gateway.sip.BUILD
+    assert sum(1 for f in sys.meta_path if type(f).__name__ == "_BuildFinder") == int(gateway.sip.COMPILED)
 
 
 def test_the_package_says_what_it_runs() -> None:
     build = gateway.sip.BUILD
     if build.compiled:
         assert gateway.sip.COMPILED
+        assert {"sipcore", "services.registrar", "services.b2bua", "sip.parser"} <= set(build.modules)
         for name in build.modules:
-            module = importlib.import_module(f"gateway.sip.{name}")
+            module = importlib.import_module(f"gateway.{name}")
             assert module.__file__ is not None and module.__file__.endswith(SUFFIX), name
     else:
         assert not gateway.sip.COMPILED and gateway.sip.parser.__file__.endswith(".py")
+        assert gateway.sipcore.__file__.endswith(".py")
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI builds the SIP core first (make sipcore)")
