@@ -41,6 +41,9 @@ from sipua.wav import wav_data_info
 log = logging.getLogger("sipua.worker")
 
 PJ_ETOOMANY = 70010  # PJ_ERRNO_START_STATUS + 10 (pj/errno.h)
+PJ_EINVALIDOP = 70013  # PJ_ERRNO_START_STATUS + 13: pjsua's answer while the call's media is being renegotiated
+#: How long a hold, resume, re-INVITE or UPDATE waits for an offer/answer exchange in progress on its call.
+RENEGOTIATION_WAIT_S = 5.0
 STOP_RECORD_SETTLE_S = 0.1  # let the bridge hand over its last frame before the WAV is read
 ENDED_CALLS_KEPT = 256
 
@@ -289,6 +292,34 @@ class AccountRecord:
 # --------------------------------------------------------------------------------------------------
 # The user agent
 # --------------------------------------------------------------------------------------------------
+
+
+def renegotiate(rec: CallRecord, what: str, send: Callable[[], dict[str, Any]]) -> dict[str, Any] | Pending:
+    """Send a re-INVITE or UPDATE now, or once the call's offer/answer exchange in progress has completed.
+
+    RFC 3261 §14.1: no new INVITE transaction while one is in progress in either direction (RFC 3311 §5.1
+    likewise for UPDATE). pjsua refuses with PJ_EINVALIDOP while the media is being renegotiated, e.g. a
+    hold whose 200 has not come back yet: the command then waits in the event loop, tried again at each
+    turn, for up to ``RENEGOTIATION_WAIT_S`` (then the worker answers ``timeout``), and fails if the call ends
+    first."""
+    try:
+        return send()
+    except pj.Error as exc:
+        if getattr(exc, "status", None) != PJ_EINVALIDOP:
+            raise
+        log.info("call %d: %s waits for the offer/answer exchange in progress", rec.handle, what)
+
+    def poll() -> dict[str, Any] | None:
+        if rec.call is None or rec.state not in _LIVE_STATES:
+            raise CommandFailure(ErrorCode.INVALID_STATE, f"call {rec.handle} ended before its {what} was sent")
+        try:
+            return send()
+        except pj.Error as exc:
+            if getattr(exc, "status", None) == PJ_EINVALIDOP:
+                return None
+            raise from_pj_error(exc, what) from None
+    return Pending(poll, time.monotonic() + RENEGOTIATION_WAIT_S,
+                   f"waiting for the offer/answer exchange in progress to send the {what}")
 
 
 class UserAgent:
@@ -738,46 +769,58 @@ class UserAgent:
         rec.call.hangup(prm)
         return {"call": rec.handle}
 
-    def cmd_hold(self, cmd: p.Hold) -> dict[str, Any]:
+    def cmd_hold(self, cmd: p.Hold) -> dict[str, Any] | Pending:
         rec = self._record(cmd.call)
         self._require_state(rec, (CallState.CONFIRMED,), "hold")
         prm = pj.CallOpParam(True)
         _set_headers(prm, cmd.headers)
-        assert rec.call is not None
-        rec.call.setHold(prm)
-        rec.held = True
-        self._rewire()  # silence towards the held party now, not after the answer arrives
-        return {"call": rec.handle}
 
-    def cmd_unhold(self, cmd: p.Unhold) -> dict[str, Any]:
+        def send() -> dict[str, Any]:
+            assert rec.call is not None
+            rec.call.setHold(prm)
+            rec.held = True
+            self._rewire()  # silence towards the held party now, not after the answer arrives
+            return {"call": rec.handle}
+        return renegotiate(rec, "hold", send)
+
+    def cmd_unhold(self, cmd: p.Unhold) -> dict[str, Any] | Pending:
         rec = self._record(cmd.call)
         self._require_state(rec, (CallState.CONFIRMED,), "unhold")
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         _set_headers(prm, cmd.headers)
-        assert rec.call is not None
-        rec.call.reinvite(prm)
-        rec.held = False
-        self._rewire()
-        return {"call": rec.handle}
 
-    def cmd_reinvite(self, cmd: p.Reinvite) -> dict[str, Any]:
+        def send() -> dict[str, Any]:
+            assert rec.call is not None
+            rec.call.reinvite(prm)
+            rec.held = False
+            self._rewire()
+            return {"call": rec.handle}
+        return renegotiate(rec, "unhold", send)
+
+    def cmd_reinvite(self, cmd: p.Reinvite) -> dict[str, Any] | Pending:
         rec = self._record(cmd.call)
         self._require_state(rec, (CallState.CONFIRMED,), "re-INVITE")
         prm = pj.CallOpParam(True)
         _set_headers(prm, cmd.headers)
-        assert rec.call is not None
-        rec.call.reinvite(prm)
-        return {"call": rec.handle}
 
-    def cmd_update(self, cmd: p.Update) -> dict[str, Any]:
+        def send() -> dict[str, Any]:
+            assert rec.call is not None
+            rec.call.reinvite(prm)
+            return {"call": rec.handle}
+        return renegotiate(rec, "re-INVITE", send)
+
+    def cmd_update(self, cmd: p.Update) -> dict[str, Any] | Pending:
         rec = self._record(cmd.call)
         self._require_state(rec, (CallState.CONFIRMED, CallState.EARLY, CallState.CONNECTING), "UPDATE")
         prm = pj.CallOpParam(True)
         _set_headers(prm, cmd.headers)
-        assert rec.call is not None
-        rec.call.update(prm)
-        return {"call": rec.handle}
+
+        def send() -> dict[str, Any]:
+            assert rec.call is not None
+            rec.call.update(prm)
+            return {"call": rec.handle}
+        return renegotiate(rec, "UPDATE", send)
 
     def cmd_mute(self, cmd: p.Mute) -> dict[str, Any]:
         rec = self._record(cmd.call)

@@ -322,22 +322,46 @@ class UAWorker:
         self._check()
         return self._request(command, timeout)
 
-    def _request(self, command: p.Command, timeout: float) -> dict[str, Any]:
-        request_id = next(self._ids)
+    def request_all(self, commands: list[p.Command],
+                    timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> list[dict[str, Any]]:
+        """Send several commands back to back, then wait for each result in turn.
+
+        The worker reads them in one turn of its loop and runs them in order without handling SIP in between:
+        e.g. a resume that reaches pjsua while the hold's re-INVITE is still unanswered. The first refusal
+        raises its ``CommandError`` (the later commands have still been sent)."""
+        for command in commands:
+            if not isinstance(command, p.Command) or not command.NAME:
+                raise InvalidArgument(f"{self.name}: request_all() needs sipua.protocol commands, got {command!r}")
+        self._check()
+        ids = self._send(commands)
+        deadline = time.monotonic() + timeout
+        return [self._await(request_id, command, deadline) for request_id, command in zip(ids, commands, strict=True)]
+
+    def _send(self, commands: list[p.Command]) -> list[int]:
         try:
             with self._send_lock:
-                self._conn.send_bytes(p.encode_request(request_id, command))
+                ids = []
+                for command in commands:
+                    ids.append(next(self._ids))
+                    self._conn.send_bytes(p.encode_request(ids[-1], command))
+                return ids
         except (OSError, ValueError):
             self._wait_for_failure(2.0)
             raise
-        deadline = time.monotonic() + timeout
+
+    def _request(self, command: p.Command, timeout: float) -> dict[str, Any]:
+        (request_id,) = self._send([command])
+        return self._await(request_id, command, time.monotonic() + timeout)
+
+    def _await(self, request_id: int, command: p.Command, deadline: float) -> dict[str, Any]:
+        timeout = max(0.0, deadline - time.monotonic())
         with self._cond:
             while request_id not in self._responses:
                 if self._failure is not None:
                     raise self._failure
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RequestTimeout(f"{self.name}: no answer to {command.NAME} within {timeout} s")
+                    raise RequestTimeout(f"{self.name}: no answer to {command.NAME} within {timeout:.1f} s")
                 self._cond.wait(remaining)
             frame = self._responses.pop(request_id)
         if frame.get("ok"):
