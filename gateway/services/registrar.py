@@ -388,8 +388,10 @@ RegisterError = _RegisterError  # the public name (Registrar.bind raises it)
 
 
 def _tag(req: Request) -> str:
-    # A deterministic tag per transaction, so a retransmitted REGISTER gets the same answer.
-    return f"r{abs(hash((req.call_id, req.cseq.seq))) % 10**10:010d}"
+    """``r`` and ten digits: a deterministic tag per transaction, so a retransmitted REGISTER gets the same answer.
+    (Spelled out: compiled, a format specification is a generic call, this is four primitives.)"""
+    digits = str(abs(hash((req.call_id, req.cseq.seq))) % 10**10)
+    return "r" + "0" * (10 - len(digits)) + digits
 
 
 def _credentials(value: str) -> DigestCredentials | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.services.directory import Directory
 from gateway.services.model import Device, Flow, PairState, User
-from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig
+from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig, _tag
 from gateway.sip import Request
 from gateway.sip.auth import DigestClient, DigestServer
 from gateway.store.sqlite import Store
@@ -266,3 +268,15 @@ def test_the_stateless_challenge_is_what_handle_answers_and_only_without_credent
         Phone("avery", "wrong").register(reg)
     # A throttled address gets handle()'s 503, not a challenge.
     assert reg.stateless_challenge(Phone("avery", "x").request(), FLOW, 100.0, 1.7e9) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(call_id=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789@.-", min_size=1, max_size=30),
+       seq=st.integers(min_value=0, max_value=2**31 - 1))
+def test_the_to_tag_of_a_register_is_r_and_ten_digits_fixed_per_transaction(call_id: str, seq: int) -> None:
+    req = Request.build("REGISTER", "sip:sipgw.lab", [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKt1"), ("From", "<sip:zed@sipgw.lab>;tag=f"),
+        ("To", "<sip:zed@sipgw.lab>"), ("Call-ID", call_id), ("CSeq", f"{seq} REGISTER")])
+    tag = _tag(req)
+    assert tag == f"r{abs(hash((call_id, seq))) % 10**10:010d}"  # leading zeros kept
+    assert len(tag) == 11 and tag[0] == "r" and tag[1:].isdigit()
