@@ -52,7 +52,8 @@ NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
 #: about 1 900 interpreted bytecodes per REGISTER and 4 500 per call before they were compiled). Other
 #: services set attributes on their objects or are replaced by tests, so they stay Python.
 ABOVE_THE_CORE = ("sipcore", "services.b2bua", "services.directory", "services.mwi", "services.registrar",
-                  "services.routing")
+                  "services.routing", "provisioning.sip_hooks", "services.call_queues", "services.e911",
+                  "services.feature_codes", "services.forwarding", "services.transfer")
 
 
 def compiled_modules(package: Path = PACKAGE) -> list[str]:

@@ -22,7 +22,9 @@ that is none of these goes on to the ordinary registrar and INVITE path.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from device_profiles.verdict import check_user_agent
 from gateway.services.diagnostics import warning_header
@@ -50,14 +52,14 @@ def _digest_user(value: str | None) -> str | None:
 
 
 class SignInSipHooks:
-    def __init__(self, gw, signin):
+    def __init__(self, gw: Any, signin: Any) -> None:
         self.gw = gw
         self.core = gw.core
         self.signin = signin
-        self._next_register = None
-        self._next_invite = None
+        self._next_register: Callable[[Request, Any, Any], bool] | None = None
+        self._next_invite: Callable[[Request, Any, Any], bool] | None = None
         #: The media node's confirmation-tone service (``party() -> Flow | None``, ``uri(flow)``), when there is one.
-        self.confirmation = None
+        self.confirmation: Any = None
 
     def install(self) -> None:
         self._next_register = self.core.handlers.get("REGISTER")
@@ -100,7 +102,7 @@ class SignInSipHooks:
     def on_register(self, req: Request, tx, source) -> bool:
         username = _digest_user(req.headers.get("Authorization"))
         acct = self.signin.account_for(username) if username else None
-        if acct is None:
+        if acct is None or not username:
             return bool(self._next_register and self._next_register(req, tx, source))
         kind, mac, _ = acct
         if not self._verify(req, tx, "Authorization", "REGISTER", username):

@@ -210,7 +210,8 @@ class CallQueues:
 
     def _number_taken(self, number: str, own: str) -> None:
         key = number_key(number)
-        for other in (*self.queues.values(), *self.attendants.values()):
+        others: list[CallQueue | AutoAttendant] = [*self.queues.values(), *self.attendants.values()]
+        for other in others:
             if other.id != own and number_key(other.number) == key:
                 raise VoiceAppError(f"number {number} is already used by {other.id}", "body.number", 409, "conflict")
         if self.gw.directory.by_number(number) is not None:
@@ -456,6 +457,9 @@ class CallQueues:
 
         import asyncio
 
+        def failed(f: asyncio.Future) -> None:
+            if f.exception() is not None:
+                log.warning("auto attendant transfer of %s failed: %s", media_call_id, f.exception())
+
         fut = asyncio.ensure_future(media.run(work))
-        fut.add_done_callback(lambda f: f.exception() and log.warning("auto attendant transfer of %s failed: %s",
-                                                                      media_call_id, f.exception()))
+        fut.add_done_callback(failed)

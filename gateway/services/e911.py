@@ -285,7 +285,9 @@ class LocationService:
             best: tuple[int, str] | None = None
             for net, aid in self.subnets.items():
                 n = ipaddress.ip_network(net)
-                if n.version == dev.version and dev.subnet_of(n) and (best is None or n.prefixlen > best[0]):
+                # subnet_of of the same version only (the type checker cannot tell that from the test before it)
+                if n.version == dev.version and dev.subnet_of(n) and (  # type: ignore[arg-type]
+                        best is None or n.prefixlen > best[0]):
                     best = (n.prefixlen, aid)
             if best is not None:
                 return Resolution(self.addresses[best[1]], "subnet", f"subnet {attrs.subnet}")

@@ -34,6 +34,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from gateway.services.feature_codes import FeatureCode, FeatureResult
 from gateway.services.model import User
@@ -59,7 +60,7 @@ class Rule:
     seconds: int | None = None
 
     def to_json(self) -> dict:
-        out = {"kind": self.kind, "target": self.target}
+        out: dict[str, object] = {"kind": self.kind, "target": self.target}
         if self.seconds is not None:
             out["seconds"] = self.seconds
         return out
@@ -89,7 +90,7 @@ class Forwarding:
         self.directory = directory
         self.call_later = call_later
         self._route: Callable[[str | None, float], RouteDecision] | None = None
-        self.b2bua = None
+        self.b2bua: Any = None  # the B2BUA once installed (its divert and on_* hooks)
         #: (username, what happened) newest last, bounded: the decisions taken, for the API and tests.
         self.log: list[tuple[str, str]] = []
 
@@ -135,7 +136,12 @@ class Forwarding:
         router.route = self.route
         self.b2bua = b2bua
         prev_new = b2bua.on_new_call
-        b2bua.on_new_call = lambda call: (self.on_new_call(call), prev_new and prev_new(call))
+
+        def on_new_call(call) -> None:
+            self.on_new_call(call)
+            if prev_new is not None:
+                prev_new(call)
+        b2bua.on_new_call = on_new_call
         b2bua.on_redirect = self.on_redirect
         if feature_codes is not None:
             for code in FORWARDING_CODES.values():
