@@ -28,7 +28,7 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from gateway.services.diagnostics import reason_header, warning_header
@@ -78,20 +78,40 @@ class Side(enum.StrEnum):
     B = "B"  # a callee branch: the gateway is the UAC
 
 
-@dataclass
+@dataclass(init=False)
 class Leg:
+    """One side of a call. ``__init__`` is written out: compiled, the generated one would run as interpreted
+    Python (two legs or more per call)."""
+
     side: Side
     dest: Address
     label: str
-    dialog: Dialog | None = None
-    invite: Request | None = None  # the INVITE of this leg (received for A, sent for B)
-    invite_tx: TransactionId | None = None
-    local_tag: str = field(default_factory=lambda: random_hex(6))
-    final_status: int | None = None
-    target: Target | None = None
-    acked: bool = False
-    pending_ack_body: bytes | None = None
-    prack_rseqs: set[int] = field(default_factory=set)
+    dialog: Dialog | None
+    invite: Request | None  # the INVITE of this leg (received for A, sent for B)
+    invite_tx: TransactionId | None
+    local_tag: str
+    final_status: int | None
+    target: Target | None
+    acked: bool
+    pending_ack_body: bytes | None
+    prack_rseqs: set[int]
+
+    def __init__(self, side: Side, dest: Address, label: str, dialog: Dialog | None = None,
+                 invite: Request | None = None, invite_tx: TransactionId | None = None, local_tag: str | None = None,
+                 final_status: int | None = None, target: Target | None = None, acked: bool = False,
+                 pending_ack_body: bytes | None = None, prack_rseqs: set[int] | None = None) -> None:
+        self.side = side
+        self.dest = dest
+        self.label = label
+        self.dialog = dialog
+        self.invite = invite
+        self.invite_tx = invite_tx
+        self.local_tag = random_hex(6) if local_tag is None else local_tag
+        self.final_status = final_status
+        self.target = target
+        self.acked = acked
+        self.pending_ack_body = pending_ack_body
+        self.prack_rseqs = set() if prack_rseqs is None else prack_rseqs
 
 
 @dataclass

@@ -47,9 +47,12 @@ class RegistrarConfig:
     agent: str = "sipgw-lab"
 
 
-@dataclass
+@dataclass(init=False)
 class Binding:
-    """One contact of an address of record (RFC 3261 §10.3)."""
+    """One contact of an address of record (RFC 3261 §10.3).
+
+    ``__init__`` is written out: compiled, the one the dataclass decorator generates would run as interpreted
+    Python (a REGISTER makes one binding)."""
 
     username: str
     contact: NameAddr
@@ -67,6 +70,25 @@ class Binding:
     #: and ``Allow`` methods (RFC 3261 §20.5), upper-cased; None when the header was absent.
     recv_info: tuple[str, ...] | None = None
     allow: tuple[str, ...] | None = None
+
+    def __init__(self, username: str, contact: NameAddr, uri: str, expires_at: float, call_id: str, cseq: int,
+                 flow: Flow, user_agent: str | None, device_key: str, registered_at: float,
+                 instance: str | None = None, q: float = 1.0, recv_info: tuple[str, ...] | None = None,
+                 allow: tuple[str, ...] | None = None) -> None:
+        self.username = username
+        self.contact = contact
+        self.uri = uri
+        self.expires_at = expires_at
+        self.call_id = call_id
+        self.cseq = cseq
+        self.flow = flow
+        self.user_agent = user_agent
+        self.device_key = device_key
+        self.registered_at = registered_at
+        self.instance = instance
+        self.q = q
+        self.recv_info = recv_info
+        self.allow = allow
 
     def expires_in(self, now: float) -> int:
         return max(0, int(self.expires_at - now + 0.5))
