@@ -1,13 +1,14 @@
 """Whether the gateway's SIP modules run as compiled extension modules or as their Python source.
 
 ``tools/compile_sip_core.py`` compiles the SIP core (``gateway/sip``) and the modules that handle every
-message above it (``gateway/sipcore.py``, the registrar, MWI, B2BUA, routing and directory services) with
-mypyc into ``build/sipcore/<interpreter tag>/``, with a manifest of the SHA-256 of every source it
-compiled. ``gateway.sip``'s ``__init__`` calls :func:`activate` before importing any of its modules (and
-``gateway``'s ``__init__`` imports ``gateway.sip`` first, so this happens before any gateway module is
-imported): when the manifest matches the sources byte for byte, a finder on ``sys.meta_path`` imports each
-compiled module from the build; otherwise nothing changes and the source is used. All or nothing: the
-compiled modules call each other directly, so a build is never mixed with newer source.
+message above it (``gateway/sipcore.py`` and the services and hooks every REGISTER or call passes through,
+``ABOVE_THE_CORE`` in the tool) with mypyc into ``build/sipcore/<interpreter tag>/``, with a manifest of
+the SHA-256 of every source it compiled. ``gateway.sip``'s ``__init__`` calls :func:`activate` before
+importing any of its modules (and ``gateway``'s ``__init__`` imports ``gateway.sip`` first, so this happens
+before any gateway module is imported): when the manifest matches the sources byte for byte, a finder on
+``sys.meta_path`` imports each compiled module from the build; otherwise nothing changes and the source is
+used. All or nothing: the compiled modules call each other directly, so a build is never mixed with newer
+source.
 
 Module names here are dotted and relative to the ``gateway`` package (``sip.parser``, ``sipcore``,
 ``services.registrar``). The compiled modules are the same source, with the same behaviour; they depend on
