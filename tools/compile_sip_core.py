@@ -22,6 +22,7 @@ extra). Exit status 0 when a matching build is in place, 1 when it is not, 2 on 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import io
 import json
@@ -63,6 +64,51 @@ def compiled_modules(package: Path = PACKAGE) -> list[str]:
     return sorted([*core, *ABOVE_THE_CORE])
 
 
+#: Top-level packages whose modules the compiled ones may import (the rest is the standard library or installed).
+PROJECT_PACKAGES = ("gateway", "device_profiles")
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(path: Path, module: str) -> set[str]:
+    """The project modules (and names in them) that ``module``'s source imports, absolute dotted names."""
+    found: set[str] = set()
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[:len(package) - node.level + 1], *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] in PROJECT_PACKAGES}
+
+
+def type_dependencies(modules: list[str], root: Path = ROOT) -> list[str]:
+    """The project files the compiled modules import, directly or through each other, that are not compiled
+    themselves (paths from the checkout's root). Compiled code checks the types of what it reads from their
+    objects, so the build is only valid with the versions it was compiled against."""
+    compiled = {f"gateway.{name}" for name in modules}
+    seen: dict[str, Path] = {}
+    todo = sorted(compiled)
+    while todo:
+        module = todo.pop()
+        path = _module_file(root, module)
+        if path is None or module in seen:
+            continue  # a name imported from a module, not a module
+        seen[module] = path
+        todo.extend(sorted(_imported(path, module)))
+    return sorted(path.relative_to(root).as_posix() for module, path in seen.items() if module not in compiled)
+
+
 def _check_toolchain() -> str | None:
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not include.is_file():
@@ -93,6 +139,7 @@ def build(out: Path, *, quiet: bool = True) -> float:
         for package in ("gateway", "device_profiles"):
             shutil.copytree(ROOT / package, stage / package, ignore=skip)
         digests = _compiled.source_digests(modules, stage / "gateway")
+        types = {path: _compiled.file_digest(stage / path) for path in type_dependencies(modules, stage)}
         cwd = os.getcwd()
         sink = io.StringIO()
         try:
@@ -125,6 +172,7 @@ def build(out: Path, *, quiet: bool = True) -> float:
             "shared_library": library,
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "sources": digests,
+            "types": types,
         }
         (result / _compiled.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         old = Path(tmp) / "old"

@@ -11,9 +11,13 @@ used. All or nothing: the compiled modules call each other directly, so a build 
 source.
 
 Module names here are dotted and relative to the ``gateway`` package (``sip.parser``, ``sipcore``,
-``services.registrar``). The compiled modules are the same source, with the same behaviour; they depend on
-nothing but the interpreter (mypyc's small runtime is compiled into the build). Set
-``SIPGW_LAB_PURE_PYTHON=1`` to use the source even when a matching build exists.
+``services.registrar``). The manifest also holds the SHA-256 of the modules the compiled ones import but that
+stay Python (``types``: the service model, the firmware catalogue...): compiled code checks the types it
+was built against when it reads their objects, so a change there also sets the build aside.
+
+The compiled modules are the same source, with the same behaviour; they depend on nothing but the
+interpreter (mypyc's small runtime is compiled into the build). Set ``SIPGW_LAB_PURE_PYTHON=1`` to use
+the source even when a matching build exists.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ DISABLE_ENV = "SIPGW_LAB_PURE_PYTHON"
 #: The manifest's file name inside a build folder.
 MANIFEST = "manifest.json"
 #: Manifest format; a build with another is ignored (and rebuilt by the compile tool).
-FORMAT = 2
+FORMAT = 3
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The ``gateway`` package's folder: module names in a manifest are relative to it.
@@ -78,12 +82,20 @@ def source_file(name: str, package_dir: Path = GATEWAY_DIR) -> Path:
     return package_dir / _relative(name).with_suffix(".py")
 
 
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def source_digests(modules: list[str], package_dir: Path = GATEWAY_DIR) -> dict[str, str]:
     """SHA-256 of each module's source file, by module name (``sip.parser``, ``sipcore``...)."""
-    out = {}
-    for name in modules:
-        out[name] = hashlib.sha256(source_file(name, package_dir).read_bytes()).hexdigest()
-    return out
+    return {name: file_digest(source_file(name, package_dir)) for name in modules}
+
+
+def _checkout_file(path: str) -> bool:
+    """A manifest's ``types`` entry: a relative POSIX path of a ``.py`` file that stays inside the checkout."""
+    parts = path.split("/")
+    return path.endswith(".py") and not path.startswith("/") and "" not in parts and ".." not in parts \
+        and "\\" not in path
 
 
 class BuildState:
@@ -111,6 +123,7 @@ def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         modules = tuple(manifest["sources"])
         digests = dict(manifest["sources"])
+        types = dict(manifest["types"])
         tag = manifest["interpreter"]
         shared = manifest["shared_library"]
         fmt = manifest["format"]
@@ -121,6 +134,10 @@ def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
     odd = [name for name in modules if not all(part.isidentifier() for part in name.split("."))]
     if odd:
         return BuildState(False, f"pure Python: {manifest_path} names a module {odd[0]!r}, not a dotted name",
+                          build_dir)
+    odd = [path for path in types if not _checkout_file(path)]
+    if odd:
+        return BuildState(False, f"pure Python: {manifest_path} names a file {odd[0]!r} outside the checkout",
                           build_dir)
     if tag != interpreter_tag():
         return BuildState(False, f"pure Python: the build is for {tag}, this interpreter is {interpreter_tag()}",
@@ -138,6 +155,17 @@ def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
         names += " ..." if len(changed) > 3 else ""
         return BuildState(False, f"pure Python: the compiled build is older than {names}; "
                                  "run `make sipcore` (or python tools/compile_sip_core.py)", build_dir)
+    root = package_dir.parent
+    try:
+        changed = [path for path, digest in types.items() if file_digest(root / path) != digest]
+    except OSError as exc:
+        return BuildState(False, f"pure Python: cannot read a module the build was compiled against ({exc})",
+                          build_dir)
+    if changed:
+        names = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+        return BuildState(False, f"pure Python: the compiled build was made against an older {names} (the compiled "
+                                 "modules rely on its types); run `make sipcore` (or python "
+                                 "tools/compile_sip_core.py)", build_dir)
     return BuildState(True, f"compiled with mypyc {manifest.get('mypy', '?')} ({len(modules)} modules, {build_dir})",
                       build_dir, modules)
 

@@ -5,6 +5,7 @@ on it, then the core's tests on the source; these tests check the choice itself.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ def _fake_build(tmp_path: Path, package: Path, modules: list[str], **manifest_ch
         _compiled.module_file(build, name).write_bytes(b"")
     _compiled.library_file(build, "lib__mypyc").write_bytes(b"")
     manifest = {"format": _compiled.FORMAT, "interpreter": _compiled.interpreter_tag(), "mypy": "9.9",
-                "shared_library": "lib__mypyc", "sources": _compiled.source_digests(modules, package)}
+                "shared_library": "lib__mypyc", "sources": _compiled.source_digests(modules, package), "types": {}}
     manifest.update(manifest_changes)
     (build / _compiled.MANIFEST).write_text(json.dumps(manifest))
     return build
@@ -76,7 +77,12 @@ def test_a_changed_source_disables_the_whole_build_and_names_the_file(tmp_path: 
 @pytest.mark.parametrize(("change", "expected"), [
     ({"interpreter": "cpython-39-x86_64-linux-gnu"}, "the build is for cpython-39"),
     ({"format": 99}, "format 99"),
-    ({"format": 1}, "format 1, expected 2"),  # a build from before modules outside gateway/sip were compiled
+    ({"format": 1}, "format 1, expected 3"),  # a build from before modules outside gateway/sip were compiled
+    ({"format": 2}, "format 2, expected 3"),  # ... or before the modules it was compiled against were noted
+    ({"types": ["model.py"]}, "unreadable"),
+    ({"types": {"../outside.py": "0"}}, "outside the checkout"),
+    ({"types": {"/etc/passwd.py": "0"}}, "outside the checkout"),
+    ({"types": {"src/notes.txt": "0"}}, "outside the checkout"),
     ({"sources": "not a mapping"}, "unreadable"),
     ({"sources": {"../../etc/x": "0"}}, "not a dotted name"),
     ({"sources": {"sip..uri": "0"}}, "not a dotted name"),
@@ -86,6 +92,31 @@ def test_a_build_for_another_interpreter_or_format_is_ignored(tmp_path: Path, pa
     build = _fake_build(tmp_path, package, ["sip.parser"], **change)
     state = _compiled.check(build, package)
     assert not state.compiled and expected in state.reason
+
+
+def test_a_changed_module_the_build_relies_on_for_types_disables_it(tmp_path: Path, package: Path) -> None:
+    (package / "services" / "model.py").write_text("class User:\n    number: str\n")
+    build = _fake_build(tmp_path, package, MODULES,
+                        types={"src/services/model.py": _compiled.file_digest(package / "services" / "model.py")})
+    assert _compiled.check(build, package).compiled
+    (package / "services" / "model.py").write_text("class User:\n    number: str | None\n")
+    state = _compiled.check(build, package)
+    assert not state.compiled and "made against an older src/services/model.py" in state.reason
+    (package / "services" / "model.py").unlink()
+    assert "cannot read a module the build was compiled against" in _compiled.check(build, package).reason
+
+
+def test_the_tool_notes_what_the_compiled_modules_import_and_nothing_compiled() -> None:
+    spec = importlib.util.spec_from_file_location("compile_sip_core", TOOL)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    modules = tool.compiled_modules()
+    types = tool.type_dependencies(modules)
+    assert {"gateway/services/model.py", "device_profiles/verdict.py", "gateway/services/signin.py"} <= set(types)
+    compiled_files = {f"gateway/{name.replace('.', '/')}.py" for name in modules}
+    assert not compiled_files & set(types)
+    assert all(path.endswith(".py") and (ROOT / path).is_file() for path in types)
 
 
 def test_missing_pieces_are_named(tmp_path: Path, package: Path) -> None:
