@@ -34,7 +34,7 @@ from typing import Final, Protocol
 from gateway.services.diagnostics import reason_header, warning_header
 from gateway.services.model import Flow, User
 from gateway.services.routing import RouteDecision, Target
-from gateway.sip import NameAddr, Request, Response, SipParseError
+from gateway.sip import Headers, NameAddr, Request, Response, SipParseError
 from gateway.sip.dialog import Dialog, DialogError, DialogId
 from gateway.sip.endpoint import Address, TransactionId
 from gateway.sip.headers import header_key
@@ -269,7 +269,7 @@ class B2BUA:
             headers.extend(target.headers)
         else:
             headers.extend(_relayed(a_inv))
-        invite = Request("INVITE", target.uri, _headers(headers), a_inv.body)
+        invite = Request("INVITE", target.uri, Headers(headers), a_inv.body)
         leg.invite = invite
         try:
             tx = self.stack.send_request(invite, dest)
@@ -717,11 +717,6 @@ _RELAYED_KEYS = frozenset(header_key(name) for name in RELAYED_HEADERS)
 def _relayed(message: Request | Response) -> list[tuple[str, str]]:
     return message.headers.items_of(_RELAYED_KEYS)
 
-
-def _headers(fields: list[tuple[str, str]]):
-    from gateway.sip import Headers
-
-    return Headers(fields)
 
 
 def _better_failure(new: Response, old: Response) -> bool:

@@ -41,6 +41,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from gateway.services.directory import number_key
+from gateway.services.routing import dialled_number
 from gateway.sip.errors import SipParseError
 from gateway.sip.multipart import BodyPart, build_multipart
 
@@ -334,7 +335,7 @@ def civic_from_pidf(body: bytes | str) -> dict[str, str]:
 
 def emergency_number(uri_user: str | None) -> str | None:
     """The emergency or test number dialled (``911``, ``+911``, ``933``), or None."""
-    raw = re.sub(r"[\s().-]", "", (uri_user or "").split(";", 1)[0]).lstrip("+")
+    raw = dialled_number(uri_user).lstrip("+")
     return raw if raw in EMERGENCY_NUMBERS or raw == TEST_NUMBER else None
 
 

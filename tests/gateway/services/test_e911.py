@@ -105,6 +105,7 @@ def test_emergency_numbers():
     assert emergency_number("911") == "911" and emergency_number("+933") == "933"
     assert emergency_number("112;phone-context=x") == "112"
     assert emergency_number("9110") is None and emergency_number(None) is None
+    assert emergency_number("9-1-1") == "911" and emergency_number("(933)") == "933"  # as people type them
 
 
 # --- through the control API of a running gateway ------------------------------------------------------------------
