@@ -317,8 +317,7 @@ class UAWorker:
 
     def request(self, command: p.Command, timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> dict[str, Any]:
         """Send a command and wait for its result; raises ``CommandError`` if the worker refused it."""
-        if not isinstance(command, p.Command) or not command.NAME:
-            raise InvalidArgument(f"{self.name}: request() needs a sipua.protocol command, got {command!r}")
+        self._require_command(command, "request()")
         self._check()
         return self._request(command, timeout)
 
@@ -330,12 +329,15 @@ class UAWorker:
         e.g. a resume that reaches pjsua while the hold's re-INVITE is still unanswered. The first refusal
         raises its ``CommandError`` (the later commands have still been sent)."""
         for command in commands:
-            if not isinstance(command, p.Command) or not command.NAME:
-                raise InvalidArgument(f"{self.name}: request_all() needs sipua.protocol commands, got {command!r}")
+            self._require_command(command, "request_all()")
         self._check()
         ids = self._send(commands)
         deadline = time.monotonic() + timeout
         return [self._await(request_id, command, deadline) for request_id, command in zip(ids, commands, strict=True)]
+
+    def _require_command(self, command: object, caller: str) -> None:
+        if not isinstance(command, p.Command) or not command.NAME:
+            raise InvalidArgument(f"{self.name}: {caller} needs a sipua.protocol command, got {command!r}")
 
     def _send(self, commands: list[p.Command]) -> list[int]:
         try:

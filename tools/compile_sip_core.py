@@ -51,7 +51,7 @@ GROUP = "sipgw_lab_sipcore"
 NOT_COMPILED = frozenset({"__init__", "_compiled", "framing", "timers"})
 #: Gateway modules above the core that run for every REGISTER or call: the dispatch, the services that answer
 #: and the hooks every request passes through (counted with opcode tracing: about 1 900 interpreted bytecodes
-#: per REGISTER and 4 500 per call before they were compiled, 250 and 1 000 after). Their classes have fixed
+#: per REGISTER and 4 500 per call before they were compiled, 150 and 440 after). Their classes have fixed
 #: attributes once compiled. The rest of the gateway (control API, media node, store, transports) stays Python.
 ABOVE_THE_CORE = ("sipcore", "services.b2bua", "services.directory", "services.mwi", "services.registrar",
                   "services.routing", "provisioning.sip_hooks", "services.call_queues", "services.e911",
@@ -69,6 +69,7 @@ PROJECT_PACKAGES = ("gateway", "device_profiles")
 
 
 def _module_file(root: Path, module: str) -> Path | None:
+    """The file of project module ``module`` (dotted, absolute) under ``root``: a module or a package."""
     base = root.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -136,7 +137,7 @@ def build(out: Path, *, quiet: bool = True) -> float:
         stage = Path(tmp) / "src"
         # mypy reads what the compiled modules import (types only): the whole package and the catalogue.
         skip = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
-        for package in ("gateway", "device_profiles"):
+        for package in PROJECT_PACKAGES:
             shutil.copytree(ROOT / package, stage / package, ignore=skip)
         digests = _compiled.source_digests(modules, stage / "gateway")
         types = {path: _compiled.file_digest(stage / path) for path in type_dependencies(modules, stage)}
@@ -148,7 +149,8 @@ def build(out: Path, *, quiet: bool = True) -> float:
                 extensions = mypycify(
                     # Modules that are not compiled are read for their types only: their own typing is not
                     # this build's business.
-                    ["--follow-imports=silent", *(f"gateway/{name.replace('.', '/')}.py" for name in modules)],
+                    ["--follow-imports=silent",
+                     *(_compiled.source_file(name, Path("gateway")).as_posix() for name in modules)],
                     opt_level="3", group_name=GROUP,
                 )
                 setup(name="sipgw-lab-sipcore", ext_modules=extensions,

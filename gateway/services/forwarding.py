@@ -137,11 +137,11 @@ class Forwarding:
         self.b2bua = b2bua
         prev_new = b2bua.on_new_call
 
-        def on_new_call(call) -> None:
+        def chained(call) -> None:
             self.on_new_call(call)
             if prev_new is not None:
                 prev_new(call)
-        b2bua.on_new_call = on_new_call
+        b2bua.on_new_call = chained
         b2bua.on_redirect = self.on_redirect
         if feature_codes is not None:
             for code in FORWARDING_CODES.values():

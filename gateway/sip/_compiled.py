@@ -63,7 +63,7 @@ def _relative(name: str) -> Path:
 
 def module_file(build_dir: Path, name: str) -> Path:
     """Where a build keeps the compiled module ``gateway.<name>`` (``sip.parser``, ``sipcore``...)."""
-    return build_dir / "gateway" / _relative(name).with_name(f"{_relative(name).name}{EXT_SUFFIX}")
+    return build_dir / "gateway" / _relative(name).with_suffix(EXT_SUFFIX)
 
 
 def library_file(build_dir: Path, library: str) -> Path:
@@ -89,6 +89,11 @@ def file_digest(path: Path) -> str:
 def source_digests(modules: list[str], package_dir: Path = GATEWAY_DIR) -> dict[str, str]:
     """SHA-256 of each module's source file, by module name (``sip.parser``, ``sipcore``...)."""
     return {name: file_digest(source_file(name, package_dir)) for name in modules}
+
+
+def _listed(names: list[str]) -> str:
+    """The first three of ``names`` for a reason line, with ``...`` when there are more."""
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
 
 
 def _checkout_file(path: str) -> bool:
@@ -151,8 +156,7 @@ def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
         return BuildState(False, f"pure Python: cannot read a compiled module's source ({exc})", build_dir)
     changed = [name for name in modules if current[name] != digests[name]]
     if changed:
-        names = ", ".join(_relative(name).with_suffix(".py").as_posix() for name in changed[:3])
-        names += " ..." if len(changed) > 3 else ""
+        names = _listed([_relative(name).with_suffix(".py").as_posix() for name in changed])
         return BuildState(False, f"pure Python: the compiled build is older than {names}; "
                                  "run `make sipcore` (or python tools/compile_sip_core.py)", build_dir)
     root = package_dir.parent
@@ -162,9 +166,8 @@ def check(build_dir: Path, package_dir: Path = GATEWAY_DIR) -> BuildState:
         return BuildState(False, f"pure Python: cannot read a module the build was compiled against ({exc})",
                           build_dir)
     if changed:
-        names = ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
-        return BuildState(False, f"pure Python: the compiled build was made against an older {names} (the compiled "
-                                 "modules rely on its types); run `make sipcore` (or python "
+        return BuildState(False, f"pure Python: the compiled build was made against an older {_listed(changed)} "
+                                 "(the compiled modules rely on its types); run `make sipcore` (or python "
                                  "tools/compile_sip_core.py)", build_dir)
     return BuildState(True, f"compiled with mypyc {manifest.get('mypy', '?')} ({len(modules)} modules, {build_dir})",
                       build_dir, modules)
