@@ -8,6 +8,7 @@ import pytest
 
 from sipua import protocol as p
 from sipua.agent import PJ_EINVALIDOP, CallRecord, CommandFailure, Pending, renegotiate
+from sipua.errors import EventTimeout, InvalidArgument
 from sipua.protocol import CallState, ErrorCode
 from tests.sipua.sipua_helpers import connect
 
@@ -87,3 +88,14 @@ def test_hold_and_resume_asked_back_to_back_both_go_out(pair) -> None:
     resumed = bob.wait_event("media_state", since=mark_b, call=cb, status="active")
     assert alice.wait_event("media_state", since=mark_a, call=ca, status="active").seq > mark_a
     assert resumed.seq > mark_b
+
+
+def test_request_all_refuses_anything_but_commands_before_sending_any(pair) -> None:
+    alice, bob = pair
+    ca, _ = connect(alice, bob, user="bob")
+    mark = alice.mark()
+    with pytest.raises(InvalidArgument, match=r"request_all\(\) needs a sipua.protocol command, got 'hold'"):
+        alice.request_all([p.Hold(call=ca), "hold"])  # type: ignore[list-item]
+    assert alice.request(p.Ping())["calls"] == 1
+    with pytest.raises(EventTimeout):  # the hold was not sent: no re-INVITE, no hold state
+        alice.wait_event("media_state", since=mark, call=ca, status="local_hold", timeout=1.0)
