@@ -50,7 +50,8 @@ def bench_tenant(users: int, password: str) -> Tenant:
 
 async def serve(args: argparse.Namespace) -> None:
     config = GatewayConfig(sip=args.sip, http="127.0.0.1:0", digest_algorithms=["MD5"],
-                           trace_entries=args.trace_entries, firmware_policy="enforce")
+                           trace_entries=args.trace_entries, firmware_policy="enforce",
+                           registrar_processes=args.registrar_processes)
     gw = EmbeddedGateway(Path(args.data_dir), config, tenant=bench_tenant(args.users, args.password),
                          control_api=False)
     # Load the device catalogue now rather than on the first REGISTER (as a long-running gateway has).
@@ -125,11 +126,15 @@ def main(argv: list[str] | None = None) -> int:
                         f"allocations (default {THRESHOLD0}; 0: Python's defaults, no policy). Transactions live "
                         "32 s (Timer J), so with Python's defaults full collections of ~0.1 s run every few seconds "
                         "under load")
+    p.add_argument("--registrar-processes", type=int, default=1, metavar="N",
+                   help="processes that answer UDP REGISTERs, the gateway's included (default 1; gateway/shards)")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default=_default_loop(),
                    help="event loop (default uvloop when installed, as EmbeddedGateway.start_in_thread does)")
     args = p.parse_args(argv)
     if not 1 <= args.users <= 9999:
         p.error(f"--users {args.users}: expected 1 to 9999")
+    if not 1 <= args.registrar_processes <= 16:
+        p.error(f"--registrar-processes {args.registrar_processes}: expected 1 to 16")
     if args.loop == "uvloop":
         try:
             import uvloop

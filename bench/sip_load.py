@@ -198,8 +198,10 @@ class GatewayServer(Server):
     name = "gateway"
 
     def __init__(self, workdir: Path, users: int, *, profile: Path | None = None, startup_timeout: float = 90.0,
-                 root: Path = ROOT, loop: str | None = None, gc_threshold: int | None = None):
+                 root: Path = ROOT, loop: str | None = None, gc_threshold: int | None = None,
+                 registrar_processes: int = 1):
         super().__init__(workdir, users)
+        self.registrar_processes = registrar_processes
         self.gc_threshold = gc_threshold
         self.loop = loop  # "uvloop" or "asyncio"; None: the gateway's default
         self.profile = profile
@@ -216,6 +218,8 @@ class GatewayServer(Server):
             cmd += ["--loop", self.loop]
         if self.gc_threshold is not None:
             cmd += ["--gc-threshold", str(self.gc_threshold)]
+        if self.registrar_processes != 1:
+            cmd += ["--registrar-processes", str(self.registrar_processes)]
         log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=subprocess.PIPE, stderr=log,
                                      stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(self.root)})
@@ -238,7 +242,8 @@ class GatewayServer(Server):
                     fields = dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
                     self.port = int(fields["udp"].rsplit(":", 1)[1])
                     self.sip_core = fields.get("sip_core", "?")
-                    self._pids = [self.proc.pid]
+                    # The gateway and its registrar workers (started before READY): all their CPU counts.
+                    self._pids = descendants(self.proc.pid)
                     return
             time.sleep(0.05)
         self.stop()
@@ -663,6 +668,8 @@ class Plan:
     gateway_root: Path = ROOT
     gateway_loop: str | None = None
     gateway_gc_threshold: int | None = None
+    #: The gateway's registrar_processes (gateway/shards): its process and registrar workers, one per CPU here.
+    gateway_registrar_processes: int = 2
 
 
 def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print) -> dict:
@@ -678,7 +685,8 @@ def run_benchmark(plan: Plan, workdir: Path, log: Callable[[str], None] = print)
     for server_name in plan.servers:
         if server_name == "gateway":
             server: Server = GatewayServer(workdir, plan.users, profile=plan.profile, root=plan.gateway_root,
-                                           loop=plan.gateway_loop, gc_threshold=plan.gateway_gc_threshold)
+                                           loop=plan.gateway_loop, gc_threshold=plan.gateway_gc_threshold,
+                                           registrar_processes=plan.gateway_registrar_processes)
         elif server_name == "kamailio":
             server = KamailioServer(workdir, plan.users, children=plan.kamailio_children)
         else:
@@ -814,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gateway-gc-threshold", type=int, metavar="N",
                    help="the gateway's generation-0 GC threshold (bench.gateway_proc's default 50000 with the "
                         "start-up objects frozen; 0: Python's defaults)")
+    p.add_argument("--gateway-registrar-processes", type=int, default=2, metavar="N",
+                   help="processes that answer the gateway's UDP REGISTERs, its own included (default 2, one per CPU "
+                        "of the bench machine, as Kamailio's UDP workers; 1: the gateway's process alone)")
     p.add_argument("--gateway-root", type=Path, default=ROOT,
                    help="run the gateway from this checkout (e.g. an exported older commit, for before/after)")
     p.add_argument("--json", type=Path, default=ROOT / "reports" / "bench" / "sip_load.json",
@@ -881,6 +892,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway_gc_threshold is not None and args.gateway_gc_threshold < 0:
         p.error(f"--gateway-gc-threshold {args.gateway_gc_threshold}: expected a positive number")
     plan.gateway_gc_threshold = args.gateway_gc_threshold
+    if not 1 <= args.gateway_registrar_processes <= 16:
+        p.error(f"--gateway-registrar-processes {args.gateway_registrar_processes}: expected 1 to 16")
+    plan.gateway_registrar_processes = args.gateway_registrar_processes
 
     with _workdir(args.keep) as workdir:
         try:

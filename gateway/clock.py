@@ -18,6 +18,8 @@ class Clock:
         self._source = source
         self._offset = 0.0
         self._lock = threading.Lock()
+        #: Called with the new offset after every change (registrar workers keep the same clock).
+        self.listeners: list = []
 
     def now(self) -> float:
         """Seconds since the epoch, as the gateway sees them."""
@@ -31,13 +33,25 @@ class Clock:
         """Make ``now()`` return ``when`` at this instant and advance normally from there."""
         with self._lock:
             self._offset = when - self._source()
+        self._changed()
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward (or back, with a negative value); returns the new time."""
         with self._lock:
             self._offset += seconds
+        self._changed()
         return self.now()
 
     def reset(self) -> None:
         with self._lock:
             self._offset = 0.0
+        self._changed()
+
+    def set_offset(self, offset: float) -> None:
+        """Take another process's offset as it is (no listener is told)."""
+        with self._lock:
+            self._offset = offset
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener(self._offset)

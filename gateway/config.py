@@ -12,6 +12,7 @@ digest_algorithms: [SHA-256, MD5]
 trace_entries: 200000
 max_message_size: 65535
 sip_t1: 0.5                  # RFC 3261 T1 in seconds; a closed lab network may lower it (§17.1.1.1)
+registrar_processes: 1       # >1: UDP REGISTERs shared with registrar worker processes (gateway/shards)
 ```
 
 The control token (``control_token``) is not a key of the file: ``gateway serve`` sets it from
@@ -100,6 +101,9 @@ class GatewayConfig(BaseModel):
     #: RFC 3261 T1 (round-trip estimate). Timers B, F and H are 64*T1: a smaller T1 on a closed lab
     #: network makes an unreachable device fail in 64*T1 instead of 32 s (§17.1.1.1 allows it).
     sip_t1: float = Field(default=0.5, ge=0.01, le=5.0)
+    #: Processes that answer UDP REGISTERs, the gateway's own included: above 1, registrar workers share them by
+    #: address of record (:mod:`gateway.shards`), for benches with more REGISTERs than one CPU takes.
+    registrar_processes: int = Field(default=1, ge=1, le=16)
     media: Literal["none", "node"] = "none"  # "node": Teams clients and PSTN parties on pjsua2 workers
     #: The control token: when set, the control API and the provisioning server's /admin pages need
     #: ``Authorization: Bearer <token>`` (:mod:`gateway.control_api.auth`). Not read from the file.

@@ -186,6 +186,12 @@ class EmbeddedGateway:
 
         self.meetings = Meetings(self)
         self.meetings.install()
+        self.shards = None
+        if cfg.registrar_processes > 1:  # UDP REGISTERs shared with registrar workers, last: they see every service
+            from gateway.shards.pool import RegistrarShards
+
+            self.shards = RegistrarShards(self, cfg.registrar_processes)
+            await self.shards.start()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)
@@ -248,6 +254,8 @@ class EmbeddedGateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if getattr(self, "shards", None) is not None:
+            await self.shards.stop()
         if self._control is not None:
             await self._control.stop()
         if getattr(self, "provisioning", None) is not None:

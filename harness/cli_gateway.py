@@ -201,6 +201,7 @@ def build_config(args: argparse.Namespace) -> GatewayConfig:
         "sip": _fmt(*sip) if sip else None,
         "tls": _fmt(*tls) if tls else None,
         "http": _fmt(*http) if http else None,
+        "registrar_processes": getattr(args, "registrar_processes", None),
     }
     return load_config(args.config, **overrides)
 
@@ -380,6 +381,16 @@ def cmd_gateway_serve(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 16")
+    return value
+
+
 def add_parser(subparsers) -> None:
     """Add ``gateway serve`` to the ``sipgw-lab`` command line."""
     gw = subparsers.add_parser("gateway", help="the embedded reference gateway")
@@ -399,6 +410,9 @@ def add_parser(subparsers) -> None:
                    help="a file whose first line is the control token (16 characters or more): the control API "
                         "and the /admin pages then need 'Authorization: Bearer <token>'. Without it a non-loopback "
                         "--http gets a token made in DIR/control-token (the ready line prints control_token=PATH)")
+    p.add_argument("--registrar-processes", type=_positive_count, metavar="N",
+                   help="processes that answer UDP REGISTERs, this one included (default 1; up to 16): above 1, "
+                        "registrar workers share them by address of record (README, 'Registrar workers')")
     p.add_argument("--log-format", choices=("kv", "json"), default="kv", help="log line format (default kv)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.set_defaults(func=cmd_gateway_serve)

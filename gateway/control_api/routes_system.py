@@ -50,6 +50,8 @@ def health_view(gw) -> dict[str, Any]:
             "trace_entries": len(gw.trace),
         },
         "media": type(gw.media).__name__,
+        # Registrar workers (gateway/shards) when registrar_processes > 1: pids, liveness, REGISTERs handed over.
+        "registrar_workers": gw.shards.status() if getattr(gw, "shards", None) is not None else None,
     }
 
 

@@ -7,6 +7,7 @@ so the cache never holds what the database does not.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -38,6 +39,8 @@ class Directory:
         self._by_name: dict[str, User] = {}
         self._by_number: dict[str, User] = {}
         self._pstn: list[PstnRange] = []
+        #: Called after every write (the registrar workers of :mod:`gateway.shards` read the store again).
+        self.listeners: list[Callable[[], None]] = []
         self.reload()
 
     def reload(self) -> None:
@@ -80,6 +83,7 @@ class Directory:
             self._by_name[saved.username] = saved
             if saved.number:
                 self._by_number[number_key(saved.number)] = saved
+        self._changed()
         return saved
 
     def delete_user(self, username: str) -> bool:
@@ -88,7 +92,8 @@ class Directory:
             old = self._by_name.pop(username, None)
             if old is not None and old.number:
                 self._by_number.pop(number_key(old.number), None)
-            return found
+        self._changed()
+        return found
 
     def set_policy(self, username: str, policy: CallingPolicy) -> User:
         user = self._require(username)
@@ -102,6 +107,11 @@ class Directory:
         with self._lock:
             self._store.set_pstn_ranges(ranges)
             self._pstn = list(ranges)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _require(self, username: str) -> User:
         user = self.user(username)

@@ -152,6 +152,9 @@ class Registrar:
         self._lock = threading.Lock()
         #: Called with (username, bindings) after every change; the MWI and presence services listen.
         self.listeners: list[Callable[[str, list[Binding]], None]] = []
+        #: The registrar workers (:mod:`gateway.shards`), told of the changes made here that they must repeat:
+        #: ``dropped_device(key)``, ``removed_user(username)``, ``cleared()``, ``auth_failed(host, now)``.
+        self.mirror: Any = None
 
     # --- queries -----------------------------------------------------------------------------------------
     def bindings(self, username: str, now: float) -> list[Binding]:
@@ -192,6 +195,8 @@ class Registrar:
         with self._lock:
             self._bindings.clear()
             self._throttle = _Throttle()
+        if self.mirror is not None:
+            self.mirror.cleared()
 
     def drop_device(self, device_key: str, now: float) -> list[str]:
         """Forget every binding of one device (sign-out, offboarding, factory reset); returns the users whose
@@ -208,6 +213,8 @@ class Registrar:
                         del self._bindings[username]
         for username in changed:
             self._notify(username, now)
+        if self.mirror is not None:
+            self.mirror.dropped_device(device_key)
         return changed
 
     def verdict_for(self, user_agent: str) -> FirmwareVerdict:
@@ -227,7 +234,24 @@ class Registrar:
             removed = len(self._bindings.pop(username, ()))
         if removed:
             self._notify(username, now)
+        if self.mirror is not None:
+            self.mirror.removed_user(username)
         return removed
+
+    def adopt(self, username: str, bindings: list[Binding], now: float) -> None:
+        """Take a user's bindings as another registrar process made them (:mod:`gateway.shards`): they replace
+        what was known of that user, and the listeners are told as after any change."""
+        with self._lock:
+            if bindings:
+                self._bindings[username] = bindings
+            else:
+                self._bindings.pop(username, None)
+        self._notify(username, now)
+
+    def note_failure(self, host: str, now: float) -> None:
+        """A failed authentication from ``host`` that another registrar process saw: it counts towards the
+        throttle here too, so a source cannot multiply its tries by the number of processes."""
+        self._throttle.failed(host, now, self.config.throttle_window)
 
     # --- REGISTER ------------------------------------------------------------------------------------------
     def handle(self, req: Request, flow: Flow, now: float, wall: float) -> Response:
@@ -307,6 +331,8 @@ class Registrar:
     def _auth_failed(self, req: Request, flow: Flow, now: float) -> Response:
         self.stats.auth_failed += 1
         self._throttle.failed(flow.host, now, self.config.throttle_window)
+        if self.mirror is not None:
+            self.mirror.auth_failed(flow.host, now)
         return self._reject(req, 403, "SGW-AUTH-FAILED", "authentication failed")
 
     def _reject(self, req: Request, status: int, code: str, text: str,
@@ -475,6 +501,12 @@ class DeviceRegistry:
         self._store = store
         self._cache: dict[str, Device] = {d.key: d for d in store.devices()}
         self._lock = threading.Lock()
+        #: Called with a device's key after every change written to the store but the last-connected time (the
+        #: registrar workers of :mod:`gateway.shards` keep copies).
+        self.listeners: list[Callable[[str], None]] = []
+        #: Called with (key, time) when only a device's last-connected time changed (a registrar worker tells the
+        #: gateway's process, whose offboarding reads that time).
+        self.on_touch: Callable[[str, float], None] | None = None
 
     def key_for(self, req: Request, user_agent: str | None, verdict: FirmwareVerdict, username: str) -> str:
         if verdict.mac:
@@ -517,6 +549,8 @@ class DeviceRegistry:
                 new = _touched(old, wall)
                 self._store.touch_device(key, wall)
                 self._cache[key] = new
+                if self.on_touch is not None:
+                    self.on_touch(key, wall)
                 return new
             new = Device(
                 key=key, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
@@ -526,24 +560,58 @@ class DeviceRegistry:
                 mac=verdict.mac, last_connected=wall, created=old.created if old is not None else wall,
                 id=old.id if old is not None else None,
             )
-            if old is None or _touched(old, wall) != new:
+            changed = old is None or _touched(old, wall) != new
+            if changed:
                 new = self._store.upsert_device(new)
             else:
                 self._store.touch_device(key, wall)
             self._cache[key] = new
-            return new
+        if changed:
+            self._changed(key)
+        elif self.on_touch is not None:
+            self.on_touch(key, wall)
+        return new
 
     def put(self, device: Device) -> Device:
         with self._lock:
             saved = self._store.upsert_device(device)
             self._cache[saved.key] = saved
-            return saved
+        self._changed(saved.key)
+        return saved
 
     def remove(self, key: str) -> bool:
         """Forget a device (control API); it is recorded again if it registers again."""
         with self._lock:
             found = self._store.delete_device(key)
-            return self._cache.pop(key, None) is not None or found
+            found = self._cache.pop(key, None) is not None or found
+        self._changed(key)
+        return found
+
+    def adopt(self, device: Device) -> None:
+        """Take a device record another process already wrote to the store (no write, no listener)."""
+        with self._lock:
+            self._cache[device.key] = device
+
+    def touched(self, key: str, wall: float) -> None:
+        """Another process saw the device connect at ``wall`` (and wrote it to the store)."""
+        with self._lock:
+            old = self._cache.get(key)
+            if old is not None:
+                self._cache[key] = _touched(old, wall)
+
+    def refresh(self, key: str) -> Device | None:
+        """Read one device again from the store (another process changed it); None when it is gone."""
+        device = self._store.device(key)
+        with self._lock:
+            if device is None:
+                self._cache.pop(key, None)
+            else:
+                self._cache[key] = device
+        return device
+
+    def _changed(self, key: str) -> None:
+        for listener in self.listeners:
+            listener(key)
 
 
 def _touched(device: Device, wall: float) -> Device:

@@ -76,6 +76,8 @@ class _Udp(asyncio.DatagramProtocol):
         if len(data) <= 4 and not data.strip():
             m.stats.keepalives += 1  # CRLF keep-alive of a UDP phone
             return
+        if m.divert is not None and m.divert(data, flow, self.local):
+            return  # handed to a registrar worker (gateway.shards)
         m.deliver(data, flow, m.loop_time())
 
     def error_received(self, exc: Exception) -> None:
@@ -162,6 +164,9 @@ class TransportManager:
         # UDP flows by peer address: a Flow is immutable, so one per peer is built, not one per datagram.
         self._udp_flows: dict[tuple, Flow] = {}
         self._udp_hosts: dict[str, int] = {}  # IP literals already checked -> address family
+        #: ``divert(data, flow, local)`` sees every UDP datagram first and returns True for those another process
+        #: handles (:mod:`gateway.shards`); None: everything is delivered here.
+        self.divert: Callable[[bytes, Flow, tuple[str, int]], bool] | None = None
 
     #: Peers remembered in the flow cache before it is emptied (a bound on memory, not a limit on peers).
     FLOW_CACHE = 65536
