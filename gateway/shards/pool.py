@@ -229,6 +229,11 @@ class RegistrarShards:
             elif kind == "trace":
                 gw.trace.record(float(m["t"]), str(m["dir"]), str(m["tr"]), tuple(m["src"]), tuple(m["dst"]),
                                 str(m["data"]).encode("latin-1"))
+            elif kind == "log":
+                text = str(m["msg"])
+                line = (f"{text} worker={w.index}" if text.startswith("event=")
+                        else f"event=worker_message worker={w.index} text={json.dumps(text)}")
+                logging.getLogger(str(m["name"])).log(int(m["level"]), "%s", line)
             elif kind == "stats":
                 w.stats = {"registrar": m.get("registrar", {}), "core": m.get("core", {})}
             elif kind == "ready":

@@ -70,6 +70,29 @@ class _TraceToGateway:
                               "dst": list(destination), "data": data.decode("latin-1")})
 
 
+class _LogToGateway(logging.Handler):
+    """The worker's log records go to the gateway's process, which writes them with its own handler and format
+    (one log stream, ``worker=N`` on each line); stderr once the channel is closed."""
+
+    def __init__(self, worker: Worker):
+        super().__init__()
+        self.worker = worker
+        self.fallback = logging.StreamHandler(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:
+            self.handleError(record)
+            return
+        if self.worker.channel.closed:
+            self.fallback.emit(record)
+        else:
+            self.worker.tell({"k": "log", "level": record.levelno, "name": record.name, "msg": text})
+
+
 class _Mirror:
     """The worker's registrar tells the gateway of its failed authentications (the throttle is shared); the other
     changes a mirror hears of come from the gateway in the first place."""
@@ -216,6 +239,10 @@ class Worker:
 async def run(spec: dict[str, Any]) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(spec, loop)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_LogToGateway(worker))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stopped.set)
     from device_profiles.verdict import check_user_agent
@@ -226,9 +253,9 @@ async def run(spec: dict[str, Any]) -> int:
     worker.start()
     log.info("event=worker_ready index=%d pid=%d", worker.index, os.getpid())
     await worker.stopped.wait()
+    log.info("event=worker_stopping index=%d", worker.index)
     await worker.close()
     policy.remove()
-    log.info("event=worker_stopped index=%d", worker.index)
     return 0
 
 

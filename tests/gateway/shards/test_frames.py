@@ -1,0 +1,83 @@
+"""Frames between the gateway's process and its registrar workers (gateway.shards.frames)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.services.model import Device, Flow, PairState
+from gateway.services.registrar import Binding
+from gateway.shards import frames
+from gateway.sip import NameAddr
+
+
+@given(host=st.sampled_from(["127.0.0.1", "::1", "192.0.2.200"]), port=st.integers(0, 65535),
+       data=st.binary(max_size=2000))
+def test_a_datagram_frame_gives_back_what_went_in(host, port, data):
+    assert frames.read_datagram(frames.datagram_frame(host, port, data)) == (host, port, data)
+
+
+@pytest.mark.parametrize("frame, problem", [
+    (b"D\x00", "not a datagram frame"),
+    (b"J[]", "not a datagram frame"),
+    (b"D\x13\xc4\x09127.0", "shorter than its 9-byte host"),
+    (b"D\x13\xc4\x02\xff\xfeREGISTER", "not ASCII"),
+])
+def test_a_bad_datagram_frame_says_what_is_wrong(frame, problem):
+    with pytest.raises(frames.FrameError, match=problem):
+        frames.read_datagram(frame)
+
+
+@pytest.mark.parametrize("frame, problem", [
+    (b"D...", "not a message frame"),
+    (b"", "not a message frame"),
+    (b"J{not json", "not JSON"),
+    (b'J{"k": "bind"}', "not a list"),
+    (b'J[{"u": "alice"}]', "string 'k'"),
+])
+def test_a_bad_message_frame_says_what_is_wrong(frame, problem):
+    with pytest.raises(frames.FrameError, match=problem):
+        frames.read_messages(frame)
+
+
+def binding(**kw) -> Binding:
+    values = dict(username="alice", contact=NameAddr.parse('"Alice" <sip:alice@192.0.2.1:5062;transport=udp>;q=0.5'),
+                  uri="sip:alice@192.0.2.1:5062;transport=udp", expires_at=1234.5, call_id="c@d", cseq=7,
+                  flow=Flow("UDP", "192.0.2.1", 5062), user_agent="Yealink SIP-T54W 96.86.0.100",
+                  device_key="805ec0aabbcc", registered_at=1.7e9, instance="urn:uuid:1", q=0.5,
+                  recv_info=("dtmf",), allow=("INVITE", "BYE"))
+    values.update(kw)
+    return Binding(**values)
+
+
+def test_a_binding_travels_whole():
+    for b in (binding(), binding(instance=None, user_agent=None, recv_info=None, allow=None, q=1.0),
+              binding(flow=Flow("UDP", "::1", 5060), recv_info=())):
+        back = frames.binding_from_json(frames.read_messages(frames.messages_frame([{"k": "bind", "b": [
+            frames.binding_to_json(b)]}]))[0]["b"][0])
+        for name in ("username", "uri", "expires_at", "call_id", "cseq", "flow", "user_agent", "device_key",
+                     "registered_at", "instance", "q", "recv_info", "allow"):
+            assert getattr(back, name) == getattr(b, name), name
+        assert back.contact.uri == b.contact.uri and str(back.contact) == str(b.contact)
+
+
+def test_a_bad_binding_is_named():
+    item = frames.binding_to_json(binding())
+    item[1] = "<not a uri"
+    with pytest.raises(frames.FrameError, match=r"binding .* cannot be read"):
+        frames.binding_from_json(item)
+    with pytest.raises(frames.FrameError, match="cannot be read"):
+        frames.binding_from_json(item[:5])
+
+
+def test_a_device_record_travels_whole_and_a_bad_one_is_named():
+    device = Device(key="0004f28e5a79", vendor="Poly", model="VVX 450", firmware="5.9.5.0614",
+                    user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614_0004f28e5a79", verdict="supported",
+                    pair_state=PairState.OFFBOARDED, username="alice", mac="0004f28e5a79", last_connected=1.0,
+                    created=0.5, id=3)
+    assert frames.device_from_json(frames.device_to_json(device)) == device
+    with pytest.raises(frames.FrameError, match="unknown fields or no key"):
+        frames.device_from_json({"key": "x", "colour": "red"})
+    with pytest.raises(frames.FrameError, match="'x' cannot be read"):
+        frames.device_from_json({"key": "x", "pair_state": "lost"})
