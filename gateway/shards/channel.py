@@ -22,8 +22,9 @@ log = logging.getLogger("sipgw.shards")
 BUFFER = 4 * 1024 * 1024
 #: Frames read per wake-up before the loop runs anything else.
 READ_BATCH = 64
-#: The largest frame (a datagram of the maximum message size and its header).
-MAX_FRAME = (1 << 20) + 512
+#: The largest frame: a batch of datagrams (gateway.shards.pool.MAX_BATCH_BYTES) and one more of the largest
+#: message size.
+MAX_FRAME = 2 << 20
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Channel:
         self.closed = False
         self._queue: deque[bytes] = deque()
         self._writing = False
+        self._buffer = bytearray(MAX_FRAME)  # received into, then copied out at the record's size
+        self._view = memoryview(self._buffer)
         loop.add_reader(sock.fileno(), self._readable)
 
     def send(self, frame: bytes, *, droppable: bool = False) -> bool:
@@ -97,15 +100,16 @@ class Channel:
     def _readable(self) -> None:
         for _ in range(READ_BATCH):
             try:
-                frame = self.sock.recv(MAX_FRAME)
+                size = self.sock.recv_into(self._buffer)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 self._close(f"receive failed: {exc}")
                 return
-            if not frame:
+            if not size:
                 self._close("closed by the other end")
                 return
+            frame = bytes(self._view[:size])
             self.stats.received += 1
             try:
                 self.on_frame(frame)

@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 from gateway.services.e911 import LAB_NETWORK_HEADER
 
-_TO = re.compile(rb"^(?:to|t)[ \t]*:[^\r\n]*?sips?:([^@;>\s]+)@", re.IGNORECASE | re.MULTILINE)
-_AUTHORIZATION = re.compile(rb"^authorization[ \t]*:", re.IGNORECASE | re.MULTILINE)
-_DIGEST_USER = re.compile(rb'^authorization[ \t]*:[^\r\n]*?[\s,]username[ \t]*=[ \t]*"([^"\\\r\n]*)"',
-                          re.IGNORECASE | re.MULTILINE)
-_KEEP_HEADERS = re.compile(rb"^" + re.escape(LAB_NETWORK_HEADER.encode()) + rb"[ \t]*:", re.IGNORECASE | re.MULTILINE)
+# Matched against the header lower-cased once (header names and "username" are case-insensitive, RFC 3261 §7.3.1,
+# §25.1); values are then read from the original bytes at the same offsets (user parts are case-sensitive).
+_TO = re.compile(rb"\n(?:to|t)[ \t]*:[^\r\n]*?sips?:([^@;>\s]+)@")
+_DIGEST_USER = re.compile(rb'\nauthorization[ \t]*:[^\r\n]*?[\s,]username[ \t]*=[ \t]*"([^"\\\r\n]*)"')
+_KEEP_HEADER = b"\n" + LAB_NETWORK_HEADER.lower().encode()
 
 
 def shard_of(username: str, shards: int) -> int:
@@ -46,14 +46,18 @@ class RegisterDispatch:
             return 0
         end = data.find(b"\r\n\r\n")
         head = data if end < 0 else data[:end]
-        to = _TO.search(head)
-        if to is None or b"%" in to.group(1):
+        low = head.lower()
+        to = _TO.search(low)
+        if to is None:
             return 0
-        username = self._resolve(to.group(1).decode("utf-8", "replace"))
-        if username is None or _KEEP_HEADERS.search(head) is not None:
+        user = head[to.start(1):to.end(1)]
+        if b"%" in user or _KEEP_HEADER in low:
             return 0
-        if _AUTHORIZATION.search(head) is not None:
-            digest = _DIGEST_USER.search(head)
-            if digest is None or self._keep(digest.group(1).decode("utf-8", "replace")):
+        username = self._resolve(user.decode("utf-8", "replace"))
+        if username is None:
+            return 0
+        if b"\nauthorization" in low:
+            digest = _DIGEST_USER.search(low)
+            if digest is None or self._keep(head[digest.start(1):digest.end(1)].decode("utf-8", "replace")):
                 return 0
         return shard_of(username, self.shards)

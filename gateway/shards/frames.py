@@ -1,8 +1,9 @@
 """What the gateway's process and its registrar workers say to each other, one frame per ``SOCK_SEQPACKET`` record.
 
-- ``D``: a datagram for a worker: ``D``, the source port (2 bytes), the length of the source host (1 byte), the
-  host (ASCII), then the datagram itself. The worker answers from the gateway's socket of the host's address
-  family, as the gateway's own process does.
+- ``D``: datagrams for a worker, as many as arrived in one turn of the gateway's event loop: ``D``, then for each
+  the source port (2 bytes), the length of the source host (1 byte), the length of the datagram (4 bytes), the
+  host (ASCII) and the datagram. The worker answers from the gateway's socket of the host's address family, as
+  the gateway's own process does.
 - ``J``: a list of JSON messages (``{"k": kind, ...}``), batched per event-loop turn.
 
 Bindings and device records travel as JSON lists and objects (:func:`binding_to_json`, :func:`device_to_json`);
@@ -12,6 +13,7 @@ a frame that does not decode raises :class:`FrameError` naming what is wrong.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -27,23 +29,41 @@ class FrameError(ValueError):
     """A frame between the gateway and a registrar worker that cannot be read."""
 
 
-def datagram_frame(host: str, port: int, data: bytes) -> bytes:
+_ENTRY = struct.Struct("!HBI")  # source port, host length, datagram length
+
+
+def datagram_entry(host: str, port: int, data: bytes) -> bytes:
+    """One datagram of a ``D`` frame (``b"D" + b"".join(entries)``)."""
     host_b = host.encode("ascii")
-    return b"".join((b"D", bytes((port >> 8, port & 0xFF, len(host_b))), host_b, data))
+    return b"".join((_ENTRY.pack(port, len(host_b), len(data)), host_b, data))
 
 
-def read_datagram(frame: bytes) -> tuple[str, int, bytes]:
-    """``(source host, source port, datagram)`` of a ``D`` frame."""
-    if len(frame) < 4 or frame[0] != DATAGRAM:
+def datagram_frame(entries: list[bytes]) -> bytes:
+    return b"D" + b"".join(entries)
+
+
+def read_datagrams(frame: bytes) -> list[tuple[str, int, bytes]]:
+    """``(source host, source port, datagram)`` of each datagram of a ``D`` frame."""
+    if len(frame) < 1 + _ENTRY.size or frame[0] != DATAGRAM:
         raise FrameError(f"not a datagram frame ({len(frame)} bytes)")
-    n = frame[3]
-    if len(frame) < 4 + n:
-        raise FrameError(f"datagram frame of {len(frame)} bytes is shorter than its {n}-byte host")
-    try:
-        host = frame[4:4 + n].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("datagram frame's host is not ASCII") from None
-    return host, (frame[1] << 8) | frame[2], frame[4 + n:]
+    out = []
+    at, size = 1, len(frame)
+    while at < size:
+        if at + _ENTRY.size > size:
+            raise FrameError(f"datagram frame ends inside the header of its datagram {len(out) + 1}")
+        port, host_len, data_len = _ENTRY.unpack_from(frame, at)
+        at += _ENTRY.size
+        end = at + host_len + data_len
+        if end > size:
+            raise FrameError(f"datagram {len(out) + 1} of a {size}-byte frame claims {host_len + data_len} bytes, "
+                             f"{size - at} are left")
+        try:
+            host = frame[at:at + host_len].decode("ascii")
+        except UnicodeDecodeError:
+            raise FrameError(f"the host of datagram {len(out) + 1} is not ASCII") from None
+        out.append((host, port, frame[at + host_len:end]))
+        at = end
+    return out
 
 
 def messages_frame(messages: list[dict[str, Any]]) -> bytes:

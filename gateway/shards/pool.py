@@ -28,6 +28,9 @@ from gateway.shards.dispatch import RegisterDispatch
 
 log = logging.getLogger("sipgw.shards")
 
+#: Datagrams handed to a worker in one turn of the loop go as one frame, up to this size.
+MAX_BATCH_BYTES = 256 * 1024
+
 #: The directory that holds the ``gateway`` package: the workers import the same code.
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -47,6 +50,9 @@ class WorkerState:
     forwarded: int = 0
     dropped: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    #: Datagrams of this event-loop turn, sent as one frame when the turn's callbacks are done.
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
 
 
 class RegistrarShards:
@@ -176,13 +182,24 @@ class RegistrarShards:
         w = self.workers[shard - 1]
         if not w.alive or local not in self._sockets:
             return False  # its shard is this process's again (see _on_closed)
-        if w.channel.send(frames.datagram_frame(flow.host, flow.port, data), droppable=True):
-            w.forwarded += 1
-        elif w.channel.closed:
-            return False
-        else:
-            w.dropped += 1
+        if not w.pending:
+            self._loop.call_soon(self._send_pending, w)  # type: ignore[union-attr]
+        entry = frames.datagram_entry(flow.host, flow.port, data)
+        w.pending.append(entry)
+        w.pending_bytes += len(entry)
+        if w.pending_bytes >= MAX_BATCH_BYTES:
+            self._send_pending(w)
         return True
+
+    def _send_pending(self, w: WorkerState) -> None:
+        entries = w.pending
+        if not entries:
+            return
+        w.pending, w.pending_bytes = [], 0
+        if w.channel.send(frames.datagram_frame(entries), droppable=True):
+            w.forwarded += len(entries)
+        else:
+            w.dropped += len(entries)
 
     def _broadcast(self, message: dict[str, Any], *, but: WorkerState | None = None) -> None:
         frame = frames.messages_frame([message])

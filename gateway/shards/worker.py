@@ -195,13 +195,14 @@ class Worker:
     # --- from the gateway ----------------------------------------------------------------------------------------
     def _on_frame(self, frame: bytes) -> None:
         if frame[0] == frames.DATAGRAM:
-            host, port, data = frames.read_datagram(frame)
-            flow = self._flows.get((host, port))
-            if flow is None:
-                if len(self._flows) >= 65536:
-                    self._flows.clear()
-                flow = self._flows[(host, port)] = Flow("UDP", host, port)
-            self.core._on_data(data, flow, self.loop.time())
+            now = self.loop.time()
+            for host, port, data in frames.read_datagrams(frame):
+                flow = self._flows.get((host, port))
+                if flow is None:
+                    if len(self._flows) >= 65536:
+                        self._flows.clear()
+                    flow = self._flows[(host, port)] = Flow("UDP", host, port)
+                self.core._on_data(data, flow, now)
             return
         for message in frames.read_messages(frame):
             self._apply(message)

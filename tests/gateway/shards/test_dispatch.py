@@ -45,6 +45,7 @@ def test_credentials_of_a_known_user_leave_it_with_its_shard():
     b"SIP/2.0 200 OK\r\nTo: <sip:alice@sipgw.lab>\r\n\r\n",
     register("<sip:carol@sipgw.lab>"),  # not a user of the directory
     register("<sip:al%69ce@sipgw.lab>"),  # escaped: the gateway's parser decides
+    register("<sip:ALICE@sipgw.lab>"),  # user parts are case-sensitive (RFC 3261 §19.1.4): not alice
     register("<tel:+14255550100>"),  # no SIP URI
     register(extra='Authorization: Digest username="dev-0004f2000001", realm="sipgw.lab"\r\n'),  # sign-in account
     register(extra='Authorization: Digest username="mallory", realm="sipgw.lab"\r\n'),  # unknown digest user

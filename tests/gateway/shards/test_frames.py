@@ -12,21 +12,23 @@ from gateway.shards import frames
 from gateway.sip import NameAddr
 
 
-@given(host=st.sampled_from(["127.0.0.1", "::1", "192.0.2.200"]), port=st.integers(0, 65535),
-       data=st.binary(max_size=2000))
-def test_a_datagram_frame_gives_back_what_went_in(host, port, data):
-    assert frames.read_datagram(frames.datagram_frame(host, port, data)) == (host, port, data)
+@given(st.lists(st.tuples(st.sampled_from(["127.0.0.1", "::1", "192.0.2.200"]), st.integers(0, 65535),
+                          st.binary(max_size=2000)), min_size=1, max_size=8))
+def test_a_datagram_frame_gives_back_what_went_in(datagrams):
+    frame = frames.datagram_frame([frames.datagram_entry(h, p, d) for h, p, d in datagrams])
+    assert frames.read_datagrams(frame) == datagrams
 
 
 @pytest.mark.parametrize("frame, problem", [
     (b"D\x00", "not a datagram frame"),
     (b"J[]", "not a datagram frame"),
-    (b"D\x13\xc4\x09127.0", "shorter than its 9-byte host"),
-    (b"D\x13\xc4\x02\xff\xfeREGISTER", "not ASCII"),
+    (b"D\x13\xc4\x09\x00\x00\x00\x05127.0", "datagram 1 of a 13-byte frame claims 14 bytes, 5 are left"),
+    (b"D\x13\xc4\x02\x00\x00\x00\x01\xff\xfeX", "host of datagram 1 is not ASCII"),
+    (b"D\x13\xc4\x01\x00\x00\x00\x01aX\x13", "ends inside the header of its datagram 2"),
 ])
 def test_a_bad_datagram_frame_says_what_is_wrong(frame, problem):
     with pytest.raises(frames.FrameError, match=problem):
-        frames.read_datagram(frame)
+        frames.read_datagrams(frame)
 
 
 @pytest.mark.parametrize("frame, problem", [
