@@ -4,15 +4,18 @@
   the source port (2 bytes), the length of the source host (1 byte), the length of the datagram (4 bytes), the
   host (ASCII) and the datagram. The worker answers from the gateway's socket of the host's address family, as
   the gateway's own process does.
-- ``J``: a list of JSON messages (``{"k": kind, ...}``), batched per event-loop turn.
+- ``M``: a list of messages (``{"k": kind, ...}``) in :mod:`marshal`'s format, batched per event-loop turn. Both
+  ends run the same interpreter (the worker is started with the gateway's ``sys.executable``), and marshal
+  writes and reads these plain values four times faster than JSON, which counts at one message per REGISTER.
 
-Bindings and device records travel as JSON lists and objects (:func:`binding_to_json`, :func:`device_to_json`);
-a frame that does not decode raises :class:`FrameError` naming what is wrong.
+Bindings and device records travel as lists and dictionaries of plain values (:func:`binding_to_wire`,
+:func:`device_to_wire`); a frame that does not decode raises
+:class:`FrameError` naming what is wrong.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import struct
 from dataclasses import asdict, fields
 from typing import Any
@@ -22,7 +25,7 @@ from gateway.services.registrar import Binding
 from gateway.sip import NameAddr, SipParseError
 
 DATAGRAM = 0x44  # "D"
-MESSAGES = 0x4A  # "J"
+MESSAGES = 0x4D  # "M"
 
 
 class FrameError(ValueError):
@@ -67,16 +70,16 @@ def read_datagrams(frame: bytes) -> list[tuple[str, int, bytes]]:
 
 
 def messages_frame(messages: list[dict[str, Any]]) -> bytes:
-    return b"J" + json.dumps(messages, separators=(",", ":")).encode()
+    return b"M" + marshal.dumps(messages)
 
 
 def read_messages(frame: bytes) -> list[dict[str, Any]]:
     if not frame or frame[0] != MESSAGES:
         raise FrameError(f"not a message frame (starts with {frame[:1]!r})")
     try:
-        messages = json.loads(frame[1:])
-    except ValueError as exc:
-        raise FrameError(f"message frame is not JSON: {exc}") from None
+        messages = marshal.loads(frame[1:])
+    except (ValueError, EOFError, TypeError) as exc:
+        raise FrameError(f"message frame cannot be read: {exc}") from None
     if not isinstance(messages, list) or not all(isinstance(m, dict) and isinstance(m.get("k"), str)
                                                  for m in messages):
         raise FrameError("message frame is not a list of objects with a string 'k'")
@@ -85,14 +88,14 @@ def read_messages(frame: bytes) -> list[dict[str, Any]]:
 
 # --- bindings ------------------------------------------------------------------------------------------------
 
-def binding_to_json(b: Binding) -> list[Any]:
+def binding_to_wire(b: Binding) -> list[Any]:
     f = b.flow
     return [b.username, str(b.contact), b.uri, b.expires_at, b.call_id, b.cseq,
             [f.transport, f.host, f.port, f.conn_id], b.user_agent, b.device_key, b.registered_at, b.instance, b.q,
             None if b.recv_info is None else list(b.recv_info), None if b.allow is None else list(b.allow)]
 
 
-def binding_from_json(item: Any) -> Binding:
+def binding_from_wire(item: Any) -> Binding:
     try:
         (username, contact, uri, expires_at, call_id, cseq, flow, user_agent, device_key, registered_at, instance, q,
          recv_info, allow) = item
@@ -110,13 +113,13 @@ def binding_from_json(item: Any) -> Binding:
 _DEVICE_FIELDS = frozenset(f.name for f in fields(Device))
 
 
-def device_to_json(d: Device) -> dict[str, Any]:
+def device_to_wire(d: Device) -> dict[str, Any]:
     data = asdict(d)
     data["pair_state"] = d.pair_state.value
     return data
 
 
-def device_from_json(data: Any) -> Device:
+def device_from_wire(data: Any) -> Device:
     if not isinstance(data, dict) or set(data) - _DEVICE_FIELDS or not isinstance(data.get("key"), str):
         raise FrameError(f"device record {str(data)[:120]!r} has unknown fields or no key")
     try:

@@ -235,11 +235,11 @@ class RegistrarShards:
         for m in frames.read_messages(frame):
             kind = m["k"]
             if kind == "bind":
-                gw.registrar.adopt(str(m["u"]), [frames.binding_from_json(b) for b in m["b"]], gw.core.now())
+                gw.registrar.adopt(str(m["u"]), [frames.binding_from_wire(b) for b in m["b"]], gw.core.now())
             elif kind == "touch":
                 gw.devices.touched(str(m["key"]), float(m["t"]))
             elif kind == "device":
-                gw.devices.adopt(frames.device_from_json(m["d"]))
+                gw.devices.adopt(frames.device_from_wire(m["d"]))
             elif kind == "fail":
                 gw.registrar.note_failure(str(m["h"]), float(m["t"]))
                 self._broadcast(m, but=w)

@@ -172,12 +172,12 @@ class Worker:
             self.channel.send(frames.messages_frame(messages))
 
     def _bindings_changed(self, username: str, bindings: list[Binding]) -> None:
-        self.tell({"k": "bind", "u": username, "b": [frames.binding_to_json(b) for b in bindings]})
+        self.tell({"k": "bind", "u": username, "b": [frames.binding_to_wire(b) for b in bindings]})
 
     def _device_changed(self, key: str) -> None:
         device = self.devices.get(key)
         if device is not None:
-            self.tell({"k": "device", "d": frames.device_to_json(device)})
+            self.tell({"k": "device", "d": frames.device_to_wire(device)})
 
     def _device_touched(self, key: str, wall: float) -> None:
         self.tell({"k": "touch", "key": key, "t": wall})
