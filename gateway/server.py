@@ -191,7 +191,11 @@ class EmbeddedGateway:
             from gateway.shards.pool import RegistrarShards
 
             self.shards = RegistrarShards(self, cfg.registrar_processes)
-            await self.shards.start()
+            try:
+                await self.shards.start()
+            except BaseException:
+                await self.stop()  # the listeners, servers and store opened above
+                raise
         self._tasks.append(asyncio.create_task(self._housekeeping()))
         self.started_at = time.time()
         log.info("gateway up: sip udp/tcp %s, tls %s, control %s", eps.udp, eps.tls, eps.control_url)

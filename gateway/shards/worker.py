@@ -36,6 +36,10 @@ from gateway.store.sqlite import Store
 
 log = logging.getLogger("sipgw.shards.worker")
 
+#: Seconds a binding refresh or a device's last-connected time waits, so that the gateway's process hears of a
+#: busy user's refreshes once per tick instead of once per REGISTER.
+REFRESH_DELAY = 1.0
+
 
 class _NoMedia:
     def teams_client(self, user):
@@ -148,6 +152,12 @@ class Worker:
         self.devices.listeners.append(self._device_changed)
         self.devices.on_touch = self._device_touched
         self._outbox: list[dict[str, Any]] = []
+        #: What the gateway was last told of each user's bindings, but the times and sequence numbers.
+        self._shapes: dict[str, tuple] = {}
+        #: Refreshes and last-connected times waiting for the next REFRESH_DELAY tick (latest per user or device).
+        self._refreshes: dict[str, list[Binding]] = {}
+        self._touches: dict[str, float] = {}
+        self._refresh_timer: asyncio.TimerHandle | None = None
         self._flows: dict[tuple[str, int], Flow] = {}
         self.stopped = asyncio.Event()
         self.channel = Channel(socket.socket(fileno=int(spec["channel"])), loop, self._on_frame, self.stopped.set)
@@ -172,6 +182,21 @@ class Worker:
             self.channel.send(frames.messages_frame(messages))
 
     def _bindings_changed(self, username: str, bindings: list[Binding]) -> None:
+        """A change the gateway must hear of at once (a contact added, removed or moved; the MWI and calls depend
+        on it), or a refresh: the same contacts on the same flows with a later expiry, Call-ID or CSeq, which waits
+        for the next tick with the user's other refreshes (only the latest is sent). The gateway's copy of a
+        refreshed binding is then up to REFRESH_DELAY old, which moves nothing but its expiry."""
+        shape = tuple((b.uri, b.flow, b.instance, b.device_key, b.user_agent, b.q, b.recv_info, b.allow)
+                      for b in bindings)
+        if bindings and self._shapes.get(username) == shape:
+            self._refreshes[username] = bindings
+            self._tick()
+            return
+        if shape:
+            self._shapes[username] = shape
+        else:
+            self._shapes.pop(username, None)
+        self._refreshes.pop(username, None)  # superseded by this state
         self.tell({"k": "bind", "u": username, "b": [frames.binding_to_wire(b) for b in bindings]})
 
     def _device_changed(self, key: str) -> None:
@@ -180,7 +205,21 @@ class Worker:
             self.tell({"k": "device", "d": frames.device_to_wire(device)})
 
     def _device_touched(self, key: str, wall: float) -> None:
-        self.tell({"k": "touch", "key": key, "t": wall})
+        self._touches[key] = wall
+        self._tick()
+
+    def _tick(self) -> None:
+        if self._refresh_timer is None:
+            self._refresh_timer = self.loop.call_later(REFRESH_DELAY, self._send_refreshes)
+
+    def _send_refreshes(self) -> None:
+        self._refresh_timer = None
+        refreshes, self._refreshes = self._refreshes, {}
+        touches, self._touches = self._touches, {}
+        for username, bindings in refreshes.items():
+            self.tell({"k": "bind", "u": username, "b": [frames.binding_to_wire(b) for b in bindings]})
+        for key, wall in touches.items():
+            self.tell({"k": "touch", "key": key, "t": wall})
 
     def _housekeeping(self) -> None:
         try:
@@ -232,6 +271,9 @@ class Worker:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.store.flush()
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+        self._send_refreshes()
         self._flush()
         self.channel.close()
         self.store.close()

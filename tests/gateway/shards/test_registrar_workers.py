@@ -106,6 +106,23 @@ def test_a_worker_answers_its_shard_and_the_gateway_learns_the_binding(gw, phone
     assert status["workers"][0]["alive"] and status["registrar"]["registered"] >= 1
 
 
+def test_a_refresh_reaches_the_gateways_copy_within_a_tick(gw, phones):
+    from gateway.shards.worker import REFRESH_DELAY
+
+    user = WORKER_USERS[0]
+    phone = phones(user, user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614_0004f2dddd01")
+    assert phone.register().status == 200
+    first = eventually(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
+                                if b.flow.port == phone.addr[1]], what="the first binding")[0]
+    resp = phone.register(expires=1800)  # the same contact on the same flow: a refresh
+    assert resp.status == 200
+    refreshed = eventually(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
+                                    if b.flow.port == phone.addr[1] and b.cseq > first.cseq],
+                           timeout=REFRESH_DELAY + 3, what="the refresh in the gateway's copy")[0]
+    assert refreshed.expires_at < first.expires_at  # 1 800 s from now instead of 3 600
+    assert gw.devices.get("0004f2dddd01").last_connected >= first.registered_at
+
+
 def test_the_gateway_keeps_its_own_shard(gw, phones):
     phone = phones(GATEWAY_USERS[0])
     before = worker(gw).forwarded
@@ -199,3 +216,25 @@ def test_the_gateway_takes_back_the_shard_of_a_worker_that_died(gw, phones):
 
 def _trace(gw) -> list[dict]:
     return [{"direction": e.direction, "text": e.data.decode("latin-1")} for e in gw.trace.entries()]
+
+
+def test_a_worker_that_cannot_start_fails_the_gateways_start_with_the_reason(tmp_path, monkeypatch):
+    import socket
+    import sys
+
+    from gateway.shards.pool import ShardError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the workers exit at once
+    gateway = EmbeddedGateway(tmp_path / "gw", GatewayConfig(sip=f"127.0.0.1:{port}", tls="127.0.0.1:0",
+                                                              http="127.0.0.1:0", registrar_processes=3))
+    with pytest.raises(ShardError, match=r"registrar workers \[1, 2\] exited while starting"):
+        gateway.start_in_thread()
+    # What the start had opened is closed again: the SIP port is free at once.
+    assert gateway.core.transports.listeners == []
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
