@@ -62,7 +62,7 @@ pytest: $(STAMP) debs sipcore
 	SIPGW_LAB_PURE_PYTHON=1 $(BIN)/pytest -n $(PYTEST_WORKERS) -q tests/gateway/sip tests/gateway/services \
 	    tests/gateway/provisioning \
 	    tests/gateway/test_stateless_challenge.py tests/gateway/test_mwi_refresh.py tests/gateway/test_endpoints.py \
-	    tests/gateway/test_timers_loop.py
+	    tests/gateway/test_timers_loop.py tests/gateway/shards/test_registrar_workers.py
 
 test: lint check-imports pytest
 

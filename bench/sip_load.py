@@ -659,7 +659,7 @@ class Plan:
     precision: float = 1.07
     kamailio_children: int = 4
     start_rates: dict[str, float] = field(default_factory=lambda: {
-        "gateway/register": 300, "gateway/call": 100, "kamailio/register": 3000, "kamailio/call": 800})
+        "gateway/register": 3000, "gateway/call": 800, "kamailio/register": 3000, "kamailio/call": 800})
     cooldown_s: dict[str, float] = field(default_factory=lambda: {
         "gateway/register": 0.5, "gateway/call": 1.0, "kamailio/register": 0.5, "kamailio/call": 6.0})
     profile: Path | None = None
