@@ -8,7 +8,8 @@ lists every current contact, CSeq order per Call-ID, retransmissions absorbed by
 
 - The gateway's process reads every datagram (:class:`~gateway.transport.manager.TransportManager` ``divert``) and
   hands a REGISTER it does not keep to the worker of its shard over a Unix ``SOCK_SEQPACKET`` pair
-  (:mod:`gateway.shards.dispatch`, :mod:`gateway.shards.channel`). It keeps everything else, and every REGISTER a
+  (:mod:`gateway.shards.dispatch`, :mod:`gateway.shards.channel`), the datagrams of one event-loop turn in one
+  frame. It keeps everything else, and every REGISTER a
   service of its own must see: over TCP/TLS, of users it does not know, with sign-in credentials, with the E911
   lab-network header.
 - A worker (:mod:`gateway.shards.worker`) is the registrar alone: the SIP core's transactions, digest, firmware
@@ -16,8 +17,11 @@ lists every current contact, CSeq order per Call-ID, retransmissions absorbed by
   from the gateway's own UDP socket (inherited), so devices see one address.
 - The gateway keeps a copy of every binding: each change a worker makes comes back as a message
   (:mod:`gateway.shards.frames`), and calls, MWI, the control API and offboarding read that copy as if the
-  registrar were local. Changes made on the gateway's side (users and passwords, device records, sign-out and
-  offboarding, deleted users, the settable clock, failed authentications for the throttle) go to every worker
-  the same way, in order with the datagrams.
+  registrar were local. A contact added, removed or moved comes at once; a refresh (a later expiry, Call-ID or
+  CSeq on the same contacts and flows) and a device's last-connected time come with the next tick of
+  :data:`gateway.shards.worker.REFRESH_DELAY` (one second), the latest per user.
+- Changes made on the gateway's side (users and passwords, device records, sign-out and offboarding, deleted
+  users, the settable clock, failed authentications for the throttle) go to every worker the same way, in order
+  with the datagrams.
 - A worker that dies is logged and its shard goes back to the gateway, which already holds its bindings.
 """
