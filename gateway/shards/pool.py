@@ -106,6 +106,9 @@ class RegistrarShards:
         }
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+        # Changes made while the workers start (the control API already answers) reach them too: the store has
+        # them, and so does the channel, read after the store (applying one twice changes nothing).
+        self._install_listeners()
         try:
             for index in range(1, self.processes):
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -131,13 +134,12 @@ class RegistrarShards:
         except BaseException:
             await self.stop()
             raise
-        self._install()
+        self.gw.core.transports.divert = self.divert
         log.info("event=registrar_workers_ready processes=%d pids=%s", self.processes,
                  ",".join(str(w.pid) for w in self.workers))
 
-    def _install(self) -> None:
+    def _install_listeners(self) -> None:
         gw = self.gw
-        gw.core.transports.divert = self.divert
         gw.registrar.mirror = self
         gw.devices.listeners.append(self._device_changed)
         gw.directory.listeners.append(self._directory_changed)
