@@ -6,31 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.services.directory import Directory
-from gateway.services.model import Device, Flow, PairState, User
-from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfig, _tag
+from gateway.services.model import Device, Flow, PairState
+from gateway.services.registrar import _tag
 from gateway.sip import Request
-from gateway.sip.auth import DigestClient, DigestServer
-from gateway.store.sqlite import Store
+from gateway.sip.auth import DigestClient
 
 REALM = "sipgw.lab"
 VVX_UA = "PolycomVVX-VVX_450-UA/5.9.5.0614_0004f28e5a79"
 OLD_UA = "PolycomVVX-VVX_450-UA/5.9.4.3247_0004f28e5a79"
 ENTERPRISE_UA = "Cisco-CP8851/12.1.1"
 FLOW = Flow("UDP", "127.0.0.1", 5070)
-
-
-@pytest.fixture
-def env(tmp_path):
-    store = Store(tmp_path / "gw.db")
-    directory = Directory(store, REALM)
-    directory.put_user(User("avery", "Avery Chen", "+14255550101"), password="pw-avery")
-    directory.put_user(User("blake", "Blake Rivera", "+14255550102"), password="pw-blake")
-    auth = DigestServer(REALM, b"0123456789abcdef0123456789abcdef", algorithms=("SHA-256", "MD5"))
-    devices = DeviceRegistry(store)
-    reg = Registrar(directory, auth, devices, RegistrarConfig(min_expires=60, throttle_failures=3))
-    yield reg, store
-    store.close()
 
 
 class Phone:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from gateway.clock import Clock
 from gateway.services.directory import Directory
 from gateway.services.model import PairState, User
@@ -13,17 +11,6 @@ from gateway.services.registrar import DeviceRegistry, Registrar, RegistrarConfi
 from gateway.sip.auth import DigestClient, DigestServer, compute_ha1
 from gateway.store.sqlite import Store
 from tests.gateway.services.test_registrar import REALM, Phone
-
-
-@pytest.fixture
-def env(tmp_path):
-    store = Store(tmp_path / "gw.db")
-    directory = Directory(store, REALM)
-    directory.put_user(User("avery", "Avery Chen", "+14255550101"), password="pw-avery")
-    directory.put_user(User("blake", "Blake Rivera", "+14255550102"), password="pw-blake")
-    auth = DigestServer(REALM, b"0123456789abcdef0123456789abcdef", algorithms=("SHA-256", "MD5"))
-    yield Registrar(directory, auth, DeviceRegistry(store), RegistrarConfig(throttle_failures=3)), store
-    store.close()
 
 
 class Mirror:

@@ -44,12 +44,21 @@ def _worker_pid(control: str) -> int:
     return int(workers["workers"][0]["pid"])
 
 
-def test_a_worker_registers_logs_through_the_gateway_and_stops_with_it(tmp_path):
+def _serve_with_a_worker(tmp_path):
+    """``gateway serve --registrar-processes 2`` with the tenant: (process, ready fields, the worker's pid)."""
     tenant = tmp_path / "tenant.yaml"
     tenant.write_text(TENANT)
     proc, ready = _start(tmp_path / "gw", "--tenant", str(tenant), "--registrar-processes", "2")
     try:
-        pid = _worker_pid(ready["control"])
+        return proc, ready, _worker_pid(ready["control"])
+    except BaseException:
+        _kill(proc)
+        raise
+
+
+def test_a_worker_registers_logs_through_the_gateway_and_stops_with_it(tmp_path):
+    proc, ready, pid = _serve_with_a_worker(tmp_path)
+    try:
         phone = UdpPhone(_hostport(ready["udp"]), WORKER_USER, "pw-worker", answers_notify=True)
         try:
             resp = phone.register()
@@ -70,13 +79,8 @@ def test_a_worker_registers_logs_through_the_gateway_and_stops_with_it(tmp_path)
 
 
 def test_a_worker_does_not_outlive_a_killed_gateway(tmp_path):
-    tenant = tmp_path / "tenant.yaml"
-    tenant.write_text(TENANT)
-    proc, ready = _start(tmp_path / "gw", "--tenant", str(tenant), "--registrar-processes", "2")
-    try:
-        pid = _worker_pid(ready["control"])
-    finally:
-        _kill(proc)  # kill -9: the worker sees its channel close
+    proc, _, pid = _serve_with_a_worker(tmp_path)
+    _kill(proc)  # kill -9: the worker sees its channel close
     assert _wait_gone(pid, 10), f"registrar worker {pid} still runs after the gateway was killed"
 
 
