@@ -114,6 +114,8 @@ class EmbeddedGateway:
         self.endpoints: Endpoints | None = None
         self._control_enabled = control_api
         self._control = None
+        #: The registrar workers (gateway/shards) while registrar_processes > 1 and the gateway runs.
+        self.shards = None
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -186,7 +188,6 @@ class EmbeddedGateway:
 
         self.meetings = Meetings(self)
         self.meetings.install()
-        self.shards = None
         if cfg.registrar_processes > 1:  # UDP REGISTERs shared with registrar workers, last: they see every service
             from gateway.shards.pool import RegistrarShards
 
@@ -258,7 +259,7 @@ class EmbeddedGateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if getattr(self, "shards", None) is not None:
+        if self.shards is not None:
             await self.shards.stop()
         if self._control is not None:
             await self._control.stop()

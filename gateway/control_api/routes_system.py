@@ -51,7 +51,7 @@ def health_view(gw) -> dict[str, Any]:
         },
         "media": type(gw.media).__name__,
         # Registrar workers (gateway/shards) when registrar_processes > 1: pids, liveness, REGISTERs handed over.
-        "registrar_workers": gw.shards.status() if getattr(gw, "shards", None) is not None else None,
+        "registrar_workers": gw.shards.status() if gw.shards is not None else None,
     }
 
 
