@@ -23,5 +23,6 @@ lists every current contact, CSeq order per Call-ID, retransmissions absorbed by
 - Changes made on the gateway's side (users and passwords, device records, sign-out and offboarding, deleted
   users, the settable clock, failed authentications for the throttle) go to every worker the same way, in order
   with the datagrams.
-- A worker that dies is logged and its shard goes back to the gateway, which already holds its bindings.
+- A worker that dies is logged and its shard goes back to the gateway, which already holds its bindings; one
+  that has said nothing for :data:`gateway.shards.pool.SILENCE_S` (it reports every second) is killed first.
 """

@@ -28,6 +28,10 @@ from gateway.shards.dispatch import RegisterDispatch
 
 log = logging.getLogger("sipgw.shards")
 
+#: A worker says something (its counters) every second; one silent for this long is stopped and its shard taken
+#: back (a worker that is alive but no longer reads would otherwise keep its users from registering).
+SILENCE_S = 10.0
+
 #: Datagrams handed to a worker in one turn of the loop go as one frame, up to this size.
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -53,6 +57,7 @@ class WorkerState:
     #: Datagrams of this event-loop turn, sent as one frame when the turn's callbacks are done.
     pending: list[bytes] = field(default_factory=list)
     pending_bytes: int = 0
+    last_heard: float = 0.0  # loop time of the worker's last frame
 
 
 class RegistrarShards:
@@ -66,6 +71,7 @@ class RegistrarShards:
         self._sockets: set[tuple[str, int]] = set()  # local addresses of the UDP listeners the workers share
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._watch: asyncio.TimerHandle | None = None
         directory = gw.directory
         signin = getattr(getattr(gw, "provisioning", None), "signin", None)
 
@@ -135,6 +141,7 @@ class RegistrarShards:
             await self.stop()
             raise
         self.gw.core.transports.divert = self.divert
+        self._watch = loop.call_later(1.0, self._watch_workers)
         log.info("event=registrar_workers_ready processes=%d pids=%s", self.processes,
                  ",".join(str(w.pid) for w in self.workers))
 
@@ -160,6 +167,9 @@ class RegistrarShards:
     async def stop(self, timeout: float = 10.0) -> None:
         """Ask every worker to stop, wait for it (SIGKILL after ``timeout``); their shards come back here."""
         self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self._uninstall()
         for w in self.workers:
             w.channel.send(frames.messages_frame([{"k": "stop"}]))
@@ -174,6 +184,19 @@ class RegistrarShards:
                     w.process.wait(5)
             w.channel.close()
             w.alive = False
+
+    def _watch_workers(self) -> None:
+        """Stop a worker that has said nothing for SILENCE_S: its channel closes and its shard comes back here."""
+        now = self._loop.time()  # type: ignore[union-attr]
+        for w in self.workers:
+            if w.alive and now - w.last_heard > SILENCE_S:
+                log.error("event=registrar_worker_silent index=%d pid=%s silent_s=%.1f action=kill", w.index, w.pid,
+                          now - w.last_heard)
+                with contextlib.suppress(OSError):
+                    w.process.kill()
+                w.channel.close()
+        if not self._stopping:
+            self._watch = self._loop.call_later(1.0, self._watch_workers)  # type: ignore[union-attr]
 
     # --- to the workers --------------------------------------------------------------------------------------
     def divert(self, data: bytes, flow: Any, local: tuple[str, int]) -> bool:
@@ -234,6 +257,7 @@ class RegistrarShards:
     # --- from the workers ------------------------------------------------------------------------------------
     def _on_frame(self, w: WorkerState, frame: bytes) -> None:
         gw = self.gw
+        w.last_heard = self._loop.time()  # type: ignore[union-attr]
         for m in frames.read_messages(frame):
             kind = m["k"]
             if kind == "bind":

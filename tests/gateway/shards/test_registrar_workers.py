@@ -238,3 +238,26 @@ def test_a_worker_that_cannot_start_fails_the_gateways_start_with_the_reason(tmp
         with socket.socket(socket.AF_INET, kind) as again:
             again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             again.bind(("127.0.0.1", port))
+
+
+def test_a_worker_that_stops_answering_is_killed_and_its_shard_taken_back(tmp_path, monkeypatch):
+    from gateway.shards import pool
+
+    monkeypatch.setattr(pool, "SILENCE_S", 1.5)
+    gateway = EmbeddedGateway(tmp_path / "gw", GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0",
+                                                              registrar_processes=2))
+    gateway.directory.put_user(User(username=WORKER_USERS[0], name="W"), password=PASSWORD)
+    gateway.start_in_thread()
+    try:
+        w = gateway.shards.workers[0]
+        os.kill(w.pid, signal.SIGSTOP)  # alive, but reads nothing and says nothing
+        eventually(lambda: not w.alive, timeout=10, what="the silent worker given up")
+        assert w.process.wait(5) == -signal.SIGKILL
+        phone = UdpPhone(gateway.endpoints.udp, WORKER_USERS[0], PASSWORD, answers_notify=True)
+        try:
+            assert phone.register().status == 200  # answered by the gateway's process
+        finally:
+            phone.close()
+        assert gateway.call_soon(gateway.registrar.bindings, WORKER_USERS[0], gateway.core.now())
+    finally:
+        gateway.stop_thread()
