@@ -41,6 +41,11 @@ except ImportError:  # pragma: no cover - depends on the machine
 BUILD = "sipgw-lab-gateway/0.1"
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port`` for a Via sent-by or a Contact, an IPv6 host bracketed (RFC 3261 §25.1)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class NoMedia:
     """A media directory with no endpoints: Teams clients and the PSTN are unreachable (480)."""
 
@@ -153,10 +158,8 @@ class EmbeddedGateway:
             eps.tcp6 = ("::1", (await t.listen_stream("::1", tcp.port)).port)
             eps.tls6 = ("::1", (await t.listen_stream("::1", tls.port, ssl_ctx)).port)
 
-        def hp(h: str, p: int) -> str:
-            return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
-
-        self.core.bind({"UDP": hp(host, udp.port), "TCP": hp(host, tcp.port), "TLS": hp(tls_host, tls.port)})
+        self.core.bind({"UDP": hostport(host, udp.port), "TCP": hostport(host, tcp.port),
+                        "TLS": hostport(tls_host, tls.port)})
         if self._control_enabled:
             from gateway.control_api.app import ControlApi
 

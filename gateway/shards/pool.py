@@ -99,13 +99,9 @@ class RegistrarShards:
         if not udp:
             raise ShardError("registrar workers share the gateway's UDP listeners, and it has none")
         cfg = gw.config
-        reg = gw.registrar.config
         base = {
             "db": gw.store.path, "domain": cfg.domain, "digest_algorithms": list(cfg.digest_algorithms),
-            "registrar": {"default_expires": reg.default_expires, "min_expires": reg.min_expires,
-                          "max_expires": reg.max_expires, "firmware_policy": reg.firmware_policy,
-                          "throttle_failures": reg.throttle_failures, "throttle_window": reg.throttle_window,
-                          "agent": reg.agent},
+            "registrar": asdict(gw.registrar.config),
             "agent": gw.core.agent, "sip_t1": cfg.sip_t1, "max_message_size": cfg.max_message_size,
             "trace": gw.trace.enabled, "clock_offset": gw.clock.offset, "udp": udp,
             "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
@@ -305,7 +301,7 @@ class RegistrarShards:
         return {
             "processes": self.processes,
             "workers": [{"index": w.index, "pid": w.pid, "alive": w.alive, "forwarded": w.forwarded,
-                         "dropped": w.dropped + w.channel.stats.dropped, "registrar": w.stats.get("registrar", {}),
+                         "dropped": w.dropped, "registrar": w.stats.get("registrar", {}),
                          "core": w.stats.get("core", {})} for w in self.workers],
             "registrar": total,
         }

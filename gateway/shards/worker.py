@@ -23,8 +23,8 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.gc_policy import GcPolicy
+from gateway.server import NoMedia, hostport
 from gateway.services.directory import Directory
-from gateway.services.model import Flow
 from gateway.services.registrar import Binding, DeviceRegistry, Registrar, RegistrarConfig
 from gateway.services.routing import Router
 from gateway.shards import frames
@@ -39,14 +39,6 @@ log = logging.getLogger("sipgw.shards.worker")
 #: Seconds a binding refresh or a device's last-connected time waits, so that the gateway's process hears of a
 #: busy user's refreshes once per tick instead of once per REGISTER.
 REFRESH_DELAY = 1.0
-
-
-class _NoMedia:
-    def teams_client(self, user):
-        return None
-
-    def pstn_party(self, number):
-        return None
 
 
 class _RawSender:
@@ -134,7 +126,7 @@ class Worker:
         self.devices = DeviceRegistry(self.store)
         self.registrar = Registrar(self.directory, self.auth, self.devices, RegistrarConfig(**spec["registrar"]))
         self.core = SipCore(directory=self.directory, registrar=self.registrar,
-                            router=Router(self.directory, self.registrar, _NoMedia(), spec["domain"]),
+                            router=Router(self.directory, self.registrar, NoMedia(), spec["domain"]),
                             auth=self.auth, domain=spec["domain"], agent=spec["agent"], wall_clock=self.clock.now,
                             timers=TimerConfig(t1=spec["sip_t1"], t2=max(4.0, spec["sip_t1"])))
         transports = self.core.transports
@@ -158,15 +150,11 @@ class Worker:
         self._refreshes: dict[str, list[Binding]] = {}
         self._touches: dict[str, float] = {}
         self._refresh_timer: asyncio.TimerHandle | None = None
-        self._flows: dict[tuple[str, int], Flow] = {}
         self.stopped = asyncio.Event()
         self.channel = Channel(socket.socket(fileno=int(spec["channel"])), loop, self._on_frame, self.stopped.set)
 
     def start(self) -> None:
-        def hp(host: str, port: int) -> str:
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-        self.core.bind({"UDP": hp(*self.sockets[0][1]), **dict(self.spec.get("sent_by", {}))})
+        self.core.bind({"UDP": hostport(*self.sockets[0][1])})  # it answers, sends no request: Via unused
         self.loop.call_later(1.0, self._housekeeping)
         self.tell({"k": "ready", "pid": os.getpid()})
 
@@ -235,13 +223,9 @@ class Worker:
     def _on_frame(self, frame: bytes) -> None:
         if frame[0] == frames.DATAGRAM:
             now = self.loop.time()
+            flow_of = self.core.transports.udp_flow_of
             for host, port, data in frames.read_datagrams(frame):
-                flow = self._flows.get((host, port))
-                if flow is None:
-                    if len(self._flows) >= 65536:
-                        self._flows.clear()
-                    flow = self._flows[(host, port)] = Flow("UDP", host, port)
-                self.core._on_data(data, flow, now)
+                self.core._on_data(data, flow_of((host, port)), now)
             return
         for message in frames.read_messages(frame):
             self._apply(message)

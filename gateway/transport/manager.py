@@ -67,10 +67,7 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         m = self.manager
         m.stats.received += 1
-        flow = m._udp_flows.get(addr)
-        if flow is None:
-            flow = m.udp_flow(addr[0], addr[1])
-            m._udp_flows[addr] = flow
+        flow = m.udp_flow_of(addr)
         if m.trace.enabled:
             m.trace.record(time.time(), "in", "UDP", (addr[0], addr[1]), self.local, data)
         if len(data) <= 4 and not data.strip():
@@ -171,10 +168,14 @@ class TransportManager:
     #: Peers remembered in the flow cache before it is emptied (a bound on memory, not a limit on peers).
     FLOW_CACHE = 65536
 
-    def udp_flow(self, host: str, port: int) -> Flow:
-        if len(self._udp_flows) >= self.FLOW_CACHE:
-            self._udp_flows.clear()
-        return Flow("UDP", host, port)
+    def udp_flow_of(self, addr: tuple) -> Flow:
+        """The Flow of a UDP peer address (``(host, port, ...)`` as the socket gives it): one per peer, cached."""
+        flow = self._udp_flows.get(addr)
+        if flow is None:
+            if len(self._udp_flows) >= self.FLOW_CACHE:
+                self._udp_flows.clear()
+            flow = self._udp_flows[addr] = Flow("UDP", addr[0], addr[1])
+        return flow
 
     def loop_time(self) -> float:
         return self._loop.time() if self._loop else time.monotonic()
