@@ -414,6 +414,30 @@ class _ServerTransaction:
         self.raw_key: tuple[bytes, Address] | None = None
 
 
+class _Completed:
+    """A non-INVITE server transaction in Completed on an unreliable transport, as little as it needs (§17.2.2).
+
+    All that is left of it until Timer J (64*T1 on UDP) is to answer a retransmission of its request with its
+    final response, and to discard any further final response of the TU. The full transaction (machine, parsed
+    request, addresses) goes; this keeps the bytes to resend, where to, the response for ``Send.message`` (its
+    parsed views released) and the request's datagram, the key of byte-identical retransmissions. A gateway
+    under REGISTER load holds tens of thousands of these at a time: a fifth of the objects of a full one, so
+    less for the garbage collector to scan and less to free when Timer J fires.
+    """
+
+    __slots__ = ("id", "last", "last_data", "raw_key", "reply_to")
+
+    def __init__(self, tx: _ServerTransaction, last: Response, raw_key: tuple[bytes, Address]) -> None:
+        self.id = tx.id
+        self.last = last
+        self.last_data = tx.last_data
+        self.reply_to = tx.reply_to
+        self.raw_key = raw_key
+
+    def resend(self) -> Send:
+        return Send(self.last_data, self.reply_to, self.last, self.id)
+
+
 def _reply_address(via: Via, source: Address) -> Address:
     """Where responses to a request with top Via ``via`` from ``source`` go (§18.2.2, RFC 3581 §4)."""
     if source.reliable:
@@ -459,6 +483,7 @@ class SipEndpoint:
         "_branch_factory",
         "_by_raw",
         "_client",
+        "_completed",
         "_policies",
         "_sent_by",
         "_server",
@@ -492,7 +517,9 @@ class SipEndpoint:
         self._server: dict[TransactionId, _ServerTransaction] = {}
         #: (datagram, source) of each live server transaction's request: a byte-identical retransmission
         #: from the same address is matched without being parsed again (it can only match that transaction).
-        self._by_raw: dict[tuple[bytes, Address], _ServerTransaction] = {}
+        self._by_raw: dict[tuple[bytes, Address], _ServerTransaction | _Completed] = {}
+        #: Non-INVITE server transactions in Completed on UDP, kept small until their Timer J (see _Completed).
+        self._completed: dict[TransactionId, _Completed] = {}
         #: Retransmissions matched that way (counted; the parser never saw them).
         self.raw_matches = 0
         self._awaiting_ack: dict[tuple[str, int, str], _ServerTransaction] = {}
@@ -530,11 +557,13 @@ class SipEndpoint:
     def state(self, transaction: TransactionId) -> TransactionState | None:
         """The state of a live transaction; None once it has terminated and been forgotten."""
         tx = self._lookup(transaction)
-        return tx.machine.state if tx is not None else None
+        if tx is not None:
+            return tx.machine.state
+        return TransactionState.COMPLETED if transaction in self._completed else None
 
     @property
     def transaction_count(self) -> int:
-        return len(self._client) + len({id(tx) for tx in self._server.values()})
+        return len(self._client) + len({id(tx) for tx in self._server.values()}) + len(self._completed)
 
     def _policy(self, address: Address) -> TimerPolicy:
         return self._policies[address.reliable]
@@ -666,6 +695,9 @@ class SipEndpoint:
         """
         tx = self._server.get(transaction) if transaction.side == "server" else None
         if tx is None:
+            done = self._completed.get(transaction)
+            if done is not None:
+                return self._respond_completed(done, response)
             raise KeyError(f"no server transaction {transaction} (it has terminated or never existed)")
         # Compared with the request's CSeq, which the response copies (§8.2.6.2): a request whose CSeq
         # method differs from its method (§8.1.1.5 forbids it) must still be answerable with 400.
@@ -689,6 +721,9 @@ class SipEndpoint:
             if known is not None:
                 # §17.2.3: a retransmission of the request of a live server transaction.
                 self.raw_matches += 1
+                if type(known) is _Completed:
+                    return [known.resend()]  # §17.2.2: Completed answers it with the final response
+                assert isinstance(known, _ServerTransaction)
                 return self._run_server(known, TxEvent.RECV_REQUEST, now, message=known.request)
             if self._stateless_sent:
                 answered = self._stateless_sent.get(raw)
@@ -746,6 +781,10 @@ class SipEndpoint:
         tx = self._server.get(tid)
         if tx is not None:
             return self._run_server(tx, TxEvent.RECV_REQUEST, now, message=request)
+        if self._completed:
+            done = self._completed.get(tid)
+            if done is not None:
+                return [done.resend()]  # a retransmission that differs in its bytes (§17.2.3 matches it)
         if self.stateless is not None and request.method != "CANCEL":
             response = self.stateless(request, source)
             if response is not None:
@@ -830,6 +869,10 @@ class SipEndpoint:
         """A timer armed by an ``ArmTimer`` action expired. Timers of ended transactions are ignored."""
         tx = self._lookup(timer_id.transaction)
         if tx is None:
+            if timer_id.timer == "J":
+                done = self._completed.pop(timer_id.transaction, None)
+                if done is not None:
+                    self._forget_completed(done)  # §17.2.2: Timer J ends the Completed state
             return []
         if timer_id.timer == TIMER_2XX:
             assert isinstance(tx, _ServerTransaction)
@@ -853,7 +896,18 @@ class SipEndpoint:
         """Sending a message of ``transaction`` failed (ICMP error, connection refused or reset...)."""
         tx = self._lookup(transaction)
         if tx is None:
-            return []
+            done = self._completed.pop(transaction, None)
+            if done is None:
+                return []
+            # §17.2.4: Completed goes to Terminated and the TU is told; the request is read again from its datagram.
+            self._forget_completed(done)
+            actions: list[Action] = []
+            self._cancel(actions, TimerId(transaction, "J"))
+            parsed = parse_message(done.raw_key[0])
+            assert isinstance(parsed, Request)  # it made a server transaction
+            request = _stamp_via(parsed, done.raw_key[1], in_place=True)
+            actions.append(TransportError(transaction, request, done.reply_to, None))
+            return actions
         try:
             if isinstance(tx, _ClientTransaction):
                 return self._run_client(tx, TxEvent.TRANSPORT_ERROR, now)
@@ -998,8 +1052,41 @@ class SipEndpoint:
         if tx.machine.terminated:
             actions.extend(self._forget_server(tx))
         elif (tx.machine.state, tx.machine.kind) in _SERVER_DONE:
-            self._release_server(tx)
+            last = tx.last
+            if (tx.machine.kind is TransactionKind.NON_INVITE_SERVER and tx.raw_key is not None
+                    and last is not None and not tx.source.reliable):
+                self._complete(tx, last, tx.raw_key)
+            else:
+                self._release_server(tx)
         return actions
+
+    def _complete(self, tx: _ServerTransaction, last: Response, raw_key: tuple[bytes, Address]) -> None:
+        """Replace a non-INVITE server transaction that entered Completed on UDP by its small record.
+
+        Its Timer J is already armed under its id; the record answers retransmissions until it fires. Only
+        a transaction made from a datagram has one (it is also found by those bytes); one made from a parsed
+        message (tests, the stream framer) stays whole."""
+        done = _Completed(tx, last, raw_key)
+        del self._server[tx.id]
+        self._completed[tx.id] = done
+        self._by_raw[raw_key] = done
+        last.release_parsed()
+
+    def _forget_completed(self, done: _Completed) -> None:
+        if self._by_raw.get(done.raw_key) is done:
+            del self._by_raw[done.raw_key]
+
+    @staticmethod
+    def _respond_completed(done: _Completed, response: Response) -> list[Action]:
+        """The TU answers a transaction that is already Completed: §17.2.2 discards a further final response; a
+        provisional one is not allowed, nor a response to another request (as for a whole transaction)."""
+        answered = done.last.cseq
+        if response.cseq.method != answered.method or response.cseq.seq != answered.seq:
+            raise ValueError(f"response CSeq {response.cseq} does not answer {done.id.method} CSeq {answered}")
+        if response.status < 200:
+            raise TransactionStateError(TransactionKind.NON_INVITE_SERVER, TransactionState.COMPLETED,
+                                        sent_response_event(response.status), done.id.key[0])
+        return []
 
     def _send_response(self, tx: _ServerTransaction, response: Response) -> Send:
         if response is not tx.last:

@@ -6,11 +6,18 @@ timer's id, and its heap entry is skipped when it comes up (the heap is rebuilt 
 live ones). A :class:`~gateway.sip.endpoint.SipEndpoint` given one as its ``timer_sink`` arms and cancels here
 directly instead of returning ``ArmTimer``/``CancelTimer`` actions; the caller keeps one loop timer at
 ``earliest`` and asks :meth:`TimerHeap.pop_due` for what is due when it fires.
+
+Most entries are timers of one long duration armed in the order of their deadlines: Timers B, F, H and J all
+run 64*T1, and under load tens of thousands of finished transactions wait for their Timer J. A deadline at or
+after the latest one armed so far is appended to a queue (``_lane``) instead of pushed on the heap, so that
+arming and expiring those costs no heap sifting; due timers are taken from the front of whichever of the two is
+earlier. Shorter timers armed among them (E, G, K, I) land on the heap as before.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Hashable
 from typing import Final
 
@@ -25,10 +32,12 @@ _NEVER: Final = float("inf")
 class TimerHeap:
     """Armed timers by id, in deadline order; ids are any hashable value (``TimerId`` in the SIP core)."""
 
-    __slots__ = ("_heap", "_live", "_seq", "earliest")
+    __slots__ = ("_heap", "_lane", "_live", "_seq", "earliest")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Hashable]] = []
+        #: Entries whose deadlines were armed in non-decreasing order (see the module docstring): sorted as it is.
+        self._lane: deque[tuple[float, int, Hashable]] = deque()
         self._live: dict[Hashable, int] = {}  # timer id -> sequence number of its current heap entry
         self._seq = 0
         #: No armed timer is due before this (``inf`` when none is armed): lowered by every :meth:`arm`, set
@@ -44,21 +53,26 @@ class TimerHeap:
     @property
     def entries(self) -> int:
         """Entries on the heap, cancelled and re-armed ones not yet dropped included (for tests and statistics)."""
-        return len(self._heap)
+        return len(self._heap) + len(self._lane)
 
     def arm(self, timer_id: Hashable, deadline: float) -> None:
         """Arm (or re-arm: the earlier deadline is forgotten) one timer."""
         seq = self._seq + 1
         self._seq = seq
         self._live[timer_id] = seq
-        heap = self._heap
-        heapq.heappush(heap, (deadline, seq, timer_id))
+        lane = self._lane
+        if not lane or deadline >= lane[-1][0]:
+            lane.append((deadline, seq, timer_id))
+        else:
+            heapq.heappush(self._heap, (deadline, seq, timer_id))
         if deadline < self.earliest:
             self.earliest = deadline
-        if len(heap) > _COMPACT_AT and len(heap) > 3 * len(self._live):
+        entries = len(self._heap) + len(lane)
+        if entries > _COMPACT_AT and entries > 3 * len(self._live):
             live = self._live
-            self._heap = [e for e in heap if live.get(e[2]) == e[1]]
+            self._heap = [e for e in self._heap if live.get(e[2]) == e[1]]
             heapq.heapify(self._heap)
+            self._lane = deque(e for e in lane if live.get(e[2]) == e[1])
 
     def cancel(self, timer_id: Hashable) -> bool:
         """Forget one timer; False when it was not armed."""
@@ -71,28 +85,44 @@ class TimerHeap:
     def clear(self) -> None:
         self._live.clear()
         self._heap.clear()
+        self._lane.clear()
         self.earliest = _NEVER
 
     def pop_due(self, due: float) -> Hashable | None:
         """The next live timer whose deadline is at or before ``due``, no longer armed; None when none is."""
         heap = self._heap
+        lane = self._lane
         live = self._live
-        while heap and heap[0][0] <= due:
-            _, seq, timer_id = heapq.heappop(heap)
+        while True:
+            if lane and (not heap or lane[0][0] <= heap[0][0]):
+                if lane[0][0] > due:
+                    return None
+                _, seq, timer_id = lane.popleft()
+            elif heap and heap[0][0] <= due:
+                _, seq, timer_id = heapq.heappop(heap)
+            else:
+                return None
             if live.get(timer_id) == seq:
                 del live[timer_id]
                 return timer_id
-        return None
 
     def next_deadline(self) -> float | None:
         """The deadline of the earliest live timer (stale entries in front are dropped); None when none is armed.
         Sets ``earliest`` to it."""
         heap = self._heap
+        lane = self._lane
         live = self._live
         while heap and live.get(heap[0][2]) != heap[0][1]:
             heapq.heappop(heap)
-        if not heap:
+        while lane and live.get(lane[0][2]) != lane[0][1]:
+            lane.popleft()
+        if not heap and not lane:
             self.earliest = _NEVER
             return None
-        self.earliest = heap[0][0]
+        if not lane:
+            self.earliest = heap[0][0]
+        elif not heap:
+            self.earliest = lane[0][0]
+        else:
+            self.earliest = min(heap[0][0], lane[0][0])
         return self.earliest

@@ -94,8 +94,8 @@ def test_a_register_without_credentials_is_challenged_without_a_transaction(tmp_
         creds = _answer(out[0], "WWW-Authenticate", "REGISTER")
         ok = wire.feed(_register(2, auth=f"Authorization: {creds}\r\n"))
         assert any(m.startswith("SIP/2.0 200 OK") for m in ok)
-        # Its server transaction absorbs retransmissions for Timer J (the other one is the MWI NOTIFY's).
-        assert len(wire.core.endpoint._server) == 1
+        # Its server transaction absorbs retransmissions for Timer J, Completed (the other one is the MWI NOTIFY's).
+        assert len(wire.core.endpoint._completed) == 1 and not wire.core.endpoint._server
         assert wire.core.registrar.bindings("avery", wire.core.now())
 
     _run(tmp_path, check)

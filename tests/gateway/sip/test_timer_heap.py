@@ -90,3 +90,28 @@ def test_an_endpoint_with_a_timer_sink_arms_there_what_it_would_return_as_action
     assert [type(a) for a in out_sunk[0]] == untimed
     assert len(heap) == len(expected) and all(t in heap for t in expected)
     assert heap.next_deadline() == min(expected.values())
+
+
+def test_long_timers_armed_in_order_and_short_ones_among_them_pop_in_deadline_order() -> None:
+    """The queue of in-order deadlines (Timer J of one transaction after another) and the heap of the shorter
+    timers armed among them are one order to pop_due and next_deadline; cancelled entries in either are skipped
+    and dropped when they outnumber live timers."""
+    heap = TimerHeap()
+    expected = []
+    for n in range(3000):
+        now = n * 0.001
+        heap.arm(tid(n, "J"), now + 32.0)
+        heap.arm(tid(n, "E"), now + 0.5)
+        expected += [(now + 0.5, tid(n, "E")), (now + 32.0, tid(n, "J"))]
+    for n in range(0, 3000, 2):
+        assert heap.cancel(tid(n, "J"))
+    expected = sorted((d, t) for d, t in expected if not (t.timer == "J" and int(t.transaction.key[0][7:]) % 2 == 0))
+    assert heap.next_deadline() == expected[0][0]
+    popped = []
+    while (t := heap.pop_due(100.0)) is not None:
+        popped.append(t)
+    assert popped == [t for _, t in expected] and len(heap) == 0
+    for n in range(6000):  # stale entries of the queue are dropped like the heap's
+        heap.arm(tid(n, "J"), 40.0 + n)
+        heap.cancel(tid(n, "J"))
+    assert heap.entries < 4200
