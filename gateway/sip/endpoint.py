@@ -285,19 +285,41 @@ Event = RequestReceived | ResponseReceived | AckReceived | CancelReceived | Stra
 # -- actions --------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, unsafe_hash=True, init=False)
 class Send:
-    data: bytes
-    dest: Address
-    message: Request | Response
-    transaction: TransactionId | None = None
+    """Put ``data`` on the wire towards ``dest``; ``message`` is what ``data`` says, parsed.
 
-    def __init__(self, data: bytes, dest: Address, message: Request | Response,
+    A value, compared and hashed by the bytes, the destination and the transaction (the message is what the bytes
+    say). A response resent from a finished transaction's small record (``_Completed``) comes without its parsed
+    form, which nobody on the gateway's path reads: ``message`` parses ``data`` again the first time it is asked.
+    """
+
+    __slots__ = ("_message", "data", "dest", "transaction")
+
+    def __init__(self, data: bytes, dest: Address, message: Request | Response | None,
                  transaction: TransactionId | None = None) -> None:
         self.data = data
         self.dest = dest
-        self.message = message
+        self._message = message
         self.transaction = transaction
+
+    @property
+    def message(self) -> Request | Response:
+        message = self._message
+        if message is None:
+            message = self._message = parse_message(self.data, stream=self.dest.reliable)
+        return message
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Send):
+            return NotImplemented
+        return self.data == other.data and self.dest == other.dest and self.transaction == other.transaction
+
+    def __hash__(self) -> int:
+        return hash((self.data, self.dest, self.transaction))
+
+    def __repr__(self) -> str:
+        first = self.data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        return f"Send({first!r} to {self.dest}, transaction={self.transaction})"
 
 
 @dataclass(slots=True, unsafe_hash=True, init=False)
@@ -418,24 +440,26 @@ class _Completed:
     """A non-INVITE server transaction in Completed on an unreliable transport, as little as it needs (§17.2.2).
 
     All that is left of it until Timer J (64*T1 on UDP) is to answer a retransmission of its request with its
-    final response, and to discard any further final response of the TU. The full transaction (machine, parsed
-    request, addresses) goes; this keeps the bytes to resend, where to, the response for ``Send.message`` (its
-    parsed views released) and the request's datagram, the key of byte-identical retransmissions. A gateway
-    under REGISTER load holds tens of thousands of these at a time: a fifth of the objects of a full one, so
-    less for the garbage collector to scan and less to free when Timer J fires.
+    final response, and to discard any further final response of the TU. The whole transaction (machine, request
+    and response objects) goes; this keeps the response's bytes, where they go, its CSeq, and the
+    request's datagram, the key of byte-identical retransmissions. A gateway under REGISTER load holds tens of
+    thousands of these at a time: a tenth of the objects of a whole one, so less for the garbage collector to
+    scan and less to free, with cold caches, when Timer J fires.
     """
 
-    __slots__ = ("id", "last", "last_data", "raw_key", "reply_to")
+    __slots__ = ("cseq_method", "cseq_seq", "id", "last_data", "raw_key", "reply_to")
 
     def __init__(self, tx: _ServerTransaction, last: Response, raw_key: tuple[bytes, Address]) -> None:
         self.id = tx.id
-        self.last = last
         self.last_data = tx.last_data
         self.reply_to = tx.reply_to
         self.raw_key = raw_key
+        cseq = last.cseq  # the request's (§8.2.6.2)
+        self.cseq_seq = cseq.seq
+        self.cseq_method = cseq.method
 
     def resend(self) -> Send:
-        return Send(self.last_data, self.reply_to, self.last, self.id)
+        return Send(self.last_data, self.reply_to, None, self.id)
 
 
 def _reply_address(via: Via, source: Address) -> Address:
@@ -1070,7 +1094,6 @@ class SipEndpoint:
         del self._server[tx.id]
         self._completed[tx.id] = done
         self._by_raw[raw_key] = done
-        last.release_parsed()
 
     def _forget_completed(self, done: _Completed) -> None:
         if self._by_raw.get(done.raw_key) is done:
@@ -1080,9 +1103,10 @@ class SipEndpoint:
     def _respond_completed(done: _Completed, response: Response) -> list[Action]:
         """The TU answers a transaction that is already Completed: §17.2.2 discards a further final response; a
         provisional one is not allowed, nor a response to another request (as for a whole transaction)."""
-        answered = done.last.cseq
-        if response.cseq.method != answered.method or response.cseq.seq != answered.seq:
-            raise ValueError(f"response CSeq {response.cseq} does not answer {done.id.method} CSeq {answered}")
+        cseq = response.cseq
+        if cseq.method != done.cseq_method or cseq.seq != done.cseq_seq:
+            raise ValueError(f"response CSeq {cseq} does not answer {done.id.method} CSeq {done.cseq_seq} "
+                             f"{done.cseq_method}")
         if response.status < 200:
             raise TransactionStateError(TransactionKind.NON_INVITE_SERVER, TransactionState.COMPLETED,
                                         sent_response_event(response.status), done.id.key[0])
