@@ -41,7 +41,8 @@ REGISTER = (
     b"Content-Length: 0\r\n\r\n"
 )
 #: The same request with another header order: not byte-identical, the same transaction by §17.2.3.
-REORDERED = REGISTER.replace(b"Max-Forwards: 70\r\n", b"").replace(b"Expires: 600\r\n", b"Expires: 600\r\nMax-Forwards: 70\r\n")
+REORDERED = REGISTER.replace(b"Max-Forwards: 70\r\n", b"").replace(
+    b"Expires: 600\r\n", b"Expires: 600\r\nMax-Forwards: 70\r\n")
 
 
 def _answered(ep: SipEndpoint, data: bytes | object, status: int = 200) -> tuple[RequestReceived, list[bytes]]:
