@@ -443,7 +443,7 @@ class _Completed:
     final response, and to discard any further final response of the TU. The whole transaction (machine, request
     and response objects) goes; this keeps the response's bytes, where they go, its CSeq, and the
     request's datagram, the key of byte-identical retransmissions. A gateway under REGISTER load holds tens of
-    thousands of these at a time: a tenth of the objects of a whole one, so less for the garbage collector to
+    thousands of these at a time: 13 objects against 61 for a whole one, so less for the garbage collector to
     scan and less to free, with cold caches, when Timer J fires.
     """
 
