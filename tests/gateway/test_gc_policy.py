@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import tempfile
 from collections import deque
-from pathlib import Path
 
 import pytest
 
-from bench.gateway_micro import CALLEE_PORT, PASSWORD, PHONE_PORT, Harness
-from bench.gateway_proc import CALLEE, CALLEE_NUMBER, bench_tenant, user_name, user_number
-from gateway.config import GatewayConfig
+from bench.gateway_micro import PHONE_PORT
+from bench.gateway_proc import user_name, user_number
 from gateway.gc_policy import GcPolicy
-from gateway.server import EmbeddedGateway
+from tests.gateway.micro_gateway import micro_gateway
 
 
 class _Cycle:
@@ -38,30 +35,20 @@ def policy():
 
 def test_registrations_and_calls_through_the_b2bua_leave_no_cyclic_garbage() -> None:
     async def run() -> tuple[int, int]:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = GatewayConfig(sip="127.0.0.1:0", http="127.0.0.1:0", digest_algorithms=["MD5"], trace_entries=0)
-            gw = EmbeddedGateway(Path(tmp), config, tenant=bench_tenant(5, PASSWORD), control_api=False)
-            await gw.start()
-            try:
-                h = Harness(gw, 5)
-                h.register(CALLEE, CALLEE_NUMBER, CALLEE_PORT)
-                for i in range(5):
-                    h.register(user_name(i), user_number(i), PHONE_PORT)
-                h.call(0)  # first use of every path
-                found = []
-                for op in (lambda k: h.register(user_name(k % 5), user_number(k % 5), PHONE_PORT),
-                           lambda k: h.call(k % 5)):
-                    gc.collect()
-                    gc.disable()
-                    try:
-                        for k in range(100):
-                            op(k)
-                    finally:
-                        found.append(gc.collect())
-                        gc.enable()
-                return found[0], found[1]
-            finally:
-                await gw.stop()
+        async with micro_gateway(5) as (_gw, h):
+            h.call(0)  # first use of every path
+            found = []
+            for op in (lambda k: h.register(user_name(k % 5), user_number(k % 5), PHONE_PORT),
+                       lambda k: h.call(k % 5)):
+                gc.collect()
+                gc.disable()
+                try:
+                    for k in range(100):
+                        op(k)
+                finally:
+                    found.append(gc.collect())
+                    gc.enable()
+            return found[0], found[1]
 
     assert asyncio.run(run()) == (0, 0)  # everything was freed by reference counting
 
