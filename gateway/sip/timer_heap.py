@@ -94,7 +94,9 @@ class TimerHeap:
         lane = self._lane
         live = self._live
         while True:
-            if lane and (not heap or lane[0][0] <= heap[0][0]):
+            # The earlier of the two fronts; on equal deadlines the one armed first, as on one heap.
+            if lane and (not heap or lane[0][0] < heap[0][0]
+                         or (lane[0][0] == heap[0][0] and lane[0][1] < heap[0][1])):
                 if lane[0][0] > due:
                     return None
                 _, seq, timer_id = lane.popleft()

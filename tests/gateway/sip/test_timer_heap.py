@@ -115,3 +115,18 @@ def test_long_timers_armed_in_order_and_short_ones_among_them_pop_in_deadline_or
         heap.arm(tid(n, "J"), 40.0 + n)
         heap.cancel(tid(n, "J"))
     assert heap.entries < 4200
+
+
+def test_equal_deadlines_pop_in_the_order_they_were_armed() -> None:
+    heap = TimerHeap()
+    heap.arm(tid(0), 5.0)  # the queue
+    heap.arm(tid(1), 9.0)  # the queue
+    heap.arm(tid(2), 5.0)  # the heap: earlier than the queue's last
+    assert heap.cancel(tid(1)) and heap.cancel(tid(0))
+    assert heap.next_deadline() == 5.0  # drops the cancelled entries: the queue is empty now
+    heap.arm(tid(3), 5.0)  # the queue again, same deadline as tid(2) on the heap, armed after it
+    heap.arm(tid(4), 5.0)
+    order = []
+    while (t := heap.pop_due(10.0)) is not None:
+        order.append(t)
+    assert order == [tid(2), tid(3), tid(4)]
