@@ -18,6 +18,7 @@ from gateway.config import GatewayConfig
 from gateway.server import EmbeddedGateway
 from gateway.services.model import PairState, User
 from gateway.shards.dispatch import shard_of
+from harness.pytest_plugin.fixtures import wait_until
 from tests.gateway.control_api.sipphone import UdpPhone
 
 PASSWORD = "worker-secret-1"
@@ -34,17 +35,6 @@ def users_of_shard(shard: int, count: int, prefix: str = "u") -> list[str]:
 
 WORKER_USERS = users_of_shard(1, 6)
 GATEWAY_USERS = users_of_shard(0, 3)
-
-
-def eventually(check, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s (last: {result!r})")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +79,19 @@ def test_a_worker_answers_its_shard_and_the_gateway_learns_the_binding(gw, phone
     assert resp.status == 200, resp
     assert contacts(resp) == [f"sip:{WORKER_USERS[0]}@{phone.addr[0]}:{phone.addr[1]}"]
     assert worker(gw).forwarded >= before + 2  # the challenge and the REGISTER with credentials
-    bound = eventually(lambda: gw.call_soon(gw.registrar.bindings, WORKER_USERS[0], gw.core.now()),
-                       what="the gateway's copy of the binding")
+    bound = wait_until(lambda: gw.call_soon(gw.registrar.bindings, WORKER_USERS[0], gw.core.now()),
+                       timeout=5, what="the gateway's copy of the binding")
     assert [b.flow.port for b in bound] == [phone.addr[1]]
     assert bound[0].user_agent == phone.user_agent
     # The device record the worker wrote is the gateway's too, with the worker's firmware verdict.
-    device = eventually(lambda: gw.devices.get("0004f28e5a79"), what="the device record")
+    device = wait_until(lambda: gw.devices.get("0004f28e5a79"), timeout=5, what="the device record")
     assert device.model and device.verdict == "supported" and device.username == WORKER_USERS[0]
     # The worker's answers are in the gateway's trace.
     def answered() -> bool:
         return any(e["direction"] == "out" and e["text"].startswith("SIP/2.0 200") and phone.reg_call_id in e["text"]
                    for e in _trace(gw))
-    eventually(answered, what="the worker's 200 in the trace")
-    status = eventually(lambda: (s := gw.shards.status())["workers"][0]["registrar"] and s, timeout=3,
+    wait_until(answered, timeout=5, what="the worker's 200 in the trace")
+    status = wait_until(lambda: (s := gw.shards.status())["workers"][0]["registrar"] and s, timeout=3,
                         what="the worker's counters")
     assert status["workers"][0]["alive"] and status["registrar"]["registered"] >= 1
 
@@ -112,11 +102,11 @@ def test_a_refresh_reaches_the_gateways_copy_within_a_tick(gw, phones):
     user = WORKER_USERS[0]
     phone = phones(user, user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614_0004f2dddd01")
     assert phone.register().status == 200
-    first = eventually(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
-                                if b.flow.port == phone.addr[1]], what="the first binding")[0]
+    first = wait_until(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
+                                if b.flow.port == phone.addr[1]], timeout=5, what="the first binding")[0]
     resp = phone.register(expires=1800)  # the same contact on the same flow: a refresh
     assert resp.status == 200
-    refreshed = eventually(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
+    refreshed = wait_until(lambda: [b for b in gw.call_soon(gw.registrar.bindings, user, gw.core.now())
                                     if b.flow.port == phone.addr[1] and b.cseq > first.cseq],
                            timeout=REFRESH_DELAY + 3, what="the refresh in the gateway's copy")[0]
     assert refreshed.expires_at < first.expires_at  # 1 800 s from now instead of 3 600
@@ -136,8 +126,8 @@ def test_a_call_reaches_a_device_the_worker_registered(gw, phones):
     caller = phones(GATEWAY_USERS[1])
     assert callee.register().status == 200 and caller.register().status == 200
     number = gw.directory.user(WORKER_USERS[1]).number
-    eventually(lambda: gw.call_soon(gw.registrar.bindings, WORKER_USERS[1], gw.core.now()),
-               what="the callee's binding at the gateway")
+    wait_until(lambda: gw.call_soon(gw.registrar.bindings, WORKER_USERS[1], gw.core.now()),
+               timeout=5, what="the callee's binding at the gateway")
     call_id, _ = caller.invite(number)
     invite = callee.receive(5.0, lambda m: getattr(m, "method", None) == "INVITE")
     callee.answer(invite, 486)
@@ -152,7 +142,8 @@ def test_all_contacts_of_a_user_and_a_sign_out_made_at_the_gateway(gw, phones):
     resp = two.register()
     assert resp.status == 200
     assert len(contacts(resp)) == 2  # RFC 3261 §10.3 step 8: every current binding, the worker holds both
-    eventually(lambda: len(gw.call_soon(gw.registrar.bindings, user, gw.core.now())) == 2, what="both bindings")
+    wait_until(lambda: len(gw.call_soon(gw.registrar.bindings, user, gw.core.now())) == 2, timeout=5,
+               what="both bindings")
     gw.call_soon(gw.registrar.drop_device, "0004f2aaaa01", gw.core.now())
     resp = two.register()
     assert resp.status == 200
@@ -163,7 +154,7 @@ def test_a_device_offboarded_at_the_gateway_is_refused_by_the_worker(gw, phones)
     user = WORKER_USERS[3]
     phone = phones(user, user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614_0004f2bbbb01")
     assert phone.register().status == 200
-    device = eventually(lambda: gw.devices.get("0004f2bbbb01"), what="the device record")
+    device = wait_until(lambda: gw.devices.get("0004f2bbbb01"), timeout=5, what="the device record")
     gw.call_soon(gw.devices.put, replace(device, pair_state=PairState.OFFBOARDED))
     resp = phone.register()
     assert resp.status == 403 and "SGW-DEVICE-OFFBOARDED" in resp.headers.get("Warning")
@@ -198,7 +189,7 @@ def test_the_gateway_clock_reaches_the_worker(gw, phones):
         user = WORKER_USERS[5]
         phone = phones(user, user_agent="PolycomVVX-VVX_450-UA/5.9.5.0614_0004f2cccc01")
         assert phone.register().status == 200
-        bound = eventually(lambda: gw.call_soon(gw.registrar.bindings, user, gw.core.now()), what="binding")
+        bound = wait_until(lambda: gw.call_soon(gw.registrar.bindings, user, gw.core.now()), timeout=5, what="binding")
         assert bound[0].registered_at > time.time() + 86_000
     finally:
         gw.call_soon(gw.clock.reset)
@@ -206,7 +197,7 @@ def test_the_gateway_clock_reaches_the_worker(gw, phones):
 
 def test_the_gateway_takes_back_the_shard_of_a_worker_that_died(gw, phones):
     os.kill(worker(gw).pid, signal.SIGKILL)
-    eventually(lambda: not worker(gw).alive, what="the worker's channel closing")
+    wait_until(lambda: not worker(gw).alive, timeout=5, what="the worker's channel closing")
     phone = phones(WORKER_USERS[0])
     before = worker(gw).forwarded
     assert phone.register().status == 200
@@ -251,7 +242,7 @@ def test_a_worker_that_stops_answering_is_killed_and_its_shard_taken_back(tmp_pa
     try:
         w = gateway.shards.workers[0]
         os.kill(w.pid, signal.SIGSTOP)  # alive, but reads nothing and says nothing
-        eventually(lambda: not w.alive, timeout=10, what="the silent worker given up")
+        wait_until(lambda: not w.alive, timeout=10, what="the silent worker given up")
         assert w.process.wait(5) == -signal.SIGKILL
         phone = UdpPhone(gateway.endpoints.udp, WORKER_USERS[0], PASSWORD, answers_notify=True)
         try:
