@@ -547,20 +547,17 @@ class DeviceRegistry:
                     and old.verdict == verdict.verdict.value and old.verdict_reason == verdict.reason):
                 # A refresh from the same device as before: only the last-connected time changes (batched).
                 new = _touched(old, wall)
-                self._store.touch_device(key, wall)
-                self._cache[key] = new
-                if self.on_touch is not None:
-                    self.on_touch(key, wall)
-                return new
-            new = Device(
-                key=key, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
-                user_agent=user_agent, verdict=verdict.verdict.value, verdict_reason=verdict.reason,
-                pair_state=old.pair_state if old is not None else PairState.PAIRED,
-                username=old.username if old is not None and old.username else user.username,
-                mac=verdict.mac, last_connected=wall, created=old.created if old is not None else wall,
-                id=old.id if old is not None else None,
-            )
-            changed = old is None or _touched(old, wall) != new
+                changed = False
+            else:
+                new = Device(
+                    key=key, vendor=verdict.vendor, model=verdict.model, firmware=verdict.found,
+                    user_agent=user_agent, verdict=verdict.verdict.value, verdict_reason=verdict.reason,
+                    pair_state=old.pair_state if old is not None else PairState.PAIRED,
+                    username=old.username if old is not None and old.username else user.username,
+                    mac=verdict.mac, last_connected=wall, created=old.created if old is not None else wall,
+                    id=old.id if old is not None else None,
+                )
+                changed = old is None or _touched(old, wall) != new
             if changed:
                 new = self._store.upsert_device(new)
             else:

@@ -462,6 +462,13 @@ class _Completed:
         return Send(self.last_data, self.reply_to, None, self.id)
 
 
+def _check_answers(response: Response, method: str, seq: int, seq_method: str) -> None:
+    """Raise ValueError unless ``response`` carries the CSeq (``seq``, ``seq_method``) of the ``method`` request."""
+    cseq = response.cseq
+    if cseq.method != seq_method or cseq.seq != seq:
+        raise ValueError(f"response CSeq {cseq} does not answer {method} CSeq {seq} {seq_method}")
+
+
 def _reply_address(via: Via, source: Address) -> Address:
     """Where responses to a request with top Via ``via`` from ``source`` go (§18.2.2, RFC 3581 §4)."""
     if source.reliable:
@@ -725,10 +732,8 @@ class SipEndpoint:
             raise KeyError(f"no server transaction {transaction} (it has terminated or never existed)")
         # Compared with the request's CSeq, which the response copies (§8.2.6.2): a request whose CSeq
         # method differs from its method (§8.1.1.5 forbids it) must still be answerable with 400.
-        if response.cseq.method != tx.request.cseq.method or response.cseq.seq != tx.request.cseq.seq:
-            raise ValueError(
-                f"response CSeq {response.cseq} does not answer {tx.request.method} CSeq {tx.request.cseq}"
-            )
+        cseq = tx.request.cseq
+        _check_answers(response, tx.request.method, cseq.seq, cseq.method)
         if response.status == 100 and tx.last is not None and tx.last.status == 100:
             return []  # §17.2.1: the transaction already sent its 100 (Trying); a second one tells nobody anything
         return self._run_server(tx, sent_response_event(response.status), now, message=response)
@@ -1103,10 +1108,7 @@ class SipEndpoint:
     def _respond_completed(done: _Completed, response: Response) -> list[Action]:
         """The TU answers a transaction that is already Completed: §17.2.2 discards a further final response; a
         provisional one is not allowed, nor a response to another request (as for a whole transaction)."""
-        cseq = response.cseq
-        if cseq.method != done.cseq_method or cseq.seq != done.cseq_seq:
-            raise ValueError(f"response CSeq {cseq} does not answer {done.id.method} CSeq {done.cseq_seq} "
-                             f"{done.cseq_method}")
+        _check_answers(response, done.id.method, done.cseq_seq, done.cseq_method)
         if response.status < 200:
             raise TransactionStateError(TransactionKind.NON_INVITE_SERVER, TransactionState.COMPLETED,
                                         sent_response_event(response.status), done.id.key[0])
